@@ -1,0 +1,38 @@
+# convlens: `make serve` and `make test` set up .venv themselves; both are quiet when nothing needs installing.
+VENV ?= .venv
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MNIST_DIR ?= ../shared/mnist
+export MNIST_DIR
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: serve test train openapi
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.serve-installed: $(PY) pyproject.toml constraints.txt
+	@echo "installing the serve extra into $(VENV)"
+	@$(PIP) -e '.[serve]'
+	@touch $@
+
+$(VENV)/.all-installed: $(PY) pyproject.toml constraints.txt
+	@echo "installing the serve, train and dev extras into $(VENV)"
+	@$(PIP) -e '.[serve,train,dev]'
+	@touch $@ $(VENV)/.serve-installed
+
+serve: $(VENV)/.serve-installed
+	@$(VENV)/bin/uvicorn service.app:create_app --factory --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.all-installed
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+train: $(VENV)/.all-installed
+	@$(PY) -m training train --data-dir $(MNIST_DIR) --out-dir models
+
+openapi: $(VENV)/.serve-installed
+	@$(PY) -m service.openapi > openapi/openapi.json
+	@echo "wrote openapi/openapi.json"
