@@ -1,0 +1,1 @@
+"""Pure-numpy feature-map math: filter norms, deconvnet projections and image grids."""
