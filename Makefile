@@ -25,7 +25,7 @@ $(VENV)/.all-installed: $(PY) pyproject.toml constraints.txt
 	@touch $@ $(VENV)/.serve-installed
 
 serve: $(VENV)/.serve-installed
-	@$(VENV)/bin/uvicorn service.app:create_app --factory --host $(HOST) --port $(PORT)
+	@HOST=$(HOST) PORT=$(PORT) $(PY) -m service
 
 test: $(VENV)/.all-installed
 	@$(PY) -m pytest $(PYTEST_ARGS)
