@@ -9,7 +9,7 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test train openapi
+.PHONY: serve test train analyze report bench openapi
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: $(VENV)/.all-installed
 
 train: $(VENV)/.all-installed
 	@$(PY) -m training train --data-dir $(MNIST_DIR) --out-dir models
+
+analyze: $(VENV)/.all-installed
+	@$(PY) -m training analyze --data-dir $(MNIST_DIR)
+
+report: $(VENV)/.all-installed
+	@$(PY) -m training report --data-dir $(MNIST_DIR)
+
+bench: $(VENV)/.all-installed
+	@$(PY) -m bench
 
 openapi: $(VENV)/.serve-installed
 	@$(PY) -m service.openapi > openapi/openapi.json

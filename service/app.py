@@ -1,0 +1,55 @@
+"""create_app(): the FastAPI application with its routers, middleware, error handlers and model loading."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.auth import require_api_key
+from service.errors import install_error_handlers
+from service.limits import InferenceGate
+from service.monitoring import Metrics, RequestMonitor
+from service.registry import load_registry
+from service.routes import active_filters, activations, autoencoder, classify, deconvolution, health, metrics, models
+from service.routes import inspect, page
+from service.routes import filters, statistics
+from service.settings import Settings, get_settings
+from service.statistics import try_load_statistics
+
+DESCRIPTION = """Look inside the paper's MNIST convolutional network: classify a digit, read every layer's
+activations, find the active filters, project feature maps back to pixels (deconvolution) and run the
+autoencoder. Upload an image as multipart/form-data (field `image`) or as the raw request body.
+When API keys are configured, every /v1 route needs `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+
+OPEN_ROUTERS = (health, metrics, page)
+API_ROUTERS = (models, classify, activations, active_filters, deconvolution, autoencoder, inspect, statistics, filters)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application; the models are loaded and verified at start-up (``/readyz`` answers 503 until then)."""
+    settings = settings or get_settings()
+    telemetry = Metrics()
+    gate = InferenceGate(settings.max_concurrent_inferences, settings.inference_wait_seconds,
+                         observe=lambda model, seconds: telemetry.inference.labels(model).observe(seconds),
+                         on_busy=telemetry.busy.inc)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.registry = load_registry(settings.model_dir, settings.intra_op_threads, gate)
+        app.state.statistics = try_load_statistics(settings.model_dir, app.state.registry)
+        yield
+        app.state.registry = app.state.statistics = None
+
+    app = FastAPI(title="convlens", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings, app.state.metrics, app.state.registry = settings, telemetry, None
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                       allow_headers=["*"])
+    app.add_middleware(RequestMonitor, metrics=telemetry, request_timeout=settings.request_timeout_seconds)
+    install_error_handlers(app)
+    for module in OPEN_ROUTERS:
+        app.include_router(module.router)
+    for module in API_ROUTERS:
+        app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    return app

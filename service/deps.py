@@ -1,0 +1,200 @@
+"""FastAPI dependencies: settings, the model registry, the chosen model and layer, the uploaded digit, output options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from service import imaging
+from service.featuremaps.norms import THRESHOLD_RULES
+from service.errors import ApiError, NotFound, Unprocessable
+from service.registry import LoadedModel, Registry
+from service.settings import Settings
+from service.statistics import DATASET_THRESHOLD, STATISTICS_MODEL, STATISTICS_NORM, DatasetStatistics
+from service.batches import check_count, parse_npy
+from service.uploads import batch_upload, image_bytes
+
+
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+Format = Annotated[Literal["json", "png"], Query(description="`json` (default) or `png`")]
+Norm = Annotated[Literal["l2", "l1", "max"], Query(description="`l2` (Frobenius, the paper's), `l1` or `max`")]
+
+
+async def get_registry(request: Request) -> Registry:
+    """The registry loaded at start-up; 503 while it is not there yet."""
+    registry = getattr(request.app.state, "registry", None)
+    if registry is None:
+        raise ApiError("models are not loaded yet; retry shortly", status=503, headers={"Retry-After": "1"})
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def find_model(registry: Registry, name: str) -> LoadedModel:
+    """The model called ``name``; 404 listing the models that exist."""
+    if name not in registry.models:
+        raise NotFound(f"unknown model {name!r}; available: {', '.join(registry.models)}")
+    return registry.models[name]
+
+
+async def get_model(registry: RegistryDep,
+                    model: Annotated[str, Query(description="which model: `classifier` (default) or `autoencoder`")]
+                    = "classifier") -> LoadedModel:
+    """The model named by ``?model=``."""
+    return find_model(registry, model)
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
+def layer_shape(model: LoadedModel, layer: str) -> list[int]:
+    """Output shape of ``layer``; 404 listing the model's layers."""
+    shapes = model.layer_shapes
+    if layer not in shapes:
+        raise NotFound(f"model {model.name!r} has no layer {layer!r}; layers: {', '.join(shapes)}")
+    return shapes[layer]
+
+
+def check_filter(model: LoadedModel, layer: str, index: int) -> None:
+    """422 when ``index`` is not a filter of ``layer``, saying the valid range."""
+    count = layer_shape(model, layer)[-1]
+    if not 0 <= index < count:
+        raise Unprocessable(f"filter {index} is out of range: layer {layer!r} has filters 0-{count - 1}")
+
+
+def spatial_layer(model: LoadedModel, layer: str) -> list[int]:
+    """Shape of a layer with feature maps (H, W, C); 422 for dense layers, naming the spatial ones."""
+    shape = layer_shape(model, layer)
+    if len(shape) != 3:
+        spatial = [name for name, s in model.layer_shapes.items() if len(s) == 3]
+        raise Unprocessable(f"layer {layer!r} has no feature maps; spatial layers: {', '.join(spatial)}")
+    return shape
+
+
+def scale_param(default: int):
+    """A ``?scale=`` dependency with its own default, bounded by ``CONVLENS_MAX_SCALE``."""
+
+    async def scale_query(settings: SettingsDep,
+                    scale: Annotated[int, Query(description="PNG upscaling factor (nearest neighbour)")] = default) -> int:
+        if not 1 <= scale <= settings.max_scale:
+            raise Unprocessable(f"scale must be between 1 and {settings.max_scale}, got {scale}")
+        return scale
+
+    return scale_query
+
+
+Scale = Annotated[int, Depends(scale_param(8))]
+GridScale = Annotated[int, Depends(scale_param(2))]
+
+
+async def threshold_query(threshold: Annotated[str, Query(
+        description="`mean` (the paper's rule: the mean of this image's norms in the layer), `median`, or a number")]
+                    = "mean") -> str | float:
+    """The threshold rule name, or a fixed number."""
+    return _threshold_rule(threshold, THRESHOLD_RULES)
+
+
+def _threshold_rule(threshold: str, rules: tuple[str, ...]) -> str | float:
+    if threshold in rules:
+        return threshold
+    try:
+        return float(threshold)
+    except ValueError:
+        raise Unprocessable(f"threshold must be one of {', '.join(rules)} or a number, got {threshold!r}")
+
+
+Threshold = Annotated[str | float, Depends(threshold_query)]
+
+
+async def dataset_threshold_query(threshold: Annotated[str, Query(
+        description="`mean` (the paper's rule: the mean of this image's norms in the layer), `median`, `dataset` "
+                    "(the layer's mean norm over every feature map of the test set, from the shipped statistics), "
+                    "or a number")] = "mean") -> str | float:
+    """Like ``threshold_query``, and ``dataset``."""
+    return _threshold_rule(threshold, (*THRESHOLD_RULES, DATASET_THRESHOLD))
+
+
+DatasetThreshold = Annotated[str | float, Depends(dataset_threshold_query)]
+
+
+async def uploaded_digit(
+    request: Request,
+    settings: SettingsDep,
+    preprocess: Annotated[Literal["auto", "mnist", "none"], Query(
+        description="`mnist`: centre and scale like MNIST (photos, scans, dark-on-light); `none`: a 28x28 image "
+                    "as it is; `auto`: a 28x28 light-on-dark image as it is, `mnist` for everything else")] = "auto",
+) -> np.ndarray:
+    """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
+    data = await image_bytes(request, settings.max_upload_bytes)
+    return await run_in_threadpool(_prepare, data, settings, preprocess)
+
+
+def _prepare(data: bytes, settings: Settings, preprocess: str) -> np.ndarray:
+    gray = imaging.decode(data, max_pixels=settings.max_pixels, formats=frozenset(settings.image_formats))
+    return imaging.prepare(gray, preprocess)
+
+
+async def uploaded_batch(
+    request: Request,
+    settings: SettingsDep,
+    preprocess: Annotated[Literal["auto", "mnist", "none"], Query(
+        description="for multipart image files, as for a single upload; a .npy array is used as it is")] = "auto",
+) -> np.ndarray:
+    """The batch as float32 (N, 28, 28) in [0, 1], in upload order."""
+    upload = await batch_upload(request, settings.max_upload_bytes)
+    if isinstance(upload, bytes):
+        return await run_in_threadpool(parse_npy, upload, settings.max_batch_images)
+    check_count(len(upload), settings.max_batch_images)
+    return await run_in_threadpool(lambda: np.stack([_prepare(data, settings, preprocess) for data in upload]))
+
+
+Digit = Annotated[np.ndarray, Depends(uploaded_digit)]
+Batch = Annotated[np.ndarray, Depends(uploaded_batch)]
+Filter = Annotated[int, Path(description="filter (channel) index within the layer")]
+
+
+def loaded_statistics(request: Request) -> DatasetStatistics:
+    """The dataset statistics loaded at start-up; 503 with the reason (and the command that makes them) otherwise."""
+    loaded = getattr(request.app.state, "statistics", None)
+    if isinstance(loaded, DatasetStatistics):
+        return loaded
+    raise ApiError(str(loaded) if loaded is not None else "statistics are not loaded yet; retry shortly", status=503)
+
+
+async def get_statistics(request: Request) -> DatasetStatistics:
+    """The statistics, as a dependency."""
+    return loaded_statistics(request)
+
+
+StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
+
+
+def statistics_layer(statistics: DatasetStatistics, layer: str) -> None:
+    """404 unless the statistics cover ``layer``, listing the layers they do."""
+    if layer not in statistics.layers:
+        raise NotFound(f"no statistics for layer {layer!r}; layers: {', '.join(statistics.layers)}")
+
+
+def dataset_threshold(request: Request, model: LoadedModel, layer: str, norm: str) -> float:
+    """``threshold=dataset``: the layer's mean L2 norm over the analysed images; 422 for another norm or model."""
+    if norm != STATISTICS_NORM or model.name != STATISTICS_MODEL:
+        raise Unprocessable(f"threshold=dataset is the {STATISTICS_MODEL}'s mean {STATISTICS_NORM} norm over the "
+                            f"test set; use it with norm={STATISTICS_NORM} and model={STATISTICS_MODEL}")
+    statistics = loaded_statistics(request)
+    statistics_layer(statistics, layer)
+    return statistics.dataset_threshold(layer)
+
+
+def layer_rule(request: Request, model: LoadedModel, layer: str, norm: str, rule: str | float) -> str | float:
+    """The rule to apply to ``layer``'s norms: ``dataset`` becomes that layer's dataset threshold."""
+    return dataset_threshold(request, model, layer, norm) if rule == DATASET_THRESHOLD else rule

@@ -1,0 +1,108 @@
+"""Error types of the API and the handlers that turn every failure into JSON with a 4xx status and a message."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import imaging
+from service.batches import BatchError, TooManyImages
+from service.limits import Busy
+
+
+class ApiError(Exception):
+    """A request the service cannot serve, with the status and the message a person can act on."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None,
+                 rejected_upload: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status or self.status
+        self.headers = headers
+        self.rejected_upload = rejected_upload
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+IMAGE_ERRORS = {
+    imaging.UnsupportedFormatError: (415, "unsupported_format"),
+    imaging.ImageTooLargeError: (413, "too_many_pixels"),
+    imaging.CorruptImageError: (400, "corrupt_image"),
+    imaging.NoDigitError: (422, "no_digit"),
+}
+
+
+def error_body(status: int, message: str, **extra: object) -> dict:
+    """The one JSON shape of every error: ``{"status": 404, "error": "..."}``."""
+    return {"status": status, "error": message, **extra}
+
+
+def _json(status: int, message: str, headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:
+    return JSONResponse(error_body(status, message, **extra), status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body"))
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def _count_rejection(request: Request, reason: str) -> None:
+    request.app.state.metrics.rejected_uploads.labels(reason).inc()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map API, image, validation and routing errors to JSON responses (counting refused uploads)."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.rejected_upload:
+            _count_rejection(request, exc.rejected_upload)
+        return _json(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(imaging.ImageError)
+    async def image_error(request: Request, exc: imaging.ImageError) -> JSONResponse:
+        status, reason = next((v for kind, v in IMAGE_ERRORS.items() if isinstance(exc, kind)), (422, "unusable_image"))
+        _count_rejection(request, reason)
+        return _json(status, str(exc))
+
+    @app.exception_handler(BatchError)
+    async def batch_error(request: Request, exc: BatchError) -> JSONResponse:
+        reason, status = ("too_many_images", 413) if isinstance(exc, TooManyImages) else ("bad_batch", 400)
+        _count_rejection(request, reason)
+        return _json(status, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy) -> JSONResponse:
+        return _json(503, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _json(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such endpoint; the API is described at /docs and /openapi.json"
+        return _json(exc.status_code, message, getattr(exc, "headers", None))

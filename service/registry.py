@@ -1,0 +1,124 @@
+"""The shipped models: manifest, SHA-256 verification, onnxruntime sessions and the conv kernels for deconvolution."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from service.limits import InferenceGate
+
+INPUT_NAME = "input"
+CHUNK = 256
+PASS_THROUGH = {"Relu", "Transpose", "Identity", "Sigmoid", "Tanh", "Elu"}
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, tampered with or unreadable; the service must not start."""
+
+
+@dataclass
+class LoadedModel:
+    """One verified model: its manifest entry, an inference session and its conv kernels (HWIO)."""
+
+    name: str
+    entry: dict
+    session: ort.InferenceSession
+    gate: InferenceGate
+    kernels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def layer_shapes(self) -> dict[str, list[int]]:
+        """Output shape (without batch) of every layer the ONNX file exposes, in graph order."""
+        return {output["name"]: output["shape"][1:] for output in self.entry["outputs"]}
+
+    def run(self, images: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
+        """Inference over ``images`` (N, 28, 28) or (N, 28, 28, 1) asking only for ``outputs``.
+
+        Batches run CHUNK images at a time, which bounds onnxruntime's working memory (its arena keeps
+        whatever the largest run needed) and lets other requests take an inference slot in between.
+        """
+        batch = images.reshape(-1, 28, 28, 1).astype(np.float32, copy=False)
+        parts = []
+        for start in range(0, len(batch), CHUNK):
+            with self.gate.slot(self.name):
+                parts.append(self.session.run(outputs, {INPUT_NAME: batch[start:start + CHUNK]}))
+        if len(parts) == 1:
+            return dict(zip(outputs, parts[0]))
+        return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
+
+
+@dataclass
+class Registry:
+    """All models the service serves, by name."""
+
+    models: dict[str, LoadedModel]
+    manifest: dict
+
+
+def conv_kernels(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Each Conv's weights in Keras' HWIO layout, keyed by the graph output the Conv feeds (``conv1``, ...)."""
+    outputs = {o.name for o in model.graph.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {init.name: init for init in model.graph.initializer}
+    kernels = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.input[1] not in initializers:
+            continue
+        tensor = node.output[0]
+        while tensor not in outputs:
+            following = [n for n in consumers.get(tensor, []) if n.op_type in PASS_THROUGH]
+            if len(following) != 1:
+                break
+            tensor = following[0].output[0]
+        if tensor in outputs:
+            kernels[tensor] = numpy_helper.to_array(initializers[node.input[1]]).transpose(2, 3, 1, 0).copy()
+    return kernels
+
+
+def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} is missing (listed in manifest.json)")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise ModelLoadError(f"model file {path} has SHA-256 {actual}, manifest.json says {expected_sha256}: "
+                             "the file was changed or truncated")
+    return data
+
+
+def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None) -> Registry:
+    """Read ``model_dir/manifest.json`` and load every model it lists, verifying each file's SHA-256.
+
+    Every inference of every model passes ``gate`` (by default: no bound).
+    """
+    gate = gate or InferenceGate(slots=1 << 16, wait_seconds=0)
+    manifest_path = model_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise ModelLoadError(f"{manifest_path} not found: set CONVLENS_MODEL_DIR to a folder with trained models")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    models = {}
+    for name, entry in manifest["models"].items():
+        data = _verified_bytes(model_dir / entry["file"], entry["sha256"])
+        try:
+            proto = onnx.load_from_string(data)
+            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelLoadError(f"model file {model_dir / entry['file']} cannot be loaded: {exc}") from exc
+        models[name] = LoadedModel(name, entry, session, gate, conv_kernels(proto))
+    return Registry(models, manifest)

@@ -1,0 +1,32 @@
+"""Classification of uploaded digits: one image, or a batch in one request."""
+
+from fastapi import APIRouter
+
+from service.deps import Batch, Digit, ModelDep
+from service.errors import Unprocessable
+from service.routes.common import ERRORS
+from service.registry import LoadedModel
+from service.schemas import BatchClassification, BatchItem, Classification
+from service.uploads import BATCH_BODY, IMAGE_BODY
+
+router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
+
+
+def _probabilities(model: LoadedModel, images) -> list[list[float]]:
+    if "output" not in model.layer_shapes:
+        raise Unprocessable(f"model {model.name!r} does not classify; use model=classifier")
+    return model.run(images, ["output"])["output"].tolist()
+
+
+@router.post("/classify", response_model=Classification, summary="Classify a digit", openapi_extra=IMAGE_BODY)
+def classify(digit: Digit, model: ModelDep) -> Classification:
+    probabilities = _probabilities(model, digit)[0]
+    return Classification(model=model.name, digit=probabilities.index(max(probabilities)), probabilities=probabilities)
+
+
+@router.post("/classify/batch", response_model=BatchClassification, openapi_extra=BATCH_BODY,
+             summary="Classify many digits in one request (multipart files or a .npy array), in input order")
+def classify_batch(images: Batch, model: ModelDep) -> BatchClassification:
+    rows = _probabilities(model, images)
+    return BatchClassification(model=model.name, count=len(rows), results=[
+        BatchItem(digit=row.index(max(row)), probabilities=row) for row in rows])

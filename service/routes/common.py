@@ -1,0 +1,21 @@
+"""What the /v1 routers share: the documented error responses."""
+
+from service.schemas import ErrorResponse
+
+
+def _errors(*pairs: tuple[int, str]) -> dict:
+    return {status: {"model": ErrorResponse, "description": text} for status, text in pairs}
+
+
+UNAUTHORIZED = (401, "API keys are configured and the request carries none of them")
+BUSY = (503, "every inference slot stayed busy, or the request timed out (see Retry-After)")
+LOOKUP_ERRORS = _errors(UNAUTHORIZED, (404, "unknown model or layer"))
+ERRORS = _errors(
+    (400, "undecodable image or malformed request"),
+    UNAUTHORIZED,
+    (404, "unknown model or layer"),
+    (413, "upload or image dimensions over the limit"),
+    (415, "not an accepted image format or content type"),
+    (422, "invalid parameter, filter out of range, or no digit in the image"),
+    BUSY,
+)

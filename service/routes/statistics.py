@@ -1,0 +1,95 @@
+"""Dataset statistics of the shipped classifier (``python -m training analyze``): active-filter counts per digit,
+norm distributions, the confusion matrix and the training history, as JSON or as the plots rendered with them."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from service.deps import Format, ModelDep, RegistryDep, StatisticsDep, find_model, loaded_statistics, statistics_layer
+from service.errors import ApiError
+from service.render import PNG, PNG_RESPONSE
+from service.schemas import (ActiveFilterCounts, ConfusionMatrix, ErrorResponse, NormDistribution, StatisticsLayer,
+                             StatisticsSummary, TrainingHistory)
+from service.statistics import RULES, DatasetStatistics, plot_name
+
+STATISTICS_ERRORS = {status: {"model": ErrorResponse, "description": text} for status, text in (
+    (401, "API keys are configured and the request carries none of them"),
+    (404, "unknown layer or model"),
+    (422, "invalid parameter (label outside 0-9, unknown rule, filter out of range)"),
+    (503, "no dataset statistics (run `python -m training analyze`), or they do not match the served model"),
+)}
+
+router = APIRouter(prefix="/v1/statistics", tags=["statistics"], responses=STATISTICS_ERRORS)
+
+Rule = Annotated[Literal["image-mean", "dataset-mean", "filter-label-mean"], Query(
+    description="when a filter counts as active in an image: `image-mean` (the paper's rule: its norm is above the "
+                "mean of the image's norms in the layer), `dataset-mean` (above the dataset threshold, the mean of "
+                "all norms), `filter-label-mean` (above the filter's own mean norm over the digit's images)")]
+Label = Annotated[int | None, Query(ge=0, le=9, description="one digit 0-9 (default: every digit)")]
+
+
+def plot_response(statistics: DatasetStatistics, name: str) -> Response:
+    """A plot rendered by ``python -m training analyze``, as it was written (verified at start-up)."""
+    data = statistics.plot(name)
+    if data is None:
+        raise ApiError(f"the shipped statistics have no plot {name!r}: rerun `python -m training analyze` without "
+                       "--no-plots", status=503)
+    return Response(data, media_type=PNG)
+
+
+@router.get("", response_model=StatisticsSummary, summary="What the dataset statistics cover and were computed from")
+def statistics_summary(statistics: StatisticsDep) -> StatisticsSummary:
+    data = statistics.data
+    layers = [StatisticsLayer(layer=layer, filters=stats["filters"], dataset_threshold=stats["dataset_threshold"],
+                              never_active={rule: statistics.active_counts(layer, rule)["never_active"]
+                                            for rule in RULES})
+              for layer, stats in data["layers"].items()]
+    return StatisticsSummary(model=data["model"], model_sha256=data["model_sha256"], split=data["split"],
+                             images=data["images"], label_counts=data["label_counts"], accuracy=data["accuracy"],
+                             norm=data["norm"], rules=data["rules"], layers=layers, plots=sorted(statistics.plots))
+
+
+@router.get("/active-filters/{layer}", response_model=ActiveFilterCounts, responses=PNG_RESPONSE,
+            summary="In how many images of each digit each filter is active; PNG: a digits x filters heatmap "
+                    "(with `label`: one digit's bar chart)")
+def active_filter_counts(layer: str, statistics: StatisticsDep, rule: Rule = "image-mean", label: Label = None,
+                         format: Format = "json") -> ActiveFilterCounts | Response:
+    statistics_layer(statistics, layer)
+    if format == "png":
+        return plot_response(statistics, plot_name("active-filters", layer, rule, label))
+    return ActiveFilterCounts(layer=layer, rule=rule, split=statistics.data["split"], norm=statistics.data["norm"],
+                              **statistics.active_counts(layer, rule, label))
+
+
+@router.get("/norms/{layer}", response_model=NormDistribution, responses=PNG_RESPONSE,
+            summary="Min, quartiles, max, mean and std of every filter's feature-map norm; PNG: the box plot")
+def norm_distribution(layer: str, statistics: StatisticsDep, label: Label = None,
+                      format: Format = "json") -> NormDistribution | Response:
+    statistics_layer(statistics, layer)
+    if format == "png":
+        return plot_response(statistics, plot_name("norms", layer, label=label))
+    return NormDistribution(layer=layer, split=statistics.data["split"], norm=statistics.data["norm"], label=label,
+                            images=statistics.images_of(label), dataset_threshold=statistics.dataset_threshold(layer),
+                            filters=statistics.norm_summary(layer, label))
+
+
+@router.get("/confusion-matrix", response_model=ConfusionMatrix, responses=PNG_RESPONSE,
+            summary="The classifier's confusion matrix on the test set (rows: true digit); PNG: the figure")
+def confusion_matrix(request: Request, registry: RegistryDep, format: Format = "json") -> ConfusionMatrix | Response:
+    model = find_model(registry, "classifier")
+    if format == "png":
+        return plot_response(loaded_statistics(request), "confusion-matrix")
+    metrics = model.entry["metrics"]
+    return ConfusionMatrix(model=model.name, images=metrics["test_images"], accuracy=metrics["test_accuracy"],
+                           per_class_accuracy=metrics["per_class_accuracy"], matrix=metrics["confusion_matrix"])
+
+
+@router.get("/training-history", response_model=TrainingHistory, responses=PNG_RESPONSE,
+            summary="Per-epoch loss and metrics of a model's training; PNG: the training curves")
+def training_history(request: Request, model: ModelDep, format: Format = "json") -> TrainingHistory | Response:
+    if format == "png":
+        return plot_response(loaded_statistics(request), plot_name("training-history", model.name))
+    history = model.entry["history"]
+    return TrainingHistory(model=model.name, epochs=len(history.get("loss", [])), training=model.entry["training"],
+                           history=history)

@@ -1,0 +1,273 @@
+"""Pydantic models of every JSON response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": 404, "error": "unknown layer 'conv3'"}]})
+    status: int = Field(description="the HTTP status, repeated")
+    error: str = Field(description="what went wrong and what to do about it")
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    models: list[str] = Field(examples=[["classifier", "autoencoder"]])
+
+
+class Layer(BaseModel):
+    name: str = Field(examples=["conv1"])
+    type: str = Field(examples=["Conv2D"])
+    output_shape: list[int] = Field(examples=[[26, 26, 32]])
+    params: int = Field(examples=[320])
+    exposed: bool = Field(description="whether the layer's output can be asked for by name")
+
+
+class ModelSummary(BaseModel):
+    name: str = Field(examples=["classifier"])
+    layers: list[str] = Field(description="the layers the API exposes", examples=[["conv1", "conv2", "pool"]])
+    total_params: int = Field(examples=[1199882])
+    metrics: dict[str, Any] = Field(description="test metrics recorded at training time")
+
+
+class ModelDetail(ModelSummary):
+    layer_details: list[Layer]
+    training: dict[str, Any] = Field(description="the training configuration")
+    history: dict[str, list[float]] = Field(description="per-epoch loss, accuracy and seconds")
+    sha256: str
+    opset: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class Classification(BaseModel):
+    model_config = ConfigDict(protected_namespaces=(), json_schema_extra={"examples": [
+        {"model": "classifier", "digit": 7, "probabilities": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]}]})
+    model: str
+    digit: int = Field(ge=0, le=9)
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+
+
+class BatchItem(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+
+
+class BatchClassification(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    count: int = Field(examples=[2])
+    results: list[BatchItem] = Field(description="one per image, in upload order")
+
+
+class Activations(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    layer: str = Field(examples=["conv1"])
+    shape: list[int] = Field(examples=[[26, 26, 32]])
+    values: list[Any] = Field(description="nested H x W x C (or C for dense layers)")
+
+
+class FeatureMap(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    layer: str = Field(examples=["conv1"])
+    filter: int = Field(examples=[3])
+    shape: list[int] = Field(examples=[[26, 26]])
+    values: list[list[float]]
+
+
+class ActiveFilters(BaseModel):
+    model_config = ConfigDict(protected_namespaces=(), json_schema_extra={"examples": [
+        {"model": "classifier", "layer": "conv1", "norm": "l2", "threshold_rule": "mean", "threshold": 5.2,
+         "norms": [4.1, 7.3], "active": [1]}]})
+    model: str
+    layer: str
+    norm: str
+    threshold_rule: str
+    threshold: float
+    norms: list[float]
+    active: list[int] = Field(description="indices of active filters, ascending")
+
+
+class Projection(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    layer: str = Field(examples=["conv2"])
+    filter: int = Field(examples=[5])
+    shape: list[int] = Field(examples=[[28, 28]])
+    values: list[list[float]]
+
+
+class Encoding(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["autoencoder"])
+    shape: list[int] = Field(examples=[[4, 4, 8]])
+    values: list[Any] = Field(description="nested 4 x 4 x 8")
+
+
+class Reconstruction(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["autoencoder"])
+    shape: list[int] = Field(examples=[[28, 28]])
+    values: list[list[float]]
+
+
+class ActivationGrid(BaseModel):
+    """A layer's feature maps as one PNG mosaic (1x, each map min-max scaled on its own) and where each map sits:
+    filter k is the tile at row k // columns, column k % columns, its top-left pixel at
+    (column * (tile[1] + pad), row * (tile[0] + pad))."""
+
+    image: str = Field(description="the mosaic as a `data:image/png;base64,…` URL", examples=["data:image/png;base64,…"])
+    columns: int = Field(description="tiles per row (ceil(sqrt(C)))", examples=[6])
+    rows: int = Field(examples=[6])
+    tile: list[int] = Field(description="one tile's height and width in pixels", examples=[[26, 26]])
+    pad: int = Field(description="pixels between tiles", examples=[1])
+    width: int = Field(description="the mosaic's width in pixels", examples=[161])
+    height: int = Field(description="the mosaic's height in pixels", examples=[161])
+
+
+class InspectedLayer(BaseModel):
+    layer: str = Field(examples=["conv1"])
+    shape: list[int] = Field(examples=[[26, 26, 32]])
+    norm: str = Field(examples=["l2"])
+    threshold_rule: str = Field(examples=["mean"])
+    threshold: float
+    norms: list[float] = Field(description="one norm per filter")
+    active: list[int] = Field(description="indices of active filters, ascending (as POST /v1/active-filters)")
+    grid: ActivationGrid
+
+
+class Inspection(BaseModel):
+    """Everything the web page shows for one digit."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    digit: int = Field(ge=0, le=9, examples=[7])
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+    input: str = Field(description="the 28x28 image the network saw, as a PNG data URL (0 black, 1 white)")
+    layers: list[InspectedLayer] = Field(description="every spatial layer of the classifier, in graph order")
+    reconstruction: str | None = Field(description="the autoencoder's 28x28 reconstruction as a PNG data URL "
+                                       "(min-max scaled), null when no autoencoder is loaded")
+
+
+# --- dataset statistics (python -m training analyze) and filters -------------------------------------------
+
+
+class StatisticsLayer(BaseModel):
+    layer: str = Field(examples=["conv1"])
+    filters: int = Field(examples=[32])
+    dataset_threshold: float = Field(description="mean L2 norm over every feature map of every analysed image "
+                                     "(`threshold=dataset`)", examples=[2.73])
+    never_active: dict[str, list[int]] = Field(description="per rule, the filters active in no analysed image",
+                                               examples=[{"image-mean": [7, 20]}])
+
+
+class StatisticsSummary(BaseModel):
+    """What the shipped statistics were computed from, and what they cover."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    model_sha256: str = Field(description="the classifier the statistics were computed from (the served one)")
+    split: str = Field(examples=["test"])
+    images: int = Field(examples=[10000])
+    label_counts: list[int] = Field(min_length=10, max_length=10, description="analysed images per digit")
+    accuracy: float = Field(description="the classifier's accuracy on the analysed images", examples=[0.9946])
+    norm: str = Field(examples=["l2"])
+    rules: list[str] = Field(examples=[["image-mean", "dataset-mean", "filter-label-mean"]])
+    layers: list[StatisticsLayer]
+    plots: list[str] = Field(description="names of the pre-rendered plots")
+
+
+class ActiveFilterCounts(BaseModel):
+    """In how many images of each digit each filter is active (the paper's section 3.2)."""
+
+    layer: str = Field(examples=["conv1"])
+    rule: str = Field(examples=["image-mean"])
+    split: str = Field(examples=["test"])
+    norm: str = Field(examples=["l2"])
+    labels: list[int] = Field(description="the digits of the rows of `counts`", examples=[[3]])
+    images: list[int] = Field(description="analysed images of each of those digits", examples=[[1010]])
+    counts: list[list[int]] = Field(description="[label][filter]: images of the digit in which the filter is active")
+    never_active: list[int] = Field(description="filters active in none of these images")
+    dataset_threshold: float | None = Field(None, description="rule `dataset-mean`: the threshold used")
+    filter_label_means: list[list[float]] | None = Field(
+        None, description="rule `filter-label-mean`: [label][filter] the filter's mean norm over the digit's "
+                          "images, the threshold used")
+
+
+class FilterNormSummary(BaseModel):
+    filter: int = Field(examples=[0])
+    min: float
+    q1: float = Field(description="first quartile")
+    median: float
+    q3: float = Field(description="third quartile")
+    max: float
+    mean: float
+    std: float = Field(description="population standard deviation")
+
+
+class NormDistribution(BaseModel):
+    """Box-plot statistics of every filter's feature-map norm (the paper's figures 11-12)."""
+
+    layer: str = Field(examples=["conv2"])
+    split: str = Field(examples=["test"])
+    norm: str = Field(examples=["l2"])
+    label: int | None = Field(description="the digit, or null for all images", examples=[None])
+    images: int = Field(examples=[10000])
+    dataset_threshold: float
+    filters: list[FilterNormSummary]
+
+
+class ConfusionMatrix(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    images: int = Field(examples=[10000])
+    accuracy: float = Field(examples=[0.9946])
+    per_class_accuracy: list[float] = Field(min_length=10, max_length=10)
+    matrix: list[list[int]] = Field(description="[true digit][predicted digit] image counts")
+
+
+class TrainingHistory(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    epochs: int = Field(examples=[15])
+    training: dict[str, Any] = Field(description="the training configuration")
+    history: dict[str, list[float]] = Field(description="per-epoch metrics (`val_*`: on the test set) and seconds")
+
+
+class TopImage(BaseModel):
+    rank: int = Field(ge=1, le=9, examples=[1])
+    index: int = Field(description="index of the image in the analysed MNIST split", examples=[4017])
+    label: int = Field(ge=0, le=9, examples=[7])
+    norm: float = Field(description="L2 norm of the filter's feature map for this image", examples=[9.81])
+
+
+class TopImages(BaseModel):
+    """The images of the analysed split with the strongest activation of one filter (Zeiler and Fergus' top 9)."""
+
+    layer: str = Field(examples=["conv2"])
+    filter: int = Field(examples=[5])
+    split: str = Field(examples=["test"])
+    norm: str = Field(examples=["l2"])
+    images: list[TopImage]
+
+
+class ConvWeights(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    layer: str = Field(examples=["conv1"])
+    shape: list[int] = Field(description="filters x kernel height x kernel width", examples=[[32, 3, 3]])
+    kernels: list[list[list[float]]] = Field(description="[filter][row][column], as the convolution applies them "
+                                             "(cross-correlation)")

@@ -1,0 +1,93 @@
+// The convlens HTTP API as the page uses it: a base URL (this origin, or ?api=URL), an optional API key,
+// JSON errors turned into ApiError with the service's own message.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** The API base URL: `?api=http://host:port` when given (the page may be hosted elsewhere), else this origin. */
+export function apiBase(search = window.location.search) {
+  const given = new URLSearchParams(search).get("api");
+  if (!given) return window.location.origin;
+  return new URL(given, window.location.href).href.replace(/\/+$/, "");
+}
+
+export class Api {
+  /** @param {string} base  @param {() => string} key  returns the API key to send, or "" */
+  constructor(base, key) {
+    this.base = base;
+    this.key = key;
+  }
+
+  url(path) {
+    return this.base + path;
+  }
+
+  headers(extra = {}) {
+    const key = this.key();
+    return key ? { ...extra, "X-API-Key": key } : extra;
+  }
+
+  async request(path, options = {}) {
+    let response;
+    try {
+      response = await fetch(this.url(path), { ...options, headers: this.headers(options.headers) });
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      throw new ApiError(0, `cannot reach the service at ${this.base} (${error.message})`);
+    }
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try {
+        message = (await response.json()).error || message;
+      } catch { /* not JSON */ }
+      throw new ApiError(response.status, message);
+    }
+    return response;
+  }
+
+  /** Everything the page shows for one image: POST /v1/inspect with the image as the raw body. */
+  async inspect(image, signal) {
+    const response = await this.request("/v1/inspect?preprocess=auto", {
+      method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" },
+    });
+    return response.json();
+  }
+
+  /** A PNG answer as an object URL (the caller revokes it). */
+  async png(path, options = {}) {
+    const response = await this.request(path, options);
+    return URL.createObjectURL(await response.blob());
+  }
+
+  /** The projection of one filter to pixels for this image. */
+  deconvolution(image, layer, filter, signal) {
+    return this.png(`/v1/deconvolution/${layer}/${filter}?preprocess=auto&scale=6`, {
+      method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" },
+    });
+  }
+
+  /** A PNG from an endpoint that may not exist on this service: null on 404 (and 501). */
+  async optionalPng(path) {
+    try {
+      return await this.png(path);
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 404 || error.status === 501)) return null;
+      throw error;
+    }
+  }
+
+  /** Whether a GET endpoint exists here (the dataset statistics are shipped separately from the models). */
+  async exists(path) {
+    try {
+      await this.request(path);
+      return true;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,119 @@
+"""Every kind of bad request gets a JSON error with the right 4xx status and a message a person can act on."""
+
+import io
+import zlib
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.api.conftest import make_client
+from tests.helpers import encode, post_image
+
+
+def assert_error(response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status
+    assert fragment in body["error"], body["error"]
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims huge dimensions (a decompression bomb's calling card)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_unknown_model_is_404_listing_the_models(client, digit_png):
+    assert_error(post_image(client, "/v1/classify", digit_png, model="vgg"), 404,
+                 "unknown model 'vgg'; available: classifier, autoencoder")
+
+
+def test_unknown_layer_is_404_listing_the_layers(client, digit_png):
+    assert_error(post_image(client, "/v1/activations/conv3", digit_png), 404,
+                 "model 'classifier' has no layer 'conv3'; layers: conv1, conv2, pool, dense1, output")
+
+
+@pytest.mark.parametrize("url", ["/v1/activations/conv1/32", "/v1/deconvolution/conv2/64", "/v1/deconvolution/pool/-1"])
+def test_filter_out_of_range_is_422_with_the_valid_range(client, digit_png, url):
+    response = post_image(client, url, digit_png)
+    assert response.status_code == 422
+    assert "is out of range: layer" in response.json()["error"]
+
+
+def test_wrong_content_type_is_415_saying_what_to_send(client):
+    assert_error(client.post("/v1/classify", content=b"hello", headers={"content-type": "text/plain"}), 415,
+                 "send multipart/form-data with the field 'image'")
+
+
+def test_wrong_multipart_field_name_is_422_naming_the_fields_sent(client, digit_png):
+    assert_error(client.post("/v1/classify", files={"file": ("a.png", digit_png, "image/png")}), 422,
+                 "multipart form has no file field 'image' (fields sent: file)")
+
+
+def test_empty_body_is_400(client):
+    assert_error(post_image(client, "/v1/classify", b""), 400, "empty upload")
+
+
+def test_random_bytes_are_415(client):
+    assert_error(post_image(client, "/v1/classify", np.random.default_rng(1).bytes(2000)), 415, "PNG")
+
+
+def test_truncated_png_is_400(client):
+    data = encode(np.random.default_rng(2).integers(0, 255, (200, 200), dtype=np.uint8))
+    response = post_image(client, "/v1/classify", data[: len(data) // 2])
+    assert response.status_code == 400 and response.json()["error"]
+
+
+def test_upload_over_the_byte_limit_is_413_even_without_content_length(digit_png):
+    with make_client(max_upload_bytes=100) as small:
+        assert_error(post_image(small, "/v1/classify", digit_png), 413, "over the limit of 100 bytes")
+        chunked = small.post("/v1/classify", content=iter([digit_png[:80], digit_png[80:]]),
+                             headers={"content-type": "image/png"})
+        assert_error(chunked, 413, "over the limit of 100 bytes")
+
+
+def test_decompression_bomb_is_413_before_decoding(client):
+    assert_error(post_image(client, "/v1/classify", png_header_claiming(30000, 30000)), 413,
+                 "the limit is 16,000,000 pixels")
+
+
+def test_blank_image_is_422_saying_there_is_no_digit(client):
+    response = post_image(client, "/v1/classify", encode(np.full((100, 100), 255, np.uint8)))
+    assert response.status_code == 422
+    assert "blank" in response.json()["error"]
+
+
+def test_format_outside_the_allowed_set_is_415(digit_png):
+    bmp = io.BytesIO()
+    Image.open(io.BytesIO(digit_png)).save(bmp, "BMP")
+    with make_client(image_formats=["PNG"]) as strict:
+        assert_error(post_image(strict, "/v1/classify", bmp.getvalue(), "image/bmp"), 415, "PNG")
+
+
+@pytest.mark.parametrize("scale", [0, -3, 1000])
+def test_scale_out_of_bounds_is_422(client, digit_png, scale):
+    assert_error(post_image(client, "/v1/deconvolution/conv1/0", digit_png, scale=scale), 422,
+                 "scale must be between 1 and 32")
+
+
+def test_unknown_format_value_is_422(client, digit_png):
+    assert_error(post_image(client, "/v1/activations/conv1", digit_png, format="gif"), 422, "format")
+
+
+def test_preprocess_none_needs_a_28x28_image(client):
+    response = post_image(client, "/v1/classify", encode(np.zeros((40, 40), np.uint8)), preprocess="none")
+    assert response.status_code == 422 and "28x28" in response.json()["error"]
+
+
+def test_unknown_route_is_a_json_404(client):
+    assert_error(client.get("/v2/nothing"), 404, "no such endpoint")
+
+
+def test_service_stays_healthy_after_bad_requests(client, digit_png):
+    post_image(client, "/v1/classify", b"\x89PNG broken")
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert post_image(client, "/v1/classify", digit_png).status_code == 200

@@ -1,0 +1,46 @@
+"""Prometheus metrics and the structured access log."""
+
+import json
+import logging
+
+from tests.helpers import post_image
+
+
+def metric_lines(client) -> list[str]:
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return response.text.splitlines()
+
+
+def test_metrics_count_requests_by_route_template_and_status(client, digit_png):
+    post_image(client, "/v1/activations/conv1", digit_png)
+    post_image(client, "/v1/activations/nope", digit_png)
+    lines = metric_lines(client)
+    assert any(line.startswith('convlens_requests_total{method="POST",route="/v1/activations/{layer}",status="200"}')
+               for line in lines)
+    assert any('route="/v1/activations/{layer}",status="404"' in line for line in lines)
+
+
+def test_metrics_have_latency_inference_and_in_flight_series(client, digit_png):
+    post_image(client, "/v1/classify", digit_png)
+    text = "\n".join(metric_lines(client))
+    assert 'convlens_request_duration_seconds_bucket{le="0.01",route="/v1/classify"}' in text
+    assert 'convlens_inference_duration_seconds_count{model="classifier"}' in text
+    assert "convlens_requests_in_flight" in text
+
+
+def test_rejected_uploads_are_counted_by_reason(client):
+    post_image(client, "/v1/classify", b"not an image at all")
+    assert any(line.startswith('convlens_rejected_uploads_total{reason="unsupported_format"}')
+               for line in metric_lines(client))
+
+
+def test_each_request_is_one_json_access_log_line_without_the_image(client, digit_png, caplog):
+    with caplog.at_level(logging.INFO, logger="convlens.access"):
+        post_image(client, "/v1/classify", digit_png)
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "convlens.access"]
+    assert len(records) == 1
+    line = records[0]
+    assert line["route"] == "/v1/classify" and line["status"] == 200 and line["method"] == "POST"
+    assert line["bytes_in"] == len(digit_png) and line["bytes_out"] > 0 and line["duration_ms"] > 0
+    assert set(line) == {"method", "route", "path", "status", "duration_ms", "bytes_in", "bytes_out"}

@@ -1,0 +1,199 @@
+"""The web page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): the service started as
+users start it serves the page; digits are drawn on the canvas with real mouse input (down, moves, up), and the page
+must show what the network predicts, outline active filters, and load a clicked filter's deconvolution. A second
+test hosts the page on another origin against a service with API keys on."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.server import ROOT, running_service
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
+
+CHROMIUM = Path(os.environ.get("CONVLENS_CHROMIUM", "/usr/bin/chromium"))
+STATIC = ROOT / "service" / "static"
+# The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the tree clean.
+SCREENSHOT = Path(os.environ.get("CONVLENS_SCREENSHOT", Path(tempfile.gettempdir()) / "convlens-screenshot.png"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+TIMEOUT_MS = 20_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+
+# Strokes in the 280x280 canvas's own pixels; each list is one pointer-down ... pointer-up.
+ONE = [[(150, 45), (146, 100), (141, 160), (137, 235)]]
+SEVEN = [[(75, 60), (140, 57), (205, 55), (185, 110), (160, 165), (137, 235)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw on the canvas with real mouse input, one down-moves-up sequence per stroke, and wait until the page
+    shows the answer to the last stroke (each stroke end sends one request; the page numbers them)."""
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / 280
+    before = int(page.locator("body").get_attribute("data-seq"))
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=6)
+        page.mouse.up()
+    expected = before + len(strokes)
+    page.wait_for_function("n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'",
+                           arg=expected)
+
+
+def predicted(page) -> str:
+    return page.locator("#digit").inner_text()
+
+
+def cell_centre(page, layer: str, filter: int) -> tuple[float, float]:
+    """Where filter ``filter`` of ``layer`` sits on screen, from the grid geometry the API returned."""
+    img = page.locator(f'.layer[data-layer="{layer}"] img.grid')
+    g = {key: float(img.get_attribute(f"data-{key}"))
+         for key in ("columns", "tile-width", "tile-height", "pad", "width", "height")}
+    img.scroll_into_view_if_needed()
+    box = img.bounding_box()
+    column, row = filter % int(g["columns"]), filter // int(g["columns"])
+    x = (column * (g["tile-width"] + g["pad"]) + g["tile-width"] / 2) * box["width"] / g["width"]
+    y = (row * (g["tile-height"] + g["pad"]) + g["tile-height"] / 2) * box["height"] / g["height"]
+    return box["x"] + x, box["y"] + y
+
+
+def save_screenshot(page, path: Path) -> None:
+    """A full-page screenshot, reduced to a 256-colour palette (the page is mostly flat colours and greys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
+def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolution(page):
+    with running_service() as (base, _):
+        page.goto(f"{base}/")
+        assert page.title().startswith("convlens")
+        assert page.locator("#digit").inner_text() == "–"
+
+        draw(page, ONE)
+        assert predicted(page) == "1"
+
+        page.click("#clear")
+        assert predicted(page) == "–"
+        draw(page, SEVEN)
+        assert predicted(page) == "7"
+        assert page.locator("#bars li.top .label").inner_text() == "7"
+        for layer in ("conv1", "conv2", "pool"):
+            card = page.locator(f'.layer[data-layer="{layer}"]')
+            assert card.locator("img.grid").evaluate("img => img.complete && img.naturalWidth > 0")
+            assert card.get_attribute("data-active"), f"no active filter outlined in {layer}"
+        assert page.locator("#reconstruction").evaluate("img => img.naturalWidth") == 28
+
+        # hover: the tooltip names the filter and its norm
+        active = [int(k) for k in page.locator('.layer[data-layer="conv2"]').get_attribute("data-active").split(",")]
+        filter = active[0]
+        page.mouse.move(*cell_centre(page, "conv2", filter))
+        tooltip = page.locator("#tooltip")
+        assert tooltip.is_visible()
+        assert f"conv2 · filter {filter} · norm" in tooltip.inner_text() and "active" in tooltip.inner_text()
+
+        # click: the detail panel shows this filter's deconvolution for this image (28x28 at scale 6)
+        page.mouse.click(*cell_centre(page, "conv2", filter))
+        page.wait_for_function("expected => { const d = document.getElementById('deconv');"
+                               " return d.dataset.filter === expected && d.complete && d.naturalWidth > 0 }",
+                               arg=f"conv2/{filter}")
+        assert page.locator("#deconv").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
+        assert f"filter {filter}" in page.locator("#detail-title").inner_text()
+        # where the service has the dataset statistics: the filter's top-9 images and the plots open
+        page.wait_for_load_state("networkidle")
+        if page.locator("#top-images-figure").is_visible():
+            assert page.locator("#top-images").evaluate("img => img.complete && img.naturalWidth > 0")
+        if page.locator("#stats").is_visible():
+            page.click("#stats-links a >> nth=2")
+            page.wait_for_function("() => { const img = document.getElementById('plot');"
+                                   " return img.complete && img.naturalWidth > 0 }")
+            page.keyboard.press("Escape")
+        page.mouse.move(5, 5)
+        page.evaluate("document.activeElement?.blur()")
+        page.wait_for_load_state("networkidle")
+        save_screenshot(page, SCREENSHOT)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+@contextmanager
+def static_host(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on another loopback port: the page on an origin other than the API's."""
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page):
+    with running_service(CONVLENS_API_KEYS="e2e-key") as (base, _), static_host(STATIC) as origin:
+        page.goto(f"{origin}/index.html?api={base}")
+        assert base.removeprefix("http://") in page.locator("#api-base").inner_text()
+
+        before = int(page.locator("body").get_attribute("data-seq"))
+        box = page.locator("#pad").bounding_box()
+        page.mouse.move(box["x"] + 140, box["y"] + 50)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
+        page.mouse.up()
+        page.wait_for_function("document.body.dataset.state === 'error'")
+        assert "API key" in page.locator("#status").inner_text()
+        assert int(page.locator("body").get_attribute("data-shown")) <= before
+
+        page.fill("#api-key", "e2e-key")
+        page.press("#api-key", "Enter")
+        page.wait_for_function("document.body.dataset.state === 'ready'")
+        assert predicted(page) == "1"
+        assert page.evaluate("localStorage.getItem('convlens.apiKey')") == "e2e-key"
+
+        # a file chosen with the upload button goes to the service as it is (here a JPEG "photo")
+        shown = int(page.locator("body").get_attribute("data-shown"))
+        page.set_input_files("#file", str(ROOT / "examples" / "photo-3.jpg"))
+        page.wait_for_function("n => Number(document.body.dataset.shown) > n", arg=shown)
+        assert predicted(page) == "3"
