@@ -1,4 +1,4 @@
-"""Command line: ``python -m training train | download`` (also the ``convlens-train`` script)."""
+"""Command line: ``python -m training train | download | analyze | report`` (also the ``convlens-train`` script)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from training.data import DEFAULT_MIRROR, MnistError
-from training.train import OPTIMIZERS, TrainConfig
-from training.networks import ACTIVATIONS
+from training.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +34,23 @@ def _parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", help="fetch the MNIST files and verify their checksums")
     download.add_argument("--data-dir", required=True, help="folder to write the files to")
     download.add_argument("--mirror", default=DEFAULT_MIRROR)
+
+    analyze = commands.add_parser("analyze", help="dataset statistics of the exported classifier: statistics.json, "
+                                                  "top_images.npz and plots/ beside the models")
+    analyze.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
+    analyze.add_argument("--model-dir", type=Path, default=Path("models"), help="folder with manifest.json")
+    analyze.add_argument("--out-dir", type=Path, default=None, help="where to write (default: --model-dir)")
+    analyze.add_argument("--split", choices=("test", "train"), default="test")
+    analyze.add_argument("--limit", type=int, default=None, help="analyse only the first N images of the split")
+    analyze.add_argument("--batch-size", type=int, default=500)
+    analyze.add_argument("--no-plots", action="store_true", help="skip drawing the PNG plots")
+
+    report = commands.add_parser("report", help="the paper's figures from the shipped models and statistics, as "
+                                                "reports/paper/README.md")
+    report.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
+    report.add_argument("--model-dir", type=Path, default=Path("models"), help="models and statistics.json")
+    report.add_argument("--out-dir", type=Path, default=Path("reports/paper"))
+    report.add_argument("--top-filters", type=int, default=6, help="filters per layer in the top-9 figures")
     return parser
 
 
@@ -48,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in download(args.data_dir, args.mirror):
                 print(f"ok {path}")
             return 0
+        if args.command in ("analyze", "report"):
+            return _statistics_command(args)
         from training.pipeline import train_and_export
 
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, activation=args.activation,
@@ -58,6 +76,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {manifest}")
         return 0
     except MnistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _statistics_command(args: argparse.Namespace) -> int:
+    """``analyze`` or ``report``; a missing model, statistics file or digit ends with one line and status 2."""
+    from training.analyze import AnalysisError, analyze
+
+    try:
+        if args.command == "analyze":
+            analyze(args.model_dir, args.data_dir, args.out_dir, split=args.split, limit=args.limit,
+                    batch_size=args.batch_size, plots=not args.no_plots)
+        else:
+            from training.report import write_report
+
+            print(f"wrote {write_report(args.model_dir, args.data_dir, args.out_dir, args.top_filters)}")
+        return 0
+    except AnalysisError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,7 +6,6 @@ import keras
 from keras import layers
 
 CLASSIFIER_LAYERS = ("conv1", "conv2", "pool", "dense1", "output")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu")
 
 
 def build_classifier(activation: str = "relu") -> keras.Model:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from training.config import TrainConfig
 from training.data import dataset_checksums, load_split
 from training.export import check_parity, export_onnx, manifest_entry, run_onnx, write_manifest
 from training.networks import exported_layers
-from training.train import (TrainConfig, classification_metrics, reconstruction_metrics, to_input,
+from training.train import (classification_metrics, reconstruction_metrics, to_input,
                             train_autoencoder, train_classifier)
 
 PARITY_IMAGES = 512

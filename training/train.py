@@ -3,43 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from training.config import OPTIMIZERS, TrainConfig
 from training.networks import build_autoencoder, build_classifier
-
-OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop")
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "adadelta": 1.0, "sgd": 0.01, "rmsprop": 1e-3}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run; recorded verbatim in the manifest."""
-
-    epochs: int = 15
-    batch_size: int = 128
-    activation: str = "relu"
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    schedule: str = "cosine"
-    shift: int = 2
-    autoencoder_epochs: int = 10
-    seed: int = 42
-    train_limit: int | None = None
-    test_limit: int | None = None
-    extra: dict = field(default_factory=dict)
-
-    def resolved_learning_rate(self) -> float:
-        """The configured rate, else the optimizer's customary one (Adadelta's is 1.0, as in the paper's Keras)."""
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.optimizer]
-
-    def as_dict(self) -> dict:
-        """Plain-JSON form, with the learning rate resolved."""
-        return {**asdict(self), "learning_rate": self.resolved_learning_rate()}
-
 
 def to_input(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], the models' input."""

@@ -10,7 +10,7 @@ import pytest
 
 from training.data import sha256_of
 from training.pipeline import train_and_export
-from training.train import TrainConfig
+from training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
