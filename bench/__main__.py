@@ -1,0 +1,177 @@
+"""``python -m bench``: every measure of the performance table in one run, printed as Markdown and saved as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from bench import inprocess
+from bench.load import ROOT, keras_serve, make_serve, serving, wrk
+from bench.measure import Row, ratio
+
+PAPER_SECONDS_PER_EPOCH = 94.0
+ENDPOINTS = {
+    "deconvolution conv1 (one filter, PNG)": "/v1/deconvolution/conv1/3",
+    "deconvolution conv2 (one filter, PNG)": "/v1/deconvolution/conv2/3",
+    "deconvolution pool (one filter, PNG)": "/v1/deconvolution/pool/3",
+    "deconvolution pool (grid of all 64, PNG)": "/v1/deconvolution/pool",
+    "activation grid conv2 (PNG)": "/v1/activations/conv2?format=png",
+    "activations conv1 (JSON)": "/v1/activations/conv1",
+    "active filters conv2": "/v1/active-filters/conv2",
+}
+
+
+def say(text: str) -> None:
+    """Progress on stderr, so the table on stdout stays clean."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__}
+    try:
+        import tensorflow
+
+        versions["tensorflow"] = tensorflow.__version__
+    except ImportError:
+        versions["tensorflow"] = None
+    return {"cores": os.cpu_count(), "cpu": cpu, "versions": versions, "commit": commit.strip()}
+
+
+def npy_body(count: int) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, (inprocess.images(count)[..., 0] * 255).astype(np.uint8))
+    return buffer.getvalue()
+
+
+def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -> tuple[list[Row], dict]:
+    """Every HTTP measure against the service started by `make serve`, then the naive Keras server."""
+    digit = ROOT / "examples" / "digit-7.png"
+    batch = files / "batch.npy"
+    batch.write_bytes(npy_body(1000))
+    rows, extra = [], {}
+    with serving(make_serve()) as service:
+        warm = wrk(f"{service.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))
+        warm_rss = service.rss_mb()
+        count = 300 if quick else 10_000
+        soak = wrk(f"{service.url}/v1/classify", digit, "image/png", 16, 2 + 1.5 * count / warm.rps,
+                   max_requests=count)
+        rows.append(Row(f"service RSS after {soak.requests:,} classify requests (after warm-up)", service.rss_mb(),
+                        "MB", "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
+        one = wrk(f"{service.url}/v1/classify", digit, "image/png", 1, seconds)
+        b1 = ort["b1_p50_ms_1t"]
+        for name, value in (("p50", one.p50_ms), ("p90", one.p90_ms), ("p99", one.p99_ms)):
+            rows.append(Row(f"HTTP classify {name}, concurrency 1", value, "ms", "onnxruntime batch-1 p50 in-process",
+                            b1, ratio(value, b1), "times the bare model's latency"))
+        for connections in (16, 64):
+            load = wrk(f"{service.url}/v1/classify", digit, "image/png", connections, seconds)
+            rows.append(Row(f"HTTP classify throughput, concurrency {connections}", load.rps, "req/s",
+                            "onnxruntime single-thread batch-1 throughput", ort["b1_img_s_1t"],
+                            ratio(load.rps, ort["b1_img_s_1t"]), "of the bare model's throughput"))
+            rows.append(Row(f"HTTP classify p99, concurrency {connections}", load.p99_ms, "ms", "HTTP classify p50, "
+                            "concurrency 1", one.p50_ms, ratio(load.p99_ms, one.p50_ms), "times the unloaded p50"))
+        extra["ours"] = {1: one, 16: wrk(f"{service.url}/v1/classify", digit, "image/png", 16, seconds)}
+        extra["ours_rss_mb"] = service.rss_mb()
+        batch_load = wrk(f"{service.url}/v1/classify/batch", batch, "application/x-npy", 1, seconds)
+        rows.append(Row("batch endpoint, 1,000 images per request (.npy)", batch_load.rps * 1000, "img/s",
+                        "onnxruntime batch-256 throughput (1 thread)", ort["b256_img_s_1t"],
+                        ratio(batch_load.rps * 1000, ort["b256_img_s_1t"]), "of the bare model's throughput"))
+        for name, path in ENDPOINTS.items():
+            load = wrk(f"{service.url}{path}", digit, "image/png", 1, seconds / 2)
+            rows.append(Row(f"HTTP {name} p50", load.p50_ms, "ms", "HTTP classify p50", one.p50_ms,
+                            ratio(load.p50_ms, one.p50_ms), "times classify"))
+        rows.append(Row("service RSS after every measure above (batches of 1,000 included)", service.rss_mb(), "MB",
+                        "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
+        rows.append(Row("time from start to /readyz = 200 (`make serve`)", service.ready_seconds, "s", "—", None))
+        extra["errors"] = sum(l.non2xx + l.socket_errors for l in (one, batch_load, soak))
+    return rows, extra
+
+
+def keras_rows(ours: dict, ours_rss: float, seconds: float) -> list[Row]:
+    """The same endpoint answered by Keras in-process (the naive server users write)."""
+    rows = []
+    digit = ROOT / "examples" / "digit-7.png"
+    with serving(keras_serve(sys.executable)) as naive:
+        for connections in (1, 16):
+            load = wrk(f"{naive.url}/v1/classify", digit, "image/png", connections, seconds)
+            mine = ours[connections]
+            rows.append(Row(f"HTTP classify req/s, concurrency {connections}", mine.rps, "req/s",
+                            "same endpoint calling Keras in-process", load.rps, ratio(mine.rps, load.rps),
+                            "times the Keras server's throughput"))
+            rows.append(Row(f"HTTP classify p50, concurrency {connections}", mine.p50_ms, "ms",
+                            "same endpoint calling Keras in-process", load.p50_ms, ratio(load.p50_ms, mine.p50_ms),
+                            "times faster than the Keras server"))
+        rows.append(Row("service RSS under load", ours_rss, "MB", "Keras server RSS under load", naive.rss_mb(),
+                        ratio(ours_rss, naive.rss_mb()), "of the Keras server's memory"))
+    return rows
+
+
+def training_row() -> Row:
+    manifest = json.loads((ROOT / "models" / "manifest.json").read_text())
+    seconds = manifest["models"]["classifier"]["metrics"]["seconds_per_epoch"]
+    return Row("training seconds per epoch (60,000 images, from the manifest)", seconds, "s",
+               "the paper's 94 s/epoch", PAPER_SECONDS_PER_EPOCH, ratio(seconds, PAPER_SECONDS_PER_EPOCH),
+               "of the paper's epoch time")
+
+
+def markdown(rows: list[Row]) -> str:
+    def fmt(value: float | None) -> str:
+        if value is None:
+            return "—"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+    lines = ["| measure | value | reference | reference value | ratio |", "|---|---|---|---|---|"]
+    for row in rows:
+        ratio_text = f"{row.ratio:g}× ({row.ratio_meaning})" if row.ratio is not None else "—"
+        lines.append(f"| {row.measure} | {fmt(row.value)} {row.unit} | {row.reference} | "
+                     f"{fmt(row.reference_value)} | {ratio_text} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (seconds, not minutes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras reference columns")
+    args = parser.parse_args(argv)
+    seconds = 1.0 if args.quick else 5.0
+    model = ROOT / "models" / "classifier.onnx"
+
+    say("onnxruntime in-process")
+    ort = inprocess.onnxruntime_figures(model, seconds / 2)
+    say("Keras in-process" if not args.no_keras else "Keras skipped (--no-keras)")
+    keras = None if args.no_keras else inprocess.keras_figures(model, seconds / 2)
+    rows = inprocess.rows(ort, keras)
+    say("HTTP against `make serve`")
+    with tempfile.TemporaryDirectory() as files:
+        http, extra = http_rows(ort, seconds, args.quick, Path(files))
+    rows += http
+    if keras is not None:
+        say("HTTP against the naive Keras server")
+        rows += keras_rows(extra["ours"], extra["ours_rss_mb"], seconds)
+    rows.append(training_row())
+
+    table = markdown(rows)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "quick": args.quick, "http_errors": extra["errors"],
+                                    "rows": [row.as_dict() for row in rows], "markdown": table}, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

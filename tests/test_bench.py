@@ -1,0 +1,29 @@
+"""A tiny run of the benchmark suite, so that `make bench` cannot rot."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.server import ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+
+
+def test_quick_bench_run_writes_a_results_file_with_every_measure(tmp_path):
+    out = tmp_path / "latest.json"
+    subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=600)
+    results = json.loads(out.read_text())
+    assert results["machine"]["cores"] >= 1 and results["machine"]["commit"]
+    assert results["http_errors"] == 0
+    measures = [row["measure"] for row in results["rows"]]
+    for expected in ("onnxruntime batch-1 p50 (1 thread)", "HTTP classify p50, concurrency 1",
+                     "HTTP classify throughput, concurrency 64", "batch endpoint, 1,000 images per request (.npy)",
+                     "HTTP deconvolution pool (one filter, PNG) p50", "time from start to /readyz = 200 (`make serve`)",
+                     "HTTP classify req/s, concurrency 16", "training seconds per epoch (60,000 images, from the manifest)"):
+        assert expected in measures
+    assert all(row["value"] is not None and row["value"] > 0 for row in results["rows"])
+    assert results["markdown"].startswith("| measure |")
