@@ -88,6 +88,16 @@ def decode(
         return _to_array(_shrink(_to_gray(im)))
 
 
+def declared_pixels(data: bytes) -> int:
+    """Width x height as the header declares it, 0 when the header cannot be read; decodes nothing."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size[0] * im.size[1]
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return 0
+
+
 def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
     """Open lazily (header only), letting only the allowed formats' parsers see the bytes.
 

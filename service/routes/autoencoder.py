@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from service.deps import Digit, Format, RegistryDep, Scale, find_model
-from service.render import PNG_RESPONSE, grid_png, map_png
+from service.render import PNG_RESPONSE, grid_png, json_response, map_png
 from service.routes.common import ERRORS
 from service.schemas import Encoding, Reconstruction
 from service.uploads import IMAGE_BODY
@@ -15,19 +15,19 @@ router = APIRouter(prefix="/v1/autoencoder", tags=["autoencoder"], responses=ERR
 
 @router.post("/reconstruct", response_model=Reconstruction, responses=PNG_RESPONSE, openapi_extra=IMAGE_BODY,
              summary="The autoencoder's reconstruction: PNG (default, 28x28 x scale) or JSON raw values")
-def reconstruct(digit: Digit, registry: RegistryDep, format: Format = "png", scale: Scale = 8) -> Reconstruction | Response:
+def reconstruct(digit: Digit, registry: RegistryDep, format: Format = "png", scale: Scale = 8) -> Response:
     model = find_model(registry, "autoencoder")
     decoded = model.run(digit, ["decoded"])["decoded"][0, ..., 0]
     if format == "png":
         return map_png(decoded, scale)
-    return Reconstruction(model=model.name, shape=list(decoded.shape), values=decoded.tolist())
+    return json_response(Reconstruction(model=model.name, shape=list(decoded.shape), values=decoded.tolist()))
 
 
 @router.post("/encode", response_model=Encoding, responses=PNG_RESPONSE, openapi_extra=IMAGE_BODY,
              summary="The 4x4x8 code of a digit: JSON (default) or a PNG grid of its 8 channels")
-def encode(digit: Digit, registry: RegistryDep, format: Format = "json", scale: Scale = 8) -> Encoding | Response:
+def encode(digit: Digit, registry: RegistryDep, format: Format = "json", scale: Scale = 8) -> Response:
     model = find_model(registry, "autoencoder")
     code = model.run(digit, ["encoded"])["encoded"][0]
     if format == "png":
         return grid_png(np.moveaxis(code, -1, 0), scale)
-    return Encoding(model=model.name, shape=list(code.shape), values=code.tolist())
+    return json_response(Encoding(model=model.name, shape=list(code.shape), values=code.tolist()))

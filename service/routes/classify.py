@@ -1,11 +1,13 @@
 """Classification of uploaded digits: one image, or a batch in one request."""
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from service.deps import Batch, Digit, ModelDep
 from service.errors import Unprocessable
 from service.routes.common import ERRORS
 from service.registry import LoadedModel
+from service.render import json_response
 from service.schemas import BatchClassification, BatchItem, Classification
 from service.uploads import BATCH_BODY, IMAGE_BODY
 
@@ -19,14 +21,15 @@ def _probabilities(model: LoadedModel, images) -> list[list[float]]:
 
 
 @router.post("/classify", response_model=Classification, summary="Classify a digit", openapi_extra=IMAGE_BODY)
-def classify(digit: Digit, model: ModelDep) -> Classification:
+def classify(digit: Digit, model: ModelDep) -> Response:
     probabilities = _probabilities(model, digit)[0]
-    return Classification(model=model.name, digit=probabilities.index(max(probabilities)), probabilities=probabilities)
+    return json_response(Classification(model=model.name, digit=probabilities.index(max(probabilities)),
+                                        probabilities=probabilities))
 
 
 @router.post("/classify/batch", response_model=BatchClassification, openapi_extra=BATCH_BODY,
              summary="Classify many digits in one request (multipart files or a .npy array), in input order")
-def classify_batch(images: Batch, model: ModelDep) -> BatchClassification:
+def classify_batch(images: Batch, model: ModelDep) -> Response:
     rows = _probabilities(model, images)
-    return BatchClassification(model=model.name, count=len(rows), results=[
-        BatchItem(digit=row.index(max(row)), probabilities=row) for row in rows])
+    return json_response(BatchClassification(model=model.name, count=len(rows), results=[
+        BatchItem(digit=row.index(max(row)), probabilities=row) for row in rows]))

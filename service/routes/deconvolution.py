@@ -7,7 +7,7 @@ from service.deps import Digit, Filter, Format, GridScale, ModelDep, Scale, chec
 from service.errors import Unprocessable
 from service.featuremaps.deconv import PROJECTABLE_LAYERS, project
 from service.registry import LoadedModel
-from service.render import PNG_RESPONSE, grid_png, map_png
+from service.render import PNG_RESPONSE, grid_png, json_response, map_png
 from service.routes.common import ERRORS
 from service.schemas import Projection
 from service.uploads import IMAGE_BODY
@@ -36,9 +36,9 @@ def deconvolution_grid(layer: str, digit: Digit, model: ModelDep, scale: GridSca
 @router.post("/{layer}/{filter}", response_model=Projection, responses=PNG_RESPONSE, openapi_extra=IMAGE_BODY,
              summary="One filter's projection to pixel space: PNG (default, 28x28 x scale) or JSON raw floats")
 def deconvolution(layer: str, filter: Filter, digit: Digit, model: ModelDep, format: Format = "png",
-                  scale: Scale = 8) -> Projection | Response:
+                  scale: Scale = 8) -> Response:
     check_filter(model, layer, filter)
     values = _projections(model, layer, digit, [filter])[0]
     if format == "png":
         return map_png(values, scale)
-    return Projection(model=model.name, layer=layer, filter=filter, shape=list(values.shape), values=values.tolist())
+    return json_response(Projection(model=model.name, layer=layer, filter=filter, shape=list(values.shape), values=values.tolist()))

@@ -5,12 +5,13 @@ import base64
 import math
 import numpy as np
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from service.deps import DatasetThreshold, Digit, Norm, RegistryDep, find_model, layer_rule
 from service.errors import Unprocessable
 from service.featuremaps.grids import tile, to_uint8
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
-from service.render import png_bytes
+from service.render import json_response, png_bytes
 from service.routes.common import ERRORS
 from service.schemas import ActivationGrid, Inspection, InspectedLayer
 from service.uploads import IMAGE_BODY
@@ -38,7 +39,7 @@ def _grid(maps: np.ndarray) -> ActivationGrid:
              summary="Everything about one digit in one round trip: class, every spatial layer's norms, active "
                      "filters and activation grid (PNG data URL), the input and the autoencoder's reconstruction")
 def inspect(digit: Digit, registry: RegistryDep, request: Request, rule: DatasetThreshold = "mean",
-            norm: Norm = "l2") -> Inspection:
+            norm: Norm = "l2") -> Response:
     model = find_model(registry, "classifier")
     if "output" not in model.layer_shapes:
         raise Unprocessable(f"model {model.name!r} does not classify; inspect needs a classifier")
@@ -58,6 +59,6 @@ def inspect(digit: Digit, registry: RegistryDep, request: Request, rule: Dataset
         decoded = autoencoder.run(digit, ["decoded"])["decoded"][0, ..., 0]
         reconstruction = data_url(to_uint8(decoded))
     probabilities = outputs["output"][0]
-    return Inspection(model=model.name, digit=int(probabilities.argmax()), probabilities=probabilities.tolist(),
-                      input=data_url(to_uint8(digit.reshape(28, 28), 0.0, 1.0)), layers=layers,
-                      reconstruction=reconstruction)
+    return json_response(Inspection(
+        model=model.name, digit=int(probabilities.argmax()), probabilities=probabilities.tolist(),
+        input=data_url(to_uint8(digit.reshape(28, 28), 0.0, 1.0)), layers=layers, reconstruction=reconstruction))
