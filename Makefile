@@ -41,6 +41,7 @@ report: $(VENV)/.all-installed
 
 bench: $(VENV)/.all-installed
 	@$(PY) -m bench
+	@$(PY) -m bench.soak
 
 openapi: $(VENV)/.serve-installed
 	@$(PY) -m service.openapi > openapi/openapi.json

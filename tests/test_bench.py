@@ -27,3 +27,11 @@ def test_quick_bench_run_writes_a_results_file_with_every_measure(tmp_path):
         assert expected in measures
     assert all(row["value"] is not None and row["value"] > 0 for row in results["rows"])
     assert results["markdown"].startswith("| measure |")
+
+
+def test_short_soak_mixing_every_endpoint_sees_no_5xx_and_no_dropped_connections(tmp_path):
+    out = tmp_path / "soak.json"
+    subprocess.run([sys.executable, "-m", "bench.soak", "--seconds", "4", "--warmup", "2", "--out", str(out)],
+                   cwd=ROOT, capture_output=True, timeout=300)
+    verdict = json.loads(out.read_text())["verdict"]
+    assert verdict["no_5xx"] and verdict["no_dropped_connections"] and verdict["bad_requests_got_4xx"], verdict
