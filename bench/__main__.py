@@ -72,18 +72,19 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
         rows.append(Row(f"service RSS after {soak.requests:,} classify requests (after warm-up)", service.rss_mb(),
                         "MB", "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
         one = wrk(f"{service.url}/v1/classify", digit, "image/png", 1, seconds)
+        extra["ours"] = {1: one}
         b1 = ort["b1_p50_ms_1t"]
         for name, value in (("p50", one.p50_ms), ("p90", one.p90_ms), ("p99", one.p99_ms)):
             rows.append(Row(f"HTTP classify {name}, concurrency 1", value, "ms", "onnxruntime batch-1 p50 in-process",
                             b1, ratio(value, b1), "times the bare model's latency"))
         for connections in (16, 64):
-            load = wrk(f"{service.url}/v1/classify", digit, "image/png", connections, seconds)
+            load = extra["ours"][connections] = wrk(f"{service.url}/v1/classify", digit, "image/png", connections,
+                                                    seconds)
             rows.append(Row(f"HTTP classify throughput, concurrency {connections}", load.rps, "req/s",
                             "onnxruntime single-thread batch-1 throughput", ort["b1_img_s_1t"],
                             ratio(load.rps, ort["b1_img_s_1t"]), "of the bare model's throughput"))
             rows.append(Row(f"HTTP classify p99, concurrency {connections}", load.p99_ms, "ms", "HTTP classify p50, "
                             "concurrency 1", one.p50_ms, ratio(load.p99_ms, one.p50_ms), "times the unloaded p50"))
-        extra["ours"] = {1: one, 16: wrk(f"{service.url}/v1/classify", digit, "image/png", 16, seconds)}
         extra["ours_rss_mb"] = service.rss_mb()
         batch_load = wrk(f"{service.url}/v1/classify/batch", batch, "application/x-npy", 1, seconds)
         rows.append(Row("batch endpoint, 1,000 images per request (.npy)", batch_load.rps * 1000, "img/s",
@@ -96,6 +97,21 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
         rows.append(Row("service RSS after every measure above (batches of 1,000 included)", service.rss_mb(), "MB",
                         "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
         rows.append(Row("time from start to /readyz = 200 (`make serve`)", service.ready_seconds, "s", "—", None))
+    with serving(make_serve(), env={"WEB_CONCURRENCY": "2"}) as two:
+        wrk(f"{two.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))
+        for connections in (16, 64):
+            load = wrk(f"{two.url}/v1/classify", digit, "image/png", connections, seconds)
+            single = extra["ours"][connections]
+            rows.append(Row(f"HTTP classify throughput, concurrency {connections}, WEB_CONCURRENCY=2", load.rps,
+                            "req/s", "the same with one worker", single.rps, ratio(load.rps, single.rps),
+                            "times one worker's throughput"))
+            rows.append(Row(f"HTTP classify p99, concurrency {connections}, WEB_CONCURRENCY=2", load.p99_ms, "ms",
+                            "the same with one worker", single.p99_ms, ratio(load.p99_ms, single.p99_ms),
+                            "times one worker's p99"))
+        memory = two.rss_mb()
+        rows.append(Row("service RSS under load, WEB_CONCURRENCY=2 (supervisor and both workers)", memory, "MB",
+                        "the same with one worker", extra["ours_rss_mb"], ratio(memory, extra["ours_rss_mb"]),
+                        "times one worker's memory"))
         extra["errors"] = sum(l.non2xx + l.socket_errors for l in (one, batch_load, soak))
     return rows, extra
 

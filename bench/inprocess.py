@@ -34,7 +34,7 @@ def onnxruntime_figures(model_path: Path, seconds: float) -> dict[str, float]:
         times = latencies_ms(lambda: s.run(["output"], {INPUT_NAME: one}), seconds)
         figures[f"b1_p50_ms_{threads}t"] = p50(times)
         figures[f"b1_img_s_{threads}t"] = 1000 / float(times.mean())
-        batch_times = latencies_ms(lambda: s.run(["output"], {INPUT_NAME: batch}), seconds, warmup=3)
+        batch_times = latencies_ms(lambda: s.run(["output"], {INPUT_NAME: batch}), seconds, warmup=10)
         figures[f"b256_img_s_{threads}t"] = 256_000 / p50(batch_times)
         figures[f"all_outputs_p50_ms_{threads}t"] = p50(latencies_ms(lambda: s.run(OUTPUTS, {INPUT_NAME: one}), seconds))
     return figures

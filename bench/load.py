@@ -97,7 +97,8 @@ class Service:
     ready_seconds: float
 
     def rss_mb(self) -> float:
-        return rss_mb(self.pid)
+        """Resident memory of the serving process and every process under it (workers), in MB."""
+        return sum(rss_mb(pid) for pid in [self.pid, *_descendants(self.pid)])
 
 
 @contextmanager
@@ -123,7 +124,7 @@ def serving(command: list[str], env: dict[str, str] | None = None, timeout: floa
         ready = time.perf_counter() - started
         python = [pid for pid in [process.pid, *_descendants(process.pid)]
                   if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        yield Service(url, python[-1], ready)
+        yield Service(url, python[0], ready)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

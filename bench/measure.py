@@ -25,7 +25,7 @@ class Row:
         return asdict(self)
 
 
-def latencies_ms(call: Callable[[], object], seconds: float, warmup: int = 20, most: int = 20_000) -> np.ndarray:
+def latencies_ms(call: Callable[[], object], seconds: float, warmup: int = 200, most: int = 20_000) -> np.ndarray:
     """Per-call wall time in ms of ``call``, repeated for about ``seconds`` after a warm-up."""
     for _ in range(warmup):
         call()

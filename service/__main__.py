@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-from service.registry import ModelLoadError, load_registry
+from service.registry import ModelLoadError, verify_model_files
 from service.settings import get_settings
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     try:
-        load_registry(settings.model_dir)
+        verify_model_files(settings.model_dir)
     except ModelLoadError as exc:
         print(f"convlens: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -96,19 +96,30 @@ def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
     return data
 
 
-def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None) -> Registry:
-    """Read ``model_dir/manifest.json`` and load every model it lists, verifying each file's SHA-256.
-
-    Every inference of every model passes ``gate`` (by default: no bound).
-    """
-    gate = gate or InferenceGate(slots=1 << 16, wait_seconds=0)
+def read_manifest(model_dir: Path) -> dict:
+    """``model_dir/manifest.json``, parsed; ModelLoadError saying what is wrong otherwise."""
     manifest_path = model_dir / "manifest.json"
     if not manifest_path.is_file():
         raise ModelLoadError(f"{manifest_path} not found: set CONVLENS_MODEL_DIR to a folder with trained models")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        return json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{manifest_path} is not valid JSON: {exc}") from exc
+
+
+def verify_model_files(model_dir: Path) -> None:
+    """Check that every model the manifest lists is there with its SHA-256, without loading it (cheap, for start-up)."""
+    for entry in read_manifest(model_dir)["models"].values():
+        _verified_bytes(model_dir / entry["file"], entry["sha256"])
+
+
+def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None) -> Registry:
+    """Load every model ``model_dir/manifest.json`` lists, verifying each file's SHA-256.
+
+    Every inference of every model passes ``gate`` (by default: no bound).
+    """
+    gate = gate or InferenceGate(slots=1 << 16, wait_seconds=0)
+    manifest = read_manifest(model_dir)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
