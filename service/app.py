@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.auth import require_api_key
+from service.batching import MicroBatcher
 from service.errors import install_error_handlers
 from service.limits import InferenceGate
 from service.monitoring import Metrics, RequestMonitor
@@ -39,11 +40,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.registry = load_registry(settings.model_dir, settings.intra_op_threads, gate)
         app.state.statistics = try_load_statistics(settings.model_dir, app.state.registry)
+        classifier = app.state.registry.models.get("classifier")
+        if settings.micro_batching and classifier is not None:
+            app.state.batcher = MicroBatcher(classifier, settings.micro_batch_window_ms / 1000,
+                                             settings.micro_batch_max, telemetry.microbatch_size.observe)
         yield
-        app.state.registry = app.state.statistics = None
+        if app.state.batcher is not None:
+            app.state.batcher.close()
+        app.state.registry = app.state.statistics = app.state.batcher = None
 
     app = FastAPI(title="convlens", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.state.settings, app.state.metrics, app.state.registry = settings, telemetry, None
+    app.state.settings, app.state.metrics = settings, telemetry
+    app.state.registry = app.state.statistics = app.state.batcher = None
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                        allow_headers=["*"])
     app.add_middleware(RequestMonitor, metrics=telemetry, request_timeout=settings.request_timeout_seconds)

@@ -35,6 +35,8 @@ class Metrics:
         self.in_flight = Gauge("convlens_requests_in_flight", "HTTP requests being served", registry=self.registry)
         self.rejected_uploads = Counter("convlens_rejected_uploads_total", "uploads refused, by reason",
                                         ["reason"], registry=self.registry)
+        self.microbatch_size = Histogram("convlens_microbatch_size", "images per shared run of micro-batched "
+                                         "classifications", buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
         self.busy = Counter("convlens_busy_rejections_total", "requests refused with 503 because every "
                             "inference slot stayed busy", registry=self.registry)
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
     inference_wait_seconds: float = Field(2.0, ge=0, description="how long a request waits for a free "
                                           "inference slot before 503 with Retry-After")
+    micro_batching: bool = Field(False, description="batch concurrent /v1/classify requests into shared runs")
+    micro_batch_window_ms: float = Field(2.0, gt=0, description="how long the first waiting request collects others")
+    micro_batch_max: int = Field(32, ge=1, description="most requests in one shared run")
     request_timeout_seconds: float = Field(30.0, gt=0, description="a request not answered by then gets 503")
 
     @field_validator("image_formats", "cors_origins", "api_keys", mode="before")

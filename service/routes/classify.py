@@ -1,6 +1,6 @@
 """Classification of uploaded digits: one image, or a batch in one request."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.deps import Batch, Digit, ModelDep
@@ -21,8 +21,12 @@ def _probabilities(model: LoadedModel, images) -> list[list[float]]:
 
 
 @router.post("/classify", response_model=Classification, summary="Classify a digit", openapi_extra=IMAGE_BODY)
-def classify(digit: Digit, model: ModelDep) -> Response:
-    probabilities = _probabilities(model, digit)[0]
+def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
+    batcher = request.app.state.batcher
+    if batcher is not None and batcher.model is model:
+        probabilities = batcher.classify(digit).tolist()
+    else:
+        probabilities = _probabilities(model, digit)[0]
     return json_response(Classification(model=model.name, digit=probabilities.index(max(probabilities)),
                                         probabilities=probabilities))
 

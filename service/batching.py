@@ -1,0 +1,75 @@
+"""Dynamic micro-batching: concurrent single-image classifications share one onnxruntime run.
+
+Requests arriving within ``window`` seconds of the first waiting one (at most ``max_batch`` of them) are
+stacked and run together, as TF Serving and Triton do; each caller gets its own row back.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import numpy as np
+
+from service.registry import LoadedModel
+
+
+class MicroBatcher:
+    """A background thread that batches ``classify`` calls for one model."""
+
+    def __init__(self, model: LoadedModel, window: float, max_batch: int,
+                 observe_size: Callable[[int], None] = lambda size: None) -> None:
+        self.model = model
+        self.window = window
+        self.max_batch = max_batch
+        self._observe_size = observe_size
+        self._pending: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name=f"microbatch-{model.name}", daemon=True)
+        self._thread.start()
+
+    def classify(self, image: np.ndarray, timeout: float = 30.0) -> np.ndarray:
+        """The probabilities (10,) for one 28x28 image, computed in a shared batch."""
+        done: Future = Future()
+        self._pending.put((image.reshape(28, 28), done))
+        return done.result(timeout=timeout)
+
+    def close(self) -> None:
+        """Stop the thread once the requests already queued are answered."""
+        self._pending.put(None)
+        self._thread.join(timeout=10)
+
+    def _collect(self, first: tuple[np.ndarray, Future]) -> tuple[list[tuple[np.ndarray, Future]], bool]:
+        """The first request and those arriving within the window; True when close() was asked meanwhile."""
+        batch, deadline = [first], time.monotonic() + self.window
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._pending.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _serve(self) -> None:
+        closing = False
+        while not closing:
+            first = self._pending.get()
+            if first is None:
+                return
+            batch, closing = self._collect(first)
+            self._observe_size(len(batch))
+            try:
+                probabilities = self.model.run(np.stack([image for image, _ in batch]), ["output"])["output"]
+            except Exception as exc:  # every waiting caller gets the failure, e.g. Busy
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for row, (_, done) in zip(probabilities, batch):
+                done.set_result(row)
