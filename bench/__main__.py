@@ -21,6 +21,10 @@ from bench.load import ROOT, keras_serve, make_serve, serving, wrk
 from bench.measure import Row, ratio
 
 PAPER_SECONDS_PER_EPOCH = 94.0
+VARIANTS = {
+    "WEB_CONCURRENCY=2": {"WEB_CONCURRENCY": "2"},
+    "micro-batching on (2 ms window, up to 32)": {"CONVLENS_MICRO_BATCHING": "true"},
+}
 ENDPOINTS = {
     "deconvolution conv1 (one filter, PNG)": "/v1/deconvolution/conv1/3",
     "deconvolution conv2 (one filter, PNG)": "/v1/deconvolution/conv2/3",
@@ -97,22 +101,25 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
         rows.append(Row("service RSS after every measure above (batches of 1,000 included)", service.rss_mb(), "MB",
                         "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
         rows.append(Row("time from start to /readyz = 200 (`make serve`)", service.ready_seconds, "s", "—", None))
-    with serving(make_serve(), env={"WEB_CONCURRENCY": "2"}) as two:
-        wrk(f"{two.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))
-        for connections in (16, 64):
-            load = wrk(f"{two.url}/v1/classify", digit, "image/png", connections, seconds)
-            single = extra["ours"][connections]
-            rows.append(Row(f"HTTP classify throughput, concurrency {connections}, WEB_CONCURRENCY=2", load.rps,
-                            "req/s", "the same with one worker", single.rps, ratio(load.rps, single.rps),
-                            "times one worker's throughput"))
-            rows.append(Row(f"HTTP classify p99, concurrency {connections}, WEB_CONCURRENCY=2", load.p99_ms, "ms",
-                            "the same with one worker", single.p99_ms, ratio(load.p99_ms, single.p99_ms),
-                            "times one worker's p99"))
-        memory = two.rss_mb()
-        rows.append(Row("service RSS under load, WEB_CONCURRENCY=2 (supervisor and both workers)", memory, "MB",
-                        "the same with one worker", extra["ours_rss_mb"], ratio(memory, extra["ours_rss_mb"]),
-                        "times one worker's memory"))
-        extra["errors"] = sum(l.non2xx + l.socket_errors for l in (one, batch_load, soak))
+        extra["errors"] = sum(load.non2xx + load.socket_errors for load in (one, batch_load, soak))
+    for variant, env in VARIANTS.items():
+        with serving(make_serve(), env=env) as other:
+            wrk(f"{other.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))
+            for connections in (16, 64):
+                load = wrk(f"{other.url}/v1/classify", digit, "image/png", connections, seconds)
+                default = extra["ours"][connections]
+                rows.append(Row(f"HTTP classify throughput, concurrency {connections}, {variant}", load.rps,
+                                "req/s", "the defaults (one worker, no micro-batching)", default.rps,
+                                ratio(load.rps, default.rps), "times the default's throughput"))
+                rows.append(Row(f"HTTP classify p99, concurrency {connections}, {variant}", load.p99_ms, "ms",
+                                "the defaults (one worker, no micro-batching)", default.p99_ms,
+                                ratio(load.p99_ms, default.p99_ms), "times the default's p99"))
+            extra[variant] = other.rss_mb()
+    for variant in VARIANTS:
+        memory = extra[variant]
+        rows.append(Row(f"service RSS under load, {variant} (all its processes)", memory, "MB",
+                        "the defaults", extra["ours_rss_mb"], ratio(memory, extra["ours_rss_mb"]),
+                        "times the default's memory"))
     return rows, extra
 
 
