@@ -22,7 +22,13 @@ from service.statistics import try_load_statistics
 DESCRIPTION = """Look inside the paper's MNIST convolutional network: classify a digit, read every layer's
 activations, find the active filters, project feature maps back to pixels (deconvolution) and run the
 autoencoder. Upload an image as multipart/form-data (field `image`) or as the raw request body.
-When API keys are configured, every /v1 route needs `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+When API keys are configured, every /v1 route needs `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+Limits of this deployment (environment variables `CONVLENS_*`, see the README):
+- request body at most {max_upload_bytes:,} bytes (413), images at most {max_pixels:,} pixels (413),
+  formats {formats} (415), batches at most {max_batch_images:,} images (413), PNG `scale` at most {max_scale} (422);
+- at most {max_concurrent_inferences} inferences at once: a request that waits {inference_wait_seconds:g} s for a slot gets 503
+  with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
 
 OPEN_ROUTERS = (health, metrics, page)
 API_ROUTERS = (models, classify, activations, active_filters, deconvolution, autoencoder, inspect, statistics, filters)
@@ -49,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.batcher.close()
         app.state.registry = app.state.statistics = app.state.batcher = None
 
-    app = FastAPI(title="convlens", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
+    app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan)
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.batcher = None
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -26,3 +26,9 @@ def test_every_upload_documents_its_body_and_error_statuses():
                 "multipart/form-data", "image/png", "image/jpeg"}
             assert set(operation["requestBody"]["content"]) >= bodies, f"POST {path}"
             assert {"400", "413", "415", "422"} <= set(operation["responses"]), f"POST {path}"
+
+
+def test_the_limits_are_documented_in_the_openapi_description():
+    description = json.loads(document())["info"]["description"]
+    for fragment in ("10,485,760 bytes (413)", "16,000,000 pixels (413)", "1,000 images (413)", "gets 503"):
+        assert fragment in description

@@ -117,3 +117,61 @@ def test_service_stays_healthy_after_bad_requests(client, digit_png):
     post_image(client, "/v1/classify", b"\x89PNG broken")
     assert client.get("/healthz").json() == {"status": "ok"}
     assert post_image(client, "/v1/classify", digit_png).status_code == 200
+
+
+def rgb_digit(mnist_test, index: int = 0, size: int = 140) -> Image.Image:
+    """A real test digit, dark ink on white paper, as a person would photograph it."""
+    return Image.fromarray(255 - mnist_test[0][index]).resize((size, size), Image.BICUBIC)
+
+
+def saved(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def test_truncated_jpeg_is_400(client, mnist_test):
+    data = saved(rgb_digit(mnist_test).convert("RGB"), "JPEG", quality=90)
+    assert_error(post_image(client, "/v1/classify", data[: len(data) // 2], "image/jpeg"), 400, "truncated")
+
+
+def test_all_black_image_is_422_saying_there_is_no_digit(client):
+    response = post_image(client, "/v1/classify", encode(np.zeros((60, 60), np.uint8)))
+    assert response.status_code == 422 and "blank" in response.json()["error"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 10000)])
+def test_degenerate_dimensions_get_a_clear_4xx(client, shape):
+    response = post_image(client, "/v1/classify", encode(np.full(shape, 255, np.uint8)))
+    assert response.status_code == 422 and response.json()["error"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_image_with_a_lying_content_type_is_read_by_its_bytes(client, mnist_test):
+    jpeg = saved(rgb_digit(mnist_test).convert("RGB"), "JPEG", quality=90)
+    assert post_image(client, "/v1/classify", jpeg, "image/png").json()["digit"] == 7
+
+
+@pytest.mark.parametrize("variant", ["palette", "16-bit", "cmyk-jpeg", "animated-gif", "exif-rotated"])
+def test_unusual_but_valid_images_are_classified(client, mnist_test, variant):
+    digit = rgb_digit(mnist_test)
+    if variant == "palette":
+        data, kind = saved(digit.convert("RGB").convert("P", palette=Image.ADAPTIVE), "PNG"), "image/png"
+    elif variant == "16-bit":
+        data, kind = saved(Image.fromarray(np.asarray(digit).astype(np.uint16) * 257), "PNG"), "image/png"
+    elif variant == "cmyk-jpeg":
+        data, kind = saved(digit.convert("CMYK"), "JPEG", quality=95), "image/jpeg"
+    elif variant == "animated-gif":
+        blank = Image.new("L", digit.size, 255)
+        data, kind = saved(digit, "GIF", save_all=True, append_images=[blank, blank], duration=100), "image/gif"
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        data, kind = saved(digit.rotate(90, expand=True).convert("RGB"), "JPEG", quality=95, exif=exif), "image/jpeg"
+    response = post_image(client, "/v1/classify", data, kind)
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == 7
+
+
+def test_unknown_preprocess_value_is_422_listing_the_choices(client, digit_png):
+    assert_error(post_image(client, "/v1/classify", digit_png, preprocess="magic"), 422, "'auto', 'mnist' or 'none'")

@@ -1,5 +1,11 @@
 """Liveness, readiness and the model descriptions."""
 
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.api.conftest import MODELS
+
 
 def test_healthz_says_ok(client):
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -34,3 +40,10 @@ def test_unknown_model_detail_is_404_listing_the_models(client):
     response = client.get("/v1/models/resnet")
     assert response.status_code == 404
     assert response.json()["error"] == "unknown model 'resnet'; available: classifier, autoencoder"
+
+
+def test_readyz_is_503_until_the_models_are_loaded():
+    not_started = TestClient(create_app(Settings(model_dir=MODELS)))
+    response = not_started.get("/readyz")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert not_started.get("/healthz").status_code == 200
