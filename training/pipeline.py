@@ -21,6 +21,17 @@ def _slice(images: np.ndarray, labels: np.ndarray, limit: int | None) -> tuple[n
     return (images[:limit], labels[:limit]) if limit else (images, labels)
 
 
+def _export_checked(model, path: Path, x_test: np.ndarray) -> dict[str, float]:
+    """Export every layer of interest to ONNX and check it against Keras on real test images."""
+    names = exported_layers(model)
+    export_onnx(model, path, names)
+    return check_parity(model, path, names, x_test[:PARITY_IMAGES])
+
+
+def _mean_epoch_seconds(history: dict) -> float:
+    return round(float(np.mean(history["seconds"])), 2)
+
+
 def train_and_export(data_dir: str | os.PathLike[str] | None, out_dir: Path, config: TrainConfig) -> Path:
     """Train the classifier and the autoencoder per ``config`` and write both ONNX files and ``manifest.json``.
 
@@ -34,19 +45,15 @@ def train_and_export(data_dir: str | os.PathLike[str] | None, out_dir: Path, con
 
     classifier, history = train_classifier(x_train, train_labels, x_test, test_labels, config)
     classifier_path = out_dir / "classifier.onnx"
-    names = exported_layers(classifier)
-    export_onnx(classifier, classifier_path, names)
-    parity = check_parity(classifier, classifier_path, names, x_test[:PARITY_IMAGES])
+    parity = _export_checked(classifier, classifier_path, x_test)
     metrics = classification_metrics(run_onnx(classifier_path, x_test, "output"), test_labels)
-    metrics["seconds_per_epoch"] = round(float(np.mean(history["seconds"])), 2)
+    metrics["seconds_per_epoch"] = _mean_epoch_seconds(history)
 
     autoencoder, ae_history = train_autoencoder(x_train, x_test, config)
     autoencoder_path = out_dir / "autoencoder.onnx"
-    ae_names = exported_layers(autoencoder)
-    export_onnx(autoencoder, autoencoder_path, ae_names)
-    ae_parity = check_parity(autoencoder, autoencoder_path, ae_names, x_test[:PARITY_IMAGES])
+    ae_parity = _export_checked(autoencoder, autoencoder_path, x_test)
     ae_metrics = reconstruction_metrics(run_onnx(autoencoder_path, x_test, "decoded"), x_test)
-    ae_metrics["seconds_per_epoch"] = round(float(np.mean(ae_history["seconds"])), 2)
+    ae_metrics["seconds_per_epoch"] = _mean_epoch_seconds(ae_history)
     ae_training = {**training, "epochs": config.autoencoder_epochs, "optimizer": "adam", "learning_rate": 1e-3,
                    "schedule": "constant", "shift": 0, "loss": "binary_crossentropy"}
 
