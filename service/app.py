@@ -15,7 +15,7 @@ from service.monitoring import Metrics, RequestMonitor
 from service.registry import load_registry
 from service.routes import active_filters, activations, autoencoder, classify, deconvolution, health, metrics, models
 from service.routes import inspect, page
-from service.routes import filters, statistics
+from service.routes import compare, filters, statistics
 from service.settings import Settings, get_settings
 from service.statistics import try_load_statistics
 
@@ -31,7 +31,8 @@ Limits of this deployment (environment variables `CONVLENS_*`, see the README):
   with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
 
 OPEN_ROUTERS = (health, metrics, page)
-API_ROUTERS = (models, classify, activations, active_filters, deconvolution, autoencoder, inspect, statistics, filters)
+API_ROUTERS = (models, classify, activations, active_filters, deconvolution, compare, autoencoder, inspect, statistics,
+               filters)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -50,7 +50,8 @@ def find_model(registry: Registry, name: str) -> LoadedModel:
 
 
 async def get_model(registry: RegistryDep,
-                    model: Annotated[str, Query(description="which model: `classifier` (default) or `autoencoder`")]
+                    model: Annotated[str, Query(description="which model: `classifier` (default), `autoencoder`, or a "
+                                                           "variant such as `tanh-sgd` (see GET /v1/models)")]
                     = "classifier") -> LoadedModel:
     """The model named by ``?model=``."""
     return find_model(registry, model)

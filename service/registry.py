@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,11 @@ from onnx import numpy_helper
 
 from service.limits import InferenceGate
 
+log = logging.getLogger("convlens.registry")
+
 INPUT_NAME = "input"
+VARIANTS_DIR = "variants"
+VARIANT_MODEL = "classifier"
 CHUNK = 256
 PASS_THROUGH = {"Relu", "Transpose", "Identity", "Sigmoid", "Tanh", "Elu"}
 
@@ -107,14 +112,38 @@ def read_manifest(model_dir: Path) -> dict:
         raise ModelLoadError(f"{manifest_path} is not valid JSON: {exc}") from exc
 
 
+def variant_dirs(model_dir: Path) -> list[Path]:
+    """The folders under ``model_dir/variants`` with a manifest (``python -m training sweep``), sorted by name."""
+    return sorted(path.parent for path in (model_dir / VARIANTS_DIR).glob("*/manifest.json"))
+
+
+def model_files(model_dir: Path, variants: bool = True) -> list[tuple[str, Path, dict]]:
+    """(name, file, manifest entry) of every model to serve: the main manifest's by their names, then each
+    variant's classifier named after its folder (``tanh-sgd``); a variant without its ONNX file is skipped
+    with a log line (their ONNX files are not shipped), a listed main model must be there."""
+    found = [(name, model_dir / entry["file"], entry) for name, entry in read_manifest(model_dir)["models"].items()]
+    for folder in variant_dirs(model_dir) if variants else []:
+        entry = read_manifest(folder)["models"].get(VARIANT_MODEL)
+        if entry is None:
+            raise ModelLoadError(f"{folder / 'manifest.json'} lists no {VARIANT_MODEL}")
+        if not (folder / entry["file"]).is_file():
+            log.info("variant %s not served: %s is absent (python -m training sweep makes it)", folder.name,
+                     folder / entry["file"])
+            continue
+        found.append((folder.name, folder / entry["file"], entry))
+    return found
+
+
 def verify_model_files(model_dir: Path) -> None:
-    """Check that every model the manifest lists is there with its SHA-256, without loading it (cheap, for start-up)."""
-    for entry in read_manifest(model_dir)["models"].values():
-        _verified_bytes(model_dir / entry["file"], entry["sha256"])
+    """Check that every model to serve is there with its SHA-256, without loading it (cheap, for start-up)."""
+    for _, path, entry in model_files(model_dir):
+        _verified_bytes(path, entry["sha256"])
 
 
-def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None) -> Registry:
-    """Load every model ``model_dir/manifest.json`` lists, verifying each file's SHA-256.
+def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None,
+                  variants: bool = True) -> Registry:
+    """Load every model ``model_dir/manifest.json`` lists (and, with ``variants``, every variant's classifier),
+    verifying each file's SHA-256.
 
     Every inference of every model passes ``gate`` (by default: no bound).
     """
@@ -124,12 +153,12 @@ def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGat
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     models = {}
-    for name, entry in manifest["models"].items():
-        data = _verified_bytes(model_dir / entry["file"], entry["sha256"])
+    for name, path, entry in model_files(model_dir, variants):
+        data = _verified_bytes(path, entry["sha256"])
         try:
             proto = onnx.load_from_string(data)
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelLoadError(f"model file {model_dir / entry['file']} cannot be loaded: {exc}") from exc
+            raise ModelLoadError(f"model file {path} cannot be loaded: {exc}") from exc
         models[name] = LoadedModel(name, entry, session, gate, conv_kernels(proto))
     return Registry(models, manifest)

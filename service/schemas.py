@@ -37,11 +37,11 @@ class ModelSummary(BaseModel):
     layers: list[str] = Field(description="the layers the API exposes", examples=[["conv1", "conv2", "pool"]])
     total_params: int = Field(examples=[1199882])
     metrics: dict[str, Any] = Field(description="test metrics recorded at training time")
+    training: dict[str, Any] = Field(description="the training configuration (activation, optimizer, epochs, ...)")
 
 
 class ModelDetail(ModelSummary):
     layer_details: list[Layer]
-    training: dict[str, Any] = Field(description="the training configuration")
     history: dict[str, list[float]] = Field(description="per-epoch loss, accuracy and seconds")
     sha256: str
     opset: int
@@ -99,6 +99,19 @@ class ActiveFilters(BaseModel):
     threshold: float
     norms: list[float]
     active: list[int] = Field(description="indices of active filters, ascending")
+
+
+class ComparedProjection(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["tanh-sgd"])
+    values: list[list[float]] = Field(description="the 28x28 projection under this model")
+
+
+class ProjectionComparison(BaseModel):
+    layer: str = Field(examples=["conv1"])
+    filter: int = Field(examples=[5])
+    shape: list[int] = Field(examples=[[28, 28]])
+    models: list[ComparedProjection] = Field(description="one projection per compared model, in request order")
 
 
 class Projection(BaseModel):

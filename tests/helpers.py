@@ -1,12 +1,17 @@
-"""Small helpers the API tests share: encoding arrays as image files, posting them, reading PNG answers."""
+"""Small helpers the tests share: encoding arrays as image files, posting them, reading PNG answers, model folders."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
+
+from service.registry import VARIANTS_DIR
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def encode(pixels: np.ndarray, fmt: str = "PNG", **options) -> bytes:
@@ -27,3 +32,12 @@ def decode_png(response) -> Image.Image:
     image = Image.open(io.BytesIO(response.content))
     assert image.format == "PNG"
     return image
+
+
+def link_shipped_models(target: Path) -> Path:
+    """``target`` (created) holding symlinks to the shipped models and statistics, without ``models/variants``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in MODELS.iterdir():
+        if path.name != VARIANTS_DIR:
+            (target / path.name).symlink_to(path)
+    return target

@@ -1,4 +1,4 @@
-"""Command line: ``python -m training train | download | analyze | report`` (also the ``convlens-train`` script)."""
+"""Command line: ``python -m training train | sweep | download | analyze | report`` (the ``convlens-train`` script)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from training.data import DEFAULT_MIRROR, MnistError
-from training.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
+from training.config import ACTIVATIONS, OPTIMIZERS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,22 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     train.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
+
+    sweep = commands.add_parser("sweep", help="train the classifier under every activation x optimizer and compare "
+                                              "them (models/variants/)")
+    sweep.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
+    sweep.add_argument("--out-dir", type=Path, default=Path("models/variants"),
+                       help="one folder per variant, plus comparison.json and comparison.md")
+    sweep.add_argument("--activations", type=_names(ACTIVATIONS), default=ACTIVATIONS,
+                       help=f"comma-separated (default: {','.join(ACTIVATIONS)})")
+    sweep.add_argument("--optimizers", type=_names(OPTIMIZERS), default=SWEEP_OPTIMIZERS,
+                       help=f"comma-separated (default: {','.join(SWEEP_OPTIMIZERS)}); each at its customary "
+                            "learning rate, constant schedule, no shift augmentation")
+    sweep.add_argument("--epochs", type=int, default=SWEEP_EPOCHS, help="the same budget for every variant")
+    sweep.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    sweep.add_argument("--seed", type=int, default=defaults.seed)
+    sweep.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    sweep.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
 
     download = commands.add_parser("download", help="fetch the MNIST files and verify their checksums")
     download.add_argument("--data-dir", required=True, help="folder to write the files to")
@@ -54,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _names(allowed: tuple[str, ...]):
+    """An argparse type: a comma-separated list of names from ``allowed``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in text.split(",") if name.strip())
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}, got {text!r}")
+        return names
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; data problems end with a one-line message and exit status 2."""
     args = _parser().parse_args(argv)
@@ -66,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("analyze", "report"):
             return _statistics_command(args)
+        if args.command == "sweep":
+            from training.sweep import sweep
+
+            sweep(args.data_dir, args.out_dir, args.activations, args.optimizers, args.epochs, args.batch_size,
+                  args.seed, args.train_limit, args.test_limit)
+            return 0
         from training.pipeline import train_and_export
 
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, activation=args.activation,

@@ -160,7 +160,7 @@ def analyze(model_dir: Path, data_dir: str | os.PathLike[str] | None, out_dir: P
     model_dir = Path(model_dir)
     out_dir = Path(out_dir or model_dir)
     try:
-        registry = load_registry(model_dir, intra_op_threads=threads)
+        registry = load_registry(model_dir, intra_op_threads=threads, variants=False)
     except ModelLoadError as exc:
         raise AnalysisError(str(exc)) from exc
     if "classifier" not in registry.models:

@@ -32,32 +32,48 @@ def _mean_epoch_seconds(history: dict) -> float:
     return round(float(np.mean(history["seconds"])), 2)
 
 
-def train_and_export(data_dir: str | os.PathLike[str] | None, out_dir: Path, config: TrainConfig) -> Path:
-    """Train the classifier and the autoencoder per ``config`` and write both ONNX files and ``manifest.json``.
-
-    Metrics are computed from the exported ONNX files, so they are the accuracy the service will have.
-    """
+def load_data(data_dir: str | os.PathLike[str] | None, config: TrainConfig) -> tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray, np.ndarray]:
+    """The model inputs and labels of the training and test splits, sliced to the config's limits."""
     train_images, train_labels = _slice(*load_split(data_dir, "train"), config.train_limit)
     test_images, test_labels = _slice(*load_split(data_dir, "test"), config.test_limit)
-    x_train, x_test = to_input(train_images), to_input(test_images)
-    training = {**config.as_dict(), "train_images": len(x_train), "data_sha256": dataset_checksums()}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    return to_input(train_images), train_labels, to_input(test_images), test_labels
 
-    classifier, history = train_classifier(x_train, train_labels, x_test, test_labels, config)
-    classifier_path = out_dir / "classifier.onnx"
-    parity = _export_checked(classifier, classifier_path, x_test)
-    metrics = classification_metrics(run_onnx(classifier_path, x_test, "output"), test_labels)
+
+def training_record(config: TrainConfig, train_images: int) -> dict:
+    """What the manifest records about a run's inputs: the config, the training set size and the data checksums."""
+    return {**config.as_dict(), "train_images": train_images, "data_sha256": dataset_checksums()}
+
+
+def train_classifier_entry(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                           config: TrainConfig, out_dir: Path) -> dict:
+    """Train the classifier, export ``out_dir/classifier.onnx`` with a parity check, and return its manifest entry.
+
+    Metrics are computed from the exported ONNX file, so they are the accuracy the service will have.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    classifier, history = train_classifier(x_train, y_train, x_test, y_test, config)
+    path = out_dir / "classifier.onnx"
+    parity = _export_checked(classifier, path, x_test)
+    metrics = classification_metrics(run_onnx(path, x_test, "output"), y_test)
     metrics["seconds_per_epoch"] = _mean_epoch_seconds(history)
+    return manifest_entry(classifier, path, training_record(config, len(x_train)), metrics, history, parity)
+
+
+def train_and_export(data_dir: str | os.PathLike[str] | None, out_dir: Path, config: TrainConfig) -> Path:
+    """Train the classifier and the autoencoder per ``config`` and write both ONNX files and ``manifest.json``."""
+    x_train, train_labels, x_test, test_labels = load_data(data_dir, config)
+    classifier = train_classifier_entry(x_train, train_labels, x_test, test_labels, config, out_dir)
 
     autoencoder, ae_history = train_autoencoder(x_train, x_test, config)
     autoencoder_path = out_dir / "autoencoder.onnx"
     ae_parity = _export_checked(autoencoder, autoencoder_path, x_test)
     ae_metrics = reconstruction_metrics(run_onnx(autoencoder_path, x_test, "decoded"), x_test)
     ae_metrics["seconds_per_epoch"] = _mean_epoch_seconds(ae_history)
-    ae_training = {**training, "epochs": config.autoencoder_epochs, "optimizer": "adam", "learning_rate": 1e-3,
-                   "schedule": "constant", "shift": 0, "loss": "binary_crossentropy"}
+    ae_training = {**training_record(config, len(x_train)), "epochs": config.autoencoder_epochs, "optimizer": "adam",
+                   "learning_rate": 1e-3, "schedule": "constant", "shift": 0, "loss": "binary_crossentropy"}
 
     return write_manifest(out_dir, {
-        "classifier": manifest_entry(classifier, classifier_path, training, metrics, history, parity),
+        "classifier": classifier,
         "autoencoder": manifest_entry(autoencoder, autoencoder_path, ae_training, ae_metrics, ae_history, ae_parity),
     })

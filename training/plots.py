@@ -191,6 +191,24 @@ def statistics_plots(statistics: dict, manifest: dict, out_dir: Path, progress: 
     return written
 
 
+def variant_curves(rows: Sequence[Mapping]) -> Figure:
+    """Test-set accuracy after every epoch of each variant of ``python -m training sweep``, overlaid in one plot."""
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    ax = fig.subplots()
+    styles = ["-", "--", ":", "-."]
+    for i, row in enumerate(rows):
+        epochs = np.arange(1, len(row["val_accuracy"]) + 1)
+        ax.plot(epochs, row["val_accuracy"], marker="o", markersize=3, linestyle=styles[i // 10 % len(styles)],
+                label=row["model"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_xticks(np.arange(1, max(len(row["val_accuracy"]) for row in rows) + 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2, loc="lower right")
+    fig.suptitle("Test accuracy per epoch of every activation x optimizer variant", fontsize=11)
+    return fig
+
+
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 8,
                title: str = "", cmap: str = "gray", size: float = 1.0, highlight: Sequence[bool] | None = None,
                row_labels: Sequence[str] | None = None) -> Figure:

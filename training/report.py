@@ -8,6 +8,7 @@ for the autoencoder). Writes ``README.md`` and its PNG figures into the output f
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 from service.featuremaps.deconv import project
 from service.featuremaps.grids import tile
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
-from service.registry import ModelLoadError, load_registry
+from service.registry import VARIANTS_DIR, ModelLoadError, load_registry
 from service.statistics import DatasetStatistics, StatisticsUnavailable, load_statistics, projections, side_by_side
 from training import plots
 from training.analyze import SPATIAL_LAYERS, AnalysisError
@@ -38,6 +39,7 @@ class ReportFigure:
     file: str
     title: str
     caption: str
+    section: str = ""
 
 
 def _input(images: np.ndarray) -> np.ndarray:
@@ -59,11 +61,13 @@ class Report:
         self.images, self.labels = load_split(data_dir, "test")
         self.first = {d: int(np.flatnonzero(self.labels == d)[0]) for d in range(10)}
         self.figures: list[ReportFigure] = []
+        self.variants_text = ""
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def add(self, fig, file: str, title: str, caption: str) -> None:
+    def add(self, fig, file: str, title: str, caption: str, section: str = "") -> None:
+        """Save ``fig`` as ``file``; it is shown under its own heading, within ``section`` when one is given."""
         plots.save(fig, self.out_dir / file)
-        self.figures.append(ReportFigure(file, title, caption))
+        self.figures.append(ReportFigure(file, title, caption, section))
 
     # -- figures ---------------------------------------------------------------------------------------------
 
@@ -276,6 +280,46 @@ class Report:
                  "(each min-max scaled), from the encoder's 28x28x16 down to the 4x4x8 code and back up to the "
                  "28x28 reconstruction.")
 
+    def variants(self, digit: int = 7) -> None:
+        """The activation x optimizer comparison of ``python -m training sweep``, when its results are there: the
+        table, the test-accuracy curves overlaid and, for the variants whose ONNX files are present, the conv1
+        deconvolutions of one digit."""
+        folder = self.model_dir / VARIANTS_DIR
+        if not (folder / "comparison.json").is_file():
+            return
+        comparison = json.loads((folder / "comparison.json").read_text())
+        rows, recipe = comparison["variants"], comparison["recipe"]
+        self.variants_text = (
+            f"`python -m training sweep` trained the classifier under {len(rows)} activation x optimizer "
+            f"combinations alike: {recipe['epochs']} epoch(s) on {recipe['train_images']:,} training images, batch "
+            f"{recipe['batch_size']}, seed {recipe['seed']}, each optimizer at its customary learning rate with a "
+            "constant schedule, no shift augmentation. Test metrics on "
+            f"{recipe['test_images']:,} test images from the exported ONNX files; per layer, \"active\" is the mean "
+            "share of filters active per test image by the paper's rule, \"never active\" the filters active in "
+            "no test image, \"mean norm\" the mean L2 norm of its feature maps (`models/variants/comparison.md`).\n\n"
+            + (folder / "comparison.md").read_text().strip())
+        self.add(plots.variant_curves(rows), "variants-curves.png", "Test accuracy per epoch",
+                 "The test accuracy after every epoch of each variant, from its manifest's history.", VARIANTS_DIR)
+        served = [row["model"] for row in rows if row["model"] in self.registry.models]
+        if not served:
+            self.variants_text += ("\n\nThe variants' ONNX files are not here (they are not shipped), so their "
+                                   "deconvolutions are not drawn; `python -m training sweep` rebuilds them.")
+            return
+        index = self.first[digit]
+        names = ["classifier", *served]
+        mosaics = []
+        for name in names:
+            model = self.registry.models[name]
+            outputs = {layer: maps[0] for layer, maps in model.run(_input(self.images[index]), ["conv1"]).items()}
+            mosaics.append(tile(project("conv1", outputs, model.kernels["conv1"], model.kernels["conv2"], None),
+                                columns=6, pad_value=128))
+        fig = plots.image_grid(mosaics, names, columns=6, size=1.8,
+                               title=f"conv1 deconvolutions of test image #{index} (a {digit}) under each variant")
+        self.add(fig, "variants-deconv-conv1.png", "First-layer deconvolutions of one digit",
+                 f"The 32 conv1 projections of test image #{index} (`POST /v1/deconvolution/conv1?model=<variant>`; "
+                 "`POST /v1/compare/deconvolution/conv1/{k}` puts one filter of every variant side by side); "
+                 "\"classifier\" is the shipped model. Every tile is min-max scaled on its own.", VARIANTS_DIR)
+
     # -- text ------------------------------------------------------------------------------------------------
 
     def summary_tables(self) -> str:
@@ -343,7 +387,13 @@ class Report:
                   "threshold is the mean norm over every feature map of every test image).", "",
                   self.findings_table()]
         for figure in self.figures:
-            parts += ["", f"## {figure.title}", "", f"![{figure.title}]({figure.file})", "", figure.caption]
+            if not figure.section:
+                parts += ["", f"## {figure.title}", "", f"![{figure.title}]({figure.file})", "", figure.caption]
+        if self.variants_text:
+            parts += ["", "## Activation and optimizer variants", "", self.variants_text]
+            for figure in self.figures:
+                if figure.section == VARIANTS_DIR:
+                    parts += ["", f"### {figure.title}", "", f"![{figure.title}]({figure.file})", "", figure.caption]
         return "\n".join(parts) + "\n"
 
 
@@ -360,6 +410,7 @@ def write_report(model_dir: Path, data_dir: str | os.PathLike[str] | None, out_d
     report.top_images()
     report.conv1_weights()
     report.autoencoder_figures()
+    report.variants()
     path = report.out_dir / "README.md"
     path.write_text(report.markdown())
     written = {figure.file for figure in report.figures}

@@ -17,11 +17,13 @@ router = APIRouter(prefix="/v1/deconvolution", tags=["deconvolution"], responses
 NEEDS = {"conv1": ["conv1"], "conv2": ["conv2"], "pool": ["pool", "conv2"]}
 
 
-def _projections(model: LoadedModel, layer: str, digit, filters: list[int] | None):
+def digit_projections(model: LoadedModel, layer: str, digit, filters: list[int] | None):
+    """The digit's projections of ``filters`` (all when None) of ``layer`` to pixel space, (F, 28, 28);
+    404/422 for a layer or model that has none."""
     layer_shape(model, layer)
     if layer not in PROJECTABLE_LAYERS or not {"conv1", "conv2"} <= set(model.kernels):
         raise Unprocessable(f"deconvolution is defined for the classifier's {', '.join(PROJECTABLE_LAYERS)}; "
-                            f"use model=classifier with one of those layers")
+                            f"use a classifier (model=classifier or a variant) with one of those layers")
     activations = {name: maps[0] for name, maps in model.run(digit, NEEDS[layer]).items()}
     return project(layer, activations, model.kernels["conv1"], model.kernels["conv2"], filters)
 
@@ -30,7 +32,7 @@ def _projections(model: LoadedModel, layer: str, digit, filters: list[int] | Non
              response_class=Response, openapi_extra=IMAGE_BODY,
              summary="A PNG grid of every filter's projection to pixel space (28x28 each, row-major)")
 def deconvolution_grid(layer: str, digit: Digit, model: ModelDep, scale: GridScale = 2) -> Response:
-    return grid_png(_projections(model, layer, digit, None), scale)
+    return grid_png(digit_projections(model, layer, digit, None), scale)
 
 
 @router.post("/{layer}/{filter}", response_model=Projection, responses=PNG_RESPONSE, openapi_extra=IMAGE_BODY,
@@ -38,7 +40,7 @@ def deconvolution_grid(layer: str, digit: Digit, model: ModelDep, scale: GridSca
 def deconvolution(layer: str, filter: Filter, digit: Digit, model: ModelDep, format: Format = "png",
                   scale: Scale = 8) -> Response:
     check_filter(model, layer, filter)
-    values = _projections(model, layer, digit, [filter])[0]
+    values = digit_projections(model, layer, digit, [filter])[0]
     if format == "png":
         return map_png(values, scale)
     return json_response(Projection(model=model.name, layer=layer, filter=filter, shape=list(values.shape), values=values.tolist()))

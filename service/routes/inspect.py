@@ -7,7 +7,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.deps import DatasetThreshold, Digit, Norm, RegistryDep, find_model, layer_rule
+from service.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, layer_rule
 from service.errors import Unprocessable
 from service.featuremaps.grids import tile, to_uint8
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
@@ -38,9 +38,8 @@ def _grid(maps: np.ndarray) -> ActivationGrid:
 @router.post("/inspect", response_model=Inspection, openapi_extra=IMAGE_BODY,
              summary="Everything about one digit in one round trip: class, every spatial layer's norms, active "
                      "filters and activation grid (PNG data URL), the input and the autoencoder's reconstruction")
-def inspect(digit: Digit, registry: RegistryDep, request: Request, rule: DatasetThreshold = "mean",
+def inspect(digit: Digit, model: ModelDep, registry: RegistryDep, request: Request, rule: DatasetThreshold = "mean",
             norm: Norm = "l2") -> Response:
-    model = find_model(registry, "classifier")
     if "output" not in model.layer_shapes:
         raise Unprocessable(f"model {model.name!r} does not classify; inspect needs a classifier")
     spatial = [name for name, shape in model.layer_shapes.items() if len(shape) == 3]

@@ -1,4 +1,5 @@
-"""The models the service serves: layers, parameters, metrics and training history."""
+"""The models the service serves (the shipped ones and any trained variants): layers, parameters, configuration,
+metrics and training history."""
 
 from fastapi import APIRouter
 
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=LOOKUP_ERRORS
 def _summary(model: LoadedModel) -> ModelSummary:
     entry = model.entry
     return ModelSummary(name=model.name, layers=list(model.layer_shapes), total_params=entry["total_params"],
-                        metrics=entry["metrics"])
+                        metrics=entry["metrics"], training=entry["training"])
 
 
 @router.get("", response_model=ModelList, summary="List the models")
@@ -29,5 +30,5 @@ def model_detail(registry: RegistryDep, model: str) -> ModelDetail:
     return ModelDetail(
         **_summary(loaded).model_dump(),
         layer_details=[Layer(**layer, exposed=layer["name"] in exposed) for layer in entry["layers"]],
-        training=entry["training"], history=entry["history"], sha256=entry["sha256"], opset=entry["opset"],
+        history=entry["history"], sha256=entry["sha256"], opset=entry["opset"],
     )

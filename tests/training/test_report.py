@@ -1,4 +1,5 @@
-"""`python -m training report` on the shipped models and statistics writes the report and every figure it lists."""
+"""`python -m training report` on the shipped models and statistics writes the report and every figure it lists;
+with a sweep's variants beside them it adds their comparison."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.helpers import link_shipped_models
 from training.__main__ import main
+from training.report import Report
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 FIGURES = ["training-curves", "confusion-matrix", "active-filters-one-image",
@@ -23,7 +26,8 @@ FIGURES = ["training-curves", "confusion-matrix", "active-filters-one-image",
 def report(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("paper")
     (out / "stale.png").write_bytes(b"left over from an older report")
-    status = main(["report", "--data-dir", str(mnist_dir), "--model-dir", str(MODELS), "--out-dir", str(out),
+    models = link_shipped_models(tmp_path_factory.mktemp("shipped") / "models")
+    status = main(["report", "--data-dir", str(mnist_dir), "--model-dir", str(models), "--out-dir", str(out),
                    "--top-filters", "2"])
     assert status == 0
     return out, (out / "README.md").read_text()
@@ -70,3 +74,32 @@ def test_without_statistics_the_report_says_to_run_analyze(mnist_dir, tmp_path, 
                    str(tmp_path / "paper")])
     assert status == 2
     assert "python -m training analyze" in capsys.readouterr().err
+
+
+def variants_section(mnist_dir, tmp_path: Path, variants: Path) -> tuple[Path, str]:
+    """The report's variants section alone, on the shipped models with ``variants`` beside them."""
+    models = link_shipped_models(tmp_path / "models")
+    (models / "variants").symlink_to(variants, target_is_directory=True)
+    report = Report(models, mnist_dir, tmp_path / "paper")
+    report.variants()
+    return report.out_dir, report.markdown().split("\n## Activation and optimizer variants\n")[1]
+
+
+def test_the_variants_get_their_table_curves_and_deconvolutions(mnist_dir, tmp_path, tiny_sweep):
+    out, section = variants_section(mnist_dir, tmp_path, tiny_sweep)
+    assert "| variant | test accuracy |" in section and section.count("\n| relu-") == 2
+    figures = re.findall(r"\]\(([^)]+\.png)\)", section)
+    assert figures == ["variants-curves.png", "variants-deconv-conv1.png"]
+    for name in figures:
+        with Image.open(out / name) as image:
+            assert image.width >= 400 and (out / name).stat().st_size < 200_000
+
+
+def test_without_the_variants_onnx_files_the_deconvolutions_are_left_out(mnist_dir, tmp_path, tiny_sweep):
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    for path in tiny_sweep.glob("*.*"):
+        (variants / path.name).symlink_to(path)
+    out, section = variants_section(mnist_dir, tmp_path, variants)
+    assert re.findall(r"\]\(([^)]+\.png)\)", section) == ["variants-curves.png"]
+    assert "ONNX files are not here" in section
