@@ -17,7 +17,7 @@ from service.routes import active_filters, activations, autoencoder, classify, d
 from service.routes import inspect, page
 from service.routes import compare, filters, statistics
 from service.settings import Settings, get_settings
-from service.statistics import try_load_statistics
+from service.statistics import load_all_statistics
 
 DESCRIPTION = """Look inside the paper's MNIST convolutional network: classify a digit, read every layer's
 activations, find the active filters, project feature maps back to pixels (deconvolution) and run the
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.registry = load_registry(settings.model_dir, settings.intra_op_threads, gate)
-        app.state.statistics = try_load_statistics(settings.model_dir, app.state.registry)
+        app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
         classifier = app.state.registry.models.get("classifier")
         if settings.micro_batching and classifier is not None:
             app.state.batcher = MicroBatcher(classifier, settings.micro_batch_window_ms / 1000,

@@ -168,17 +168,22 @@ Batch = Annotated[np.ndarray, Depends(uploaded_batch)]
 Filter = Annotated[int, Path(description="filter (channel) index within the layer")]
 
 
-def loaded_statistics(request: Request) -> DatasetStatistics:
-    """The dataset statistics loaded at start-up; 503 with the reason (and the command that makes them) otherwise."""
+def loaded_statistics(request: Request, name: str = STATISTICS_MODEL) -> DatasetStatistics:
+    """The dataset statistics of model ``name``, loaded at start-up; 404 for a model without any, 503 with the
+    reason (and the command that makes them) when they could not be loaded."""
     loaded = getattr(request.app.state, "statistics", None)
-    if isinstance(loaded, DatasetStatistics):
-        return loaded
-    raise ApiError(str(loaded) if loaded is not None else "statistics are not loaded yet; retry shortly", status=503)
+    if loaded is None:
+        raise ApiError("statistics are not loaded yet; retry shortly", status=503)
+    if name not in loaded:
+        raise NotFound(f"no dataset statistics for model {name!r}; statistics exist for: {', '.join(loaded) or 'none'}")
+    if isinstance(loaded[name], DatasetStatistics):
+        return loaded[name]
+    raise ApiError(str(loaded[name]), status=503)
 
 
-async def get_statistics(request: Request) -> DatasetStatistics:
-    """The statistics, as a dependency."""
-    return loaded_statistics(request)
+async def get_statistics(request: Request, model: ModelDep) -> DatasetStatistics:
+    """The statistics of the model named by ``?model=``, as a dependency."""
+    return loaded_statistics(request, model.name)
 
 
 StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
@@ -192,10 +197,10 @@ def statistics_layer(statistics: DatasetStatistics, layer: str) -> None:
 
 def dataset_threshold(request: Request, model: LoadedModel, layer: str, norm: str) -> float:
     """``threshold=dataset``: the layer's mean L2 norm over the analysed images; 422 for another norm or model."""
-    if norm != STATISTICS_NORM or model.name != STATISTICS_MODEL:
-        raise Unprocessable(f"threshold=dataset is the {STATISTICS_MODEL}'s mean {STATISTICS_NORM} norm over the "
-                            f"test set; use it with norm={STATISTICS_NORM} and model={STATISTICS_MODEL}")
-    statistics = loaded_statistics(request)
+    if norm != STATISTICS_NORM:
+        raise Unprocessable(f"threshold=dataset is the layer's mean {STATISTICS_NORM} norm over the test set; use it "
+                            f"with norm={STATISTICS_NORM}")
+    statistics = loaded_statistics(request, model.name)
     statistics_layer(statistics, layer)
     return statistics.dataset_threshold(layer)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from service.featuremaps.deconv import project
 from service.featuremaps.grids import tile
-from service.registry import LoadedModel, Registry
+from service.registry import LoadedModel, Registry, variant_dirs
 
 log = logging.getLogger("convlens.statistics")
 
@@ -141,8 +141,11 @@ def _load_images(data: bytes) -> dict[int, np.ndarray]:
     return {int(index): image for index, image in zip(indices, images)}
 
 
-def load_statistics(model_dir: Path, registry: Registry) -> DatasetStatistics:
-    """Read and verify ``model_dir/statistics.json`` and its files against the served classifier.
+def load_statistics(model_dir: Path, registry: Registry, name: str = STATISTICS_MODEL) -> DatasetStatistics:
+    """Read and verify ``model_dir/statistics.json`` and its files against the served model ``name``.
+
+    ``analyze`` names the classifier of its own folder ``classifier``; a variant's folder is served under the
+    variant's name, so the file is checked against the model served as ``name``.
 
     Raises StatisticsUnavailable with a one-line reason (absent, invalid, made for another classifier,
     a file changed).
@@ -158,9 +161,9 @@ def load_statistics(model_dir: Path, registry: Registry) -> DatasetStatistics:
         if data["model"] != STATISTICS_MODEL or data["norm"] != STATISTICS_NORM:
             raise StatisticsUnavailable(f"{path} describes the {data['norm']} norms of {data['model']!r}, expected "
                                         f"the {STATISTICS_NORM} norms of {STATISTICS_MODEL!r}; {hint}")
-        model = registry.models.get(data["model"])
+        model = registry.models.get(name)
         if model is None:
-            raise StatisticsUnavailable(f"{path} describes model {data['model']!r}, which is not served; {hint}")
+            raise StatisticsUnavailable(f"{path} describes model {name!r}, which is not served; {hint}")
         if data["model_sha256"] != model.entry["sha256"]:
             raise StatisticsUnavailable(f"{path} was computed from another {data['model']} (SHA-256 "
                                         f"{data['model_sha256'][:12]}…, served: {model.entry['sha256'][:12]}…); "
@@ -177,10 +180,18 @@ def load_statistics(model_dir: Path, registry: Registry) -> DatasetStatistics:
     return DatasetStatistics(data, images, plots)
 
 
-def try_load_statistics(model_dir: Path, registry: Registry) -> DatasetStatistics | StatisticsUnavailable:
+def try_load_statistics(model_dir: Path, registry: Registry,
+                        name: str = STATISTICS_MODEL) -> DatasetStatistics | StatisticsUnavailable:
     """The statistics, or the reason they are unavailable (logged as a warning); never stops the service."""
     try:
-        return load_statistics(model_dir, registry)
+        return load_statistics(model_dir, registry, name)
     except StatisticsUnavailable as reason:
-        log.warning("dataset statistics unavailable: %s", reason)
+        log.warning("dataset statistics of %s unavailable: %s", name, reason)
         return reason
+
+
+def load_all_statistics(model_dir: Path, registry: Registry) -> dict[str, DatasetStatistics | StatisticsUnavailable]:
+    """The statistics of the shipped classifier and of every served variant, by model name."""
+    folders = {STATISTICS_MODEL: model_dir} if STATISTICS_MODEL in registry.models else {}
+    folders |= {folder.name: folder for folder in variant_dirs(model_dir) if folder.name in registry.models}
+    return {name: try_load_statistics(folder, registry, name) for name, folder in folders.items()}

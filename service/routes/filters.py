@@ -1,4 +1,4 @@
-"""One filter of the classifier beyond a single upload: the test images that excite it most (with their
+"""One filter of a classifier (``?model=``, default the shipped one) beyond a single upload: the test images that excite it most (with their
 deconvolution projections), and conv1's kernels."""
 
 from typing import Annotated
@@ -7,14 +7,13 @@ import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from service.deps import (Filter, Format, RegistryDep, StatisticsDep, check_filter, find_model, scale_param,
-                          statistics_layer)
+from service.deps import Filter, Format, ModelDep, StatisticsDep, check_filter, scale_param, statistics_layer
 from service.errors import Unprocessable
 from service.featuremaps.grids import tile, upscale_nearest
 from service.render import PNG, PNG_RESPONSE, png_bytes
 from service.routes.statistics import STATISTICS_ERRORS
 from service.schemas import ConvWeights, TopImages
-from service.statistics import STATISTICS_MODEL, projections, side_by_side
+from service.statistics import projections, side_by_side
 
 router = APIRouter(prefix="/v1/filters", tags=["filters"], responses=STATISTICS_ERRORS)
 
@@ -24,8 +23,7 @@ KernelScale = Annotated[int, Depends(scale_param(16))]
 
 @router.get("/conv1/weights", response_model=ConvWeights, responses=PNG_RESPONSE,
             summary="conv1's 32 3x3 kernels; PNG: a grid of them (each min-max scaled, gray gaps), upscaled by `scale`")
-def conv1_weights(registry: RegistryDep, format: Format = "json", scale: KernelScale = 16) -> ConvWeights | Response:
-    model = find_model(registry, STATISTICS_MODEL)
+def conv1_weights(model: ModelDep, format: Format = "json", scale: KernelScale = 16) -> ConvWeights | Response:
     if "conv1" not in model.kernels:
         raise Unprocessable(f"model {model.name!r} has no conv1 kernels")
     kernels = np.moveaxis(model.kernels["conv1"][:, :, 0, :], -1, 0)
@@ -37,10 +35,9 @@ def conv1_weights(registry: RegistryDep, format: Format = "json", scale: KernelS
 @router.get("/{layer}/{filter}/top-images", response_model=TopImages, responses=PNG_RESPONSE,
             summary="The 9 test images with the strongest activation of a filter; PNG: them (left, 3x3, strongest "
                     "first) beside their deconvolution projections of that filter (right)")
-def top_images(layer: str, filter: Filter, statistics: StatisticsDep, registry: RegistryDep, format: Format = "json",
+def top_images(layer: str, filter: Filter, statistics: StatisticsDep, model: ModelDep, format: Format = "json",
                scale: PanelScale = 4) -> TopImages | Response:
     statistics_layer(statistics, layer)
-    model = find_model(registry, STATISTICS_MODEL)
     check_filter(model, layer, filter)
     rows, images = statistics.top_images(layer, filter)
     if format == "png":

@@ -1,4 +1,4 @@
-"""Dataset statistics of the shipped classifier (``python -m training analyze``): active-filter counts per digit,
+"""Dataset statistics of a classifier (``?model=``, default the shipped one; ``python -m training analyze``): active-filter counts per digit,
 norm distributions, the confusion matrix and the training history, as JSON or as the plots rendered with them."""
 
 from typing import Annotated, Literal
@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from service.deps import Format, ModelDep, RegistryDep, StatisticsDep, find_model, loaded_statistics, statistics_layer
-from service.errors import ApiError
+from service.deps import Format, ModelDep, StatisticsDep, loaded_statistics, statistics_layer
+from service.errors import NotFound, Unprocessable
 from service.render import PNG, PNG_RESPONSE
 from service.schemas import (ActiveFilterCounts, ConfusionMatrix, ErrorResponse, NormDistribution, StatisticsLayer,
                              StatisticsSummary, TrainingHistory)
@@ -33,19 +33,19 @@ def plot_response(statistics: DatasetStatistics, name: str) -> Response:
     """A plot rendered by ``python -m training analyze``, as it was written (verified at start-up)."""
     data = statistics.plot(name)
     if data is None:
-        raise ApiError(f"the shipped statistics have no plot {name!r}: rerun `python -m training analyze` without "
-                       "--no-plots", status=503)
+        raise NotFound(f"these statistics have no plot {name!r} (the sweep analyses its variants without plots): "
+                       "ask for format=json, or draw them with `python -m training analyze --model-dir DIR`")
     return Response(data, media_type=PNG)
 
 
 @router.get("", response_model=StatisticsSummary, summary="What the dataset statistics cover and were computed from")
-def statistics_summary(statistics: StatisticsDep) -> StatisticsSummary:
+def statistics_summary(statistics: StatisticsDep, model: ModelDep) -> StatisticsSummary:
     data = statistics.data
     layers = [StatisticsLayer(layer=layer, filters=stats["filters"], dataset_threshold=stats["dataset_threshold"],
                               never_active={rule: statistics.active_counts(layer, rule)["never_active"]
                                             for rule in RULES})
               for layer, stats in data["layers"].items()]
-    return StatisticsSummary(model=data["model"], model_sha256=data["model_sha256"], split=data["split"],
+    return StatisticsSummary(model=model.name, model_sha256=data["model_sha256"], split=data["split"],
                              images=data["images"], label_counts=data["label_counts"], accuracy=data["accuracy"],
                              norm=data["norm"], rules=data["rules"], layers=layers, plots=sorted(statistics.plots))
 
@@ -76,11 +76,12 @@ def norm_distribution(layer: str, statistics: StatisticsDep, label: Label = None
 
 @router.get("/confusion-matrix", response_model=ConfusionMatrix, responses=PNG_RESPONSE,
             summary="The classifier's confusion matrix on the test set (rows: true digit); PNG: the figure")
-def confusion_matrix(request: Request, registry: RegistryDep, format: Format = "json") -> ConfusionMatrix | Response:
-    model = find_model(registry, "classifier")
-    if format == "png":
-        return plot_response(loaded_statistics(request), "confusion-matrix")
+def confusion_matrix(request: Request, model: ModelDep, format: Format = "json") -> ConfusionMatrix | Response:
     metrics = model.entry["metrics"]
+    if "confusion_matrix" not in metrics:
+        raise Unprocessable(f"model {model.name!r} does not classify, so it has no confusion matrix")
+    if format == "png":
+        return plot_response(loaded_statistics(request, model.name), "confusion-matrix")
     return ConfusionMatrix(model=model.name, images=metrics["test_images"], accuracy=metrics["test_accuracy"],
                            per_class_accuracy=metrics["per_class_accuracy"], matrix=metrics["confusion_matrix"])
 

@@ -115,3 +115,40 @@ def test_a_variant_without_its_onnx_file_is_skipped(tiny_sweep, tmp_path, caplog
         verify_model_files(model_dir)
         assert list(load_registry(model_dir).models) == ["classifier", "autoencoder"]
     assert "variant tanh-sgd not served" in caplog.text
+
+
+def test_a_variants_statistics_are_served_with_model(variant_client):
+    served = variant_client.get("/v1/statistics", params={"model": "tanh-sgd"}).json()
+    shipped = variant_client.get("/v1/statistics").json()
+    assert served["model"] == "tanh-sgd"
+    assert served["model_sha256"] == variant_client.get("/v1/models/tanh-sgd").json()["sha256"]
+    assert served["model_sha256"] != shipped["model_sha256"]
+    counts = variant_client.get("/v1/statistics/active-filters/conv2", params={"model": "tanh-sgd"}).json()
+    assert len(counts["counts"]) == 10 and len(counts["counts"][0]) == 64
+
+
+def test_a_variants_dataset_threshold_is_its_own(variant_client, digit_png):
+    own = variant_client.get("/v1/statistics", params={"model": "tanh-sgd"}).json()
+    threshold = next(layer["dataset_threshold"] for layer in own["layers"] if layer["layer"] == "conv2")
+    answer = post_image(variant_client, "/v1/active-filters/conv2", digit_png, model="tanh-sgd",
+                        threshold="dataset").json()
+    assert answer["threshold"] == pytest.approx(threshold)
+
+
+def test_a_variants_top_images_are_its_own(variant_client):
+    response = variant_client.get("/v1/filters/conv2/5/top-images", params={"model": "relu-sgd"})
+    assert response.status_code == 200 and len(response.json()["images"]) == 9
+    assert decode_png(variant_client.get("/v1/filters/conv2/5/top-images",
+                                         params={"model": "relu-sgd", "format": "png"})).size[0] > 0
+
+
+def test_a_variants_plots_are_not_drawn_so_png_is_404_pointing_to_json(variant_client):
+    response = variant_client.get("/v1/statistics/norms/conv2", params={"model": "tanh-sgd", "format": "png"})
+    assert response.status_code == 404 and "format=json" in response.json()["error"]
+
+
+def test_a_model_without_statistics_is_404_listing_those_with(variant_client):
+    response = variant_client.get("/v1/statistics", params={"model": "autoencoder"})
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("no dataset statistics for model 'autoencoder'; statistics exist for: "
+                                               "classifier")
