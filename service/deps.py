@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import numpy as np
@@ -111,9 +112,12 @@ def _threshold_rule(threshold: str, rules: tuple[str, ...]) -> str | float:
     if threshold in rules:
         return threshold
     try:
-        return float(threshold)
+        value = float(threshold)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         raise Unprocessable(f"threshold must be one of {', '.join(rules)} or a number, got {threshold!r}")
+    return value
 
 
 Threshold = Annotated[str | float, Depends(threshold_query)]

@@ -46,3 +46,9 @@ def test_dense_layers_have_no_active_filters(client, digit_png):
     response = post_image(client, "/v1/active-filters/dense1", digit_png)
     assert response.status_code == 422
     assert response.json()["error"] == "layer 'dense1' has no feature maps; spatial layers: conv1, conv2, pool"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_threshold_that_is_not_a_finite_number_is_422(client, digit_png, value):
+    response = post_image(client, "/v1/active-filters/conv1", digit_png, threshold=value)
+    assert response.status_code == 422 and "or a number" in response.json()["error"]

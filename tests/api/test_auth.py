@@ -3,7 +3,6 @@
 import pytest
 
 from tests.api.conftest import make_client
-from tests.helpers import post_image
 
 
 @pytest.fixture(scope="module")
