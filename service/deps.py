@@ -61,6 +61,12 @@ async def get_model(registry: RegistryDep,
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
+def require_classifier(model: LoadedModel) -> None:
+    """422 unless ``model`` answers class probabilities (the autoencoder does not)."""
+    if "output" not in model.layer_shapes:
+        raise Unprocessable(f"model {model.name!r} does not classify; use model=classifier or a trained variant")
+
+
 def layer_shape(model: LoadedModel, layer: str) -> list[int]:
     """Output shape of ``layer``; 404 listing the model's layers."""
     shapes = model.layer_shapes

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.featuremaps.deconv import project
+from service.featuremaps.deconv import PROJECTION_INPUTS, project
 from service.featuremaps.grids import tile
 from service.registry import LoadedModel, Registry, variant_dirs
 
@@ -32,7 +32,6 @@ STATISTICS_FILE = "statistics.json"
 RULES = ("image-mean", "dataset-mean", "filter-label-mean")
 SUMMARY = ("min", "q1", "median", "q3", "max", "mean", "std")
 ANALYZE = "run `python -m training analyze --data-dir MNIST_DIR --model-dir {model_dir}` to compute them"
-PROJECTION_INPUTS = {"conv1": ["conv1"], "conv2": ["conv2"], "pool": ["pool", "conv2"]}
 
 
 class StatisticsUnavailable(Exception):

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-PROJECTABLE_LAYERS = ("conv1", "conv2", "pool")
+# The activations each projectable layer's projection needs (pool unpools with the switches of conv2).
+PROJECTION_INPUTS = {"conv1": ["conv1"], "conv2": ["conv2"], "pool": ["pool", "conv2"]}
+PROJECTABLE_LAYERS = tuple(PROJECTION_INPUTS)
 
 
 def conv_transpose(maps: np.ndarray, kernel: np.ndarray) -> np.ndarray:

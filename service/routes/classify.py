@@ -3,8 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.deps import Batch, Digit, ModelDep
-from service.errors import Unprocessable
+from service.deps import Batch, Digit, ModelDep, require_classifier
 from service.routes.common import ERRORS
 from service.registry import LoadedModel
 from service.render import json_response
@@ -15,8 +14,7 @@ router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 
 
 def _probabilities(model: LoadedModel, images) -> list[list[float]]:
-    if "output" not in model.layer_shapes:
-        raise Unprocessable(f"model {model.name!r} does not classify; use model=classifier")
+    require_classifier(model)
     return model.run(images, ["output"])["output"].tolist()
 
 

@@ -5,7 +5,7 @@ from fastapi.responses import Response
 
 from service.deps import Digit, Filter, Format, GridScale, ModelDep, Scale, check_filter, layer_shape
 from service.errors import Unprocessable
-from service.featuremaps.deconv import PROJECTABLE_LAYERS, project
+from service.featuremaps.deconv import PROJECTABLE_LAYERS, PROJECTION_INPUTS, project
 from service.registry import LoadedModel
 from service.render import PNG_RESPONSE, grid_png, json_response, map_png
 from service.routes.common import ERRORS
@@ -13,8 +13,6 @@ from service.schemas import Projection
 from service.uploads import IMAGE_BODY
 
 router = APIRouter(prefix="/v1/deconvolution", tags=["deconvolution"], responses=ERRORS)
-
-NEEDS = {"conv1": ["conv1"], "conv2": ["conv2"], "pool": ["pool", "conv2"]}
 
 
 def digit_projections(model: LoadedModel, layer: str, digit, filters: list[int] | None):
@@ -24,7 +22,7 @@ def digit_projections(model: LoadedModel, layer: str, digit, filters: list[int] 
     if layer not in PROJECTABLE_LAYERS or not {"conv1", "conv2"} <= set(model.kernels):
         raise Unprocessable(f"deconvolution is defined for the classifier's {', '.join(PROJECTABLE_LAYERS)}; "
                             f"use a classifier (model=classifier or a variant) with one of those layers")
-    activations = {name: maps[0] for name, maps in model.run(digit, NEEDS[layer]).items()}
+    activations = {name: maps[0] for name, maps in model.run(digit, PROJECTION_INPUTS[layer]).items()}
     return project(layer, activations, model.kernels["conv1"], model.kernels["conv2"], filters)
 
 

@@ -3,12 +3,12 @@ active filters and activation grid, the network's input and the autoencoder's re
 
 import base64
 import math
+
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, layer_rule
-from service.errors import Unprocessable
+from service.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, layer_rule, require_classifier
 from service.featuremaps.grids import tile, to_uint8
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
 from service.render import json_response, png_bytes
@@ -40,8 +40,7 @@ def _grid(maps: np.ndarray) -> ActivationGrid:
                      "filters and activation grid (PNG data URL), the input and the autoencoder's reconstruction")
 def inspect(digit: Digit, model: ModelDep, registry: RegistryDep, request: Request, rule: DatasetThreshold = "mean",
             norm: Norm = "l2") -> Response:
-    if "output" not in model.layer_shapes:
-        raise Unprocessable(f"model {model.name!r} does not classify; inspect needs a classifier")
+    require_classifier(model)
     spatial = [name for name, shape in model.layer_shapes.items() if len(shape) == 3]
     outputs = model.run(digit, [*spatial, "output"])
     layers = []
