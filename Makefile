@@ -9,7 +9,7 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test train analyze report bench openapi
+.PHONY: serve test test-fast lint train analyze report bench openapi
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ serve: $(VENV)/.serve-installed
 test: $(VENV)/.all-installed
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+# The inner loop: everything but the slow lanes (training, containers, browser, load); under two minutes.
+test-fast: $(VENV)/.all-installed
+	@$(PY) -m pytest -m "not (training or containers or browser or load)" $(PYTEST_ARGS)
+
+lint: $(VENV)/.all-installed
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
 train: $(VENV)/.all-installed
 	@$(PY) -m training train --data-dir $(MNIST_DIR) --out-dir models
 
@@ -44,5 +52,5 @@ bench: $(VENV)/.all-installed
 	@$(PY) -m bench.soak
 
 openapi: $(VENV)/.serve-installed
-	@$(PY) -m service.openapi > openapi/openapi.json
+	@$(PY) -m service.api.openapi > openapi/openapi.json
 	@echo "wrote openapi/openapi.json"

@@ -42,8 +42,14 @@ def say(text: str) -> None:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__}
     try:
@@ -71,35 +77,96 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
         warm = wrk(f"{service.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))
         warm_rss = service.rss_mb()
         count = 300 if quick else 10_000
-        soak = wrk(f"{service.url}/v1/classify", digit, "image/png", 16, 2 + 1.5 * count / warm.rps,
-                   max_requests=count)
-        rows.append(Row(f"service RSS after {soak.requests:,} classify requests (after warm-up)", service.rss_mb(),
-                        "MB", "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
+        soak = wrk(f"{service.url}/v1/classify", digit, "image/png", 16, 2 + 1.5 * count / warm.rps, max_requests=count)
+        rows.append(
+            Row(
+                f"service RSS after {soak.requests:,} classify requests (after warm-up)",
+                service.rss_mb(),
+                "MB",
+                "RSS after warm-up",
+                warm_rss,
+                ratio(service.rss_mb(), warm_rss),
+                "times the warm-up RSS",
+            )
+        )
         one = wrk(f"{service.url}/v1/classify", digit, "image/png", 1, seconds)
         extra["ours"] = {1: one}
         b1 = ort["b1_p50_ms_1t"]
         for name, value in (("p50", one.p50_ms), ("p90", one.p90_ms), ("p99", one.p99_ms)):
-            rows.append(Row(f"HTTP classify {name}, concurrency 1", value, "ms", "onnxruntime batch-1 p50 in-process",
-                            b1, ratio(value, b1), "times the bare model's latency"))
+            rows.append(
+                Row(
+                    f"HTTP classify {name}, concurrency 1",
+                    value,
+                    "ms",
+                    "onnxruntime batch-1 p50 in-process",
+                    b1,
+                    ratio(value, b1),
+                    "times the bare model's latency",
+                )
+            )
         for connections in (16, 64):
-            load = extra["ours"][connections] = wrk(f"{service.url}/v1/classify", digit, "image/png", connections,
-                                                    seconds)
-            rows.append(Row(f"HTTP classify throughput, concurrency {connections}", load.rps, "req/s",
-                            "onnxruntime single-thread batch-1 throughput", ort["b1_img_s_1t"],
-                            ratio(load.rps, ort["b1_img_s_1t"]), "of the bare model's throughput"))
-            rows.append(Row(f"HTTP classify p99, concurrency {connections}", load.p99_ms, "ms", "HTTP classify p50, "
-                            "concurrency 1", one.p50_ms, ratio(load.p99_ms, one.p50_ms), "times the unloaded p50"))
+            load = extra["ours"][connections] = wrk(
+                f"{service.url}/v1/classify", digit, "image/png", connections, seconds
+            )
+            rows.append(
+                Row(
+                    f"HTTP classify throughput, concurrency {connections}",
+                    load.rps,
+                    "req/s",
+                    "onnxruntime single-thread batch-1 throughput",
+                    ort["b1_img_s_1t"],
+                    ratio(load.rps, ort["b1_img_s_1t"]),
+                    "of the bare model's throughput",
+                )
+            )
+            rows.append(
+                Row(
+                    f"HTTP classify p99, concurrency {connections}",
+                    load.p99_ms,
+                    "ms",
+                    "HTTP classify p50, concurrency 1",
+                    one.p50_ms,
+                    ratio(load.p99_ms, one.p50_ms),
+                    "times the unloaded p50",
+                )
+            )
         extra["ours_rss_mb"] = service.rss_mb()
         batch_load = wrk(f"{service.url}/v1/classify/batch", batch, "application/x-npy", 1, seconds)
-        rows.append(Row("batch endpoint, 1,000 images per request (.npy)", batch_load.rps * 1000, "img/s",
-                        "onnxruntime batch-256 throughput (1 thread)", ort["b256_img_s_1t"],
-                        ratio(batch_load.rps * 1000, ort["b256_img_s_1t"]), "of the bare model's throughput"))
+        rows.append(
+            Row(
+                "batch endpoint, 1,000 images per request (.npy)",
+                batch_load.rps * 1000,
+                "img/s",
+                "onnxruntime batch-256 throughput (1 thread)",
+                ort["b256_img_s_1t"],
+                ratio(batch_load.rps * 1000, ort["b256_img_s_1t"]),
+                "of the bare model's throughput",
+            )
+        )
         for name, path in ENDPOINTS.items():
             load = wrk(f"{service.url}{path}", digit, "image/png", 1, seconds / 2)
-            rows.append(Row(f"HTTP {name} p50", load.p50_ms, "ms", "HTTP classify p50", one.p50_ms,
-                            ratio(load.p50_ms, one.p50_ms), "times classify"))
-        rows.append(Row("service RSS after every measure above (batches of 1,000 included)", service.rss_mb(), "MB",
-                        "RSS after warm-up", warm_rss, ratio(service.rss_mb(), warm_rss), "times the warm-up RSS"))
+            rows.append(
+                Row(
+                    f"HTTP {name} p50",
+                    load.p50_ms,
+                    "ms",
+                    "HTTP classify p50",
+                    one.p50_ms,
+                    ratio(load.p50_ms, one.p50_ms),
+                    "times classify",
+                )
+            )
+        rows.append(
+            Row(
+                "service RSS after every measure above (batches of 1,000 included)",
+                service.rss_mb(),
+                "MB",
+                "RSS after warm-up",
+                warm_rss,
+                ratio(service.rss_mb(), warm_rss),
+                "times the warm-up RSS",
+            )
+        )
         rows.append(Row("time from start to /readyz = 200 (`make serve`)", service.ready_seconds, "s", "—", None))
         extra["errors"] = sum(load.non2xx + load.socket_errors for load in (one, batch_load, soak))
     for variant, env in VARIANTS.items():
@@ -108,18 +175,42 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
             for connections in (16, 64):
                 load = wrk(f"{other.url}/v1/classify", digit, "image/png", connections, seconds)
                 default = extra["ours"][connections]
-                rows.append(Row(f"HTTP classify throughput, concurrency {connections}, {variant}", load.rps,
-                                "req/s", "the defaults (one worker, no micro-batching)", default.rps,
-                                ratio(load.rps, default.rps), "times the default's throughput"))
-                rows.append(Row(f"HTTP classify p99, concurrency {connections}, {variant}", load.p99_ms, "ms",
-                                "the defaults (one worker, no micro-batching)", default.p99_ms,
-                                ratio(load.p99_ms, default.p99_ms), "times the default's p99"))
+                rows.append(
+                    Row(
+                        f"HTTP classify throughput, concurrency {connections}, {variant}",
+                        load.rps,
+                        "req/s",
+                        "the defaults (one worker, no micro-batching)",
+                        default.rps,
+                        ratio(load.rps, default.rps),
+                        "times the default's throughput",
+                    )
+                )
+                rows.append(
+                    Row(
+                        f"HTTP classify p99, concurrency {connections}, {variant}",
+                        load.p99_ms,
+                        "ms",
+                        "the defaults (one worker, no micro-batching)",
+                        default.p99_ms,
+                        ratio(load.p99_ms, default.p99_ms),
+                        "times the default's p99",
+                    )
+                )
             extra[variant] = other.rss_mb()
     for variant in VARIANTS:
         memory = extra[variant]
-        rows.append(Row(f"service RSS under load, {variant} (all its processes)", memory, "MB",
-                        "the defaults", extra["ours_rss_mb"], ratio(memory, extra["ours_rss_mb"]),
-                        "times the default's memory"))
+        rows.append(
+            Row(
+                f"service RSS under load, {variant} (all its processes)",
+                memory,
+                "MB",
+                "the defaults",
+                extra["ours_rss_mb"],
+                ratio(memory, extra["ours_rss_mb"]),
+                "times the default's memory",
+            )
+        )
     return rows, extra
 
 
@@ -131,23 +222,54 @@ def keras_rows(ours: dict, ours_rss: float, seconds: float) -> list[Row]:
         for connections in (1, 16):
             load = wrk(f"{naive.url}/v1/classify", digit, "image/png", connections, seconds)
             mine = ours[connections]
-            rows.append(Row(f"HTTP classify req/s, concurrency {connections}", mine.rps, "req/s",
-                            "same endpoint calling Keras in-process", load.rps, ratio(mine.rps, load.rps),
-                            "times the Keras server's throughput"))
-            rows.append(Row(f"HTTP classify p50, concurrency {connections}", mine.p50_ms, "ms",
-                            "same endpoint calling Keras in-process", load.p50_ms, ratio(load.p50_ms, mine.p50_ms),
-                            "times faster than the Keras server"))
-        rows.append(Row("service RSS under load", ours_rss, "MB", "Keras server RSS under load", naive.rss_mb(),
-                        ratio(ours_rss, naive.rss_mb()), "of the Keras server's memory"))
+            rows.append(
+                Row(
+                    f"HTTP classify req/s, concurrency {connections}",
+                    mine.rps,
+                    "req/s",
+                    "same endpoint calling Keras in-process",
+                    load.rps,
+                    ratio(mine.rps, load.rps),
+                    "times the Keras server's throughput",
+                )
+            )
+            rows.append(
+                Row(
+                    f"HTTP classify p50, concurrency {connections}",
+                    mine.p50_ms,
+                    "ms",
+                    "same endpoint calling Keras in-process",
+                    load.p50_ms,
+                    ratio(load.p50_ms, mine.p50_ms),
+                    "times faster than the Keras server",
+                )
+            )
+        rows.append(
+            Row(
+                "service RSS under load",
+                ours_rss,
+                "MB",
+                "Keras server RSS under load",
+                naive.rss_mb(),
+                ratio(ours_rss, naive.rss_mb()),
+                "of the Keras server's memory",
+            )
+        )
     return rows
 
 
 def training_row() -> Row:
     manifest = json.loads((ROOT / "models" / "manifest.json").read_text())
     seconds = manifest["models"]["classifier"]["metrics"]["seconds_per_epoch"]
-    return Row("training seconds per epoch (60,000 images, from the manifest)", seconds, "s",
-               "the paper's 94 s/epoch", PAPER_SECONDS_PER_EPOCH, ratio(seconds, PAPER_SECONDS_PER_EPOCH),
-               "of the paper's epoch time")
+    return Row(
+        "training seconds per epoch (60,000 images, from the manifest)",
+        seconds,
+        "s",
+        "the paper's 94 s/epoch",
+        PAPER_SECONDS_PER_EPOCH,
+        ratio(seconds, PAPER_SECONDS_PER_EPOCH),
+        "of the paper's epoch time",
+    )
 
 
 def markdown(rows: list[Row]) -> str:
@@ -159,8 +281,10 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| measure | value | reference | reference value | ratio |", "|---|---|---|---|---|"]
     for row in rows:
         ratio_text = f"{row.ratio:g}× ({row.ratio_meaning})" if row.ratio is not None else "—"
-        lines.append(f"| {row.measure} | {fmt(row.value)} {row.unit} | {row.reference} | "
-                     f"{fmt(row.reference_value)} | {ratio_text} |")
+        lines.append(
+            f"| {row.measure} | {fmt(row.value)} {row.unit} | {row.reference} | "
+            f"{fmt(row.reference_value)} | {ratio_text} |"
+        )
     return "\n".join(lines)
 
 
@@ -190,8 +314,19 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "quick": args.quick, "http_errors": extra["errors"],
-                                    "rows": [row.as_dict() for row in rows], "markdown": table}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "quick": args.quick,
+                "http_errors": extra["errors"],
+                "rows": [row.as_dict() for row in rows],
+                "markdown": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwrote {args.out}")
     return 0
 

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bench.keras_reference import KerasSession, keras_classifier
-from service.app import create_app
-from service.settings import get_settings
+from service.api.app import create_app
+from service.api.settings import get_settings
 
 
 def create_keras_app() -> FastAPI:

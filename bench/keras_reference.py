@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from service.registry import INPUT_NAME
+from service.contract import INPUT_NAME
 
 
 def keras_classifier(onnx_path: Path):
@@ -17,7 +17,9 @@ def keras_classifier(onnx_path: Path):
 
     from training.networks import build_classifier
 
-    weights = {tuple(a.shape): a for a in (numpy_helper.to_array(i) for i in onnx.load(str(onnx_path)).graph.initializer)}
+    weights = {
+        tuple(a.shape): a for a in (numpy_helper.to_array(i) for i in onnx.load(str(onnx_path)).graph.initializer)
+    }
     model = build_classifier()
     model.get_layer("conv1").set_weights([weights[(32, 1, 3, 3)].transpose(2, 3, 1, 0), weights[(32,)]])
     model.get_layer("conv2").set_weights([weights[(64, 32, 3, 3)].transpose(2, 3, 1, 0), weights[(64,)]])
@@ -38,8 +40,9 @@ class KerasSession:
         import keras
 
         self.model = model
-        self.layers = keras.Model(model.input, [model.get_layer(n).output for n in
-                                                ("conv1", "conv2", "pool", "dense1", "output")])
+        self.layers = keras.Model(
+            model.input, [model.get_layer(n).output for n in ("conv1", "conv2", "pool", "dense1", "output")]
+        )
 
     def run(self, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         if outputs == ["output"]:

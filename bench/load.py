@@ -7,14 +7,13 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.helpers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).with_name("wrk") / "post.lua"
@@ -49,26 +48,47 @@ class Load:
         return self.requests / self.seconds
 
 
-def wrk(url: str, body: Path, content_type: str, connections: int, seconds: float,
-        max_requests: int | None = None) -> Load:
+def wrk(
+    url: str, body: Path, content_type: str, connections: int, seconds: float, max_requests: int | None = None
+) -> Load:
     """POST ``body`` to ``url`` from ``connections`` connections for ``seconds``; each wrk thread stops sending
     after its share of ``max_requests`` (wrk itself still waits out the duration)."""
     threads = min(2, connections)
-    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_CONTENT_TYPE": content_type,
-           "BENCH_MAX_REQUESTS_PER_THREAD": str(-(-max_requests // threads) if max_requests else 0)}
-    result = subprocess.run([require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{max(1, math.ceil(seconds))}s", "--timeout", "10s",
-                             "-s", str(LUA), url], capture_output=True, text=True, env=env,
-                            timeout=seconds + 60, check=True)
+    env = {
+        **os.environ,
+        "BENCH_BODY": str(body),
+        "BENCH_CONTENT_TYPE": content_type,
+        "BENCH_MAX_REQUESTS_PER_THREAD": str(-(-max_requests // threads) if max_requests else 0),
+    }
+    result = subprocess.run(
+        [
+            require_wrk(),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, math.ceil(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=True,
+    )
     line = next(line for line in result.stdout.splitlines() if line.startswith("BENCH "))
-    raw = json.loads(line[len("BENCH "):])
-    return Load(raw["requests"], raw["duration_us"] / 1e6, raw["non2xx"], raw["socket_errors"],
-                raw["p50_us"] / 1000, raw["p90_us"] / 1000, raw["p99_us"] / 1000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    raw = json.loads(line[len("BENCH ") :])
+    return Load(
+        raw["requests"],
+        raw["duration_us"] / 1e6,
+        raw["non2xx"],
+        raw["socket_errors"],
+        raw["p50_us"] / 1000,
+        raw["p90_us"] / 1000,
+        raw["p99_us"] / 1000,
+    )
 
 
 def _descendants(pid: int) -> list[int]:
@@ -106,24 +126,26 @@ def serving(command: list[str], env: dict[str, str] | None = None, timeout: floa
     """Start ``command`` (with HOST/PORT set) in its own process group, wait for /readyz, stop it afterwards."""
     port = free_port()
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
-                                                       **(env or {})},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{' '.join(command)} exited with {process.returncode} before it was ready")
-            if time.perf_counter() - started > timeout:
-                raise RuntimeError(f"{' '.join(command)} was not ready within {timeout} s")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.02)
+        try:
+            wait_ready(url, timeout, process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{' '.join(command)}: {exc}") from exc
         ready = time.perf_counter() - started
-        python = [pid for pid in [process.pid, *_descendants(process.pid)]
-                  if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        python = [
+            pid
+            for pid in [process.pid, *_descendants(process.pid)]
+            if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
         yield Service(url, python[0], ready)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -137,5 +159,9 @@ def make_serve() -> list[str]:
 
 def keras_serve(python: str) -> list[str]:
     """The naive Keras server (bench only), on the HOST and PORT that ``serving`` sets."""
-    return ["sh", "-c", f'exec "{python}" -m uvicorn bench.keras_app:create_keras_app --factory '
-                        '--host "$HOST" --port "$PORT" --no-access-log']
+    return [
+        "sh",
+        "-c",
+        f'exec "{python}" -m uvicorn bench.keras_app:create_keras_app --factory '
+        '--host "$HOST" --port "$PORT" --no-access-log',
+    ]

@@ -19,14 +19,33 @@ from bench.load import ROOT, make_serve, require_wrk, serving
 
 LUA = Path(__file__).with_name("wrk") / "mix.lua"
 MAX_RSS_GROWTH = 0.10
-IMAGE_POSTS = ["/v1/classify", "/v1/activations/conv1", "/v1/activations/pool?format=png",
-               "/v1/activations/conv2/5?format=png", "/v1/active-filters/conv2",
-               "/v1/active-filters/pool?threshold=dataset", "/v1/deconvolution/conv2/7",
-               "/v1/deconvolution/pool/3?format=json", "/v1/deconvolution/pool", "/v1/autoencoder/reconstruct",
-               "/v1/autoencoder/encode", "/v1/inspect"]
-GETS = ["/healthz", "/readyz", "/metrics", "/", "/v1/models", "/v1/models/classifier", "/v1/statistics",
-        "/v1/statistics/norms/conv2?format=png", "/v1/statistics/active-filters/conv1",
-        "/v1/filters/pool/12/top-images?format=png", "/v1/filters/conv1/weights?format=png"]
+IMAGE_POSTS = [
+    "/v1/classify",
+    "/v1/activations/conv1",
+    "/v1/activations/pool?format=png",
+    "/v1/activations/conv2/5?format=png",
+    "/v1/active-filters/conv2",
+    "/v1/active-filters/pool?threshold=dataset",
+    "/v1/deconvolution/conv2/7",
+    "/v1/deconvolution/pool/3?format=json",
+    "/v1/deconvolution/pool",
+    "/v1/autoencoder/reconstruct",
+    "/v1/autoencoder/encode",
+    "/v1/inspect",
+]
+GETS = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/",
+    "/v1/models",
+    "/v1/models/classifier",
+    "/v1/statistics",
+    "/v1/statistics/norms/conv2?format=png",
+    "/v1/statistics/active-filters/conv1",
+    "/v1/filters/pool/12/top-images?format=png",
+    "/v1/filters/conv1/weights?format=png",
+]
 BAD = 2
 
 
@@ -49,11 +68,16 @@ def mix_file(folder: Path) -> Path:
 
 def mixed_load(url: str, mix: Path, connections: int, seconds: int) -> dict:
     env = {**os.environ, "BENCH_MIX": str(mix)}
-    result = subprocess.run([require_wrk(), "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-                             "-s", str(LUA), url], capture_output=True, text=True, env=env, timeout=seconds + 60,
-                            check=True)
+    result = subprocess.run(
+        [require_wrk(), "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=True,
+    )
     line = next(line for line in result.stdout.splitlines() if line.startswith("BENCH "))
-    return json.loads(line[len("BENCH "):])
+    return json.loads(line[len("BENCH ") :])
 
 
 def soak(seconds: int, warmup: int, connections: int) -> dict:
@@ -67,13 +91,24 @@ def soak(seconds: int, warmup: int, connections: int) -> dict:
         end_rss = service.rss_mb()
     growth = end_rss / warm_rss - 1
     expected_bad = load["requests"] * BAD / lines
-    verdict = {"no_5xx": load["server_errors"] == 0, "no_dropped_connections": load["socket_errors"] == 0,
-               "bad_requests_got_4xx": abs(load["client_errors"] - expected_bad) <= max(4, 0.02 * expected_bad),
-               "rss_growth_under_10_percent": growth < MAX_RSS_GROWTH}
-    return {"seconds": seconds, "connections": connections, "endpoints_in_mix": lines, **load,
-            "requests_per_second": load["requests"] / (load["duration_us"] / 1e6),
-            "rss_after_warmup_mb": round(warm_rss, 1), "rss_after_soak_mb": round(end_rss, 1),
-            "rss_growth": round(growth, 4), "verdict": verdict, "passed": all(verdict.values())}
+    verdict = {
+        "no_5xx": load["server_errors"] == 0,
+        "no_dropped_connections": load["socket_errors"] == 0,
+        "bad_requests_got_4xx": abs(load["client_errors"] - expected_bad) <= max(4, 0.02 * expected_bad),
+        "rss_growth_under_10_percent": growth < MAX_RSS_GROWTH,
+    }
+    return {
+        "seconds": seconds,
+        "connections": connections,
+        "endpoints_in_mix": lines,
+        **load,
+        "requests_per_second": load["requests"] / (load["duration_us"] / 1e6),
+        "rss_after_warmup_mb": round(warm_rss, 1),
+        "rss_after_soak_mb": round(end_rss, 1),
+        "rss_growth": round(growth, 4),
+        "verdict": verdict,
+        "passed": all(verdict.values()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,16 +10,19 @@ import sys
 
 import uvicorn
 
+from service.api.settings import get_settings
 from service.registry import ModelLoadError, verify_model_files
-from service.settings import get_settings
 
 
 def log_config() -> dict:
     """uvicorn's logging, plus the ``convlens`` loggers (one JSON access line per request) on stdout."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["formatters"]["convlens"] = {"format": "%(message)s"}
-    config["handlers"]["convlens"] = {"class": "logging.StreamHandler", "formatter": "convlens",
-                                      "stream": "ext://sys.stdout"}
+    config["handlers"]["convlens"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "convlens",
+        "stream": "ext://sys.stdout",
+    }
     config["loggers"]["convlens"] = {"handlers": ["convlens"], "level": "INFO", "propagate": False}
     return config
 
@@ -42,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"convlens: cannot start: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                access_log=False, log_config=log_config())
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=log_config(),
+    )
     return 0
 
 

@@ -68,9 +68,7 @@ class BadPreprocessError(ImageError):
     """The image does not fit the requested preprocessing mode."""
 
 
-def decode(
-    data: bytes, *, max_pixels: int, formats: frozenset[str] = DEFAULT_FORMATS
-) -> np.ndarray:
+def decode(data: bytes, *, max_pixels: int, formats: frozenset[str] = DEFAULT_FORMATS) -> np.ndarray:
     """Decode uploaded bytes into a 2-D float32 grayscale array in [0, 1], 1.0 = white.
 
     The pixel count is checked against `max_pixels` from the header, before any
@@ -93,8 +91,15 @@ def declared_pixels(data: bytes) -> int:
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size[0] * im.size[1]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
         return 0
 
 
@@ -108,9 +113,7 @@ def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=allowed)
     except UnidentifiedImageError:
-        raise UnsupportedFormatError(
-            f"not a supported image; allowed formats: {', '.join(allowed)}"
-        ) from None
+        raise UnsupportedFormatError(f"not a supported image; allowed formats: {', '.join(allowed)}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(
             f"image is too large: the limit is {max_pixels:,} pixels and its header "
@@ -125,8 +128,7 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"image is too large: {width}x{height} is {width * height:,} pixels, "
-            f"the limit is {max_pixels:,} pixels"
+            f"image is too large: {width}x{height} is {width * height:,} pixels, the limit is {max_pixels:,} pixels"
         )
 
 
@@ -183,9 +185,7 @@ def prepare(gray: np.ndarray, mode: str = "auto") -> np.ndarray:
     "auto" passes a 28x28 light-on-dark image through and normalises anything else.
     """
     if mode not in PREPROCESS_MODES:
-        raise ValueError(
-            f"unknown preprocess mode {mode!r}; expected one of {', '.join(PREPROCESS_MODES)}"
-        )
+        raise ValueError(f"unknown preprocess mode {mode!r}; expected one of {', '.join(PREPROCESS_MODES)}")
     gray = _as_gray(gray)
     if mode == "none":
         return _exactly_mnist_sized(gray)
@@ -335,9 +335,7 @@ def _fit_box(digit: np.ndarray) -> np.ndarray:
     height, width = digit.shape
     scale = MNIST_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(np.ascontiguousarray(digit)).resize(
-        size, Image.Resampling.LANCZOS
-    )
+    resized = Image.fromarray(np.ascontiguousarray(digit)).resize(size, Image.Resampling.LANCZOS)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +12,20 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from service.limits import InferenceGate
+from service.admission import InferenceGate
+from service.contract import (
+    INPUT_NAME,
+    MANIFEST_FILE,
+    VARIANT_MODEL,
+    VARIANTS_DIR,
+    ContractError,
+    Manifest,
+    ModelEntry,
+    read_document,
+)
 
 log = logging.getLogger("convlens.registry")
 
-INPUT_NAME = "input"
-VARIANTS_DIR = "variants"
-VARIANT_MODEL = "classifier"
 CHUNK = 256
 PASS_THROUGH = {"Relu", "Transpose", "Identity", "Sigmoid", "Tanh", "Elu"}
 
@@ -33,7 +39,7 @@ class LoadedModel:
     """One verified model: its manifest entry, an inference session and its conv kernels (HWIO)."""
 
     name: str
-    entry: dict
+    entry: ModelEntry
     session: ort.InferenceSession
     gate: InferenceGate
     kernels: dict[str, np.ndarray] = field(default_factory=dict)
@@ -41,7 +47,7 @@ class LoadedModel:
     @property
     def layer_shapes(self) -> dict[str, list[int]]:
         """Output shape (without batch) of every layer the ONNX file exposes, in graph order."""
-        return {output["name"]: output["shape"][1:] for output in self.entry["outputs"]}
+        return self.entry.layer_shapes
 
     def run(self, images: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
         """Inference over ``images`` (N, 28, 28) or (N, 28, 28, 1) asking only for ``outputs``.
@@ -53,7 +59,7 @@ class LoadedModel:
         parts = []
         for start in range(0, len(batch), CHUNK):
             with self.gate.slot(self.name):
-                parts.append(self.session.run(outputs, {INPUT_NAME: batch[start:start + CHUNK]}))
+                parts.append(self.session.run(outputs, {INPUT_NAME: batch[start : start + CHUNK]}))
         if len(parts) == 1:
             return dict(zip(outputs, parts[0]))
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
@@ -64,7 +70,7 @@ class Registry:
     """All models the service serves, by name."""
 
     models: dict[str, LoadedModel]
-    manifest: dict
+    manifest: Manifest
 
 
 def conv_kernels(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -96,52 +102,63 @@ def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:
-        raise ModelLoadError(f"model file {path} has SHA-256 {actual}, manifest.json says {expected_sha256}: "
-                             "the file was changed or truncated")
+        raise ModelLoadError(
+            f"model file {path} has SHA-256 {actual}, manifest.json says {expected_sha256}: "
+            "the file was changed or truncated"
+        )
     return data
 
 
-def read_manifest(model_dir: Path) -> dict:
-    """``model_dir/manifest.json``, parsed; ModelLoadError saying what is wrong otherwise."""
-    manifest_path = model_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise ModelLoadError(f"{manifest_path} not found: set CONVLENS_MODEL_DIR to a folder with trained models")
+def read_manifest(model_dir: Path) -> Manifest:
+    """``model_dir/manifest.json``, validated; ModelLoadError saying which file and field are wrong otherwise."""
+    path = model_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{path} not found: set CONVLENS_MODEL_DIR to a folder with trained models")
     try:
-        return json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{manifest_path} is not valid JSON: {exc}") from exc
+        return read_document(path, Manifest)
+    except ContractError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def variant_dirs(model_dir: Path) -> list[Path]:
     """The folders under ``model_dir/variants`` with a manifest (``python -m training sweep``), sorted by name."""
-    return sorted(path.parent for path in (model_dir / VARIANTS_DIR).glob("*/manifest.json"))
+    return sorted(path.parent for path in (model_dir / VARIANTS_DIR).glob(f"*/{MANIFEST_FILE}"))
 
 
-def model_files(model_dir: Path, variants: bool = True) -> list[tuple[str, Path, dict]]:
+def model_files(model_dir: Path, variants: bool = True, quiet: bool = False) -> list[tuple[str, Path, ModelEntry]]:
     """(name, file, manifest entry) of every model to serve: the main manifest's by their names, then each
-    variant's classifier named after its folder (``tanh-sgd``); a variant without its ONNX file is skipped
-    with a log line (their ONNX files are not shipped), a listed main model must be there."""
-    found = [(name, model_dir / entry["file"], entry) for name, entry in read_manifest(model_dir)["models"].items()]
-    for folder in variant_dirs(model_dir) if variants else []:
-        entry = read_manifest(folder)["models"].get(VARIANT_MODEL)
+    variant's classifier named after its folder (``tanh-sgd``). Variants whose ONNX file is absent (they are not
+    shipped) are skipped, with one informational line unless ``quiet``; a listed main model must be there."""
+    found = [(name, model_dir / entry.file, entry) for name, entry in read_manifest(model_dir).models.items()]
+    folders, absent = variant_dirs(model_dir) if variants else [], []
+    for folder in folders:
+        entry = read_manifest(folder).models.get(VARIANT_MODEL)
         if entry is None:
-            raise ModelLoadError(f"{folder / 'manifest.json'} lists no {VARIANT_MODEL}")
-        if not (folder / entry["file"]).is_file():
-            log.info("variant %s not served: %s is absent (python -m training sweep makes it)", folder.name,
-                     folder / entry["file"])
-            continue
-        found.append((folder.name, folder / entry["file"], entry))
+            raise ModelLoadError(f"{folder / MANIFEST_FILE} lists no {VARIANT_MODEL}")
+        if (folder / entry.file).is_file():
+            found.append((folder.name, folder / entry.file, entry))
+        else:
+            absent.append(folder.name)
+    if absent and not quiet:
+        log.info(
+            "%d of %d variants have a manifest but no ONNX file and are not served (%s); "
+            "`python -m training sweep --data-dir MNIST_DIR` builds them",
+            len(absent),
+            len(folders),
+            ", ".join(absent),
+        )
     return found
 
 
 def verify_model_files(model_dir: Path) -> None:
     """Check that every model to serve is there with its SHA-256, without loading it (cheap, for start-up)."""
-    for _, path, entry in model_files(model_dir):
-        _verified_bytes(path, entry["sha256"])
+    for _, path, entry in model_files(model_dir, quiet=True):
+        _verified_bytes(path, entry.sha256)
 
 
-def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None,
-                  variants: bool = True) -> Registry:
+def load_registry(
+    model_dir: Path, intra_op_threads: int = 1, gate: InferenceGate | None = None, variants: bool = True
+) -> Registry:
     """Load every model ``model_dir/manifest.json`` lists (and, with ``variants``, every variant's classifier),
     verifying each file's SHA-256.
 
@@ -154,7 +171,7 @@ def load_registry(model_dir: Path, intra_op_threads: int = 1, gate: InferenceGat
     options.inter_op_num_threads = 1
     models = {}
     for name, path, entry in model_files(model_dir, variants):
-        data = _verified_bytes(path, entry["sha256"])
+        data = _verified_bytes(path, entry.sha256)
         try:
             proto = onnx.load_from_string(data)
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])

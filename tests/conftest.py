@@ -8,18 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import load_split
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests import helpers
+from training.data import MnistError, load_split
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The real MNIST folder: $MNIST_DIR, else ../shared/mnist beside the checkout."""
-    path = Path(os.environ.get("MNIST_DIR") or ROOT.parent / "shared" / "mnist")
-    if not (path / "t10k-images-idx3-ubyte.gz").exists() and not (path / "t10k-images-idx3-ubyte").exists():
-        pytest.skip(f"real MNIST not found in {path}; set MNIST_DIR")
-    return path
+    """The real MNIST folder, found as the Makefile finds it (``tests.helpers.mnist_dir``). Skipped when absent on a
+    developer's machine; in CI (``CI=true``) a missing data set fails: a skipped test proves nothing there."""
+    try:
+        return helpers.mnist_dir()
+    except MnistError as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{exc} (CI needs the real data set: ../shared/mnist beside the checkout)", pytrace=False)
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,25 @@ def tiny_sweep(mnist_dir: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep") / "variants"
     sweep(mnist_dir, out, ("relu", "tanh"), ("adam", "sgd"), epochs=1, train_limit=2000, test_limit=500)
     return out
+
+
+# The slow lanes, by where a test lives or what it needs; `make test-fast` runs everything else.
+SLOW_PATHS = {
+    "training": ("tests/training/",),
+    "containers": ("tests/deploy/test_containers.py",),
+    "browser": ("tests/e2e/",),
+    "load": ("tests/test_bench.py", "tests/test_schemathesis.py"),
+}
+SLOW_FIXTURES = {"training": ("tiny_sweep",)}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with the slow lanes it belongs to (see ``[tool.pytest.ini_options] markers``)."""
+    for item in items:
+        path = Path(item.path).relative_to(helpers.ROOT).as_posix()
+        for marker, prefixes in SLOW_PATHS.items():
+            if path.startswith(prefixes):
+                item.add_marker(marker)
+        for marker, fixtures in SLOW_FIXTURES.items():
+            if any(name in item.fixturenames for name in fixtures):
+                item.add_marker(marker)

@@ -1,17 +1,59 @@
-"""Small helpers the tests share: encoding arrays as image files, posting them, reading PNG answers, model folders."""
+"""What tests and bench share: paths, free ports, waiting for readiness, MNIST, image encoders, HTTP shortcuts."""
 
 from __future__ import annotations
 
 import io
+import os
+import socket
+import struct
+import subprocess
+import time
+import zlib
 from pathlib import Path
 
+import httpx
 import numpy as np
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.registry import VARIANTS_DIR
+from service.contract import VARIANTS_DIR
+from training.data import MnistError, resolve_data_dir
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+DEFAULT_MNIST_DIR = "../shared/mnist"  # the Makefile's default, relative to the checkout
+
+
+def mnist_dir() -> Path:
+    """The real MNIST folder, found as the Makefile finds it: ``$MNIST_DIR``, else ``../shared/mnist`` from the
+    checkout; absolute. MnistError when the test split is not there."""
+    path = resolve_data_dir(os.environ.get("MNIST_DIR") or ROOT / DEFAULT_MNIST_DIR)
+    if not any((path / name).exists() for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
+        raise MnistError(f"real MNIST not found in {path}; set MNIST_DIR to the folder holding the IDX files")
+    return path
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
+    """Poll ``url/readyz`` until it answers 200; the seconds it took. RuntimeError on timeout, or when ``process``
+    exits first."""
+    started = time.perf_counter()
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode} before it was ready")
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"the service at {url} was not ready within {timeout:g} s")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
 
 
 def encode(pixels: np.ndarray, fmt: str = "PNG", **options) -> bytes:
@@ -21,7 +63,19 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", **options) -> bytes:
     return buffer.getvalue()
 
 
-def post_image(client: TestClient, url: str, data: bytes, content_type: str = "image/png", **params):
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` with no real pixel data (a decompression bomb's card)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def post_image(client, url: str, data: bytes, content_type: str = "image/png", **params):
     """POST ``data`` as the raw body."""
     return client.post(url, content=data, headers={"content-type": content_type}, params=params)
 

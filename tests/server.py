@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers import MODELS, ROOT, free_port, wait_ready
 
 
 @contextmanager
@@ -28,21 +17,20 @@ def running_service(**env: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start the service with extra environment ``env``, wait for /readyz, yield (base URL, process), stop it."""
     port = free_port()
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env={**os.environ, "CONVLENS_MODEL_DIR": str(ROOT / "models"), **env},
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "CONVLENS_MODEL_DIR": str(MODELS), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
+        try:
+            wait_ready(base, 30, process)
+        except RuntimeError as exc:
             log.seek(0)
-            raise RuntimeError(f"service did not become ready within 30 s: {log.read().decode()[-2000:]}")
+            raise RuntimeError(f"{exc}: {log.read().decode()[-2000:]}") from exc
         yield base, process
     finally:
         if process.poll() is None:

@@ -14,16 +14,27 @@ pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not 
 
 def test_quick_bench_run_writes_a_results_file_with_every_measure(tmp_path):
     out = tmp_path / "latest.json"
-    subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     results = json.loads(out.read_text())
     assert results["machine"]["cores"] >= 1 and results["machine"]["commit"]
     assert results["http_errors"] == 0
     measures = [row["measure"] for row in results["rows"]]
-    for expected in ("onnxruntime batch-1 p50 (1 thread)", "HTTP classify p50, concurrency 1",
-                     "HTTP classify throughput, concurrency 64", "batch endpoint, 1,000 images per request (.npy)",
-                     "HTTP deconvolution pool (one filter, PNG) p50", "time from start to /readyz = 200 (`make serve`)",
-                     "HTTP classify req/s, concurrency 16", "training seconds per epoch (60,000 images, from the manifest)"):
+    for expected in (
+        "onnxruntime batch-1 p50 (1 thread)",
+        "HTTP classify p50, concurrency 1",
+        "HTTP classify throughput, concurrency 64",
+        "batch endpoint, 1,000 images per request (.npy)",
+        "HTTP deconvolution pool (one filter, PNG) p50",
+        "time from start to /readyz = 200 (`make serve`)",
+        "HTTP classify req/s, concurrency 16",
+        "training seconds per epoch (60,000 images, from the manifest)",
+    ):
         assert expected in measures
     assert all(row["value"] is not None and row["value"] > 0 for row in results["rows"])
     assert results["markdown"].startswith("| measure |")
@@ -31,7 +42,11 @@ def test_quick_bench_run_writes_a_results_file_with_every_measure(tmp_path):
 
 def test_short_soak_mixing_every_endpoint_sees_no_5xx_and_no_dropped_connections(tmp_path):
     out = tmp_path / "soak.json"
-    subprocess.run([sys.executable, "-m", "bench.soak", "--seconds", "4", "--warmup", "2", "--out", str(out)],
-                   cwd=ROOT, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--seconds", "4", "--warmup", "2", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
     verdict = json.loads(out.read_text())["verdict"]
     assert verdict["no_5xx"] and verdict["no_dropped_connections"] and verdict["bad_requests_got_4xx"], verdict

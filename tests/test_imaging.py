@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import io
-import os
-import struct
 import warnings
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +22,7 @@ from service.imaging import (
     prepare,
     to_mnist,
 )
+from tests.helpers import png_claiming
 
 MAX_PIXELS = 20_000_000
 QUALITY_DIGITS = 200
@@ -69,38 +65,10 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height, with a tiny IDAT and no real pixel data."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        body = kind + payload
-        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
-def read_idx_images(path: Path, count: int) -> np.ndarray:
-    """The first `count` images of a (gzipped) IDX3 file as uint8 (count, rows, cols)."""
-    with gzip.open(path) as f:
-        magic, total, rows, cols = struct.unpack(">IIII", f.read(16))
-        assert magic == 2051, f"{path} is not an IDX image file"
-        count = min(count, total)
-        return np.frombuffer(f.read(count * rows * cols), dtype=np.uint8).reshape(count, rows, cols)
-
-
 @pytest.fixture(scope="module")
-def mnist_digits() -> np.ndarray:
-    """The first real MNIST test digits (uint8, light on dark), from $MNIST_DIR."""
-    path = Path(os.environ.get("MNIST_DIR", "/work/shared/mnist")) / "t10k-images-idx3-ubyte.gz"
-    if not path.exists():
-        pytest.skip(f"real MNIST not found at {path}; set MNIST_DIR")
-    return read_idx_images(path, QUALITY_DIGITS)
+def mnist_digits(mnist_test) -> np.ndarray:
+    """The first real MNIST test digits (uint8, light on dark)."""
+    return mnist_test[0][:QUALITY_DIGITS]
 
 
 def photograph(digit: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -329,14 +297,14 @@ def test_pixel_bomb_header_is_refused_before_decoding(side):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with pytest.raises(ImageTooLargeError, match="too large"):
-            decode(png_header(side, side), max_pixels=1_000_000)
+            decode(png_claiming(side, side), max_pixels=1_000_000)
 
 
 def test_pillow_bomb_warning_escalated_to_error_is_still_too_large():
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with pytest.raises(ImageTooLargeError):
-            decode(png_header(10_000, 10_000), max_pixels=MAX_PIXELS * 10)
+            decode(png_claiming(10_000, 10_000), max_pixels=MAX_PIXELS * 10)
 
 
 def test_image_errors_are_value_errors_carrying_their_message():

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from service.openapi import document
+from service.api.openapi import document
 
 COMMITTED = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
@@ -22,8 +22,11 @@ def test_every_upload_documents_its_body_and_error_statuses():
     for path, operations in json.loads(document())["paths"].items():
         if "post" in operations:
             operation = operations["post"]
-            bodies = {"multipart/form-data", "application/x-npy"} if path.endswith("/batch") else {
-                "multipart/form-data", "image/png", "image/jpeg"}
+            bodies = (
+                {"multipart/form-data", "application/x-npy"}
+                if path.endswith("/batch")
+                else {"multipart/form-data", "image/png", "image/jpeg"}
+            )
             assert set(operation["requestBody"]["content"]) >= bodies, f"POST {path}"
             assert {"400", "413", "415", "422"} <= set(operation["responses"]), f"POST {path}"
 

@@ -33,9 +33,14 @@ def copy_models(target, tamper: str | None = None, drop: str | None = None) -> N
 
 
 def start_up_failure(model_dir) -> str:
-    result = subprocess.run([sys.executable, "-m", "service", "--port", str(free_port())], cwd=ROOT,
-                            env={"CONVLENS_MODEL_DIR": str(model_dir), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--port", str(free_port())],
+        cwd=ROOT,
+        env={"CONVLENS_MODEL_DIR": str(model_dir), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -54,6 +59,18 @@ def test_a_missing_model_stops_start_up_with_a_one_line_reason(tmp_path):
     assert "autoencoder.onnx is missing" in start_up_failure(tmp_path)
 
 
+def wait_in_flight(base: str, count: int, timeout: float = 10) -> None:
+    """Until the service's ``convlens_requests_in_flight`` gauge (this probe included) reaches ``count``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        gauge = next(line for line in metrics.splitlines() if line.startswith("convlens_requests_in_flight "))
+        if float(gauge.split()[1]) >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"fewer than {count} requests in flight after {timeout} s")
+
+
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_cleanly():
     data = (ROOT / "examples" / "digit-2.png").read_bytes()
     sending = threading.Event()
@@ -61,17 +78,21 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_cleanly():
     def slow_upload():
         yield data[:40]
         sending.set()
-        time.sleep(1.0)
+        time.sleep(1.0)  # the client's slowness is the test's input: SIGTERM arrives while the body is unfinished
         yield data[40:]
 
     with running_service() as (base, process):
         answers = []
-        request = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{base}/v1/classify", content=slow_upload(), headers={"content-type": "image/png"},
-                       timeout=30)))
+        request = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{base}/v1/classify", content=slow_upload(), headers={"content-type": "image/png"}, timeout=30
+                )
+            )
+        )
         request.start()
         assert sending.wait(timeout=10)
-        time.sleep(0.2)
+        wait_in_flight(base, 2)  # the service's own gauge: the health probe and the upload
         process.send_signal(signal.SIGTERM)
         request.join(timeout=30)
         assert process.wait(timeout=30) == 0

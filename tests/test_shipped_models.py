@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from tests.helpers import MODELS
 from training.data import sha256_of
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())
 
 
@@ -25,8 +24,9 @@ def test_shipped_classifier_reaches_the_accuracy_the_manifest_claims(mnist_test)
     images, labels = mnist_test
     session = ort.InferenceSession(str(MODELS / "classifier.onnx"), providers=["CPUExecutionProvider"])
     x = (images.astype(np.float32) / 255.0)[..., None]
-    predicted = np.concatenate([session.run(["output"], {"input": x[i:i + 1000]})[0].argmax(1)
-                                for i in range(0, len(x), 1000)])
+    predicted = np.concatenate(
+        [session.run(["output"], {"input": x[i : i + 1000]})[0].argmax(1) for i in range(0, len(x), 1000)]
+    )
     accuracy = float((predicted == labels).mean())
     claimed = MANIFEST["models"]["classifier"]["metrics"]["test_accuracy"]
     assert abs(accuracy - claimed) <= 0.0005

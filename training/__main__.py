@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.data import DEFAULT_MIRROR, MnistError
 from training.config import ACTIVATIONS, OPTIMIZERS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
+from training.data import DEFAULT_MIRROR, MnistError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,8 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--activation", choices=ACTIVATIONS, default=defaults.activation)
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
-                       help="adadelta is the paper's (use --learning-rate 1.0 --schedule constant for its recipe)")
+    train.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=defaults.optimizer,
+        help="adadelta is the paper's (use --learning-rate 1.0 --schedule constant for its recipe)",
+    )
     train.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's customary rate")
     train.add_argument("--schedule", choices=("cosine", "constant"), default=defaults.schedule)
     train.add_argument("--shift", type=int, default=defaults.shift, help="random shift augmentation in pixels (0: off)")
@@ -31,16 +35,29 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     train.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
 
-    sweep = commands.add_parser("sweep", help="train the classifier under every activation x optimizer and compare "
-                                              "them (models/variants/)")
+    sweep = commands.add_parser(
+        "sweep", help="train the classifier under every activation x optimizer and compare them (models/variants/)"
+    )
     sweep.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
-    sweep.add_argument("--out-dir", type=Path, default=Path("models/variants"),
-                       help="one folder per variant, plus comparison.json and comparison.md")
-    sweep.add_argument("--activations", type=_names(ACTIVATIONS), default=ACTIVATIONS,
-                       help=f"comma-separated (default: {','.join(ACTIVATIONS)})")
-    sweep.add_argument("--optimizers", type=_names(OPTIMIZERS), default=SWEEP_OPTIMIZERS,
-                       help=f"comma-separated (default: {','.join(SWEEP_OPTIMIZERS)}); each at its customary "
-                            "learning rate, constant schedule, no shift augmentation")
+    sweep.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("models/variants"),
+        help="one folder per variant, plus comparison.json and comparison.md",
+    )
+    sweep.add_argument(
+        "--activations",
+        type=_names(ACTIVATIONS),
+        default=ACTIVATIONS,
+        help=f"comma-separated (default: {','.join(ACTIVATIONS)})",
+    )
+    sweep.add_argument(
+        "--optimizers",
+        type=_names(OPTIMIZERS),
+        default=SWEEP_OPTIMIZERS,
+        help=f"comma-separated (default: {','.join(SWEEP_OPTIMIZERS)}); each at its customary "
+        "learning rate, constant schedule, no shift augmentation",
+    )
     sweep.add_argument("--epochs", type=int, default=SWEEP_EPOCHS, help="the same budget for every variant")
     sweep.add_argument("--batch-size", type=int, default=defaults.batch_size)
     sweep.add_argument("--seed", type=int, default=defaults.seed)
@@ -51,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("--data-dir", required=True, help="folder to write the files to")
     download.add_argument("--mirror", default=DEFAULT_MIRROR)
 
-    analyze = commands.add_parser("analyze", help="dataset statistics of the exported classifier: statistics.json, "
-                                                  "top_images.npz and plots/ beside the models")
+    analyze = commands.add_parser(
+        "analyze",
+        help="dataset statistics of the exported classifier: statistics.json, "
+        "top_images.npz and plots/ beside the models",
+    )
     analyze.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
     analyze.add_argument("--model-dir", type=Path, default=Path("models"), help="folder with manifest.json")
     analyze.add_argument("--out-dir", type=Path, default=None, help="where to write (default: --model-dir)")
@@ -61,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--batch-size", type=int, default=500)
     analyze.add_argument("--no-plots", action="store_true", help="skip drawing the PNG plots")
 
-    report = commands.add_parser("report", help="the paper's figures from the shipped models and statistics, as "
-                                                "reports/paper/README.md")
+    report = commands.add_parser(
+        "report", help="the paper's figures from the shipped models and statistics, as reports/paper/README.md"
+    )
     report.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
     report.add_argument("--model-dir", type=Path, default=Path("models"), help="models and statistics.json")
     report.add_argument("--out-dir", type=Path, default=Path("reports/paper"))
@@ -98,15 +119,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             from training.sweep import sweep
 
-            sweep(args.data_dir, args.out_dir, args.activations, args.optimizers, args.epochs, args.batch_size,
-                  args.seed, args.train_limit, args.test_limit)
+            sweep(
+                args.data_dir,
+                args.out_dir,
+                args.activations,
+                args.optimizers,
+                args.epochs,
+                args.batch_size,
+                args.seed,
+                args.train_limit,
+                args.test_limit,
+            )
             return 0
         from training.pipeline import train_and_export
 
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, activation=args.activation,
-                             optimizer=args.optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
-                             shift=args.shift, autoencoder_epochs=args.autoencoder_epochs, seed=args.seed,
-                             train_limit=args.train_limit, test_limit=args.test_limit)
+        config = TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            activation=args.activation,
+            optimizer=args.optimizer,
+            learning_rate=args.learning_rate,
+            schedule=args.schedule,
+            shift=args.shift,
+            autoencoder_epochs=args.autoencoder_epochs,
+            seed=args.seed,
+            train_limit=args.train_limit,
+            test_limit=args.test_limit,
+        )
         manifest = train_and_export(args.data_dir, args.out_dir, config)
         print(f"wrote {manifest}")
         return 0
@@ -121,8 +160,15 @@ def _statistics_command(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "analyze":
-            analyze(args.model_dir, args.data_dir, args.out_dir, split=args.split, limit=args.limit,
-                    batch_size=args.batch_size, plots=not args.no_plots)
+            analyze(
+                args.model_dir,
+                args.data_dir,
+                args.out_dir,
+                split=args.split,
+                limit=args.limit,
+                batch_size=args.batch_size,
+                plots=not args.no_plots,
+            )
         else:
             from training.report import write_report
 

@@ -25,20 +25,26 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from service.contract import (
+    CLASSIFIER,
+    LABELS,
+    MANIFEST_FILE,
+    PLOTS_DIR,
+    RULES,
+    SPATIAL_LAYERS,
+    STATISTICS_FILE,
+    STATISTICS_FORMAT,
+    STATISTICS_NORM,
+    SUMMARY,
+    TOP_IMAGES_FILE,
+    FileRef,
+    Statistics,
+)
 from service.featuremaps.norms import active_mask, feature_map_norms, threshold
 from service.registry import ModelLoadError, load_registry
 from training.data import FILES, load_split
 
-FORMAT = 1
-SPATIAL_LAYERS = ("conv1", "conv2", "pool")
-RULES = ("image-mean", "dataset-mean", "filter-label-mean")
-SUMMARY = ("min", "q1", "median", "q3", "max", "mean", "std")
-LABELS = 10
 TOP_K = 9
-NORM = "l2"
-STATISTICS_FILE = "statistics.json"
-TOP_IMAGES_FILE = "top_images.npz"
-PLOTS_DIR = "plots"
 
 
 class AnalysisError(RuntimeError):
@@ -60,8 +66,9 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
-def layer_norms(model, images: np.ndarray, batch_size: int = 500, progress: bool = True
-                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def layer_norms(
+    model, images: np.ndarray, batch_size: int = 500, progress: bool = True
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """L2 norm of every feature map of every image, per spatial layer ((N, C) float32), and the predicted digits.
 
     ``images`` are uint8 (N, 28, 28); they are fed in batches to ``model.run`` (the service's onnxruntime
@@ -73,11 +80,11 @@ def layer_norms(model, images: np.ndarray, batch_size: int = 500, progress: bool
     predicted = np.empty(n, np.int64)
     with tqdm(total=n, unit="img", desc="analyze", disable=not progress) as bar:
         for start in range(0, n, batch_size):
-            batch = images[start:start + batch_size].astype(np.float32) / 255.0
+            batch = images[start : start + batch_size].astype(np.float32) / 255.0
             result = model.run(batch, outputs)
             for layer in SPATIAL_LAYERS:
-                norms[layer][start:start + len(batch)] = feature_map_norms(result[layer], NORM)
-            predicted[start:start + len(batch)] = result["output"].argmax(axis=1)
+                norms[layer][start : start + len(batch)] = feature_map_norms(result[layer], STATISTICS_NORM)
+            predicted[start : start + len(batch)] = result["output"].argmax(axis=1)
             bar.update(len(batch))
     return norms, predicted
 
@@ -116,8 +123,7 @@ def layer_statistics(norms: np.ndarray, labels: np.ndarray) -> dict:
         "active_counts": {rule: counts[rule].tolist() for rule in RULES},
         "filter_label_means": label_means,
         "norms": {"all": norm_summary(norms), **{str(d): norm_summary(per_label[d]) for d in range(LABELS)}},
-        "top_images": {"indices": order, "norms": np.take_along_axis(norms.T, order, axis=1),
-                       "labels": labels[order]},
+        "top_images": {"indices": order, "norms": np.take_along_axis(norms.T, order, axis=1), "labels": labels[order]},
     }
 
 
@@ -140,16 +146,24 @@ def dumps(value, indent: int = 0) -> str:
     """JSON with nested objects indented and each list of numbers on one line (readable, diffable, small)."""
     pad = "  " * indent
     if isinstance(value, dict) and value:
-        items = [f'{pad}  {json.dumps(key)}: {dumps(item, indent + 1)}' for key, item in value.items()]
+        items = [f"{pad}  {json.dumps(key)}: {dumps(item, indent + 1)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + f"\n{pad}}}"
     if isinstance(value, list) and value and isinstance(value[0], (list, dict)):
         return "[\n" + ",\n".join(f"{pad}  {dumps(item, indent + 1)}" for item in value) + f"\n{pad}]"
     return json.dumps(value, separators=(", ", ": "))
 
 
-def analyze(model_dir: Path, data_dir: str | os.PathLike[str] | None, out_dir: Path | None = None,
-            split: str = "test", limit: int | None = None, batch_size: int = 500, plots: bool = True,
-            progress: bool = True, threads: int = 0) -> Path:
+def analyze(
+    model_dir: Path,
+    data_dir: str | os.PathLike[str] | None,
+    out_dir: Path | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    batch_size: int = 500,
+    plots: bool = True,
+    progress: bool = True,
+    threads: int = 0,
+) -> Path:
     """Compute the statistics of ``model_dir``'s classifier over ``split`` and write them to ``out_dir``.
 
     ``out_dir`` defaults to ``model_dir`` (where the service looks); ``limit`` keeps the first N images.
@@ -163,9 +177,9 @@ def analyze(model_dir: Path, data_dir: str | os.PathLike[str] | None, out_dir: P
         registry = load_registry(model_dir, intra_op_threads=threads, variants=False)
     except ModelLoadError as exc:
         raise AnalysisError(str(exc)) from exc
-    if "classifier" not in registry.models:
-        raise AnalysisError(f"{model_dir / 'manifest.json'} lists no classifier")
-    classifier = registry.models["classifier"]
+    if CLASSIFIER not in registry.models:
+        raise AnalysisError(f"{model_dir / MANIFEST_FILE} lists no {CLASSIFIER}")
+    classifier = registry.models[CLASSIFIER]
     images, labels = load_split(data_dir, split)
     if limit:
         images, labels = images[:limit], labels[:limit]
@@ -183,32 +197,40 @@ def analyze(model_dir: Path, data_dir: str | os.PathLike[str] | None, out_dir: P
     top_path = out_dir / TOP_IMAGES_FILE
     write_npz(top_path, indices=kept.astype(np.int32), images=images[kept])
 
-    statistics = _rounded({
-        "format": FORMAT,
-        "model": "classifier",
-        "model_sha256": classifier.entry["sha256"],
-        "split": split,
-        "images": int(len(labels)),
-        "data_sha256": {f"{FILES[(split, kind)].name}.gz": FILES[(split, kind)].gz_sha256
-                        for kind in ("images", "labels")},
-        "norm": NORM,
-        "accuracy": float((predicted == labels).mean()),
-        "label_counts": np.bincount(labels, minlength=LABELS),
-        "rules": list(RULES),
-        "layers": layers,
-        "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_file(top_path)},
-        "plots": {},
-    })
+    document = Statistics.model_validate(
+        _rounded(
+            {
+                "format": STATISTICS_FORMAT,
+                "model": CLASSIFIER,
+                "model_sha256": classifier.entry.sha256,
+                "split": split,
+                "images": int(len(labels)),
+                "data_sha256": {
+                    f"{FILES[(split, kind)].name}.gz": FILES[(split, kind)].gz_sha256 for kind in ("images", "labels")
+                },
+                "norm": STATISTICS_NORM,
+                "accuracy": float((predicted == labels).mean()),
+                "label_counts": np.bincount(labels, minlength=LABELS),
+                "rules": list(RULES),
+                "layers": layers,
+                "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_file(top_path)},
+                "plots": {},
+            }
+        )
+    )
     if plots:
-        written = figures.statistics_plots(statistics, registry.manifest, out_dir / PLOTS_DIR, progress=progress)
-        statistics["plots"] = {name: {"file": f"{PLOTS_DIR}/{path.name}", "sha256": sha256_file(path)}
-                               for name, path in written.items()}
+        written = figures.statistics_plots(document, registry.manifest, out_dir / PLOTS_DIR, progress=progress)
+        document.plots = {
+            name: FileRef(file=f"{PLOTS_DIR}/{path.name}", sha256=sha256_file(path)) for name, path in written.items()
+        }
         for stale in set((out_dir / PLOTS_DIR).glob("*.png")) - set(written.values()):
             stale.unlink()
     path = out_dir / STATISTICS_FILE
-    path.write_text(dumps(statistics) + "\n")
+    path.write_text(dumps(document.model_dump()) + "\n")
     if progress:
-        drawn = f" and {len(statistics['plots'])} plots in {out_dir / PLOTS_DIR}" if plots else ""
-        print(f"{len(labels):,} {split} images analysed in {seconds:.1f} s; wrote {path}, {top_path}{drawn} "
-              f"({time.perf_counter() - started:.1f} s in all)")
+        drawn = f" and {len(document.plots)} plots in {out_dir / PLOTS_DIR}" if plots else ""
+        print(
+            f"{len(labels):,} {split} images analysed in {seconds:.1f} s; wrote {path}, {top_path}{drawn} "
+            f"({time.perf_counter() - started:.1f} s in all)"
+        )
     return path

@@ -35,22 +35,30 @@ class IdxFile:
 
 FILES: dict[tuple[str, str], IdxFile] = {
     ("train", "images"): IdxFile(
-        "train-images-idx3-ubyte", 2051, 60_000,
+        "train-images-idx3-ubyte",
+        2051,
+        60_000,
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     ),
     ("train", "labels"): IdxFile(
-        "train-labels-idx1-ubyte", 2049, 60_000,
+        "train-labels-idx1-ubyte",
+        2049,
+        60_000,
         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
         "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     ),
     ("test", "images"): IdxFile(
-        "t10k-images-idx3-ubyte", 2051, 10_000,
+        "t10k-images-idx3-ubyte",
+        2051,
+        10_000,
         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
         "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     ),
     ("test", "labels"): IdxFile(
-        "t10k-labels-idx1-ubyte", 2049, 10_000,
+        "t10k-labels-idx1-ubyte",
+        2049,
+        10_000,
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     ),
@@ -62,14 +70,15 @@ class MnistError(Exception):
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
-    """The directory given, else ``$MNIST_DIR``; an error saying how to point at the data otherwise."""
+    """The directory given, else ``$MNIST_DIR``, as an absolute path (a relative one is taken from the current
+    directory, as the Makefile's ``../shared/mnist`` is); an error saying how to point at the data otherwise."""
     chosen = data_dir or os.environ.get("MNIST_DIR")
     if not chosen:
         raise MnistError(
             "no MNIST directory given: pass --data-dir DIR or set MNIST_DIR to the folder holding "
             "train-images-idx3-ubyte.gz and the three other standard IDX files"
         )
-    return Path(chosen)
+    return Path(chosen).expanduser().resolve()
 
 
 def sha256_of(path: Path) -> str:
@@ -128,7 +137,9 @@ def read_idx(path: Path, spec: IdxFile, expected_sha256: str | None = None) -> n
     return parse_idx(payload, spec, str(path))
 
 
-def load_split(data_dir: str | os.PathLike[str] | None, split: str = "train", verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_split(
+    data_dir: str | os.PathLike[str] | None, split: str = "train", verify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) and labels (N,) of one split, both uint8."""
     if split not in SPLITS:
         raise MnistError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -13,12 +12,12 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
+from service.contract import INPUT_NAME, MANIFEST_FILE, Manifest, ModelEntry, write_document
 from training.data import sha256_of
 from training.networks import describe_layers, exported_layers
 
 OPSET = 15
 PARITY_TOLERANCE = 1e-4
-INPUT_NAME = "input"
 
 
 class ParityError(RuntimeError):
@@ -56,39 +55,47 @@ def check_parity(model: keras.Model, path: Path, names: list[str], images: np.nd
 def run_onnx(path: Path, images: np.ndarray, output: str, batch_size: int = 1000) -> np.ndarray:
     """One output of an exported model over many images, in batches."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run([output], {INPUT_NAME: images[i:i + batch_size]})[0]
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [session.run([output], {INPUT_NAME: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)]
+    )
 
 
-def manifest_entry(model: keras.Model, path: Path, training: dict, metrics: dict, history: dict,
-                   parity: dict[str, float]) -> dict:
-    """Everything a server or a reader needs to know about one exported model."""
+def manifest_entry(
+    model: keras.Model, path: Path, training: dict, metrics: dict, history: dict, parity: dict[str, float]
+) -> ModelEntry:
+    """Everything a server or a reader needs to know about one exported model (the contract's ``ModelEntry``)."""
     layers = describe_layers(model)
     shapes = {layer["name"]: layer["output_shape"] for layer in layers}
-    return {
-        "file": path.name,
-        "sha256": sha256_of(path),
-        "opset": OPSET,
-        "input": {"name": INPUT_NAME, "shape": [None, 28, 28, 1], "dtype": "float32", "range": [0.0, 1.0]},
-        "outputs": [{"name": name, "shape": [None, *shapes[name]]} for name in exported_layers(model)],
-        "layers": layers,
-        "total_params": int(model.count_params()),
-        "training": training,
-        "metrics": metrics,
-        "history": history,
-        "parity_max_abs_diff": parity,
-    }
+    return ModelEntry.model_validate(
+        {
+            "file": path.name,
+            "sha256": sha256_of(path),
+            "opset": OPSET,
+            "input": {"name": INPUT_NAME, "shape": [None, 28, 28, 1], "dtype": "float32", "range": [0.0, 1.0]},
+            "outputs": [{"name": name, "shape": [None, *shapes[name]]} for name in exported_layers(model)],
+            "layers": layers,
+            "total_params": int(model.count_params()),
+            "training": training,
+            "metrics": metrics,
+            "history": history,
+            "parity_max_abs_diff": parity,
+        }
+    )
 
 
 def library_versions() -> dict[str, str]:
     """Versions of what produced the models."""
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-            "numpy": np.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+    }
 
 
-def write_manifest(directory: Path, models: dict[str, dict]) -> Path:
+def write_manifest(directory: Path, models: dict[str, ModelEntry]) -> Path:
     """Write ``manifest.json`` describing ``models`` (name -> manifest_entry)."""
-    path = directory / "manifest.json"
-    path.write_text(json.dumps({"format": 1, "models": models, "versions": library_versions()}, indent=2) + "\n")
-    return path
+    return write_document(directory / MANIFEST_FILE, Manifest(models=models, versions=library_versions()))

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from service.contract import AUTOENCODER, CLASSIFIER, ModelEntry
 from training.config import TrainConfig
 from training.data import dataset_checksums, load_split
 from training.export import check_parity, export_onnx, manifest_entry, run_onnx, write_manifest
 from training.networks import exported_layers
-from training.train import (classification_metrics, reconstruction_metrics, to_input,
-                            train_autoencoder, train_classifier)
+from training.train import classification_metrics, reconstruction_metrics, to_input, train_autoencoder, train_classifier
 
 PARITY_IMAGES = 512
 
@@ -32,8 +32,9 @@ def _mean_epoch_seconds(history: dict) -> float:
     return round(float(np.mean(history["seconds"])), 2)
 
 
-def load_data(data_dir: str | os.PathLike[str] | None, config: TrainConfig) -> tuple[np.ndarray, np.ndarray,
-                                                                                      np.ndarray, np.ndarray]:
+def load_data(
+    data_dir: str | os.PathLike[str] | None, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The model inputs and labels of the training and test splits, sliced to the config's limits."""
     train_images, train_labels = _slice(*load_split(data_dir, "train"), config.train_limit)
     test_images, test_labels = _slice(*load_split(data_dir, "test"), config.test_limit)
@@ -45,8 +46,9 @@ def training_record(config: TrainConfig, train_images: int) -> dict:
     return {**config.as_dict(), "train_images": train_images, "data_sha256": dataset_checksums()}
 
 
-def train_classifier_entry(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                           config: TrainConfig, out_dir: Path) -> dict:
+def train_classifier_entry(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, config: TrainConfig, out_dir: Path
+) -> ModelEntry:
     """Train the classifier, export ``out_dir/classifier.onnx`` with a parity check, and return its manifest entry.
 
     Metrics are computed from the exported ONNX file, so they are the accuracy the service will have.
@@ -70,10 +72,20 @@ def train_and_export(data_dir: str | os.PathLike[str] | None, out_dir: Path, con
     ae_parity = _export_checked(autoencoder, autoencoder_path, x_test)
     ae_metrics = reconstruction_metrics(run_onnx(autoencoder_path, x_test, "decoded"), x_test)
     ae_metrics["seconds_per_epoch"] = _mean_epoch_seconds(ae_history)
-    ae_training = {**training_record(config, len(x_train)), "epochs": config.autoencoder_epochs, "optimizer": "adam",
-                   "learning_rate": 1e-3, "schedule": "constant", "shift": 0, "loss": "binary_crossentropy"}
+    ae_training = {
+        **training_record(config, len(x_train)),
+        "epochs": config.autoencoder_epochs,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "schedule": "constant",
+        "shift": 0,
+        "loss": "binary_crossentropy",
+    }
 
-    return write_manifest(out_dir, {
-        "classifier": classifier,
-        "autoencoder": manifest_entry(autoencoder, autoencoder_path, ae_training, ae_metrics, ae_history, ae_parity),
-    })
+    return write_manifest(
+        out_dir,
+        {
+            CLASSIFIER: classifier,
+            AUTOENCODER: manifest_entry(autoencoder, autoencoder_path, ae_training, ae_metrics, ae_history, ae_parity),
+        },
+    )

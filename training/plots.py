@@ -21,6 +21,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from service.contract import CLASSIFIER, Manifest, Statistics, plot_name  # noqa: E402
+
 DPI = 100
 RULE_TEXT = {
     "image-mean": "active: norm above the mean norm of the image's layer (the paper's rule)",
@@ -34,8 +36,7 @@ def save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     """Write ``fig`` as a palette PNG (no timestamp, so the same figure gives the same bytes)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    image = Image.open(buffer).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
-                                                       dither=Image.Dither.NONE)
+    image = Image.open(buffer).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG", optimize=True)
     return path
@@ -51,8 +52,14 @@ def _width(filters: int) -> float:
     return 7.0 if filters <= 32 else 10.0
 
 
-def active_heatmap(counts: Sequence[Sequence[int]], label_counts: Sequence[int], layer: str, rule: str,
-                   split: str, dataset_threshold: float) -> Figure:
+def active_heatmap(
+    counts: Sequence[Sequence[int]],
+    label_counts: Sequence[int],
+    layer: str,
+    rule: str,
+    split: str,
+    dataset_threshold: float,
+) -> Figure:
     """Labels x filters: the share of each label's images in which each filter is active (figures 9-10)."""
     share = 100 * np.asarray(counts, float) / np.asarray(label_counts, float)[:, None]
     filters = share.shape[1]
@@ -63,14 +70,18 @@ def active_heatmap(counts: Sequence[Sequence[int]], label_counts: Sequence[int],
     _filter_ticks(ax, filters)
     ax.set_xlabel(f"{layer} filter")
     ax.set_ylabel("digit (true label)")
-    ax.set_title(f"{layer}: active filters per digit, {sum(label_counts):,} {split} images\n"
-                 f"{RULE_TEXT[rule].format(threshold=dataset_threshold)}", fontsize=10)
+    ax.set_title(
+        f"{layer}: active filters per digit, {sum(label_counts):,} {split} images\n"
+        f"{RULE_TEXT[rule].format(threshold=dataset_threshold)}",
+        fontsize=10,
+    )
     fig.colorbar(shown, ax=ax, label="% of the digit's images", pad=0.01)
     return fig
 
 
-def active_bars(counts: Sequence[int], images: int, layer: str, rule: str, label: int, split: str,
-                dataset_threshold: float) -> Figure:
+def active_bars(
+    counts: Sequence[int], images: int, layer: str, rule: str, label: int, split: str, dataset_threshold: float
+) -> Figure:
     """One digit: in how many of its images each filter is active."""
     share = 100 * np.asarray(counts, float) / images
     filters = len(share)
@@ -83,14 +94,24 @@ def active_bars(counts: Sequence[int], images: int, layer: str, rule: str, label
     ax.set_xlabel(f"{layer} filter")
     ax.set_ylabel(f"% of the {images:,} images")
     never = int((np.asarray(counts) == 0).sum())
-    ax.set_title(f"{layer}: active filters on digit {label} ({split} set; {never} of {filters} never active)\n"
-                 f"{RULE_TEXT[rule].format(threshold=dataset_threshold)}", fontsize=10)
+    ax.set_title(
+        f"{layer}: active filters on digit {label} ({split} set; {never} of {filters} never active)\n"
+        f"{RULE_TEXT[rule].format(threshold=dataset_threshold)}",
+        fontsize=10,
+    )
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
-def norm_boxplot(summary: Mapping[str, Sequence[float]], layer: str, label: int | None, images: int, split: str,
-                 dataset_threshold: float, ymax: float | None = None) -> Figure:
+def norm_boxplot(
+    summary: Mapping[str, Sequence[float]],
+    layer: str,
+    label: int | None,
+    images: int,
+    split: str,
+    dataset_threshold: float,
+    ymax: float | None = None,
+) -> Figure:
     """One box per filter on one scale (figures 11-12): box = quartiles, line = median, whiskers = min and max."""
     filters = len(summary["median"])
     x = np.arange(filters)
@@ -99,21 +120,35 @@ def norm_boxplot(summary: Mapping[str, Sequence[float]], layer: str, label: int 
     ax = fig.subplots()
     # one collection per element (not one artist per box): fast to draw, identical to a min/max box plot
     ax.vlines(x, summary["min"], summary["max"], color="#28507a", linewidth=0.8, zorder=1)
-    ax.hlines(np.concatenate([summary["min"], summary["max"]]), np.tile(x - 0.18, 2), np.tile(x + 0.18, 2),
-              color="#28507a", linewidth=0.8, zorder=1)
+    ax.hlines(
+        np.concatenate([summary["min"], summary["max"]]),
+        np.tile(x - 0.18, 2),
+        np.tile(x + 0.18, 2),
+        color="#28507a",
+        linewidth=0.8,
+        zorder=1,
+    )
     ax.bar(x, q3 - q1, bottom=q1, width=0.6, color="#cfe0f3", edgecolor="#28507a", linewidth=0.8, zorder=2)
     ax.hlines(summary["median"], x - 0.3, x + 0.3, color="#c0392b", linewidth=1.2, zorder=3)
     ax.scatter(x, summary["mean"], marker="^", s=9, color="black", zorder=4, linewidths=0)
-    ax.axhline(dataset_threshold, color="#e67e22", linestyle="--", linewidth=1,
-               label=f"dataset threshold T = {dataset_threshold:.3g}")
+    ax.axhline(
+        dataset_threshold,
+        color="#e67e22",
+        linestyle="--",
+        linewidth=1,
+        label=f"dataset threshold T = {dataset_threshold:.3g}",
+    )
     _filter_ticks(ax, filters)
     ax.set_xlim(-0.7, filters - 0.3)
     ax.set_ylim(0, ymax)
     ax.set_xlabel(f"{layer} filter")
     ax.set_ylabel("L2 norm of the feature map")
     who = "all digits" if label is None else f"digit {label}"
-    ax.set_title(f"{layer}: feature-map norm per filter, {who} ({images:,} {split} images)\n"
-                 "box: quartiles, red line: median, triangle: mean, whiskers: min and max", fontsize=10)
+    ax.set_title(
+        f"{layer}: feature-map norm per filter, {who} ({images:,} {split} images)\n"
+        "box: quartiles, red line: median, triangle: mean, whiskers: min and max",
+        fontsize=10,
+    )
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -153,38 +188,77 @@ def training_history(history: Mapping[str, Sequence[float]], model: str, trainin
         ax.set_title(metric.replace("_", " "), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    recipe = f"{training.get('optimizer', '?')}, {len(history[metrics[0]])} epochs, batch {training.get('batch_size', '?')}"
+    recipe = (
+        f"{training.get('optimizer', '?')}, {len(history[metrics[0]])} epochs, batch {training.get('batch_size', '?')}"
+    )
     fig.suptitle(f"{model} training ({recipe})", fontsize=11)
     return fig
 
 
-def statistics_plots(statistics: dict, manifest: dict, out_dir: Path, progress: bool = True) -> dict[str, Path]:
+def statistics_plots(
+    statistics: Statistics, manifest: Manifest, out_dir: Path, progress: bool = True
+) -> dict[str, Path]:
     """Render every plot the statistics endpoints serve into ``out_dir``; returns name -> file.
 
     Names: ``active-filters-{layer}-{rule}[-label-{d}]``, ``norms-{layer}[-label-{d}]``, ``confusion-matrix``,
     ``training-history-{model}``. The per-label variants are drawn too (one small file each) so that every
     ``?label=`` answers with a real figure without matplotlib in the service.
     """
-    split, label_counts = statistics["split"], statistics["label_counts"]
+    split, label_counts = statistics.split, statistics.label_counts
     jobs = {}
-    for layer, stats in statistics["layers"].items():
-        t = stats["dataset_threshold"]
-        for rule, counts in stats["active_counts"].items():
-            jobs[f"active-filters-{layer}-{rule}"] = (active_heatmap, counts, label_counts, layer, rule, split, t)
+    for layer, stats in statistics.layers.items():
+        t = stats.dataset_threshold
+        for rule, counts in stats.active_counts.items():
+            jobs[plot_name("active-filters", layer, rule)] = (
+                active_heatmap,
+                counts,
+                label_counts,
+                layer,
+                rule,
+                split,
+                t,
+            )
             for d in LABELS:
-                jobs[f"active-filters-{layer}-{rule}-label-{d}"] = (
-                    active_bars, counts[d], label_counts[d], layer, rule, d, split, t)
-        ymax = 1.04 * max(stats["norms"]["all"]["max"])
-        jobs[f"norms-{layer}"] = (norm_boxplot, stats["norms"]["all"], layer, None, statistics["images"], split, t, ymax)
+                jobs[plot_name("active-filters", layer, rule, d)] = (
+                    active_bars,
+                    counts[d],
+                    label_counts[d],
+                    layer,
+                    rule,
+                    d,
+                    split,
+                    t,
+                )
+        ymax = 1.04 * max(stats.norms["all"]["max"])
+        jobs[plot_name("norms", layer)] = (
+            norm_boxplot,
+            stats.norms["all"],
+            layer,
+            None,
+            statistics.images,
+            split,
+            t,
+            ymax,
+        )
         for d in LABELS:
-            jobs[f"norms-{layer}-label-{d}"] = (norm_boxplot, stats["norms"][str(d)], layer, d, label_counts[d], split,
-                                                t, ymax)
-    models = manifest["models"]
-    classifier = models["classifier"]
-    jobs["confusion-matrix"] = (confusion_matrix, classifier["metrics"]["confusion_matrix"],
-                                classifier["metrics"]["test_accuracy"])
-    for name, entry in models.items():
-        jobs[f"training-history-{name}"] = (training_history, entry["history"], name, entry["training"])
+            jobs[plot_name("norms", layer, label=d)] = (
+                norm_boxplot,
+                stats.norms[str(d)],
+                layer,
+                d,
+                label_counts[d],
+                split,
+                t,
+                ymax,
+            )
+    classifier = manifest.models[CLASSIFIER]
+    jobs[plot_name("confusion-matrix")] = (
+        confusion_matrix,
+        classifier.metrics["confusion_matrix"],
+        classifier.metrics["test_accuracy"],
+    )
+    for name, entry in manifest.models.items():
+        jobs[plot_name("training-history", name)] = (training_history, entry.history, name, entry.training)
     written = {}
     for name, (draw, *args) in tqdm(jobs.items(), desc="plots", unit="png", disable=not progress):
         written[name] = save(draw(*args), out_dir / f"{name}.png")
@@ -198,8 +272,14 @@ def variant_curves(rows: Sequence[Mapping]) -> Figure:
     styles = ["-", "--", ":", "-."]
     for i, row in enumerate(rows):
         epochs = np.arange(1, len(row["val_accuracy"]) + 1)
-        ax.plot(epochs, row["val_accuracy"], marker="o", markersize=3, linestyle=styles[i // 10 % len(styles)],
-                label=row["model"])
+        ax.plot(
+            epochs,
+            row["val_accuracy"],
+            marker="o",
+            markersize=3,
+            linestyle=styles[i // 10 % len(styles)],
+            label=row["model"],
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
     ax.set_xticks(np.arange(1, max(len(row["val_accuracy"]) for row in rows) + 1))
@@ -209,14 +289,20 @@ def variant_curves(rows: Sequence[Mapping]) -> Figure:
     return fig
 
 
-def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 8,
-               title: str = "", cmap: str = "gray", size: float = 1.0, highlight: Sequence[bool] | None = None,
-               row_labels: Sequence[str] | None = None) -> Figure:
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    columns: int = 8,
+    title: str = "",
+    cmap: str = "gray",
+    size: float = 1.0,
+    highlight: Sequence[bool] | None = None,
+    row_labels: Sequence[str] | None = None,
+) -> Figure:
     """Small images in a grid with optional per-image titles, a red frame on highlighted ones, each min-max scaled."""
     count = len(images)
     rows = -(-count // columns)
-    fig = Figure(figsize=(columns * size + (0.6 if row_labels else 0), rows * size * 1.12 + 0.5),
-                 layout="constrained")
+    fig = Figure(figsize=(columns * size + (0.6 if row_labels else 0), rows * size * 1.12 + 0.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(rows, columns)
     for i, ax in enumerate(axes.ravel()):
         ax.set_xticks([])

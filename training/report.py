@@ -16,20 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from service.featuremaps.deconv import project
-from service.featuremaps.grids import tile
-from service.featuremaps.norms import active_filters, feature_map_norms, threshold
-from service.registry import VARIANTS_DIR, ModelLoadError, load_registry
-from service.statistics import DatasetStatistics, StatisticsUnavailable, load_statistics, projections, side_by_side
+from service.contract import AUTOENCODER, CLASSIFIER, COMPARISON_JSON, COMPARISON_MD, SPATIAL_LAYERS, VARIANTS_DIR
+from service.featuremaps.grids import side_by_side, tile
+from service.inference import filter_projections, layer_activity, projection_of_digit
+from service.registry import ModelLoadError, load_registry
+from service.statistics import DatasetStatistics, StatisticsUnavailable, load_statistics
 from training import plots
-from training.analyze import SPATIAL_LAYERS, AnalysisError
+from training.analyze import AnalysisError
 from training.data import load_split
 
 EXAMPLE_DIGITS = (3, 7, 9)
 TOP_FILTERS = 6
 STRONGEST = 8
-RULE_NAMES = {"image-mean": "image mean (the paper's rule)", "dataset-mean": "dataset threshold",
-              "filter-label-mean": "filter's mean over the digit"}
+RULE_NAMES = {
+    "image-mean": "image mean (the paper's rule)",
+    "dataset-mean": "dataset threshold",
+    "filter-label-mean": "filter's mean over the digit",
+}
 
 
 @dataclass
@@ -56,8 +59,8 @@ class Report:
             self.stats: DatasetStatistics = load_statistics(self.model_dir, self.registry)
         except (ModelLoadError, StatisticsUnavailable) as exc:
             raise AnalysisError(str(exc)) from exc
-        self.classifier = self.registry.models["classifier"]
-        self.autoencoder = self.registry.models.get("autoencoder")
+        self.classifier = self.registry.models[CLASSIFIER]
+        self.autoencoder = self.registry.models.get(AUTOENCODER)
         self.images, self.labels = load_split(data_dir, "test")
         self.first = {d: int(np.flatnonzero(self.labels == d)[0]) for d in range(10)}
         self.figures: list[ReportFigure] = []
@@ -73,30 +76,37 @@ class Report:
 
     def training_curves(self) -> None:
         entry = self.classifier.entry
-        self.add(plots.training_history(entry["history"], "classifier", entry["training"]), "training-curves.png",
-                 "Training curves (paper, figure 6)",
-                 "Loss and accuracy of the classifier after every epoch, on the training batches (with dropout "
-                 "and shift augmentation) and on the 10,000 test images; recorded by `python -m training train` "
-                 "in `models/manifest.json`.")
+        self.add(
+            plots.training_history(entry.history, "classifier", entry.training),
+            "training-curves.png",
+            "Training curves (paper, figure 6)",
+            "Loss and accuracy of the classifier after every epoch, on the training batches (with dropout "
+            "and shift augmentation) and on the 10,000 test images; recorded by `python -m training train` "
+            "in `models/manifest.json`.",
+        )
 
     def confusion(self) -> None:
-        metrics = self.classifier.entry["metrics"]
-        self.add(plots.confusion_matrix(metrics["confusion_matrix"], metrics["test_accuracy"]),
-                 "confusion-matrix.png", "Confusion matrix (paper, figure 7)",
-                 "Rows: true digit, columns: the digit the exported ONNX classifier predicts (arg-max of its "
-                 "softmax) for the 10,000 test images; colour on a log scale so that single mistakes show.")
+        metrics = self.classifier.entry.metrics
+        self.add(
+            plots.confusion_matrix(metrics["confusion_matrix"], metrics["test_accuracy"]),
+            "confusion-matrix.png",
+            "Confusion matrix (paper, figure 7)",
+            "Rows: true digit, columns: the digit the exported ONNX classifier predicts (arg-max of its "
+            "softmax) for the 10,000 test images; colour on a log scale so that single mistakes show.",
+        )
 
     def one_image(self, digit: int = 7) -> None:
         index = self.first[digit]
         outputs = self.classifier.run(_input(self.images[index]), list(SPATIAL_LAYERS))
         fig = plots.Figure(figsize=(12, 7.6), layout="constrained")
-        mosaic = fig.subplot_mosaic([["input", layer] if i == 0 else [".", layer] for i, layer in enumerate(SPATIAL_LAYERS)],
-                                    width_ratios=[1, 9])
+        mosaic = fig.subplot_mosaic(
+            [["input", layer] if i == 0 else [".", layer] for i, layer in enumerate(SPATIAL_LAYERS)],
+            width_ratios=[1, 9],
+        )
         axes = [mosaic[layer] for layer in SPATIAL_LAYERS]
         for ax, layer in zip(axes, SPATIAL_LAYERS):
-            norms = feature_map_norms(outputs[layer][0], "l2")
-            cut = threshold(norms, "mean")
-            active = set(active_filters(norms, cut))
+            activity = layer_activity(outputs[layer][0])
+            norms, cut, active = activity.norms, activity.threshold, set(activity.active)
             colours = ["#d62728" if k in active else "#9bb7d4" for k in range(len(norms))]
             ax.bar(range(len(norms)), norms, color=colours, width=0.8)
             ax.axhline(cut, color="black", linestyle="--", linewidth=1, label=f"mean of this image's norms ({cut:.3g})")
@@ -116,27 +126,42 @@ class Report:
         mosaic["input"].set_yticks([])
         mosaic["input"].set_title("input", fontsize=10)
         fig.suptitle(f"Active filters of one image (test image #{index}, a {digit})", fontsize=11)
-        self.add(fig, "active-filters-one-image.png", "Active filters of one image (paper, figure 8)",
-                 f"The L2 norm of every feature map of conv1, conv2 and pool for test image #{index} (left). "
-                 "A filter is active (red) when its norm is above the mean of the image's norms in that layer "
-                 "(dashed) — the paper's rule, the service's `POST /v1/active-filters/{layer}`; the dotted line "
-                 "is the dataset threshold (`threshold=dataset`).")
+        self.add(
+            fig,
+            "active-filters-one-image.png",
+            "Active filters of one image (paper, figure 8)",
+            f"The L2 norm of every feature map of conv1, conv2 and pool for test image #{index} (left). "
+            "A filter is active (red) when its norm is above the mean of the image's norms in that layer "
+            "(dashed) — the paper's rule, the service's `POST /v1/active-filters/{layer}`; the dotted line "
+            "is the dataset threshold (`threshold=dataset`).",
+        )
 
     def per_digit(self) -> None:
-        counts = self.stats.data["label_counts"]
+        counts = self.stats.data.label_counts
         for layer in SPATIAL_LAYERS:
             stats = self.stats.layer(layer)
-            fig = plots.active_heatmap(stats["active_counts"]["image-mean"], counts, layer, "image-mean",
-                                       self.stats.data["split"], stats["dataset_threshold"])
-            self.add(fig, f"active-filters-per-digit-{layer}.png",
-                     f"Occurrence of active filters per digit, {layer} (paper, figures 9-10)",
-                     f"For each digit and each {layer} filter, the share of the digit's test images in which the "
-                     "filter is active by the paper's rule (norm above the image's mean norm), from "
-                     "`statistics.json` (`GET /v1/statistics/active-filters/" + layer + "`).")
+            fig = plots.active_heatmap(
+                stats.active_counts["image-mean"],
+                counts,
+                layer,
+                "image-mean",
+                self.stats.data.split,
+                stats.dataset_threshold,
+            )
+            self.add(
+                fig,
+                f"active-filters-per-digit-{layer}.png",
+                f"Occurrence of active filters per digit, {layer} (paper, figures 9-10)",
+                f"For each digit and each {layer} filter, the share of the digit's test images in which the "
+                "filter is active by the paper's rule (norm above the image's mean norm), from "
+                "`statistics.json` (`GET /v1/statistics/active-filters/" + layer + "`).",
+            )
         layer = "conv1"
         stats = self.stats.layer(layer)
-        share = {rule: 100 * np.asarray(stats["active_counts"][rule]) / np.asarray(counts)[:, None]
-                 for rule in stats["active_counts"]}
+        share = {
+            rule: 100 * np.asarray(stats.active_counts[rule]) / np.asarray(counts)[:, None]
+            for rule in stats.active_counts
+        }
         fig = plots.Figure(figsize=(7.5, 7.2), layout="constrained")
         axes = fig.subplots(3, 1, sharex=True)
         for ax, (rule, values) in zip(axes, share.items()):
@@ -144,90 +169,122 @@ class Report:
             ax.set_yticks(range(10))
             ax.set_ylabel("digit")
             ax.set_title(f"rule: {RULE_NAMES[rule]}", fontsize=10)
-        axes[-1].set_xticks(range(0, stats["filters"], 2))
+        axes[-1].set_xticks(range(0, stats.filters, 2))
         axes[-1].set_xlabel(f"{layer} filter")
         fig.colorbar(shown, ax=axes, label="% of the digit's images", shrink=0.6)
-        fig.suptitle(f"{layer}: three readings of \"active\" compared", fontsize=11)
-        self.add(fig, f"active-filters-rules-{layer}.png", f"Three rules for \"active\", {layer} (beyond the paper)",
-                 "The same counts under the three rules `statistics.json` holds: above the image's mean norm "
-                 "(section 3.2.1, the paper's), above the dataset threshold (the mean of all norms, section 3.2.2), "
-                 "and above the filter's own mean norm over the digit's images (the other reading of 3.2.1, "
-                 "which by construction makes every filter active in part of every digit).")
+        fig.suptitle(f'{layer}: three readings of "active" compared', fontsize=11)
+        self.add(
+            fig,
+            f"active-filters-rules-{layer}.png",
+            f'Three rules for "active", {layer} (beyond the paper)',
+            "The same counts under the three rules `statistics.json` holds: above the image's mean norm "
+            "(section 3.2.1, the paper's), above the dataset threshold (the mean of all norms, section 3.2.2), "
+            "and above the filter's own mean norm over the digit's images (the other reading of 3.2.1, "
+            "which by construction makes every filter active in part of every digit).",
+        )
 
     def norms(self) -> None:
         for layer in SPATIAL_LAYERS:
             stats = self.stats.layer(layer)
-            fig = plots.norm_boxplot(stats["norms"]["all"], layer, None, self.stats.data["images"],
-                                     self.stats.data["split"], stats["dataset_threshold"],
-                                     1.04 * max(stats["norms"]["all"]["max"]))
-            self.add(fig, f"norms-{layer}.png", f"Norm distribution per filter, {layer} (paper, figures 11-12)",
-                     f"For each {layer} filter, the distribution of its feature-map L2 norm over the test images, "
-                     "all on one scale: box from the first to the third quartile, median (red), mean (triangle), "
-                     "whiskers to the minimum and maximum; the dashed line is the dataset threshold. Per digit: "
-                     f"`GET /v1/statistics/norms/{layer}?label=d&format=png`.")
+            fig = plots.norm_boxplot(
+                stats.norms["all"],
+                layer,
+                None,
+                self.stats.data.images,
+                self.stats.data.split,
+                stats.dataset_threshold,
+                1.04 * max(stats.norms["all"]["max"]),
+            )
+            self.add(
+                fig,
+                f"norms-{layer}.png",
+                f"Norm distribution per filter, {layer} (paper, figures 11-12)",
+                f"For each {layer} filter, the distribution of its feature-map L2 norm over the test images, "
+                "all on one scale: box from the first to the third quartile, median (red), mean (triangle), "
+                "whiskers to the minimum and maximum; the dashed line is the dataset threshold. Per digit: "
+                f"`GET /v1/statistics/norms/{layer}?label=d&format=png`.",
+            )
 
     def deconvolutions(self) -> None:
-        w1, w2 = self.classifier.kernels["conv1"], self.classifier.kernels["conv2"]
         for digit in EXAMPLE_DIGITS:
             index = self.first[digit]
-            outputs = {name: maps[0] for name, maps in
-                       self.classifier.run(_input(self.images[index]), list(SPATIAL_LAYERS)).items()}
-            norms = feature_map_norms(outputs["conv1"], "l2")
-            active = set(active_filters(norms, threshold(norms, "mean")))
-            shown = project("conv1", outputs, w1)
-            fig = plots.image_grid([self.images[index], *shown], ["input", *(f"{k}" for k in range(len(shown)))],
-                                   columns=11, highlight=[False, *(k in active for k in range(len(shown)))],
-                                   title=f"conv1 deconvolution of test image #{index} (a {digit}); "
-                                         "red frame: active filter")
-            self.add(fig, f"deconv-conv1-digit-{digit}.png",
-                     f"conv1 deconvolutions of a \"{digit}\" (paper, figures 18-23)",
-                     f"Each of the 32 conv1 feature maps of test image #{index}, alone (all other maps zeroed), "
-                     "projected back to the 28x28 input by a transposed convolution with conv1's own weights — the "
-                     "paper's method (`POST /v1/deconvolution/conv1/{k}`). Red frames mark the active filters; "
-                     "every tile is min-max scaled on its own.")
+            image = _input(self.images[index])
+            outputs = {name: maps[0] for name, maps in self.classifier.run(image, list(SPATIAL_LAYERS)).items()}
+            active = set(layer_activity(outputs["conv1"]).active)
+            shown = projection_of_digit(self.classifier, image, "conv1")
+            fig = plots.image_grid(
+                [self.images[index], *shown],
+                ["input", *(f"{k}" for k in range(len(shown)))],
+                columns=11,
+                highlight=[False, *(k in active for k in range(len(shown)))],
+                title=f"conv1 deconvolution of test image #{index} (a {digit}); red frame: active filter",
+            )
+            self.add(
+                fig,
+                f"deconv-conv1-digit-{digit}.png",
+                f'conv1 deconvolutions of a "{digit}" (paper, figures 18-23)',
+                f"Each of the 32 conv1 feature maps of test image #{index}, alone (all other maps zeroed), "
+                "projected back to the 28x28 input by a transposed convolution with conv1's own weights — the "
+                "paper's method (`POST /v1/deconvolution/conv1/{k}`). Red frames mark the active filters; "
+                "every tile is min-max scaled on its own.",
+            )
 
             images, titles = [], []
             for layer in ("conv2", "pool"):
-                layer_norms = feature_map_norms(outputs[layer], "l2")
-                strongest = np.argsort(-layer_norms, kind="stable")[:STRONGEST]
-                images += list(project(layer, outputs, w1, w2, strongest))
+                strongest = np.argsort(-layer_activity(outputs[layer]).norms, kind="stable")[:STRONGEST]
+                images += list(projection_of_digit(self.classifier, image, layer, strongest.tolist()))
                 titles += [f"{layer} {k}" for k in strongest]
-            fig = plots.image_grid(images, titles, columns=STRONGEST, row_labels=["conv2", "pool"],
-                                   title=f"Deconvnet projections of the {STRONGEST} strongest conv2 and pool "
-                                         f"filters, test image #{index} (a {digit})")
-            self.add(fig, f"deconv-deep-digit-{digit}.png",
-                     f"conv2 and pool deconvolutions of a \"{digit}\" (beyond the paper)",
-                     f"The {STRONGEST} conv2 and pool filters with the largest feature-map norm for test image "
-                     f"#{index}, each projected to pixels with Zeiler and Fergus' deconvnet, which the paper could "
-                     "not build: keep one map (for pool, first unpool it with the max-pooling switches of this "
-                     "image's forward pass), transposed convolution with conv2's weights, ReLU, transposed "
-                     "convolution with conv1's weights (`POST /v1/deconvolution/{layer}/{k}`).")
+            fig = plots.image_grid(
+                images,
+                titles,
+                columns=STRONGEST,
+                row_labels=["conv2", "pool"],
+                title=f"Deconvnet projections of the {STRONGEST} strongest conv2 and pool "
+                f"filters, test image #{index} (a {digit})",
+            )
+            self.add(
+                fig,
+                f"deconv-deep-digit-{digit}.png",
+                f'conv2 and pool deconvolutions of a "{digit}" (beyond the paper)',
+                f"The {STRONGEST} conv2 and pool filters with the largest feature-map norm for test image "
+                f"#{index}, each projected to pixels with Zeiler and Fergus' deconvnet, which the paper could "
+                "not build: keep one map (for pool, first unpool it with the max-pooling switches of this "
+                "image's forward pass), transposed convolution with conv2's weights, ReLU, transposed "
+                "convolution with conv1's weights (`POST /v1/deconvolution/{layer}/{k}`).",
+            )
 
     def top_images(self) -> None:
         for layer in SPATIAL_LAYERS:
-            means = np.asarray(self.stats.layer(layer)["norms"]["all"]["mean"])
-            chosen = np.argsort(-means, kind="stable")[:self.top_filters]
+            means = np.asarray(self.stats.layer(layer).norms["all"]["mean"])
+            chosen = np.argsort(-means, kind="stable")[: self.top_filters]
             columns = 2
             rows = math.ceil(len(chosen) / columns)
             fig = plots.Figure(figsize=(4.4 * columns, 2.35 * rows + 0.4), layout="constrained")
             axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
             for ax, k in zip(axes, chosen):
                 rows_, images = self.stats.top_images(layer, int(k))
-                panel = side_by_side(images, projections(self.classifier, images, layer, int(k)))
+                panel = side_by_side(images, filter_projections(self.classifier, images, layer, int(k)))
                 ax.imshow(panel, cmap="gray", interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(f"filter {k}: norms {rows_[0]['norm']:.3g} … {rows_[-1]['norm']:.3g}", fontsize=9)
-            for ax in axes[len(chosen):]:
+            for ax in axes[len(chosen) :]:
                 ax.axis("off")
-            fig.suptitle(f"{layer}: the 9 {self.stats.data['split']} images with the strongest activation (left) "
-                         "and their projections (right)", fontsize=10)
-            self.add(fig, f"top9-{layer}.png", f"Top-9 images per filter, {layer} (Zeiler and Fergus)",
-                     f"For the {len(chosen)} {layer} filters with the largest mean norm, the 9 "
-                     f"{self.stats.data['split']} images whose "
-                     "feature map has the largest L2 norm (left, strongest first, row by row) beside each image's "
-                     "deconvolution projection of that filter (right). Any filter: "
-                     f"`GET /v1/filters/{layer}/{{k}}/top-images?format=png`.")
+            fig.suptitle(
+                f"{layer}: the 9 {self.stats.data.split} images with the strongest activation (left) "
+                "and their projections (right)",
+                fontsize=10,
+            )
+            self.add(
+                fig,
+                f"top9-{layer}.png",
+                f"Top-9 images per filter, {layer} (Zeiler and Fergus)",
+                f"For the {len(chosen)} {layer} filters with the largest mean norm, the 9 "
+                f"{self.stats.data.split} images whose "
+                "feature map has the largest L2 norm (left, strongest first, row by row) beside each image's "
+                "deconvolution projection of that filter (right). Any filter: "
+                f"`GET /v1/filters/{layer}/{{k}}/top-images?format=png`.",
+            )
 
     def conv1_weights(self) -> None:
         kernels = np.moveaxis(self.classifier.kernels["conv1"][:, :, 0, :], -1, 0)
@@ -241,9 +298,13 @@ class Report:
             ax.set_title(str(k), fontsize=8, pad=2)
         fig.colorbar(shown, ax=axes, label="weight", shrink=0.8)
         fig.suptitle("conv1: the 32 learned 3x3 kernels (one colour scale)", fontsize=10)
-        self.add(fig, "conv1-weights.png", "conv1 weights (beyond the paper)",
-                 "The 32 3x3 kernels of conv1 as read from the ONNX file (`GET /v1/filters/conv1/weights`), on one "
-                 "symmetric colour scale: red weights add the pixel, blue ones subtract it.")
+        self.add(
+            fig,
+            "conv1-weights.png",
+            "conv1 weights (beyond the paper)",
+            "The 32 3x3 kernels of conv1 as read from the ONNX file (`GET /v1/filters/conv1/weights`), on one "
+            "symmetric colour scale: red weights add the pixel, blue ones subtract it.",
+        )
 
     def autoencoder_figures(self) -> None:
         if self.autoencoder is None:
@@ -252,12 +313,21 @@ class Report:
         outputs = self.autoencoder.run(_input(self.images[indices]), ["encoded", "decoded"])
         codes = [tile(code, columns=4, channels_last=True) for code in outputs["encoded"]]
         grid = [*self.images[indices], *codes, *outputs["decoded"][..., 0]]
-        fig = plots.image_grid(grid, columns=10, row_labels=["input", "code 4x4x8", "decoded"], size=1.05,
-                               title="Autoencoder: one test digit of each class, its code and its reconstruction")
-        self.add(fig, "autoencoder.png", "Autoencoder: encoder and decoder outputs (paper, figures 15-17)",
-                 "Top: the first test image of each digit. Middle: the encoder's output, the 4x4x8 code, its 8 "
-                 "channels side by side (2 rows of 4, each min-max scaled). Bottom: the decoder's reconstruction "
-                 "(`POST /v1/autoencoder/encode`, `/reconstruct`).")
+        fig = plots.image_grid(
+            grid,
+            columns=10,
+            row_labels=["input", "code 4x4x8", "decoded"],
+            size=1.05,
+            title="Autoencoder: one test digit of each class, its code and its reconstruction",
+        )
+        self.add(
+            fig,
+            "autoencoder.png",
+            "Autoencoder: encoder and decoder outputs (paper, figures 15-17)",
+            "Top: the first test image of each digit. Middle: the encoder's output, the 4x4x8 code, its 8 "
+            "channels side by side (2 rows of 4, each min-max scaled). Bottom: the decoder's reconstruction "
+            "(`POST /v1/autoencoder/encode`, `/reconstruct`).",
+        )
 
         layers = [name for name in self.autoencoder.layer_shapes if "pool" not in name and "up" not in name]
         index = self.first[7]
@@ -273,68 +343,95 @@ class Report:
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"Autoencoder feature maps of test image #{index} (a 7), encoder left, decoder right",
-                     fontsize=10)
-        self.add(fig, "autoencoder-layers.png", "Autoencoder layer by layer (paper, figures 15-17)",
-                 "Every convolution of the autoencoder for one \"7\": each panel tiles all the layer's feature maps "
-                 "(each min-max scaled), from the encoder's 28x28x16 down to the 4x4x8 code and back up to the "
-                 "28x28 reconstruction.")
+        fig.suptitle(f"Autoencoder feature maps of test image #{index} (a 7), encoder left, decoder right", fontsize=10)
+        self.add(
+            fig,
+            "autoencoder-layers.png",
+            "Autoencoder layer by layer (paper, figures 15-17)",
+            'Every convolution of the autoencoder for one "7": each panel tiles all the layer\'s feature maps '
+            "(each min-max scaled), from the encoder's 28x28x16 down to the 4x4x8 code and back up to the "
+            "28x28 reconstruction.",
+        )
 
     def variants(self, digit: int = 7) -> None:
         """The activation x optimizer comparison of ``python -m training sweep``, when its results are there: the
         table, the test-accuracy curves overlaid and, for the variants whose ONNX files are present, the conv1
         deconvolutions of one digit."""
         folder = self.model_dir / VARIANTS_DIR
-        if not (folder / "comparison.json").is_file():
+        if not (folder / COMPARISON_JSON).is_file():
             return
-        comparison = json.loads((folder / "comparison.json").read_text())
+        comparison = json.loads((folder / COMPARISON_JSON).read_text())
         rows, recipe = comparison["variants"], comparison["recipe"]
         self.variants_text = (
             f"`python -m training sweep` trained the classifier under {len(rows)} activation x optimizer "
             f"combinations alike: {recipe['epochs']} epoch(s) on {recipe['train_images']:,} training images, batch "
             f"{recipe['batch_size']}, seed {recipe['seed']}, each optimizer at its customary learning rate with a "
             "constant schedule, no shift augmentation. Test metrics on "
-            f"{recipe['test_images']:,} test images from the exported ONNX files; per layer, \"active\" is the mean "
-            "share of filters active per test image by the paper's rule, \"never active\" the filters active in "
-            "no test image, \"mean norm\" the mean L2 norm of its feature maps (`models/variants/comparison.md`).\n\n"
-            + (folder / "comparison.md").read_text().strip())
-        self.add(plots.variant_curves(rows), "variants-curves.png", "Test accuracy per epoch",
-                 "The test accuracy after every epoch of each variant, from its manifest's history.", VARIANTS_DIR)
+            f'{recipe["test_images"]:,} test images from the exported ONNX files; per layer, "active" is the mean '
+            'share of filters active per test image by the paper\'s rule, "never active" the filters active in '
+            'no test image, "mean norm" the mean L2 norm of its feature maps (`models/variants/comparison.md`).\n\n'
+            + (folder / COMPARISON_MD).read_text().strip()
+        )
+        self.add(
+            plots.variant_curves(rows),
+            "variants-curves.png",
+            "Test accuracy per epoch",
+            "The test accuracy after every epoch of each variant, from its manifest's history.",
+            VARIANTS_DIR,
+        )
         served = [row["model"] for row in rows if row["model"] in self.registry.models]
         if not served:
-            self.variants_text += ("\n\nThe variants' ONNX files are not here (they are not shipped), so their "
-                                   "deconvolutions are not drawn; `python -m training sweep` rebuilds them.")
+            self.variants_text += (
+                "\n\nThe variants' ONNX files are not here (they are not shipped), so their "
+                "deconvolutions are not drawn; `python -m training sweep` rebuilds them."
+            )
             return
         index = self.first[digit]
-        names = ["classifier", *served]
+        names = [CLASSIFIER, *served]
         mosaics = []
         for name in names:
             model = self.registry.models[name]
-            outputs = {layer: maps[0] for layer, maps in model.run(_input(self.images[index]), ["conv1"]).items()}
-            mosaics.append(tile(project("conv1", outputs, model.kernels["conv1"], model.kernels["conv2"], None),
-                                columns=6, pad_value=128))
-        fig = plots.image_grid(mosaics, names, columns=6, size=1.8,
-                               title=f"conv1 deconvolutions of test image #{index} (a {digit}) under each variant")
-        self.add(fig, "variants-deconv-conv1.png", "First-layer deconvolutions of one digit",
-                 f"The 32 conv1 projections of test image #{index} (`POST /v1/deconvolution/conv1?model=<variant>`; "
-                 "`POST /v1/compare/deconvolution/conv1/{k}` puts one filter of every variant side by side); "
-                 "\"classifier\" is the shipped model. Every tile is min-max scaled on its own.", VARIANTS_DIR)
+            mosaics.append(
+                tile(projection_of_digit(model, _input(self.images[index]), "conv1"), columns=6, pad_value=128)
+            )
+        fig = plots.image_grid(
+            mosaics,
+            names,
+            columns=6,
+            size=1.8,
+            title=f"conv1 deconvolutions of test image #{index} (a {digit}) under each variant",
+        )
+        self.add(
+            fig,
+            "variants-deconv-conv1.png",
+            "First-layer deconvolutions of one digit",
+            f"The 32 conv1 projections of test image #{index} (`POST /v1/deconvolution/conv1?model=<variant>`; "
+            "`POST /v1/compare/deconvolution/conv1/{k}` puts one filter of every variant side by side); "
+            '"classifier" is the shipped model. Every tile is min-max scaled on its own.',
+            VARIANTS_DIR,
+        )
 
     # -- text ------------------------------------------------------------------------------------------------
 
     def summary_tables(self) -> str:
         entry = self.classifier.entry
         lines = ["| layer | type | output shape | parameters |", "|---|---|---|---:|"]
-        for layer in entry["layers"]:
-            lines.append(f"| {layer['name']} | {layer['type']} | {'x'.join(map(str, layer['output_shape']))} | "
-                         f"{layer['params']:,} |")
-        lines.append(f"| **total** | | | **{entry['total_params']:,}** |")
-        training, metrics = entry["training"], entry["metrics"]
-        recipe = (f"{training['epochs']} epochs, {training['optimizer']} (learning rate {training['learning_rate']}, "
-                  f"{training['schedule']} schedule), batch {training['batch_size']}, random shifts of up to "
-                  f"{training['shift']} px, {training['train_images']:,} training images")
-        lines += ["", f"Trained with {recipe}. Test accuracy **{100 * metrics['test_accuracy']:.2f} %** "
-                      f"(loss {metrics['test_loss']:.4f}) on {metrics['test_images']:,} test images."]
+        for layer in entry.layers:
+            lines.append(
+                f"| {layer.name} | {layer.type} | {'x'.join(map(str, layer.output_shape))} | {layer.params:,} |"
+            )
+        lines.append(f"| **total** | | | **{entry.total_params:,}** |")
+        training, metrics = entry.training, entry.metrics
+        recipe = (
+            f"{training['epochs']} epochs, {training['optimizer']} (learning rate {training['learning_rate']}, "
+            f"{training['schedule']} schedule), batch {training['batch_size']}, random shifts of up to "
+            f"{training['shift']} px, {training['train_images']:,} training images"
+        )
+        lines += [
+            "",
+            f"Trained with {recipe}. Test accuracy **{100 * metrics['test_accuracy']:.2f} %** "
+            f"(loss {metrics['test_loss']:.4f}) on {metrics['test_images']:,} test images.",
+        ]
         return "\n".join(lines)
 
     def findings_table(self) -> str:
@@ -344,31 +441,38 @@ class Report:
             found = np.flatnonzero(mask)
             return f"{len(found)}" + (f" ({', '.join(map(str, found))})" if 0 < len(found) <= 8 else "")
 
-        lines = ["| layer | filters | dataset threshold | never active (image mean) | active in every image "
-                 "(image mean) | never above the dataset threshold | zero on every image | mean active per image |",
-                 "|---|---:|---:|---|---|---|---|---:|"]
+        lines = [
+            "| layer | filters | dataset threshold | never active (image mean) | active in every image "
+            "(image mean) | never above the dataset threshold | zero on every image | mean active per image |",
+            "|---|---:|---:|---|---|---|---|---:|",
+        ]
         for layer in SPATIAL_LAYERS:
             stats = self.stats.layer(layer)
-            image_mean = np.asarray(stats["active_counts"]["image-mean"]).sum(axis=0)
-            dataset = np.asarray(stats["active_counts"]["dataset-mean"]).sum(axis=0)
-            dead = np.asarray(stats["norms"]["all"]["max"]) == 0
-            lines.append(f"| {layer} | {stats['filters']} | {stats['dataset_threshold']:.4g} | "
-                         f"{listed(image_mean == 0)} | {listed(image_mean == data['images'])} | {listed(dataset == 0)} | "
-                         f"{listed(dead)} | {image_mean.sum() / data['images']:.1f} |")
-        lines += ["", "Filter indices in parentheses. A filter whose map is zero on every analysed image is a dead "
-                      "ReLU: on these images it passes nothing to the next layer, and removing it would change no "
-                      "prediction."]
+            image_mean = np.asarray(stats.active_counts["image-mean"]).sum(axis=0)
+            dataset = np.asarray(stats.active_counts["dataset-mean"]).sum(axis=0)
+            dead = np.asarray(stats.norms["all"]["max"]) == 0
+            lines.append(
+                f"| {layer} | {stats.filters} | {stats.dataset_threshold:.4g} | "
+                f"{listed(image_mean == 0)} | {listed(image_mean == data.images)} | {listed(dataset == 0)} | "
+                f"{listed(dead)} | {image_mean.sum() / data.images:.1f} |"
+            )
+        lines += [
+            "",
+            "Filter indices in parentheses. A filter whose map is zero on every analysed image is a dead "
+            "ReLU: on these images it passes nothing to the next layer, and removing it would change no "
+            "prediction.",
+        ]
         return "\n".join(lines)
 
     def markdown(self) -> str:
         data = self.stats.data
-        ae = self.autoencoder.entry["metrics"] if self.autoencoder else None
+        ae = self.autoencoder.entry.metrics if self.autoencoder else None
         parts = [
             "# Visualizing and understanding the paper's MNIST network — the figures, reproduced",
             "",
             "Generated by `python -m training report` from the shipped models in `models/` (classifier SHA-256 "
-            f"`{self.classifier.entry['sha256'][:16]}…`) and their dataset statistics (`models/statistics.json`, "
-            f"made by `python -m training analyze` over the {data['images']:,} {data['split']} images). Do not edit "
+            f"`{self.classifier.entry.sha256[:16]}…`) and their dataset statistics (`models/statistics.json`, "
+            f"made by `python -m training analyze` over the {data.images:,} {data.split} images). Do not edit "
             "by hand: rerun the two commands after retraining. Every number here is what the service answers; "
             "norms, thresholds, active filters and deconvolutions are computed by the service's own code "
             "(`service/featuremaps/`) on the exported ONNX models.",
@@ -378,14 +482,22 @@ class Report:
             self.summary_tables(),
         ]
         if ae:
-            parts += ["", f"The autoencoder ({self.autoencoder.entry['total_params']:,} parameters) reconstructs the "
-                          f"test images with binary cross-entropy {ae['test_reconstruction_loss']:.4f} and mean "
-                          f"squared error {ae['test_mse']:.4f}."]
-        parts += ["", "## Active filters over the test set in numbers", "",
-                  "Counts from `statistics.json` (norm: L2; \"image mean\": the paper's rule, a filter is active in "
-                  "an image when its norm is above the mean of that image's norms in the layer; the dataset "
-                  "threshold is the mean norm over every feature map of every test image).", "",
-                  self.findings_table()]
+            parts += [
+                "",
+                f"The autoencoder ({self.autoencoder.entry.total_params:,} parameters) reconstructs the "
+                f"test images with binary cross-entropy {ae['test_reconstruction_loss']:.4f} and mean "
+                f"squared error {ae['test_mse']:.4f}.",
+            ]
+        parts += [
+            "",
+            "## Active filters over the test set in numbers",
+            "",
+            'Counts from `statistics.json` (norm: L2; "image mean": the paper\'s rule, a filter is active in '
+            "an image when its norm is above the mean of that image's norms in the layer; the dataset "
+            "threshold is the mean norm over every feature map of every test image).",
+            "",
+            self.findings_table(),
+        ]
         for figure in self.figures:
             if not figure.section:
                 parts += ["", f"## {figure.title}", "", f"![{figure.title}]({figure.file})", "", figure.caption]
@@ -397,8 +509,9 @@ class Report:
         return "\n".join(parts) + "\n"
 
 
-def write_report(model_dir: Path, data_dir: str | os.PathLike[str] | None, out_dir: Path,
-                 top_filters: int = TOP_FILTERS) -> Path:
+def write_report(
+    model_dir: Path, data_dir: str | os.PathLike[str] | None, out_dir: Path, top_filters: int = TOP_FILTERS
+) -> Path:
     """Draw every figure and write ``out_dir/README.md``; returns its path."""
     report = Report(model_dir, data_dir, out_dir, top_filters)
     report.training_curves()

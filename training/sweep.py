@@ -18,14 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from service.registry import VARIANT_MODEL
-from training.analyze import SPATIAL_LAYERS, analyze
+from service.contract import (
+    COMPARISON_JSON,
+    COMPARISON_MD,
+    SPATIAL_LAYERS,
+    VARIANT_MODEL,
+    LayerStatistics,
+    ModelEntry,
+    Statistics,
+    read_document,
+)
+from training.analyze import analyze
 from training.config import ACTIVATIONS, OPTIMIZERS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
 from training.export import write_manifest
 from training.pipeline import load_data, train_classifier_entry
 
-COMPARISON_JSON = "comparison.json"
-COMPARISON_MD = "comparison.md"
 PAPER_RULE = "image-mean"
 
 
@@ -34,24 +41,32 @@ def variant_name(activation: str, optimizer: str) -> str:
     return f"{activation}-{optimizer}"
 
 
-def layer_summary(stats: dict, images: int) -> dict:
+def layer_summary(stats: LayerStatistics, images: int) -> dict:
     """One layer's filter statistics: mean fraction of filters active per image (the paper's rule: norm above the
     image's mean norm in the layer), how many filters are active in no image, and the mean L2 norm."""
-    per_filter = np.asarray(stats["active_counts"][PAPER_RULE]).sum(axis=0)
-    return {"mean_active_fraction": round(float(per_filter.sum() / (images * stats["filters"])), 4),
-            "never_active": int((per_filter == 0).sum()),
-            "mean_norm": round(float(np.mean(stats["norms"]["all"]["mean"])), 4)}
+    per_filter = np.asarray(stats.active_counts[PAPER_RULE]).sum(axis=0)
+    return {
+        "mean_active_fraction": round(float(per_filter.sum() / (images * stats.filters)), 4),
+        "never_active": int((per_filter == 0).sum()),
+        "mean_norm": round(float(np.mean(stats.norms["all"]["mean"])), 4),
+    }
 
 
-def comparison_row(name: str, entry: dict, statistics: dict) -> dict:
+def comparison_row(name: str, entry: ModelEntry, statistics: Statistics) -> dict:
     """One variant's line of the comparison: its recipe, test metrics, timing, curve and per-layer filter statistics."""
-    training, metrics = entry["training"], entry["metrics"]
-    return {"model": name, "activation": training["activation"], "optimizer": training["optimizer"],
-            "learning_rate": training["learning_rate"], "epochs": training["epochs"],
-            "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
-            "seconds_per_epoch": metrics["seconds_per_epoch"], "val_accuracy": entry["history"]["val_accuracy"],
-            "layers": {layer: layer_summary(statistics["layers"][layer], statistics["images"])
-                       for layer in SPATIAL_LAYERS}}
+    training, metrics = entry.training, entry.metrics
+    return {
+        "model": name,
+        "activation": training["activation"],
+        "optimizer": training["optimizer"],
+        "learning_rate": training["learning_rate"],
+        "epochs": training["epochs"],
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "seconds_per_epoch": metrics["seconds_per_epoch"],
+        "val_accuracy": entry.history["val_accuracy"],
+        "layers": {layer: layer_summary(statistics.layers[layer], statistics.images) for layer in SPATIAL_LAYERS},
+    }
 
 
 def comparison_markdown(rows: list[dict]) -> str:
@@ -61,44 +76,74 @@ def comparison_markdown(rows: list[dict]) -> str:
         header += [f"{layer} active", f"{layer} never active", f"{layer} mean norm"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in sorted(rows, key=lambda r: -r["test_accuracy"]):
-        cells = [row["model"], f"{100 * row['test_accuracy']:.2f} %", f"{row['test_loss']:.4f}",
-                 f"{row['seconds_per_epoch']:.1f}"]
+        cells = [
+            row["model"],
+            f"{100 * row['test_accuracy']:.2f} %",
+            f"{row['test_loss']:.4f}",
+            f"{row['seconds_per_epoch']:.1f}",
+        ]
         for layer in SPATIAL_LAYERS:
             stats = row["layers"][layer]
-            cells += [f"{100 * stats['mean_active_fraction']:.1f} %", str(stats["never_active"]),
-                      f"{stats['mean_norm']:.3f}"]
+            cells += [
+                f"{100 * stats['mean_active_fraction']:.1f} %",
+                str(stats["never_active"]),
+                f"{stats['mean_norm']:.3f}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def sweep(data_dir: str | os.PathLike[str] | None, out_dir: Path, activations: tuple[str, ...] = ACTIVATIONS,
-          optimizers: tuple[str, ...] = SWEEP_OPTIMIZERS, epochs: int = SWEEP_EPOCHS, batch_size: int = 128,
-          seed: int = 42, train_limit: int | None = None, test_limit: int | None = None) -> Path:
+def sweep(
+    data_dir: str | os.PathLike[str] | None,
+    out_dir: Path,
+    activations: tuple[str, ...] = ACTIVATIONS,
+    optimizers: tuple[str, ...] = SWEEP_OPTIMIZERS,
+    epochs: int = SWEEP_EPOCHS,
+    batch_size: int = 128,
+    seed: int = 42,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+) -> Path:
     """Train, export and analyse every variant into ``out_dir``; returns the path of ``comparison.json``."""
     unknown = sorted(set(activations) - set(ACTIVATIONS)) + sorted(set(optimizers) - set(OPTIMIZERS))
     if unknown:
         raise ValueError(f"unknown activation or optimizer: {', '.join(unknown)}")
-    base = TrainConfig(epochs=epochs, batch_size=batch_size, schedule="constant", shift=0, autoencoder_epochs=0,
-                       seed=seed, train_limit=train_limit, test_limit=test_limit)
+    base = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        schedule="constant",
+        shift=0,
+        autoencoder_epochs=0,
+        seed=seed,
+        train_limit=train_limit,
+        test_limit=test_limit,
+    )
     data = load_data(data_dir, base)
     combinations = list(product(activations, optimizers))
     rows, started = [], time.perf_counter()
     for number, (activation, optimizer) in enumerate(combinations, 1):
         name, began = variant_name(activation, optimizer), time.perf_counter()
-        print(f"[{number}/{len(combinations)}] {name}: training {epochs} epoch(s) on {len(data[0]):,} images",
-              flush=True)
+        print(
+            f"[{number}/{len(combinations)}] {name}: training {epochs} epoch(s) on {len(data[0]):,} images", flush=True
+        )
         folder = out_dir / name
         config = dataclasses.replace(base, activation=activation, optimizer=optimizer)
         entry = train_classifier_entry(*data, config, folder)
         write_manifest(folder, {VARIANT_MODEL: entry})
-        statistics = json.loads(analyze(folder, data_dir, limit=test_limit, plots=False, progress=False).read_text())
+        statistics = read_document(analyze(folder, data_dir, limit=test_limit, plots=False, progress=False), Statistics)
         rows.append(comparison_row(name, entry, statistics))
-        print(f"[{number}/{len(combinations)}] {name}: test accuracy {100 * entry['metrics']['test_accuracy']:.2f} %, "
-              f"{entry['metrics']['seconds_per_epoch']:.1f} s/epoch, {time.perf_counter() - began:.0f} s "
-              f"({time.perf_counter() - started:.0f} s in all)", flush=True)
+        print(
+            f"[{number}/{len(combinations)}] {name}: test accuracy {100 * entry.metrics['test_accuracy']:.2f} %, "
+            f"{entry.metrics['seconds_per_epoch']:.1f} s/epoch, {time.perf_counter() - began:.0f} s "
+            f"({time.perf_counter() - started:.0f} s in all)",
+            flush=True,
+        )
 
-    recipe = {key: value for key, value in dataclasses.asdict(base).items()
-              if key not in ("activation", "optimizer", "learning_rate", "extra", "autoencoder_epochs")}
+    recipe = {
+        key: value
+        for key, value in dataclasses.asdict(base).items()
+        if key not in ("activation", "optimizer", "learning_rate", "extra", "autoencoder_epochs")
+    }
     recipe.update(learning_rate="the optimizer's customary one", train_images=len(data[0]), test_images=len(data[2]))
     path = out_dir / COMPARISON_JSON
     path.write_text(json.dumps({"format": 1, "recipe": recipe, "variants": rows}, indent=2) + "\n")

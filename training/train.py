@@ -11,6 +11,7 @@ import tensorflow as tf
 from training.config import OPTIMIZERS, TrainConfig
 from training.networks import build_autoencoder, build_classifier
 
+
 def to_input(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], the models' input."""
     return (images.astype(np.float32) / 255.0)[..., None]
@@ -22,7 +23,11 @@ def make_optimizer(name: str, learning_rate: float, schedule: str, total_steps: 
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown schedule {schedule!r}; choose constant or cosine")
-    rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(total_steps, 1)) if schedule == "cosine" else learning_rate
+    rate = (
+        keras.optimizers.schedules.CosineDecay(learning_rate, max(total_steps, 1))
+        if schedule == "cosine"
+        else learning_rate
+    )
     if name == "adam":
         return keras.optimizers.Adam(rate)
     if name == "adadelta":
@@ -51,12 +56,15 @@ def _training_batches(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> tf.d
     if config.shift:
         factor = config.shift / 28
         translate = keras.layers.RandomTranslation(factor, factor, fill_mode="constant", seed=config.seed)
-        data = data.map(lambda images, labels: (translate(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
+        data = data.map(
+            lambda images, labels: (translate(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def train_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                     config: TrainConfig) -> tuple[keras.Model, dict]:
+def train_classifier(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, config: TrainConfig
+) -> tuple[keras.Model, dict]:
     """Fit the paper's classifier; returns the model and its per-epoch history and timing.
 
     The test set is the per-epoch validation data, as in the paper's Keras recipe; the epoch budget is
@@ -71,8 +79,13 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarra
         metrics=["accuracy"],
     )
     timer = EpochTimer()
-    fit = model.fit(_training_batches(x_train, y_train, config), epochs=config.epochs,
-                    validation_data=(x_test, y_test), callbacks=[timer], verbose=2)
+    fit = model.fit(
+        _training_batches(x_train, y_train, config),
+        epochs=config.epochs,
+        validation_data=(x_test, y_test),
+        callbacks=[timer],
+        verbose=2,
+    )
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     history["seconds"] = [round(s, 2) for s in timer.seconds]
     return model, history
@@ -99,8 +112,16 @@ def train_autoencoder(x_train: np.ndarray, x_test: np.ndarray, config: TrainConf
     model = build_autoencoder()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["mse"])
     timer = EpochTimer()
-    fit = model.fit(x_train, x_train, batch_size=config.batch_size, epochs=config.autoencoder_epochs, shuffle=True,
-                    validation_data=(x_test, x_test), callbacks=[timer], verbose=2)
+    fit = model.fit(
+        x_train,
+        x_train,
+        batch_size=config.batch_size,
+        epochs=config.autoencoder_epochs,
+        shuffle=True,
+        validation_data=(x_test, x_test),
+        callbacks=[timer],
+        verbose=2,
+    )
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     history["seconds"] = [round(s, 2) for s in timer.seconds]
     return model, history
@@ -110,5 +131,8 @@ def reconstruction_metrics(reconstructed: np.ndarray, originals: np.ndarray) -> 
     """Binary cross-entropy (the training loss) and mean squared error of reconstructions of the test images."""
     p = np.clip(reconstructed, 1e-7, 1 - 1e-7)
     bce = -(originals * np.log(p) + (1 - originals) * np.log(1 - p)).mean()
-    return {"test_reconstruction_loss": float(bce), "test_mse": float(((reconstructed - originals) ** 2).mean()),
-            "test_images": int(len(originals))}
+    return {
+        "test_reconstruction_loss": float(bce),
+        "test_mse": float(((reconstructed - originals) ** 2).mean()),
+        "test_images": int(len(originals)),
+    }

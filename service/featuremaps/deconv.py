@@ -143,8 +143,6 @@ def deconv_conv2(conv2_maps: np.ndarray, k: int, w1: np.ndarray, w2: np.ndarray)
     return project("conv2", {"conv2": conv2_maps}, w1, w2, filters=[k])[0]
 
 
-def deconv_pool(
-    pool_maps: np.ndarray, conv2_maps: np.ndarray, k: int, w1: np.ndarray, w2: np.ndarray
-) -> np.ndarray:
+def deconv_pool(pool_maps: np.ndarray, conv2_maps: np.ndarray, k: int, w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
     """Project pooled map k (12,12,64) to (28,28), unpooling with conv2's switches."""
     return project("pool", {"pool": pool_maps, "conv2": conv2_maps}, w1, w2, filters=[k])[0]

@@ -5,9 +5,7 @@ import math
 import numpy as np
 
 
-def to_uint8(
-    a: np.ndarray, lo: float | np.ndarray | None = None, hi: float | np.ndarray | None = None
-) -> np.ndarray:
+def to_uint8(a: np.ndarray, lo: float | np.ndarray | None = None, hi: float | np.ndarray | None = None) -> np.ndarray:
     """Linearly map [lo, hi] to 0..255 (values outside are clipped) as uint8.
 
     lo and hi default to the array's min and max and may be arrays that broadcast
@@ -68,3 +66,14 @@ def upscale_nearest(img: np.ndarray, scale: int) -> np.ndarray:
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     return np.repeat(np.repeat(np.asarray(img), scale, axis=0), scale, axis=1)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4, columns: int = 3) -> np.ndarray:
+    """Two stacks (N, H, W) as two grids of ``columns`` columns next to each other, each tile scaled on its own,
+    on mid-gray (the gaps); e.g. a filter's top-9 images beside their projections."""
+    a, b = tile(left, columns=columns, pad_value=128), tile(right, columns=columns, pad_value=128)
+    height = max(a.shape[0], b.shape[0])
+    out = np.full((height, a.shape[1] + gap + b.shape[1]), 128, np.uint8)
+    out[: a.shape[0], : a.shape[1]] = a
+    out[: b.shape[0], a.shape[1] + gap :] = b
+    return out

@@ -53,9 +53,7 @@ def threshold(norms: np.ndarray, rule: str | float = "mean") -> float | np.ndarr
     elif isinstance(rule, Real) and not isinstance(rule, (bool, np.bool_)):
         t = np.full(n.shape[:-1], rule, dtype=n.dtype)
     else:
-        raise ValueError(
-            f"unknown threshold rule {rule!r}; choose one of {', '.join(THRESHOLD_RULES)} or a number"
-        )
+        raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(THRESHOLD_RULES)} or a number")
     return float(t) if n.ndim == 1 else t
 
 

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import Settings
-from tests.helpers import encode, link_shipped_models
-
-MODELS = Path(__file__).resolve().parents[2] / "models"
+from service.api.app import create_app
+from service.api.settings import Settings
+from tests.helpers import MODELS, encode, link_shipped_models
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from tests.helpers import post_image
 def layer_norms(client, digit_png, layer, order):
     maps = np.array(post_image(client, f"/v1/activations/{layer}", digit_png).json()["values"])
     flat = maps.reshape(-1, maps.shape[-1])
-    return {"l2": np.sqrt((flat ** 2).sum(0)), "l1": np.abs(flat).sum(0), "max": np.abs(flat).max(0)}[order]
+    return {"l2": np.sqrt((flat**2).sum(0)), "l1": np.abs(flat).sum(0), "max": np.abs(flat).max(0)}[order]
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2", "pool"])

@@ -23,8 +23,9 @@ def test_with_keys_a_v1_request_without_a_key_is_401_saying_how_to_send_one(keye
 
 
 def test_a_wrong_key_is_401(keyed, digit_png):
-    response = keyed.post("/v1/classify", content=digit_png,
-                          headers={"content-type": "image/png", "x-api-key": "guess"})
+    response = keyed.post(
+        "/v1/classify", content=digit_png, headers={"content-type": "image/png", "x-api-key": "guess"}
+    )
     assert response.status_code == 401
 
 

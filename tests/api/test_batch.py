@@ -33,8 +33,9 @@ def test_float32_npy_in_unit_range_gives_the_same_answer_as_uint8(client, mnist_
     images = mnist_test[0][:8]
     as_uint8 = post_npy(client, npy(images), "application/octet-stream").json()
     as_float = post_npy(client, npy((images / 255.0).astype(np.float32)[..., None])).json()
-    assert np.allclose([r["probabilities"] for r in as_uint8["results"]],
-                       [r["probabilities"] for r in as_float["results"]], atol=1e-6)
+    assert np.allclose(
+        [r["probabilities"] for r in as_uint8["results"]], [r["probabilities"] for r in as_float["results"]], atol=1e-6
+    )
 
 
 def test_repeated_multipart_image_fields_are_classified_in_order(client, mnist_test):
@@ -56,14 +57,17 @@ def test_a_header_claiming_a_billion_images_is_refused_before_allocating(client)
     assert post_npy(client, data).status_code == 413
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    (b"\x93NUMPY garbage", "not a valid .npy file"),
-    (npy(np.zeros((2, 32, 32), np.uint8)), "is not (N, 28, 28)"),
-    (npy(np.zeros((2, 28, 28), np.int64)), "is not uint8"),
-    (npy(np.full((2, 28, 28), 3.0, np.float32)), "in [0, 1]"),
-    (npy(np.zeros((0, 28, 28), np.uint8)), "no images"),
-    (npy(np.zeros((2, 28, 28), np.uint8))[:-10], "promises"),
-])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"\x93NUMPY garbage", "not a valid .npy file"),
+        (npy(np.zeros((2, 32, 32), np.uint8)), "is not (N, 28, 28)"),
+        (npy(np.zeros((2, 28, 28), np.int64)), "is not uint8"),
+        (npy(np.full((2, 28, 28), 3.0, np.float32)), "in [0, 1]"),
+        (npy(np.zeros((0, 28, 28), np.uint8)), "no images"),
+        (npy(np.zeros((2, 28, 28), np.uint8))[:-10], "promises"),
+    ],
+)
 def test_malformed_npy_is_400_saying_what_is_wrong(client, data, fragment):
     response = post_npy(client, data)
     assert response.status_code == 400

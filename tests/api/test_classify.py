@@ -20,8 +20,11 @@ def test_dark_on_white_jpegs_at_five_times_the_size_classify_at_97_percent(clien
     predicted = []
     for image in images[:SAMPLE]:
         big = Image.fromarray(255 - image).resize((140, 140), Image.BICUBIC)
-        predicted.append(post_image(client, "/v1/classify", encode(np.asarray(big), "JPEG", quality=90),
-                                    "image/jpeg").json()["digit"])
+        predicted.append(
+            post_image(client, "/v1/classify", encode(np.asarray(big), "JPEG", quality=90), "image/jpeg").json()[
+                "digit"
+            ]
+        )
     assert float(np.mean(np.array(predicted) == labels[:SAMPLE])) >= 0.97
 
 

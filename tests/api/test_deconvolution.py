@@ -52,7 +52,7 @@ def test_conv1_projection_is_the_transposed_convolution_of_the_single_map(client
     expected = np.zeros((28, 28))
     for i in range(26):
         for j in range(26):
-            expected[i:i + 3, j:j + 3] += fmap[i, j] * kernels["conv1"][:, :, 0, k]
+            expected[i : i + 3, j : j + 3] += fmap[i, j] * kernels["conv1"][:, :, 0, k]
     assert np.abs(projection(client, digit_png, "conv1", k) - expected).max() <= 1e-4
 
 

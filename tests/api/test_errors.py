@@ -1,15 +1,13 @@
 """Every kind of bad request gets a JSON error with the right 4xx status and a message a person can act on."""
 
 import io
-import zlib
-import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.api.conftest import make_client
-from tests.helpers import encode, post_image
+from tests.helpers import encode, png_claiming, post_image
 
 
 def assert_error(response, status: int, fragment: str) -> None:
@@ -19,22 +17,20 @@ def assert_error(response, status: int, fragment: str) -> None:
     assert fragment in body["error"], body["error"]
 
 
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims huge dimensions (a decompression bomb's calling card)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def test_unknown_model_is_404_listing_the_models(client, digit_png):
-    assert_error(post_image(client, "/v1/classify", digit_png, model="vgg"), 404,
-                 "unknown model 'vgg'; available: classifier, autoencoder")
+    assert_error(
+        post_image(client, "/v1/classify", digit_png, model="vgg"),
+        404,
+        "unknown model 'vgg'; available: classifier, autoencoder",
+    )
 
 
 def test_unknown_layer_is_404_listing_the_layers(client, digit_png):
-    assert_error(post_image(client, "/v1/activations/conv3", digit_png), 404,
-                 "model 'classifier' has no layer 'conv3'; layers: conv1, conv2, pool, dense1, output")
+    assert_error(
+        post_image(client, "/v1/activations/conv3", digit_png),
+        404,
+        "model 'classifier' has no layer 'conv3'; layers: conv1, conv2, pool, dense1, output",
+    )
 
 
 @pytest.mark.parametrize("url", ["/v1/activations/conv1/32", "/v1/deconvolution/conv2/64", "/v1/deconvolution/pool/-1"])
@@ -45,13 +41,19 @@ def test_filter_out_of_range_is_422_with_the_valid_range(client, digit_png, url)
 
 
 def test_wrong_content_type_is_415_saying_what_to_send(client):
-    assert_error(client.post("/v1/classify", content=b"hello", headers={"content-type": "text/plain"}), 415,
-                 "send multipart/form-data with the field 'image'")
+    assert_error(
+        client.post("/v1/classify", content=b"hello", headers={"content-type": "text/plain"}),
+        415,
+        "send multipart/form-data with the field 'image'",
+    )
 
 
 def test_wrong_multipart_field_name_is_422_naming_the_fields_sent(client, digit_png):
-    assert_error(client.post("/v1/classify", files={"file": ("a.png", digit_png, "image/png")}), 422,
-                 "multipart form has no file field 'image' (fields sent: file)")
+    assert_error(
+        client.post("/v1/classify", files={"file": ("a.png", digit_png, "image/png")}),
+        422,
+        "multipart form has no file field 'image' (fields sent: file)",
+    )
 
 
 def test_empty_body_is_400(client):
@@ -71,14 +73,14 @@ def test_truncated_png_is_400(client):
 def test_upload_over_the_byte_limit_is_413_even_without_content_length(digit_png):
     with make_client(max_upload_bytes=100) as small:
         assert_error(post_image(small, "/v1/classify", digit_png), 413, "over the limit of 100 bytes")
-        chunked = small.post("/v1/classify", content=iter([digit_png[:80], digit_png[80:]]),
-                             headers={"content-type": "image/png"})
+        chunked = small.post(
+            "/v1/classify", content=iter([digit_png[:80], digit_png[80:]]), headers={"content-type": "image/png"}
+        )
         assert_error(chunked, 413, "over the limit of 100 bytes")
 
 
 def test_decompression_bomb_is_413_before_decoding(client):
-    assert_error(post_image(client, "/v1/classify", png_header_claiming(30000, 30000)), 413,
-                 "the limit is 16,000,000 pixels")
+    assert_error(post_image(client, "/v1/classify", png_claiming(30000, 30000)), 413, "the limit is 16,000,000 pixels")
 
 
 def test_blank_image_is_422_saying_there_is_no_digit(client):
@@ -96,8 +98,9 @@ def test_format_outside_the_allowed_set_is_415(digit_png):
 
 @pytest.mark.parametrize("scale", [0, -3, 1000])
 def test_scale_out_of_bounds_is_422(client, digit_png, scale):
-    assert_error(post_image(client, "/v1/deconvolution/conv1/0", digit_png, scale=scale), 422,
-                 "scale must be between 1 and 32")
+    assert_error(
+        post_image(client, "/v1/deconvolution/conv1/0", digit_png, scale=scale), 422, "scale must be between 1 and 32"
+    )
 
 
 def test_unknown_format_value_is_422(client, digit_png):

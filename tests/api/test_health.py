@@ -2,8 +2,8 @@
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import Settings
+from service.api.app import create_app
+from service.api.settings import Settings
 from tests.api.conftest import MODELS
 
 
@@ -21,15 +21,22 @@ def test_models_lists_both_models_with_their_layers_and_metrics(client, manifest
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
     assert models["classifier"]["layers"] == ["conv1", "conv2", "pool", "dense1", "output"]
     assert models["classifier"]["total_params"] == 1_199_882
-    assert models["classifier"]["metrics"]["test_accuracy"] == manifest["models"]["classifier"]["metrics"]["test_accuracy"]
+    assert (
+        models["classifier"]["metrics"]["test_accuracy"] == manifest["models"]["classifier"]["metrics"]["test_accuracy"]
+    )
     assert "encoded" in models["autoencoder"]["layers"] and "decoded" in models["autoencoder"]["layers"]
 
 
 def test_model_detail_gives_layers_with_type_shape_and_parameters(client):
     detail = client.get("/v1/models/classifier").json()
     layers = {layer["name"]: layer for layer in detail["layer_details"]}
-    assert layers["conv2"] == {"name": "conv2", "type": "Conv2D", "output_shape": [24, 24, 64], "params": 18_496,
-                               "exposed": True}
+    assert layers["conv2"] == {
+        "name": "conv2",
+        "type": "Conv2D",
+        "output_shape": [24, 24, 64],
+        "params": 18_496,
+        "exposed": True,
+    }
     assert layers["dropout1"]["exposed"] is False
     assert sum(layer["params"] for layer in layers.values()) == detail["total_params"]
     assert len(detail["metrics"]["confusion_matrix"]) == 10

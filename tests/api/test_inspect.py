@@ -19,7 +19,7 @@ SPATIAL = {"conv1": [26, 26, 32], "conv2": [24, 24, 64], "pool": [12, 12, 64]}
 def data_url_pixels(url: str) -> np.ndarray:
     prefix = "data:image/png;base64,"
     assert url.startswith(prefix)
-    image = Image.open(io.BytesIO(base64.b64decode(url[len(prefix):])))
+    image = Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :])))
     assert image.format == "PNG" and image.mode == "L"
     return np.asarray(image)
 
@@ -77,7 +77,9 @@ def test_the_grid_is_the_activation_grid_png_with_its_geometry(client, digit_png
     columns = math.ceil(math.sqrt(count))
     assert grid["columns"] == columns and grid["rows"] == math.ceil(count / columns)
     assert grid["tile"] == [height, width] and grid["pad"] == 1
-    assert grid["width"] == columns * width + (columns - 1) and grid["height"] == grid["rows"] * height + grid["rows"] - 1
+    assert (
+        grid["width"] == columns * width + (columns - 1) and grid["height"] == grid["rows"] * height + grid["rows"] - 1
+    )
     pixels = data_url_pixels(grid["image"])
     assert pixels.shape == (grid["height"], grid["width"])
     expected = np.asarray(decode_png(post_image(client, f"/v1/activations/{layer}", digit_png, format="png", scale=1)))
@@ -86,8 +88,10 @@ def test_the_grid_is_the_activation_grid_png_with_its_geometry(client, digit_png
     k = inspected["active"][-1]
     row, column = divmod(k, columns)
     y, x = row * (height + 1), column * (width + 1)
-    single = np.asarray(decode_png(post_image(client, f"/v1/activations/{layer}/{k}", digit_png, format="png", scale=1)))
-    assert np.array_equal(pixels[y:y + height, x:x + width], single)
+    single = np.asarray(
+        decode_png(post_image(client, f"/v1/activations/{layer}/{k}", digit_png, format="png", scale=1))
+    )
+    assert np.array_equal(pixels[y : y + height, x : x + width], single)
 
 
 def test_the_input_is_the_digit_the_network_saw(inspection, mnist_test):
@@ -135,13 +139,21 @@ def test_it_is_documented_in_openapi(client):
     assert operation["summary"].startswith("Everything about one digit")
     assert "multipart/form-data" in operation["requestBody"]["content"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Inspection"}
+        "$ref": "#/components/schemas/Inspection"
+    }
     assert {"401", "413", "415", "422"} <= set(operation["responses"])
 
 
-@pytest.mark.parametrize("path, media_type", [("/", "text/html"), ("/index.html", "text/html"),
-                                              ("/convlens.js", "text/javascript"), ("/convlens-api.js", "text/javascript"),
-                                              ("/convlens.css", "text/css")])
+@pytest.mark.parametrize(
+    "path, media_type",
+    [
+        ("/", "text/html"),
+        ("/index.html", "text/html"),
+        ("/convlens.js", "text/javascript"),
+        ("/convlens-api.js", "text/javascript"),
+        ("/convlens.css", "text/css"),
+    ],
+)
 def test_the_page_is_served(client, path, media_type):
     response = client.get(path)
     assert response.status_code == 200
@@ -158,17 +170,24 @@ def test_with_api_keys_the_page_stays_open_and_inspect_needs_a_key(digit_png):
         assert keyed.get("/").status_code == 200
         assert keyed.get("/convlens.js").status_code == 200
         assert post_image(keyed, "/v1/inspect", digit_png).status_code == 401
-        answer = keyed.post("/v1/inspect", content=digit_png,
-                            headers={"content-type": "image/png", "x-api-key": "page-key"})
+        answer = keyed.post(
+            "/v1/inspect", content=digit_png, headers={"content-type": "image/png", "x-api-key": "page-key"}
+        )
         assert answer.status_code == 200 and answer.json()["digit"] == 7
 
 
 def test_another_origin_may_call_it(client, digit_png):
-    preflight = client.options("/v1/inspect", headers={
-        "origin": "http://elsewhere.example", "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type,x-api-key"})
+    preflight = client.options(
+        "/v1/inspect",
+        headers={
+            "origin": "http://elsewhere.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,x-api-key",
+        },
+    )
     assert preflight.status_code == 200
     assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
-    response = client.post("/v1/inspect", content=digit_png,
-                           headers={"content-type": "image/png", "origin": "http://elsewhere.example"})
+    response = client.post(
+        "/v1/inspect", content=digit_png, headers={"content-type": "image/png", "origin": "http://elsewhere.example"}
+    )
     assert response.headers["access-control-allow-origin"] == "*"

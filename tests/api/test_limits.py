@@ -20,7 +20,7 @@ def test_a_request_that_finds_every_inference_slot_taken_gets_503_with_retry_aft
 def test_a_request_slower_than_the_timeout_gets_503(digit_png):
     def slow_body():
         yield digit_png[:50]
-        time.sleep(0.5)
+        time.sleep(0.5)  # the client's slowness is the input here: 2.5x the timeout under test
         yield digit_png[50:]
 
     with make_client(request_timeout_seconds=0.2) as impatient:

@@ -16,8 +16,10 @@ def test_metrics_count_requests_by_route_template_and_status(client, digit_png):
     post_image(client, "/v1/activations/conv1", digit_png)
     post_image(client, "/v1/activations/nope", digit_png)
     lines = metric_lines(client)
-    assert any(line.startswith('convlens_requests_total{method="POST",route="/v1/activations/{layer}",status="200"}')
-               for line in lines)
+    assert any(
+        line.startswith('convlens_requests_total{method="POST",route="/v1/activations/{layer}",status="200"}')
+        for line in lines
+    )
     assert any('route="/v1/activations/{layer}",status="404"' in line for line in lines)
 
 
@@ -31,8 +33,9 @@ def test_metrics_have_latency_inference_and_in_flight_series(client, digit_png):
 
 def test_rejected_uploads_are_counted_by_reason(client):
     post_image(client, "/v1/classify", b"not an image at all")
-    assert any(line.startswith('convlens_rejected_uploads_total{reason="unsupported_format"}')
-               for line in metric_lines(client))
+    assert any(
+        line.startswith('convlens_rejected_uploads_total{reason="unsupported_format"}') for line in metric_lines(client)
+    )
 
 
 def test_each_request_is_one_json_access_log_line_without_the_image(client, digit_png, caplog):

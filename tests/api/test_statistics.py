@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from onnx import numpy_helper
 from PIL import Image
 
-from service.app import create_app
+from service.api.app import create_app
+from service.api.settings import Settings
 from service.featuremaps.grids import tile, to_uint8
-from service.settings import Settings
 from tests.api.conftest import MODELS
 from tests.helpers import decode_png, encode, post_image
 
@@ -43,8 +43,9 @@ def test_the_summary_says_what_the_statistics_were_computed_from(summary, manife
     assert summary["split"] == "test" and summary["images"] == 10_000 == sum(summary["label_counts"])
     assert summary["accuracy"] == pytest.approx(manifest["models"]["classifier"]["metrics"]["test_accuracy"])
     assert [(layer["layer"], layer["filters"]) for layer in summary["layers"]] == list(LAYERS.items())
-    assert all(layer["dataset_threshold"] > 0 and set(layer["never_active"]) == set(RULES)
-               for layer in summary["layers"])
+    assert all(
+        layer["dataset_threshold"] > 0 and set(layer["never_active"]) == set(RULES) for layer in summary["layers"]
+    )
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -123,8 +124,14 @@ def test_norm_box_plots_are_pngs(client, layer):
     assert everything.tobytes() != one.tobytes()
 
 
-@pytest.mark.parametrize("url", ["/v1/statistics/confusion-matrix", "/v1/statistics/training-history",
-                                 "/v1/statistics/training-history?model=autoencoder"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/statistics/confusion-matrix",
+        "/v1/statistics/training-history",
+        "/v1/statistics/training-history?model=autoencoder",
+    ],
+)
 def test_confusion_matrix_and_history_plots_are_pngs(client, url):
     plot(client, url)
 
@@ -150,9 +157,10 @@ def test_top_images_png_puts_the_images_beside_their_projections(client, mnist_t
     grid = 3 * 28 + 2
     assert panel.shape == (grid, 2 * grid + 4)
     assert np.array_equal(panel[:grid, :grid], tile(images[[row["index"] for row in rows]], columns=3, pad_value=128))
-    projection = post_image(client, "/v1/deconvolution/conv2/5", encode(images[rows[0]["index"]]), preprocess="none",
-                            format="json").json()["values"]
-    assert np.abs(panel[:28, grid + 4:grid + 4 + 28].astype(int) - to_uint8(np.array(projection))).max() <= 1
+    projection = post_image(
+        client, "/v1/deconvolution/conv2/5", encode(images[rows[0]["index"]]), preprocess="none", format="json"
+    ).json()["values"]
+    assert np.abs(panel[:28, grid + 4 : grid + 4 + 28].astype(int) - to_uint8(np.array(projection))).max() <= 1
     assert decode_png(client.get("/v1/filters/conv2/5/top-images", params={"format": "png"})).size == (704, 344)
 
 
@@ -182,17 +190,23 @@ def test_threshold_dataset_is_for_the_l2_norm_only(client, digit_png):
     assert "norm=l2" in response.json()["error"]
 
 
-@pytest.mark.parametrize("url, status, message", [
-    ("/v1/statistics/norms/dense1", 404, "no statistics for layer 'dense1'; layers: conv1, conv2, pool"),
-    ("/v1/statistics/active-filters/conv9", 404, "no statistics for layer 'conv9'; layers: conv1, conv2, pool"),
-    ("/v1/filters/conv9/0/top-images", 404, "no statistics for layer 'conv9'; layers: conv1, conv2, pool"),
-    ("/v1/statistics/norms/conv1?label=10", 422, "label: Input should be less than or equal to 9"),
-    ("/v1/statistics/active-filters/conv1?label=-1", 422, "label: Input should be greater than or equal to 0"),
-    ("/v1/statistics/active-filters/conv1?rule=most", 422, "rule: Input should be 'image-mean', 'dataset-mean' or "
-                                                           "'filter-label-mean'"),
-    ("/v1/filters/conv1/32/top-images", 422, "filter 32 is out of range: layer 'conv1' has filters 0-31"),
-    ("/v1/statistics/training-history?model=vgg", 404, "unknown model 'vgg'; available: classifier, autoencoder"),
-])
+@pytest.mark.parametrize(
+    "url, status, message",
+    [
+        ("/v1/statistics/norms/dense1", 404, "no statistics for layer 'dense1'; layers: conv1, conv2, pool"),
+        ("/v1/statistics/active-filters/conv9", 404, "no statistics for layer 'conv9'; layers: conv1, conv2, pool"),
+        ("/v1/filters/conv9/0/top-images", 404, "no statistics for layer 'conv9'; layers: conv1, conv2, pool"),
+        ("/v1/statistics/norms/conv1?label=10", 422, "label: Input should be less than or equal to 9"),
+        ("/v1/statistics/active-filters/conv1?label=-1", 422, "label: Input should be greater than or equal to 0"),
+        (
+            "/v1/statistics/active-filters/conv1?rule=most",
+            422,
+            "rule: Input should be 'image-mean', 'dataset-mean' or 'filter-label-mean'",
+        ),
+        ("/v1/filters/conv1/32/top-images", 422, "filter 32 is out of range: layer 'conv1' has filters 0-31"),
+        ("/v1/statistics/training-history?model=vgg", 404, "unknown model 'vgg'; available: classifier, autoencoder"),
+    ],
+)
 def test_errors_say_what_to_change(client, url, status, message):
     response = client.get(url)
     assert response.status_code == status
@@ -210,8 +224,13 @@ def _model_dir(tmp_path, with_statistics: bool):
     return tmp_path
 
 
-STATISTICS_URLS = ["/v1/statistics", "/v1/statistics/active-filters/conv1", "/v1/statistics/norms/conv2?format=png",
-                   "/v1/filters/pool/3/top-images", "/v1/statistics/confusion-matrix?format=png"]
+STATISTICS_URLS = [
+    "/v1/statistics",
+    "/v1/statistics/active-filters/conv1",
+    "/v1/statistics/norms/conv2?format=png",
+    "/v1/filters/pool/3/top-images",
+    "/v1/statistics/confusion-matrix?format=png",
+]
 
 
 def test_without_statistics_the_service_starts_and_says_how_to_make_them(tmp_path, digit_png):

@@ -4,19 +4,21 @@ where podman runs (``.ci/run`` installs it), built and run for real by the conta
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT  # noqa: F401  (the deploy tests take it from here)
 
 # numbers the smoke test measures (image size, times to healthy, ...), printed at the end of the run
 MEASURED: dict[str, str] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "containers: builds and runs container images with podman "
-                            "(skipped where podman is absent; deselect with -m 'not containers')")
+    config.addinivalue_line(
+        "markers",
+        "containers: builds and runs container images with podman "
+        "(skipped where podman is absent; deselect with -m 'not containers')",
+    )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

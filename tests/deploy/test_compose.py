@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from service.settings import Settings
+from service.api.settings import Settings
 from tests.deploy.conftest import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -21,8 +21,11 @@ DEFAULTED = re.compile(r"^\$\{(\w+):-(.*)\}$")
 
 def compose_env() -> dict[str, str]:
     """The environment without anything a developer's shell could interpolate into the file."""
-    return {key: value for key, value in os.environ.items()
-            if not key.startswith(("CONVLENS_", "COMPOSE_", "DOCKER_")) and key not in ("WEB_CONCURRENCY", "MNIST_DIR")}
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CONVLENS_", "COMPOSE_", "DOCKER_")) and key not in ("WEB_CONCURRENCY", "MNIST_DIR")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +47,26 @@ def services() -> dict:
 @pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, PROXY]], ids=["compose", "compose+proxy"])
 def test_docker_compose_accepts_the_files(docker_compose, files):
     arguments = [part for path in files for part in ("-f", str(path))]
-    result = subprocess.run([docker_compose, *arguments, "config", "-q"], cwd=ROOT, env=compose_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [docker_compose, *arguments, "config", "-q"],
+        cwd=ROOT,
+        env=compose_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_the_training_service_is_built_from_its_own_dockerfile_under_a_profile(docker_compose):
-    result = subprocess.run([docker_compose, "-f", str(COMPOSE), "config"], cwd=ROOT, env=compose_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [docker_compose, "-f", str(COMPOSE), "config"],
+        cwd=ROOT,
+        env=compose_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)["services"]
     assert "profiles" not in resolved["api"] and resolved["train"]["profiles"] == ["training"]
@@ -103,5 +118,6 @@ def test_every_setting_in_the_environment_defaults_to_the_service_default(servic
         assert name in fields, f"{key} is not a setting of the service"
         match = DEFAULTED.match(str(value))
         assert match and match[1] == key, f"{key} should read ${{{key}:-default}}"
-        assert getattr(Settings(**{name: match[2]}), name) == fields[name].default, \
-            f"{key} defaults to {match[2]!r} here but to {fields[name].default!r} in service/settings.py"
+        assert getattr(Settings(**{name: match[2]}), name) == fields[name].default, (
+            f"{key} defaults to {match[2]!r} here but to {fields[name].default!r} in service/api/settings.py"
+        )

@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +22,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import ROOT, Stopwatch
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.containers
 
@@ -53,15 +52,19 @@ class Engine:
         self.env = env
         self.suffix = suffix
 
-    def run(self, *command: str, timeout: float = 120, check: bool = True, env: dict | None = None,
-            cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    def run(
+        self, *command: str, timeout: float = 120, check: bool = True, env: dict | None = None, cwd: Path = ROOT
+    ) -> subprocess.CompletedProcess:
         try:
-            result = subprocess.run(command, cwd=cwd, env=env or self.env, capture_output=True, text=True,
-                                    timeout=timeout)
+            result = subprocess.run(
+                command, cwd=cwd, env=env or self.env, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"{' '.join(command)} took more than {timeout} s:\n{tail(exc.stdout)}\n{tail(exc.stderr)}")
         if check and result.returncode != 0:
-            pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{tail(result.stdout)}\n{tail(result.stderr)}")
+            pytest.fail(
+                f"{' '.join(command)} failed ({result.returncode}):\n{tail(result.stdout)}\n{tail(result.stderr)}"
+            )
         return result
 
     def podman(self, *arguments: str, **options) -> subprocess.CompletedProcess:
@@ -86,21 +89,13 @@ class Engine:
         return json.loads(self.podman(kind, "inspect", name).stdout)[0]
 
 
-def free_port() -> int:
-    """An unused port in 18000-18999 on the loopback (the tests publish nothing on other addresses)."""
-    for port in random.sample(range(18000, 19000), 50):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail("no free port in 18000-18999")
-
-
 def curl(*arguments: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(["curl", "-sS", "--max-time", str(int(timeout)), *arguments], capture_output=True,
-                          text=True, timeout=timeout + 5)
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", str(int(timeout)), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 5,
+    )
 
 
 def wait_healthy(engine: Engine, base: str, container: str, timeout: float = 90) -> float:
@@ -131,12 +126,17 @@ def classify(base: str, path: Path = DIGIT) -> dict:
 def engine(measured):
     for tool, package in (("podman", "podman runc"), ("curl", "curl")):
         if shutil.which(tool) is None:
-            unavailable(f"{tool} is not installed: the container smoke test needs it "
-                        f"(apt-get install {package}; .ci/run does, see ../shared/CONTAINERS.md)")
+            unavailable(
+                f"{tool} is not installed: the container smoke test needs it "
+                f"(apt-get install {package}; .ci/run does, see ../shared/CONTAINERS.md)"
+            )
     # nothing from the developer's shell that docker-compose would interpolate into the files
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("CONVLENS_", "DOCKER_", "COMPOSE_"))
-           and key not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "MNIST_DIR")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CONVLENS_", "DOCKER_", "COMPOSE_"))
+        and key not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "MNIST_DIR")
+    }
     if "CONTAINERS_CONF" not in env and (SHARED / "containers.conf").exists():
         env["CONTAINERS_CONF"] = str((SHARED / "containers.conf").resolve())
     clock = Stopwatch()
@@ -174,8 +174,12 @@ def docker_socket(engine):
         unavailable("docker-compose is not installed (apt-get install docker-compose; .ci/run does)")
     path = Path(f"/tmp/convlens-smoke-{engine.suffix}.sock")
     log = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while the service runs
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{path}"], env=engine.env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{path}"],
+        env=engine.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         clock = Stopwatch()
         while not path.exists() or curl("-f", "--unix-socket", str(path), "http://d/_ping", timeout=2).returncode:
@@ -205,13 +209,23 @@ def compose_project(engine: Engine, socket_url: str, name: str, files: list[str]
 
     def clean_up() -> None:
         try:
-            subprocess.run([*command, "down", "--volumes", "--remove-orphans", "--timeout", "5"], cwd=ROOT, env=env,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                [*command, "down", "--volumes", "--remove-orphans", "--timeout", "5"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                timeout=120,
+            )
         except subprocess.TimeoutExpired:
             pass
         try:
-            left = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
-                                  env=engine.env, capture_output=True, text=True, timeout=60).stdout.split()
+            left = subprocess.run(
+                ["podman", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
+                env=engine.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.split()
         except subprocess.TimeoutExpired:
             left = []
         if left:
@@ -262,8 +276,12 @@ def test_the_image_serves_digits_as_a_non_root_user_without_tensorflow(engine, i
 
 def test_docker_compose_brings_the_api_up_through_the_podman_socket(engine, image, docker_socket, measured):
     name, port = f"convlens-smoke-{engine.suffix}", free_port()
-    settings = {"CONVLENS_IMAGE": image, "CONVLENS_PUBLISH": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-                "CONVLENS_MAX_UPLOAD_BYTES": "20000"}
+    settings = {
+        "CONVLENS_IMAGE": image,
+        "CONVLENS_PUBLISH": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "CONVLENS_MAX_UPLOAD_BYTES": "20000",
+    }
     compose, clean_up, containers = compose_project(engine, docker_socket, name, ["docker-compose.yml"], settings)
     try:
         clock = Stopwatch()
@@ -286,9 +304,26 @@ def test_docker_compose_brings_the_api_up_through_the_podman_socket(engine, imag
         engine.podman("exec", container, "touch", "/tmp/x")
 
         # configuration comes from the environment: the upload limit, and WEB_CONCURRENCY worker processes
-        big = subprocess.run(["curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}",
-                              "-H", "content-type: image/png", "--data-binary", "@-", f"{base}/v1/classify"],
-                             input=b"\x89PNG" + bytes(30000), capture_output=True, timeout=35)
+        big = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "content-type: image/png",
+                "--data-binary",
+                "@-",
+                f"{base}/v1/classify",
+            ],
+            input=b"\x89PNG" + bytes(30000),
+            capture_output=True,
+            timeout=35,
+        )
         assert big.stdout.decode() == "413", (big.stdout, big.stderr)
         workers = engine.podman("top", container, "args").stdout.count("multiprocessing.spawn")
         assert workers == 2, engine.podman("top", container, "args").stdout
@@ -308,16 +343,22 @@ def test_compose_scales_the_api_behind_the_proxy(engine, image, docker_socket, t
     python:3.11-slim stand-in (nginx reads /etc/nginx/conf.d/*.conf in both)."""
     nginx = f"localhost/convlens-smoke-nginx:{engine.suffix}"
     name, port = f"convlens-smoke-proxy-{engine.suffix}", free_port()
-    settings = {"CONVLENS_IMAGE": image, "CONVLENS_PUBLISH": "127.0.0.1:", "CONVLENS_PROXY_IMAGE": nginx,
-                "CONVLENS_PROXY_PUBLISH": f"127.0.0.1:{port}"}
+    settings = {
+        "CONVLENS_IMAGE": image,
+        "CONVLENS_PUBLISH": "127.0.0.1:",
+        "CONVLENS_PROXY_IMAGE": nginx,
+        "CONVLENS_PROXY_PUBLISH": f"127.0.0.1:{port}",
+    }
     compose, clean_up, containers = compose_project(
-        engine, docker_socket, name, ["docker-compose.yml", "deploy/compose.proxy.yml"], settings)
+        engine, docker_socket, name, ["docker-compose.yml", "deploy/compose.proxy.yml"], settings
+    )
     try:
         (tmp_path / "Containerfile").write_text(
             "FROM python:3.11-slim\n"
             "RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light >/dev/null"
             " && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default\n"
-            'CMD ["nginx", "-g", "daemon off;"]\n')
+            'CMD ["nginx", "-g", "daemon off;"]\n'
+        )
         engine.podman("build", "-q", "--pull=never", "-t", nginx, str(tmp_path), timeout=600)
 
         compose("up", "-d", "--scale", "api=2", timeout=300)
@@ -339,8 +380,13 @@ def test_compose_scales_the_api_behind_the_proxy(engine, image, docker_socket, t
         for index in (1, 2):
             address = compose("port", "--index", str(index), "api", "8000").stdout.strip()
             metrics = curl("-f", f"http://{address}/metrics").stdout
-            served.append(sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                              if line.startswith("convlens_requests_total{") and "/v1/classify" in line))
+            served.append(
+                sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in metrics.splitlines()
+                    if line.startswith("convlens_requests_total{") and "/v1/classify" in line
+                )
+            )
         assert sum(served) == 6 and all(served), f"classifications per replica: {served}"
     finally:
         clean_up()
@@ -351,8 +397,12 @@ def test_the_kubernetes_deployment_runs_under_podman_kube_play(engine, image, tm
     """deploy/kubernetes/ as a whole, with the Deployment cut to one replica on a loopback hostPort (each
     replica is its own pod here, and only one can bind the port) and the image just built."""
     name, port = f"convlens-smoke-{engine.suffix}", free_port()
-    documents = [document for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
-                 for document in yaml.safe_load_all(path.read_text()) if document]
+    documents = [
+        document
+        for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
     (deployment,) = [document for document in documents if document["kind"] == "Deployment"]
     deployment["metadata"]["name"] = name
     deployment["spec"]["replicas"] = 1
@@ -392,11 +442,14 @@ def test_the_kubernetes_deployment_runs_under_podman_kube_play(engine, image, tm
             engine.quietly("volume", "rm", "-f", volume["name"])
 
 
-@pytest.mark.skipif(os.environ.get("TEST_TRAINING_IMAGE") != "1",
-                    reason="builds the 2.5 GB TensorFlow training image (about 3 minutes on 2 cores with a cold cache); "
-                           "set TEST_TRAINING_IMAGE=1 to run it")
+@pytest.mark.skipif(
+    os.environ.get("TEST_TRAINING_IMAGE") != "1",
+    reason="builds the 2.5 GB TensorFlow training image (about 3 minutes on 2 cores with a cold cache); "
+    "set TEST_TRAINING_IMAGE=1 to run it",
+)
 def test_the_training_image_trains_models_that_the_service_image_serves_from_a_volume(
-        engine, image, mnist_dir, tmp_path, measured):
+    engine, image, mnist_dir, tmp_path, measured
+):
     tag = f"localhost/convlens-smoke-train:{engine.suffix}"
     out, reports = tmp_path / "models", tmp_path / "reports"
     for folder in (out, reports):
@@ -405,23 +458,38 @@ def test_the_training_image_trains_models_that_the_service_image_serves_from_a_v
     name, port = f"convlens-smoke-trained-{engine.suffix}", free_port()
     try:
         clock = Stopwatch()
-        engine.podman("build", "--format", "docker", "--pull=never", "-t", tag, "-f", "Dockerfile.train", ".",
-                      timeout=1800)
+        engine.podman(
+            "build", "--format", "docker", "--pull=never", "-t", tag, "-f", "Dockerfile.train", ".", timeout=1800
+        )
         size = int(engine.podman("image", "inspect", "--format", "{{.Size}}", tag).stdout)
         measured["training image build, size"] = f"{clock():.0f} s, {size / MiB:.0f} MiB"
         volumes = ["-v", f"{mnist_dir.resolve()}:/data/mnist:ro", "-v", f"{out}:/convlens/models"]
         clock = Stopwatch()
-        engine.podman("run", "--rm", *volumes, tag, "train", "--epochs", "1", "--autoencoder-epochs", "1",
-                      "--train-limit", "512", "--test-limit", "256", timeout=900)
+        engine.podman(
+            "run",
+            "--rm",
+            *volumes,
+            tag,
+            "train",
+            "--epochs",
+            "1",
+            "--autoencoder-epochs",
+            "1",
+            "--train-limit",
+            "512",
+            "--test-limit",
+            "256",
+            timeout=900,
+        )
         engine.podman("run", "--rm", *volumes, tag, "analyze", "--limit", "256", "--no-plots", timeout=900)
         engine.podman("run", "--rm", *volumes, "-v", f"{reports}:/convlens/reports", tag, "report", timeout=900)
         measured["training image: tiny train, analyze, report"] = f"{clock():.0f} s"
         assert {"manifest.json", "classifier.onnx", "autoencoder.onnx", "statistics.json"} <= {
-            path.name for path in out.iterdir()}
+            path.name for path in out.iterdir()
+        }
         assert (reports / "paper" / "README.md").exists()
 
-        engine.podman("run", "-d", "--name", name, "-v", f"{out}:/app/models:ro", "-p", f"127.0.0.1:{port}:8000",
-                      image)
+        engine.podman("run", "-d", "--name", name, "-v", f"{out}:/app/models:ro", "-p", f"127.0.0.1:{port}:8000", image)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(engine, base, name)
         served = engine.podman("exec", name, "sha256sum", "/app/models/classifier.onnx").stdout.split()[0]

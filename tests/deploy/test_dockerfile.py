@@ -42,8 +42,9 @@ def test_images_are_multi_stage_on_python_3_11_slim(name):
     assert len(built) == 2 and all(stage[0][1].startswith("${PYTHON_IMAGE}") for stage in built)
     final = dict(built[-1])
     assert "COPY --from=build /opt/venv /opt/venv" in {f"COPY {args}" for kind, args in built[-1] if kind == "COPY"}
-    assert "pip install" not in " ".join(args for kind, args in built[-1] if kind == "RUN"), \
+    assert "pip install" not in " ".join(args for kind, args in built[-1] if kind == "RUN"), (
         "dependencies are installed in the build stage only"
+    )
     assert final["USER"] == "${APP_UID}:${APP_UID}" and "ARG" in final
 
 

@@ -17,20 +17,31 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.server import ROOT, running_service
+from tests.helpers import ROOT
+from tests.server import running_service
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
 
 CHROMIUM = Path(os.environ.get("CONVLENS_CHROMIUM", "/usr/bin/chromium"))
-STATIC = ROOT / "service" / "static"
-# The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the tree clean.
+STATIC = ROOT / "service" / "api" / "static"
+# The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the
+# tree clean.
 SCREENSHOT = Path(os.environ.get("CONVLENS_SCREENSHOT", Path(tempfile.gettempdir()) / "convlens-screenshot.png"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 TIMEOUT_MS = 20_000
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
+)
 
 # Strokes in the 280x280 canvas's own pixels; each list is one pointer-down ... pointer-up.
 ONE = [[(150, 45), (146, 100), (141, 160), (137, 235)]]
@@ -71,8 +82,9 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
             page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=6)
         page.mouse.up()
     expected = before + len(strokes)
-    page.wait_for_function("n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'",
-                           arg=expected)
+    page.wait_for_function(
+        "n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'", arg=expected
+    )
 
 
 def predicted(page) -> str:
@@ -82,8 +94,10 @@ def predicted(page) -> str:
 def cell_centre(page, layer: str, filter: int) -> tuple[float, float]:
     """Where filter ``filter`` of ``layer`` sits on screen, from the grid geometry the API returned."""
     img = page.locator(f'.layer[data-layer="{layer}"] img.grid')
-    g = {key: float(img.get_attribute(f"data-{key}"))
-         for key in ("columns", "tile-width", "tile-height", "pad", "width", "height")}
+    g = {
+        key: float(img.get_attribute(f"data-{key}"))
+        for key in ("columns", "tile-width", "tile-height", "pad", "width", "height")
+    }
     img.scroll_into_view_if_needed()
     box = img.bounding_box()
     column, row = filter % int(g["columns"]), filter // int(g["columns"])
@@ -131,9 +145,11 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
 
         # click: the detail panel shows this filter's deconvolution for this image (28x28 at scale 6)
         page.mouse.click(*cell_centre(page, "conv2", filter))
-        page.wait_for_function("expected => { const d = document.getElementById('deconv');"
-                               " return d.dataset.filter === expected && d.complete && d.naturalWidth > 0 }",
-                               arg=f"conv2/{filter}")
+        page.wait_for_function(
+            "expected => { const d = document.getElementById('deconv');"
+            " return d.dataset.filter === expected && d.complete && d.naturalWidth > 0 }",
+            arg=f"conv2/{filter}",
+        )
         assert page.locator("#deconv").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
         assert f"filter {filter}" in page.locator("#detail-title").inner_text()
         # where the service has the dataset statistics: the filter's top-9 images and the plots open
@@ -142,8 +158,9 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
             assert page.locator("#top-images").evaluate("img => img.complete && img.naturalWidth > 0")
         if page.locator("#stats").is_visible():
             page.click("#stats-links a >> nth=2")
-            page.wait_for_function("() => { const img = document.getElementById('plot');"
-                                   " return img.complete && img.naturalWidth > 0 }")
+            page.wait_for_function(
+                "() => { const img = document.getElementById('plot'); return img.complete && img.naturalWidth > 0 }"
+            )
             page.keyboard.press("Escape")
         page.mouse.move(5, 5)
         page.evaluate("document.activeElement?.blur()")

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from tests.helpers import MODELS
 from training.__main__ import main
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
 LIMIT = 300
 LAYERS = ("conv1", "conv2", "pool")
 REL = 1e-5
@@ -25,8 +24,22 @@ REL = 1e-5
 @pytest.fixture(scope="module")
 def analysed(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("statistics")
-    status = main(["analyze", "--data-dir", str(mnist_dir), "--model-dir", str(MODELS), "--out-dir", str(out),
-                   "--limit", str(LIMIT), "--batch-size", "128", "--no-plots"])
+    status = main(
+        [
+            "analyze",
+            "--data-dir",
+            str(mnist_dir),
+            "--model-dir",
+            str(MODELS),
+            "--out-dir",
+            str(out),
+            "--limit",
+            str(LIMIT),
+            "--batch-size",
+            "128",
+            "--no-plots",
+        ]
+    )
     assert status == 0
     return out, json.loads((out / "statistics.json").read_text())
 
@@ -45,8 +58,10 @@ def count_band(norms: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) ->
     """[label][filter] counts of norm > threshold, at the lowest and highest they can be within float32 rounding."""
     surely = norms > thresholds * (1 + REL) + 1e-6
     maybe = norms > thresholds * (1 - REL) - 1e-6
-    return (np.stack([surely[labels == d].sum(axis=0) for d in range(10)]),
-            np.stack([maybe[labels == d].sum(axis=0) for d in range(10)]))
+    return (
+        np.stack([surely[labels == d].sum(axis=0) for d in range(10)]),
+        np.stack([maybe[labels == d].sum(axis=0) for d in range(10)]),
+    )
 
 
 def assert_counts(analysed_counts, norms, labels, thresholds):
@@ -105,8 +120,15 @@ def test_norm_summaries_per_label_and_overall(analysed, direct, layer):
     assert set(summaries) == {"all", *map(str, range(10))}
     for key, summary in summaries.items():
         n = norms[layer] if key == "all" else norms[layer][labels == int(key)]
-        expected = {"min": n.min(0), "q1": np.percentile(n, 25, axis=0), "median": np.median(n, axis=0),
-                    "q3": np.percentile(n, 75, axis=0), "max": n.max(0), "mean": n.mean(0), "std": n.std(0)}
+        expected = {
+            "min": n.min(0),
+            "q1": np.percentile(n, 25, axis=0),
+            "median": np.median(n, axis=0),
+            "q3": np.percentile(n, 75, axis=0),
+            "max": n.max(0),
+            "mean": n.mean(0),
+            "std": n.std(0),
+        }
         for name, values in expected.items():  # float32 norms: errors scale with the norms, not with the std
             assert np.allclose(summary[name], values, rtol=REL, atol=REL * n.max()), (key, name)
 
@@ -137,8 +159,20 @@ def test_the_top_images_are_stored_beside_with_their_checksum(analysed, direct):
 
 
 def test_a_slice_without_every_digit_is_refused(mnist_dir, tmp_path, capsys):
-    status = main(["analyze", "--data-dir", str(mnist_dir), "--model-dir", str(MODELS), "--out-dir", str(tmp_path),
-                   "--limit", "5", "--no-plots"])
+    status = main(
+        [
+            "analyze",
+            "--data-dir",
+            str(mnist_dir),
+            "--model-dir",
+            str(MODELS),
+            "--out-dir",
+            str(tmp_path),
+            "--limit",
+            "5",
+            "--no-plots",
+        ]
+    )
     assert status == 2
     assert "hold no digit 3; use a larger --limit" in capsys.readouterr().err
     assert not (tmp_path / "statistics.json").exists()

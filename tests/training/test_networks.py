@@ -6,8 +6,13 @@ import pytest
 
 from training.networks import build_autoencoder, build_classifier, describe_layers
 
-CLASSIFIER = {"conv1": ([26, 26, 32], 320), "conv2": ([24, 24, 64], 18_496), "pool": ([12, 12, 64], 0),
-              "dense1": ([128], 1_179_776), "output": ([10], 1_290)}
+CLASSIFIER = {
+    "conv1": ([26, 26, 32], 320),
+    "conv2": ([24, 24, 64], 18_496),
+    "pool": ([12, 12, 64], 0),
+    "dense1": ([128], 1_179_776),
+    "output": ([10], 1_290),
+}
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from training.config import TrainConfig
 from training.data import sha256_of
 from training.pipeline import train_and_export
-from training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,12 @@ def test_classifier_onnx_exposes_every_layer_by_name_in_nhwc(small_run):
 def test_autoencoder_onnx_exposes_encoded_and_decoded(small_run):
     out, _ = small_run
     session = ort.InferenceSession(str(out / "autoencoder.onnx"))
-    shapes = dict(zip([o.name for o in session.get_outputs()],
-                      [o.shape for o in session.run(None, {"input": np.zeros((1, 28, 28, 1), np.float32)})]))
+    shapes = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            [o.shape for o in session.run(None, {"input": np.zeros((1, 28, 28, 1), np.float32)})],
+        )
+    )
     assert shapes["encoded"] == (1, 4, 4, 8) and shapes["decoded"] == (1, 28, 28, 1)
 
 

@@ -9,17 +9,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import link_shipped_models
+from tests.helpers import MODELS, link_shipped_models
 from training.__main__ import main
 from training.report import Report
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
-FIGURES = ["training-curves", "confusion-matrix", "active-filters-one-image",
-           *(f"active-filters-per-digit-{layer}" for layer in ("conv1", "conv2", "pool")), "active-filters-rules-conv1",
-           *(f"norms-{layer}" for layer in ("conv1", "conv2", "pool")),
-           *(f"deconv-{kind}-digit-{digit}" for digit in (3, 7, 9) for kind in ("conv1", "deep")),
-           *(f"top9-{layer}" for layer in ("conv1", "conv2", "pool")), "conv1-weights", "autoencoder",
-           "autoencoder-layers"]
+FIGURES = [
+    "training-curves",
+    "confusion-matrix",
+    "active-filters-one-image",
+    *(f"active-filters-per-digit-{layer}" for layer in ("conv1", "conv2", "pool")),
+    "active-filters-rules-conv1",
+    *(f"norms-{layer}" for layer in ("conv1", "conv2", "pool")),
+    *(f"deconv-{kind}-digit-{digit}" for digit in (3, 7, 9) for kind in ("conv1", "deep")),
+    *(f"top9-{layer}" for layer in ("conv1", "conv2", "pool")),
+    "conv1-weights",
+    "autoencoder",
+    "autoencoder-layers",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +33,19 @@ def report(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("paper")
     (out / "stale.png").write_bytes(b"left over from an older report")
     models = link_shipped_models(tmp_path_factory.mktemp("shipped") / "models")
-    status = main(["report", "--data-dir", str(mnist_dir), "--model-dir", str(models), "--out-dir", str(out),
-                   "--top-filters", "2"])
+    status = main(
+        [
+            "report",
+            "--data-dir",
+            str(mnist_dir),
+            "--model-dir",
+            str(models),
+            "--out-dir",
+            str(out),
+            "--top-filters",
+            "2",
+        ]
+    )
     assert status == 0
     return out, (out / "README.md").read_text()
 
@@ -70,8 +87,9 @@ def test_without_statistics_the_report_says_to_run_analyze(mnist_dir, tmp_path, 
     models.mkdir()
     for name in ("manifest.json", "classifier.onnx", "autoencoder.onnx"):
         (models / name).symlink_to(MODELS / name)
-    status = main(["report", "--data-dir", str(mnist_dir), "--model-dir", str(models), "--out-dir",
-                   str(tmp_path / "paper")])
+    status = main(
+        ["report", "--data-dir", str(mnist_dir), "--model-dir", str(models), "--out-dir", str(tmp_path / "paper")]
+    )
     assert status == 2
     assert "python -m training analyze" in capsys.readouterr().err
 

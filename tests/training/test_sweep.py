@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from service.contract import SPATIAL_LAYERS
 from training.__main__ import main
-from training.data import sha256_of
-from training.analyze import SPATIAL_LAYERS
 from training.config import DEFAULT_LEARNING_RATES
+from training.data import sha256_of
 
 VARIANTS = ("relu-adam", "relu-sgd", "tanh-adam", "tanh-sgd")
 
@@ -27,8 +28,10 @@ def test_every_variant_has_its_onnx_manifest_and_statistics(tiny_sweep):
 
 
 def test_variants_share_the_recipe_but_activation_and_optimizer(tiny_sweep):
-    trainings = {name: json.loads((tiny_sweep / name / "manifest.json").read_text())["models"]["classifier"]["training"]
-                 for name in VARIANTS}
+    trainings = {
+        name: json.loads((tiny_sweep / name / "manifest.json").read_text())["models"]["classifier"]["training"]
+        for name in VARIANTS
+    }
     for name, training in trainings.items():
         activation, optimizer = name.split("-")
         assert (training["activation"], training["optimizer"]) == (activation, optimizer)
@@ -38,9 +41,12 @@ def test_variants_share_the_recipe_but_activation_and_optimizer(tiny_sweep):
 
 
 def test_comparison_has_one_row_per_variant_with_every_column(tiny_sweep):
+    """Every column, and each layer's "never active" equal to the filters active in no image of the variant's own
+    statistics (the paper's rule)."""
     comparison = json.loads((tiny_sweep / "comparison.json").read_text())
     rows = {row["model"]: row for row in comparison["variants"]}
     assert sorted(rows) == list(VARIANTS)
+    statistics = {name: json.loads((tiny_sweep / name / "statistics.json").read_text()) for name in VARIANTS}
     assert comparison["recipe"]["test_images"] == 500
     for row in rows.values():
         assert 0.1 < row["test_accuracy"] <= 1 and row["test_loss"] > 0 and row["seconds_per_epoch"] > 0
@@ -48,7 +54,9 @@ def test_comparison_has_one_row_per_variant_with_every_column(tiny_sweep):
         for layer in SPATIAL_LAYERS:
             stats = row["layers"][layer]
             assert 0 < stats["mean_active_fraction"] < 1
-            assert stats["never_active"] >= 0 and stats["mean_norm"] > 0
+            counts = np.asarray(statistics[row["model"]]["layers"][layer]["active_counts"]["image-mean"])
+            assert stats["never_active"] == int((counts.sum(axis=0) == 0).sum())
+            assert stats["mean_norm"] > 0
     table = (tiny_sweep / "comparison.md").read_text().splitlines()
     assert table[0].startswith("| variant | test accuracy | test loss | s/epoch | conv1 active |")
     assert len(table) == 2 + len(VARIANTS)

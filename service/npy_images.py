@@ -45,7 +45,7 @@ def parse_npy(data: bytes, max_images: int) -> np.ndarray:
     if dtype not in (np.dtype(np.uint8), np.dtype("<f4")):
         raise BatchError(f"array dtype {dtype} is not uint8 (0-255) or float32 ([0, 1])")
     check_count(shape[0], max_images)
-    payload = data[stream.tell():]
+    payload = data[stream.tell() :]
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(payload) != expected:
         raise BatchError(f"the .npy header promises {expected} bytes of data but {len(payload)} follow")

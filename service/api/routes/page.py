@@ -7,8 +7,13 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-               ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 # Revalidate on every load (cheap: ETag / Last-Modified), so a new release is never mixed with a cached old file.
 HEADERS = {"Cache-Control": "no-cache"}
 
@@ -18,6 +23,7 @@ router = APIRouter(tags=["page"], include_in_schema=False)
 def _serve(path: Path):
     def serve() -> FileResponse:
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
+
     return serve
 
 

@@ -7,16 +7,28 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.auth import require_api_key
-from service.batching import MicroBatcher
-from service.errors import install_error_handlers
-from service.limits import InferenceGate
-from service.monitoring import Metrics, RequestMonitor
+from service.admission import InferenceGate
+from service.api.auth import require_api_key
+from service.api.errors import install_error_handlers
+from service.api.monitoring import Metrics, RequestMonitor
+from service.api.routes import (
+    activations,
+    active_filters,
+    autoencoder,
+    classify,
+    compare,
+    deconvolution,
+    filters,
+    health,
+    inspect,
+    metrics,
+    models,
+    page,
+    statistics,
+)
+from service.api.settings import Settings, get_settings
+from service.microbatching import MicroBatcher
 from service.registry import load_registry
-from service.routes import active_filters, activations, autoencoder, classify, deconvolution, health, metrics, models
-from service.routes import inspect, page
-from service.routes import compare, filters, statistics
-from service.settings import Settings, get_settings
 from service.statistics import load_all_statistics
 
 DESCRIPTION = """Look inside the paper's MNIST convolutional network: classify a digit, read every layer's
@@ -27,21 +39,34 @@ When API keys are configured, every /v1 route needs `Authorization: Bearer <key>
 Limits of this deployment (environment variables `CONVLENS_*`, see the README):
 - request body at most {max_upload_bytes:,} bytes (413), images at most {max_pixels:,} pixels (413),
   formats {formats} (415), batches at most {max_batch_images:,} images (413), PNG `scale` at most {max_scale} (422);
-- at most {max_concurrent_inferences} inferences at once: a request that waits {inference_wait_seconds:g} s for a slot gets 503
-  with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
+- at most {max_concurrent_inferences} inferences at once: a request that waits {inference_wait_seconds:g} s for a slot
+  gets 503 with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
 
 OPEN_ROUTERS = (health, metrics, page)
-API_ROUTERS = (models, classify, activations, active_filters, deconvolution, compare, autoencoder, inspect, statistics,
-               filters)
+API_ROUTERS = (
+    models,
+    classify,
+    activations,
+    active_filters,
+    deconvolution,
+    compare,
+    autoencoder,
+    inspect,
+    statistics,
+    filters,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; the models are loaded and verified at start-up (``/readyz`` answers 503 until then)."""
     settings = settings or get_settings()
     telemetry = Metrics()
-    gate = InferenceGate(settings.max_concurrent_inferences, settings.inference_wait_seconds,
-                         observe=lambda model, seconds: telemetry.inference.labels(model).observe(seconds),
-                         on_busy=telemetry.busy.inc)
+    gate = InferenceGate(
+        settings.max_concurrent_inferences,
+        settings.inference_wait_seconds,
+        observe=lambda model, seconds: telemetry.inference.labels(model).observe(seconds),
+        on_busy=telemetry.busy.inc,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -49,8 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
         classifier = app.state.registry.models.get("classifier")
         if settings.micro_batching and classifier is not None:
-            app.state.batcher = MicroBatcher(classifier, settings.micro_batch_window_ms / 1000,
-                                             settings.micro_batch_max, telemetry.microbatch_size.observe)
+            app.state.batcher = MicroBatcher(
+                classifier,
+                settings.micro_batch_window_ms / 1000,
+                settings.micro_batch_max,
+                telemetry.microbatch_size.observe,
+            )
         yield
         if app.state.batcher is not None:
             app.state.batcher.close()
@@ -60,8 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan)
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.batcher = None
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                       allow_headers=["*"])
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+    )
     app.add_middleware(RequestMonitor, metrics=telemetry, request_timeout=settings.request_timeout_seconds)
     install_error_handlers(app)
     for module in OPEN_ROUTERS:

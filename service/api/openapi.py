@@ -2,7 +2,7 @@
 
 import json
 
-from service.app import create_app
+from service.api.app import create_app
 
 
 def document() -> str:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Header
 
-from service.errors import ApiError
-from service.deps import SettingsDep
+from service.api.deps import SettingsDep
+from service.api.errors import ApiError
 
 
 def _offered_key(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -32,5 +32,8 @@ async def require_api_key(
     for key in settings.api_keys:
         matched |= offered is not None and hmac.compare_digest(offered.encode(), key.encode())
     if not matched:
-        raise ApiError("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-                       status=401, headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -3,12 +3,13 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.deps import Batch, Digit, ModelDep, require_classifier
-from service.routes.common import ERRORS
+from service.api.deps import Batch, Digit, ModelDep
+from service.api.error_responses import ERRORS
+from service.api.render import json_response
+from service.api.schemas import BatchClassification, BatchItem, Classification
+from service.api.uploads import BATCH_BODY, IMAGE_BODY
+from service.inference import require_classifier
 from service.registry import LoadedModel
-from service.render import json_response
-from service.schemas import BatchClassification, BatchItem, Classification
-from service.uploads import BATCH_BODY, IMAGE_BODY
 
 router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 
@@ -25,13 +26,23 @@ def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
         probabilities = batcher.classify(digit).tolist()
     else:
         probabilities = _probabilities(model, digit)[0]
-    return json_response(Classification(model=model.name, digit=probabilities.index(max(probabilities)),
-                                        probabilities=probabilities))
+    return json_response(
+        Classification(model=model.name, digit=probabilities.index(max(probabilities)), probabilities=probabilities)
+    )
 
 
-@router.post("/classify/batch", response_model=BatchClassification, openapi_extra=BATCH_BODY,
-             summary="Classify many digits in one request (multipart files or a .npy array), in input order")
+@router.post(
+    "/classify/batch",
+    response_model=BatchClassification,
+    openapi_extra=BATCH_BODY,
+    summary="Classify many digits in one request (multipart files or a .npy array), in input order",
+)
 def classify_batch(images: Batch, model: ModelDep) -> Response:
     rows = _probabilities(model, images)
-    return json_response(BatchClassification(model=model.name, count=len(rows), results=[
-        BatchItem(digit=row.index(max(row)), probabilities=row) for row in rows]))
+    return json_response(
+        BatchClassification(
+            model=model.name,
+            count=len(rows),
+            results=[BatchItem(digit=row.index(max(row)), probabilities=row) for row in rows],
+        )
+    )

@@ -14,7 +14,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
+from service.api.errors import error_body
 
 access_log = logging.getLogger("convlens.access")
 
@@ -26,19 +26,41 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("convlens_requests_total", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("convlens_request_duration_seconds", "HTTP request duration by route",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.inference = Histogram("convlens_inference_duration_seconds", "onnxruntime run time by model",
-                                   ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "convlens_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "convlens_request_duration_seconds",
+            "HTTP request duration by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference = Histogram(
+            "convlens_inference_duration_seconds",
+            "onnxruntime run time by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.in_flight = Gauge("convlens_requests_in_flight", "HTTP requests being served", registry=self.registry)
-        self.rejected_uploads = Counter("convlens_rejected_uploads_total", "uploads refused, by reason",
-                                        ["reason"], registry=self.registry)
-        self.microbatch_size = Histogram("convlens_microbatch_size", "images per shared run of micro-batched "
-                                         "classifications", buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
-        self.busy = Counter("convlens_busy_rejections_total", "requests refused with 503 because every "
-                            "inference slot stayed busy", registry=self.registry)
+        self.rejected_uploads = Counter(
+            "convlens_rejected_uploads_total", "uploads refused, by reason", ["reason"], registry=self.registry
+        )
+        self.microbatch_size = Histogram(
+            "convlens_microbatch_size",
+            "images per shared run of micro-batched classifications",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+        self.busy = Counter(
+            "convlens_busy_rejections_total",
+            "requests refused with 503 because every inference slot stayed busy",
+            registry=self.registry,
+        )
 
 
 def route_template(scope: Scope) -> str:
@@ -86,18 +108,36 @@ class RequestMonitor:
             self._record(scope, state, time.perf_counter() - start)
 
     async def _timed_out(self, send: Send) -> None:
-        body = json.dumps(error_body(503, f"the request took longer than {self.request_timeout:g} s; "
-                                          "retry, or send a smaller image")).encode()
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            error_body(503, f"the request took longer than {self.request_timeout:g} s; retry, or send a smaller image")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", b"1"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _record(self, scope: Scope, state: dict, seconds: float) -> None:
         route = route_template(scope)
         self.metrics.requests.labels(route, scope["method"], str(state["status"])).inc()
         self.metrics.latency.labels(route).observe(seconds)
-        access_log.info(json.dumps({
-            "method": scope["method"], "route": route, "path": scope["path"], "status": state["status"],
-            "duration_ms": round(seconds * 1000, 2), "bytes_in": state["bytes_in"], "bytes_out": state["bytes_out"],
-        }))
+        access_log.info(
+            json.dumps(
+                {
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": state["status"],
+                    "duration_ms": round(seconds * 1000, 2),
+                    "bytes_in": state["bytes_in"],
+                    "bytes_out": state["bytes_out"],
+                }
+            )
+        )

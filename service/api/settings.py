@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     api_keys: Names = Field([], description="when set, every /v1 route needs one of these keys")
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per inference (0: one per core)")
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
-    inference_wait_seconds: float = Field(2.0, ge=0, description="how long a request waits for a free "
-                                          "inference slot before 503 with Retry-After")
+    inference_wait_seconds: float = Field(
+        2.0, ge=0, description="how long a request waits for a free inference slot before 503 with Retry-After"
+    )
     micro_batching: bool = Field(False, description="batch concurrent /v1/classify requests into shared runs")
     micro_batch_window_ms: float = Field(2.0, gt=0, description="how long the first waiting request collects others")
     micro_batch_max: int = Field(32, ge=1, description="most requests in one shared run")

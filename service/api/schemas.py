@@ -52,8 +52,14 @@ class ModelList(BaseModel):
 
 
 class Classification(BaseModel):
-    model_config = ConfigDict(protected_namespaces=(), json_schema_extra={"examples": [
-        {"model": "classifier", "digit": 7, "probabilities": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]}]})
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {"model": "classifier", "digit": 7, "probabilities": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]}
+            ]
+        },
+    )
     model: str
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(min_length=10, max_length=10)
@@ -89,9 +95,22 @@ class FeatureMap(BaseModel):
 
 
 class ActiveFilters(BaseModel):
-    model_config = ConfigDict(protected_namespaces=(), json_schema_extra={"examples": [
-        {"model": "classifier", "layer": "conv1", "norm": "l2", "threshold_rule": "mean", "threshold": 5.2,
-         "norms": [4.1, 7.3], "active": [1]}]})
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "classifier",
+                    "layer": "conv1",
+                    "norm": "l2",
+                    "threshold_rule": "mean",
+                    "threshold": 5.2,
+                    "norms": [4.1, 7.3],
+                    "active": [1],
+                }
+            ]
+        },
+    )
     model: str
     layer: str
     norm: str
@@ -142,7 +161,9 @@ class ActivationGrid(BaseModel):
     filter k is the tile at row k // columns, column k % columns, its top-left pixel at
     (column * (tile[1] + pad), row * (tile[0] + pad))."""
 
-    image: str = Field(description="the mosaic as a `data:image/png;base64,…` URL", examples=["data:image/png;base64,…"])
+    image: str = Field(
+        description="the mosaic as a `data:image/png;base64,…` URL", examples=["data:image/png;base64,…"]
+    )
     columns: int = Field(description="tiles per row (ceil(sqrt(C)))", examples=[6])
     rows: int = Field(examples=[6])
     tile: list[int] = Field(description="one tile's height and width in pixels", examples=[[26, 26]])
@@ -171,8 +192,10 @@ class Inspection(BaseModel):
     probabilities: list[float] = Field(min_length=10, max_length=10)
     input: str = Field(description="the 28x28 image the network saw, as a PNG data URL (0 black, 1 white)")
     layers: list[InspectedLayer] = Field(description="every spatial layer of the classifier, in graph order")
-    reconstruction: str | None = Field(description="the autoencoder's 28x28 reconstruction as a PNG data URL "
-                                       "(min-max scaled), null when no autoencoder is loaded")
+    reconstruction: str | None = Field(
+        description="the autoencoder's 28x28 reconstruction as a PNG data URL "
+        "(min-max scaled), null when no autoencoder is loaded"
+    )
 
 
 # --- dataset statistics (python -m training analyze) and filters -------------------------------------------
@@ -181,10 +204,12 @@ class Inspection(BaseModel):
 class StatisticsLayer(BaseModel):
     layer: str = Field(examples=["conv1"])
     filters: int = Field(examples=[32])
-    dataset_threshold: float = Field(description="mean L2 norm over every feature map of every analysed image "
-                                     "(`threshold=dataset`)", examples=[2.73])
-    never_active: dict[str, list[int]] = Field(description="per rule, the filters active in no analysed image",
-                                               examples=[{"image-mean": [7, 20]}])
+    dataset_threshold: float = Field(
+        description="mean L2 norm over every feature map of every analysed image (`threshold=dataset`)", examples=[2.73]
+    )
+    never_active: dict[str, list[int]] = Field(
+        description="per rule, the filters active in no analysed image", examples=[{"image-mean": [7, 20]}]
+    )
 
 
 class StatisticsSummary(BaseModel):
@@ -216,8 +241,10 @@ class ActiveFilterCounts(BaseModel):
     never_active: list[int] = Field(description="filters active in none of these images")
     dataset_threshold: float | None = Field(None, description="rule `dataset-mean`: the threshold used")
     filter_label_means: list[list[float]] | None = Field(
-        None, description="rule `filter-label-mean`: [label][filter] the filter's mean norm over the digit's "
-                          "images, the threshold used")
+        None,
+        description="rule `filter-label-mean`: [label][filter] the filter's mean norm over the digit's "
+        "images, the threshold used",
+    )
 
 
 class FilterNormSummary(BaseModel):
@@ -282,5 +309,6 @@ class ConvWeights(BaseModel):
     model: str = Field(examples=["classifier"])
     layer: str = Field(examples=["conv1"])
     shape: list[int] = Field(description="filters x kernel height x kernel width", examples=[[32, 3, 3]])
-    kernels: list[list[list[float]]] = Field(description="[filter][row][column], as the convolution applies them "
-                                             "(cross-correlation)")
+    kernels: list[list[list[float]]] = Field(
+        description="[filter][row][column], as the convolution applies them (cross-correlation)"
+    )

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from service.deps import RegistryDep
-from service.schemas import Health, Readiness
+from service.api.deps import RegistryDep
+from service.api.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 

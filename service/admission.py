@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
-
 class Busy(RuntimeError):
     """Every inference slot stayed taken for the whole wait."""
 
@@ -16,9 +15,13 @@ class Busy(RuntimeError):
 class InferenceGate:
     """At most ``slots`` inferences at once; a caller waits up to ``wait_seconds`` for a free slot."""
 
-    def __init__(self, slots: int, wait_seconds: float,
-                 observe: Callable[[str, float], None] = lambda model, seconds: None,
-                 on_busy: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        slots: int,
+        wait_seconds: float,
+        observe: Callable[[str, float], None] = lambda model, seconds: None,
+        on_busy: Callable[[], None] = lambda: None,
+    ) -> None:
         self._slots = threading.BoundedSemaphore(slots)
         self._wait = wait_seconds
         self._observe = observe
@@ -29,8 +32,9 @@ class InferenceGate:
         """Hold one inference slot for ``model`` while the block runs, timing it."""
         if not self._slots.acquire(timeout=self._wait):
             self._on_busy()
-            raise Busy(f"the service is busy: every inference slot stayed taken for {self._wait:g} s; "
-                       "retry after a second")
+            raise Busy(
+                f"the service is busy: every inference slot stayed taken for {self._wait:g} s; retry after a second"
+            )
         start = time.perf_counter()
         try:
             yield

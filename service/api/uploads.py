@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from service.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from service.api.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 FIELD = "image"
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -15,11 +15,14 @@ IMAGE_BODY = {
     "requestBody": {
         "required": True,
         "description": "The image: multipart/form-data with the field `image`, or the raw file as the body "
-                       "with an image content type. PNG, JPEG, GIF, BMP or WebP; any size within the limits.",
+        "with an image content type. PNG, JPEG, GIF, BMP or WebP; any size within the limits.",
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": [FIELD],
-                           "properties": {FIELD: {"type": "string", "format": "binary"}}},
+                "schema": {
+                    "type": "object",
+                    "required": [FIELD],
+                    "properties": {FIELD: {"type": "string", "format": "binary"}},
+                },
             },
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -32,13 +35,16 @@ BATCH_BODY = {
     "requestBody": {
         "required": True,
         "description": "Many images: multipart/form-data with the field `image` repeated once per image (any "
-                       "format and size, each preprocessed like a single upload), or a NumPy .npy array of shape "
-                       "(N, 28, 28) (or N x 28 x 28 x 1), uint8 0-255 or float32 in [0, 1], light digit on dark, "
-                       "sent as application/x-npy or application/octet-stream.",
+        "format and size, each preprocessed like a single upload), or a NumPy .npy array of shape "
+        "(N, 28, 28) (or N x 28 x 28 x 1), uint8 0-255 or float32 in [0, 1], light digit on dark, "
+        "sent as application/x-npy or application/octet-stream.",
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": [FIELD],
-                           "properties": {FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}}}},
+                "schema": {
+                    "type": "object",
+                    "required": [FIELD],
+                    "properties": {FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                },
             },
             "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
@@ -51,8 +57,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused with 413 as soon as more than ``limit`` bytes arrive (whatever Content-Length says)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"upload of {int(declared)} bytes is over the limit of {limit} bytes",
-                              rejected_upload="too_many_bytes")
+        raise PayloadTooLarge(
+            f"upload of {int(declared)} bytes is over the limit of {limit} bytes", rejected_upload="too_many_bytes"
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -67,6 +74,7 @@ def _replay(body: bytes):
 
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
+
     return receive
 
 
@@ -81,8 +89,9 @@ async def _form_files(request: Request, body: bytes) -> list[bytes]:
         uploads = [item for item in form.getlist(FIELD) if isinstance(item, UploadFile)]
         if not uploads:
             fields = ", ".join(sorted(form.keys())) or "none"
-            raise Unprocessable(f"multipart form has no file field '{FIELD}' (fields sent: {fields})",
-                                rejected_upload="missing_field")
+            raise Unprocessable(
+                f"multipart form has no file field '{FIELD}' (fields sent: {fields})", rejected_upload="missing_field"
+            )
         return [await upload.read() for upload in uploads]
     finally:
         await form.close()
@@ -96,7 +105,9 @@ async def batch_upload(request: Request, limit: int) -> list[bytes] | bytes:
     if not content_type.startswith(NPY_TYPES):
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'!r} is not accepted for a batch: send multipart/form-data with "
-            f"repeated '{FIELD}' fields, or a .npy array as application/x-npy", rejected_upload="content_type")
+            f"repeated '{FIELD}' fields, or a .npy array as application/x-npy",
+            rejected_upload="content_type",
+        )
     return await read_body(request, limit)
 
 
@@ -107,7 +118,8 @@ async def image_bytes(request: Request, limit: int) -> bytes:
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'!r} is not accepted: send multipart/form-data with the field "
             f"'{FIELD}', or the raw file with an image content type such as image/png",
-            rejected_upload="content_type")
+            rejected_upload="content_type",
+        )
     body = await read_body(request, limit)
     if not content_type.startswith("multipart/form-data"):
         return body

@@ -8,8 +8,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import imaging
-from service.batches import BatchError, TooManyImages
-from service.limits import Busy
+from service.admission import Busy
+from service.inference import NotApplicable, UnknownLayer
+from service.npy_images import BatchError, TooManyImages
 
 
 class ApiError(Exception):
@@ -17,8 +18,13 @@ class ApiError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None,
-                 rejected_upload: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        rejected_upload: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status or self.status
@@ -91,6 +97,14 @@ def install_error_handlers(app: FastAPI) -> None:
         reason, status = ("too_many_images", 413) if isinstance(exc, TooManyImages) else ("bad_batch", 400)
         _count_rejection(request, reason)
         return _json(status, str(exc))
+
+    @app.exception_handler(UnknownLayer)
+    async def unknown_layer(_: Request, exc: UnknownLayer) -> JSONResponse:
+        return _json(404, str(exc))
+
+    @app.exception_handler(NotApplicable)
+    async def not_applicable(_: Request, exc: NotApplicable) -> JSONResponse:
+        return _json(422, str(exc))
 
     @app.exception_handler(Busy)
     async def busy(_: Request, exc: Busy) -> JSONResponse:

@@ -13,8 +13,12 @@ from pydantic import BaseModel
 from service.featuremaps.grids import tile, to_uint8, upscale_nearest
 
 PNG = "image/png"
-PNG_RESPONSE = {200: {"content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
-                      "description": "JSON by default; a PNG with `format=png`"}}
+PNG_RESPONSE = {
+    200: {
+        "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "JSON by default; a PNG with `format=png`",
+    }
+}
 
 
 def json_response(model: BaseModel) -> Response:

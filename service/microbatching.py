@@ -20,8 +20,9 @@ from service.registry import LoadedModel
 class MicroBatcher:
     """A background thread that batches ``classify`` calls for one model."""
 
-    def __init__(self, model: LoadedModel, window: float, max_batch: int,
-                 observe_size: Callable[[int], None] = lambda size: None) -> None:
+    def __init__(
+        self, model: LoadedModel, window: float, max_batch: int, observe_size: Callable[[int], None] = lambda size: None
+    ) -> None:
         self.model = model
         self.window = window
         self.max_batch = max_batch

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, the model registry, the chosen model and layer, the uploaded digit, output options."""
+"""FastAPI dependencies: settings, the model registry, the chosen model, the uploaded digit, output options."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from fastapi import Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from service import imaging
+from service.api.errors import ApiError, NotFound, Unprocessable
+from service.api.settings import Settings
+from service.api.uploads import batch_upload, image_bytes
+from service.contract import CLASSIFIER, STATISTICS_NORM
 from service.featuremaps.norms import THRESHOLD_RULES
-from service.errors import ApiError, NotFound, Unprocessable
+from service.npy_images import check_count, parse_npy
 from service.registry import LoadedModel, Registry
-from service.settings import Settings
-from service.statistics import DATASET_THRESHOLD, STATISTICS_MODEL, STATISTICS_NORM, DatasetStatistics
-from service.batches import check_count, parse_npy
-from service.uploads import batch_upload, image_bytes
-
+from service.statistics import DATASET_THRESHOLD, DatasetStatistics
 
 
 async def app_settings(request: Request) -> Settings:
@@ -50,10 +50,16 @@ def find_model(registry: Registry, name: str) -> LoadedModel:
     return registry.models[name]
 
 
-async def get_model(registry: RegistryDep,
-                    model: Annotated[str, Query(description="which model: `classifier` (default), `autoencoder`, or a "
-                                                           "variant such as `tanh-sgd` (see GET /v1/models)")]
-                    = "classifier") -> LoadedModel:
+async def get_model(
+    registry: RegistryDep,
+    model: Annotated[
+        str,
+        Query(
+            description="which model: `classifier` (default), `autoencoder`, or a "
+            "variant such as `tanh-sgd` (see GET /v1/models)"
+        ),
+    ] = "classifier",
+) -> LoadedModel:
     """The model named by ``?model=``."""
     return find_model(registry, model)
 
@@ -61,41 +67,13 @@ async def get_model(registry: RegistryDep,
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
-def require_classifier(model: LoadedModel) -> None:
-    """422 unless ``model`` answers class probabilities (the autoencoder does not)."""
-    if "output" not in model.layer_shapes:
-        raise Unprocessable(f"model {model.name!r} does not classify; use model=classifier or a trained variant")
-
-
-def layer_shape(model: LoadedModel, layer: str) -> list[int]:
-    """Output shape of ``layer``; 404 listing the model's layers."""
-    shapes = model.layer_shapes
-    if layer not in shapes:
-        raise NotFound(f"model {model.name!r} has no layer {layer!r}; layers: {', '.join(shapes)}")
-    return shapes[layer]
-
-
-def check_filter(model: LoadedModel, layer: str, index: int) -> None:
-    """422 when ``index`` is not a filter of ``layer``, saying the valid range."""
-    count = layer_shape(model, layer)[-1]
-    if not 0 <= index < count:
-        raise Unprocessable(f"filter {index} is out of range: layer {layer!r} has filters 0-{count - 1}")
-
-
-def spatial_layer(model: LoadedModel, layer: str) -> list[int]:
-    """Shape of a layer with feature maps (H, W, C); 422 for dense layers, naming the spatial ones."""
-    shape = layer_shape(model, layer)
-    if len(shape) != 3:
-        spatial = [name for name, s in model.layer_shapes.items() if len(s) == 3]
-        raise Unprocessable(f"layer {layer!r} has no feature maps; spatial layers: {', '.join(spatial)}")
-    return shape
-
-
 def scale_param(default: int):
     """A ``?scale=`` dependency with its own default, bounded by ``CONVLENS_MAX_SCALE``."""
 
-    async def scale_query(settings: SettingsDep,
-                    scale: Annotated[int, Query(description="PNG upscaling factor (nearest neighbour)")] = default) -> int:
+    async def scale_query(
+        settings: SettingsDep,
+        scale: Annotated[int, Query(description="PNG upscaling factor (nearest neighbour)")] = default,
+    ) -> int:
         if not 1 <= scale <= settings.max_scale:
             raise Unprocessable(f"scale must be between 1 and {settings.max_scale}, got {scale}")
         return scale
@@ -107,9 +85,14 @@ Scale = Annotated[int, Depends(scale_param(8))]
 GridScale = Annotated[int, Depends(scale_param(2))]
 
 
-async def threshold_query(threshold: Annotated[str, Query(
-        description="`mean` (the paper's rule: the mean of this image's norms in the layer), `median`, or a number")]
-                    = "mean") -> str | float:
+async def threshold_query(
+    threshold: Annotated[
+        str,
+        Query(
+            description="`mean` (the paper's rule: the mean of this image's norms in the layer), `median`, or a number"
+        ),
+    ] = "mean",
+) -> str | float:
     """The threshold rule name, or a fixed number."""
     return _threshold_rule(threshold, THRESHOLD_RULES)
 
@@ -129,10 +112,16 @@ def _threshold_rule(threshold: str, rules: tuple[str, ...]) -> str | float:
 Threshold = Annotated[str | float, Depends(threshold_query)]
 
 
-async def dataset_threshold_query(threshold: Annotated[str, Query(
-        description="`mean` (the paper's rule: the mean of this image's norms in the layer), `median`, `dataset` "
-                    "(the layer's mean norm over every feature map of the test set, from the shipped statistics), "
-                    "or a number")] = "mean") -> str | float:
+async def dataset_threshold_query(
+    threshold: Annotated[
+        str,
+        Query(
+            description="`mean` (the paper's rule: the mean of this image's norms in the layer), `median`, `dataset` "
+            "(the layer's mean norm over every feature map of the test set, from the shipped statistics), "
+            "or a number"
+        ),
+    ] = "mean",
+) -> str | float:
     """Like ``threshold_query``, and ``dataset``."""
     return _threshold_rule(threshold, (*THRESHOLD_RULES, DATASET_THRESHOLD))
 
@@ -143,9 +132,13 @@ DatasetThreshold = Annotated[str | float, Depends(dataset_threshold_query)]
 async def uploaded_digit(
     request: Request,
     settings: SettingsDep,
-    preprocess: Annotated[Literal["auto", "mnist", "none"], Query(
-        description="`mnist`: centre and scale like MNIST (photos, scans, dark-on-light); `none`: a 28x28 image "
-                    "as it is; `auto`: a 28x28 light-on-dark image as it is, `mnist` for everything else")] = "auto",
+    preprocess: Annotated[
+        Literal["auto", "mnist", "none"],
+        Query(
+            description="`mnist`: centre and scale like MNIST (photos, scans, dark-on-light); `none`: a 28x28 image "
+            "as it is; `auto`: a 28x28 light-on-dark image as it is, `mnist` for everything else"
+        ),
+    ] = "auto",
 ) -> np.ndarray:
     """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
     data = await image_bytes(request, settings.max_upload_bytes)
@@ -162,8 +155,10 @@ def _prepare(data: bytes, settings: Settings, preprocess: str) -> np.ndarray:
 async def uploaded_batch(
     request: Request,
     settings: SettingsDep,
-    preprocess: Annotated[Literal["auto", "mnist", "none"], Query(
-        description="for multipart image files, as for a single upload; a .npy array is used as it is")] = "auto",
+    preprocess: Annotated[
+        Literal["auto", "mnist", "none"],
+        Query(description="for multipart image files, as for a single upload; a .npy array is used as it is"),
+    ] = "auto",
 ) -> np.ndarray:
     """The batch as float32 (N, 28, 28) in [0, 1], in upload order."""
     upload = await batch_upload(request, settings.max_upload_bytes)
@@ -178,7 +173,7 @@ Batch = Annotated[np.ndarray, Depends(uploaded_batch)]
 Filter = Annotated[int, Path(description="filter (channel) index within the layer")]
 
 
-def loaded_statistics(request: Request, name: str = STATISTICS_MODEL) -> DatasetStatistics:
+def loaded_statistics(request: Request, name: str = CLASSIFIER) -> DatasetStatistics:
     """The dataset statistics of model ``name``, loaded at start-up; 404 for a model without any, 503 with the
     reason (and the command that makes them) when they could not be loaded."""
     loaded = getattr(request.app.state, "statistics", None)
@@ -208,8 +203,10 @@ def statistics_layer(statistics: DatasetStatistics, layer: str) -> None:
 def dataset_threshold(request: Request, model: LoadedModel, layer: str, norm: str) -> float:
     """``threshold=dataset``: the layer's mean L2 norm over the analysed images; 422 for another norm or model."""
     if norm != STATISTICS_NORM:
-        raise Unprocessable(f"threshold=dataset is the layer's mean {STATISTICS_NORM} norm over the test set; use it "
-                            f"with norm={STATISTICS_NORM}")
+        raise Unprocessable(
+            f"threshold=dataset is the layer's mean {STATISTICS_NORM} norm over the test set; use it "
+            f"with norm={STATISTICS_NORM}"
+        )
     statistics = loaded_statistics(request, model.name)
     statistics_layer(statistics, layer)
     return statistics.dataset_threshold(layer)

@@ -3,18 +3,23 @@ metrics and training history."""
 
 from fastapi import APIRouter
 
-from service.deps import RegistryDep, find_model
+from service.api.deps import RegistryDep, find_model
+from service.api.error_responses import LOOKUP_ERRORS
+from service.api.schemas import Layer, ModelDetail, ModelList, ModelSummary
 from service.registry import LoadedModel
-from service.routes.common import LOOKUP_ERRORS
-from service.schemas import Layer, ModelDetail, ModelList, ModelSummary
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=LOOKUP_ERRORS)
 
 
 def _summary(model: LoadedModel) -> ModelSummary:
     entry = model.entry
-    return ModelSummary(name=model.name, layers=list(model.layer_shapes), total_params=entry["total_params"],
-                        metrics=entry["metrics"], training=entry["training"])
+    return ModelSummary(
+        name=model.name,
+        layers=list(model.layer_shapes),
+        total_params=entry.total_params,
+        metrics=entry.metrics,
+        training=entry.training,
+    )
 
 
 @router.get("", response_model=ModelList, summary="List the models")
@@ -29,6 +34,8 @@ def model_detail(registry: RegistryDep, model: str) -> ModelDetail:
     exposed = set(loaded.layer_shapes)
     return ModelDetail(
         **_summary(loaded).model_dump(),
-        layer_details=[Layer(**layer, exposed=layer["name"] in exposed) for layer in entry["layers"]],
-        history=entry["history"], sha256=entry["sha256"], opset=entry["opset"],
+        layer_details=[Layer(**layer.model_dump(), exposed=layer.name in exposed) for layer in entry.layers],
+        history=entry.history,
+        sha256=entry.sha256,
+        opset=entry.opset,
     )

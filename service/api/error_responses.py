@@ -1,6 +1,6 @@
-"""What the /v1 routers share: the documented error responses."""
+"""The error responses the /v1 routers document in OpenAPI (the JSON shape is ``schemas.ErrorResponse``)."""
 
-from service.schemas import ErrorResponse
+from service.api.schemas import ErrorResponse
 
 
 def _errors(*pairs: tuple[int, str]) -> dict:
@@ -18,4 +18,10 @@ ERRORS = _errors(
     (415, "not an accepted image format or content type"),
     (422, "invalid parameter, filter out of range, or no digit in the image"),
     BUSY,
+)
+STATISTICS_ERRORS = _errors(
+    UNAUTHORIZED,
+    (404, "unknown layer or model"),
+    (422, "invalid parameter (label outside 0-9, unknown rule, filter out of range)"),
+    (503, "no dataset statistics (run `python -m training analyze`), or they do not match the served model"),
 )

@@ -1,0 +1,60 @@
+"""One filter of a classifier (``?model=``, default the shipped one) beyond a single upload: the test images that
+excite it most (with their deconvolution projections), and conv1's kernels."""
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from service.api.deps import Filter, Format, ModelDep, StatisticsDep, scale_param, statistics_layer
+from service.api.error_responses import STATISTICS_ERRORS
+from service.api.errors import Unprocessable
+from service.api.render import PNG, PNG_RESPONSE, png_bytes
+from service.api.schemas import ConvWeights, TopImages
+from service.featuremaps.grids import side_by_side, tile, upscale_nearest
+from service.inference import check_filter, filter_projections
+
+router = APIRouter(prefix="/v1/filters", tags=["filters"], responses=STATISTICS_ERRORS)
+
+PanelScale = Annotated[int, Depends(scale_param(4))]
+KernelScale = Annotated[int, Depends(scale_param(16))]
+
+
+@router.get(
+    "/conv1/weights",
+    response_model=ConvWeights,
+    responses=PNG_RESPONSE,
+    summary="conv1's 32 3x3 kernels; PNG: a grid of them (each min-max scaled, gray gaps), upscaled by `scale`",
+)
+def conv1_weights(model: ModelDep, format: Format = "json", scale: KernelScale = 16) -> ConvWeights | Response:
+    if "conv1" not in model.kernels:
+        raise Unprocessable(f"model {model.name!r} has no conv1 kernels")
+    kernels = np.moveaxis(model.kernels["conv1"][:, :, 0, :], -1, 0)
+    if format == "png":
+        return Response(png_bytes(upscale_nearest(tile(kernels, pad_value=128), scale)), media_type=PNG)
+    return ConvWeights(model=model.name, layer="conv1", shape=list(kernels.shape), kernels=kernels.tolist())
+
+
+@router.get(
+    "/{layer}/{filter}/top-images",
+    response_model=TopImages,
+    responses=PNG_RESPONSE,
+    summary="The 9 test images with the strongest activation of a filter; PNG: them (left, 3x3, strongest "
+    "first) beside their deconvolution projections of that filter (right)",
+)
+def top_images(
+    layer: str,
+    filter: Filter,
+    statistics: StatisticsDep,
+    model: ModelDep,
+    format: Format = "json",
+    scale: PanelScale = 4,
+) -> TopImages | Response:
+    statistics_layer(statistics, layer)
+    check_filter(model, layer, filter)
+    rows, images = statistics.top_images(layer, filter)
+    if format == "png":
+        panel = side_by_side(images, filter_projections(model, images, layer, filter))
+        return Response(png_bytes(upscale_nearest(panel, scale)), media_type=PNG)
+    return TopImages(layer=layer, filter=filter, split=statistics.data.split, norm=statistics.data.norm, images=rows)

@@ -1,0 +1,94 @@
+"""Everything the web page shows for one digit, in one round trip: classification, every spatial layer's norms,
+active filters and activation grid, the network's input and the autoencoder's reconstruction."""
+
+import base64
+import math
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.api.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, layer_rule
+from service.api.error_responses import ERRORS
+from service.api.render import json_response, png_bytes
+from service.api.schemas import ActivationGrid, InspectedLayer, Inspection
+from service.api.uploads import IMAGE_BODY
+from service.featuremaps.grids import tile, to_uint8
+from service.inference import layer_activity, require_classifier, spatial_layers
+
+router = APIRouter(prefix="/v1", tags=["inspect"], responses=ERRORS)
+
+PAD = 1
+
+
+def data_url(pixels: np.ndarray) -> str:
+    """A 2-D uint8 array as a ``data:image/png;base64,…`` URL."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
+
+
+def _grid(maps: np.ndarray) -> ActivationGrid:
+    """The (H, W, C) maps as one mosaic like the PNG grids of /v1/activations, at 1x, with its geometry."""
+    height, width, count = maps.shape
+    columns = math.ceil(math.sqrt(count))
+    mosaic = tile(maps, columns=columns, pad=PAD, channels_last=True)
+    return ActivationGrid(
+        image=data_url(mosaic),
+        columns=columns,
+        rows=math.ceil(count / columns),
+        tile=[height, width],
+        pad=PAD,
+        width=mosaic.shape[1],
+        height=mosaic.shape[0],
+    )
+
+
+@router.post(
+    "/inspect",
+    response_model=Inspection,
+    openapi_extra=IMAGE_BODY,
+    summary="Everything about one digit in one round trip: class, every spatial layer's norms, active "
+    "filters and activation grid (PNG data URL), the input and the autoencoder's reconstruction",
+)
+def inspect(
+    digit: Digit,
+    model: ModelDep,
+    registry: RegistryDep,
+    request: Request,
+    rule: DatasetThreshold = "mean",
+    norm: Norm = "l2",
+) -> Response:
+    require_classifier(model)
+    spatial = spatial_layers(model)
+    outputs = model.run(digit, [*spatial, "output"])
+    layers = []
+    for name in spatial:
+        maps = outputs[name][0]
+        activity = layer_activity(maps, norm, layer_rule(request, model, name, norm, rule))
+        layers.append(
+            InspectedLayer(
+                layer=name,
+                shape=list(maps.shape),
+                norm=norm,
+                threshold_rule=str(rule),
+                threshold=activity.threshold,
+                norms=activity.norms.tolist(),
+                active=activity.active,
+                grid=_grid(maps),
+            )
+        )
+    autoencoder = registry.models.get("autoencoder")
+    reconstruction = None
+    if autoencoder is not None and "decoded" in autoencoder.layer_shapes:
+        decoded = autoencoder.run(digit, ["decoded"])["decoded"][0, ..., 0]
+        reconstruction = data_url(to_uint8(decoded))
+    probabilities = outputs["output"][0]
+    return json_response(
+        Inspection(
+            model=model.name,
+            digit=int(probabilities.argmax()),
+            probabilities=probabilities.tolist(),
+            input=data_url(to_uint8(digit.reshape(28, 28), 0.0, 1.0)),
+            layers=layers,
+            reconstruction=reconstruction,
+        )
+    )

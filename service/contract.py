@@ -1,0 +1,167 @@
+"""The one contract between ``training`` (which writes the model folder) and the service (which reads it).
+
+File names, tensor names, plot names and the two JSON documents, ``manifest.json`` and ``statistics.json``, are
+defined here once, as typed pydantic models validated on load. A malformed file gives a one-line
+``ContractError`` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+MANIFEST_FILE = "manifest.json"
+STATISTICS_FILE = "statistics.json"
+TOP_IMAGES_FILE = "top_images.npz"
+PLOTS_DIR = "plots"
+VARIANTS_DIR = "variants"
+COMPARISON_JSON = "comparison.json"
+COMPARISON_MD = "comparison.md"
+
+INPUT_NAME = "input"
+CLASSIFIER = "classifier"
+AUTOENCODER = "autoencoder"
+VARIANT_MODEL = CLASSIFIER
+PROBABILITIES = "output"
+SPATIAL_LAYERS = ("conv1", "conv2", "pool")
+
+MANIFEST_FORMAT = 1
+STATISTICS_FORMAT = 1
+STATISTICS_NORM = "l2"
+RULES = ("image-mean", "dataset-mean", "filter-label-mean")
+SUMMARY = ("min", "q1", "median", "q3", "max", "mean", "std")
+LABELS = 10
+
+
+class ContractError(ValueError):
+    """A file of the model folder does not follow the contract; the message names the file and the field."""
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class InputSpec(_Document):
+    name: str = INPUT_NAME
+    shape: list[int | None]
+    dtype: str
+    range: list[float]
+
+
+class OutputSpec(_Document):
+    name: str
+    shape: list[int | None]
+
+
+class LayerSpec(_Document):
+    name: str
+    type: str
+    output_shape: list[int]
+    params: int
+
+
+class ModelEntry(_Document):
+    """One exported model: its file and checksum, tensors, layers, recipe, metrics and curves."""
+
+    file: str
+    sha256: str
+    opset: int
+    input: InputSpec
+    outputs: list[OutputSpec]
+    layers: list[LayerSpec]
+    total_params: int
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    history: dict[str, list[float]]
+    parity_max_abs_diff: dict[str, float]
+
+    @property
+    def layer_shapes(self) -> dict[str, list[int]]:
+        """Output shape (without batch) of every layer the ONNX file exposes, in graph order."""
+        return {output.name: output.shape[1:] for output in self.outputs}
+
+
+class Manifest(_Document):
+    """``manifest.json``: every model of a folder by name, and the library versions that made them."""
+
+    format: Literal[1] = MANIFEST_FORMAT
+    models: dict[str, ModelEntry]
+    versions: dict[str, str]
+
+
+class FileRef(_Document):
+    """A file of the model folder and its SHA-256."""
+
+    file: str
+    sha256: str
+
+
+class TopImages(_Document):
+    indices: list[list[int]]
+    norms: list[list[float]]
+    labels: list[list[int]]
+
+
+class LayerStatistics(_Document):
+    """One spatial layer over the analysed split: active-filter counts per rule, norms, top images."""
+
+    filters: int
+    dataset_threshold: float
+    active_counts: dict[str, list[list[int]]]
+    filter_label_means: list[list[float]]
+    norms: dict[str, dict[str, list[float | None]]]
+    top_images: TopImages
+
+
+class Statistics(_Document):
+    """``statistics.json``: the dataset statistics of one classifier (``python -m training analyze``)."""
+
+    format: Literal[1] = STATISTICS_FORMAT
+    model: str
+    model_sha256: str
+    split: str
+    images: int
+    data_sha256: dict[str, str]
+    norm: str
+    accuracy: float
+    label_counts: list[int]
+    rules: list[str]
+    layers: dict[str, LayerStatistics]
+    top_images: FileRef
+    plots: dict[str, FileRef]
+
+
+def plot_name(kind: str, layer: str | None = None, rule: str | None = None, label: int | None = None) -> str:
+    """The name of a statistics plot, e.g. ``active-filters-conv2-image-mean-label-3`` (file: ``plots/<name>.png``)."""
+    parts = [kind, layer, rule] + ([] if label is None else ["label", str(label)])
+    return "-".join(part for part in parts if part is not None)
+
+
+Document = TypeVar("Document", bound=BaseModel)
+
+
+def parse_document(path: Path, text: str, kind: type[Document]) -> Document:
+    """``text`` (the contents of ``path``) validated as ``kind``; ContractError with the file and first bad field."""
+    try:
+        return kind.model_validate_json(text)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(document)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ContractError(f"{path}: field {where}: {error['msg']}{more}") from exc
+
+
+def read_document(path: Path, kind: type[Document]) -> Document:
+    """Read and validate ``path`` as ``kind``; ContractError when it is absent or malformed."""
+    if not path.is_file():
+        raise ContractError(f"{path} not found")
+    return parse_document(path, path.read_text(), kind)
+
+
+def write_document(path: Path, document: BaseModel, indent: int | None = 2) -> Path:
+    """Write ``document`` as JSON (validated again first, so that training never writes what the service refuses)."""
+    type(document).model_validate(document.model_dump())
+    path.write_text(document.model_dump_json(indent=indent) + "\n")
+    return path
