@@ -5,8 +5,11 @@ problem with an upload is raised as an `ImageError` subclass whose message is
 meant for the person who uploaded the image; the web layer maps each subclass
 to an HTTP status.
 
-Decompression bombs: `decode` compares the header's width x height with the
-caller's `max_pixels` before any pixel data is decoded. Pillow's process-wide
+Decompression bombs and parser bombs: `check_header` walks the header with a
+fixed budget of markers, chunks or blocks (`service.image_headers`), and
+`decode` compares the declared width x height and aspect ratio with the
+caller's limits before Pillow parses the file or decodes any pixel. Every
+buffer after decoding is bounded by `MAX_WORKING_SIDE`, not by the upload. Pillow's process-wide
 `Image.MAX_IMAGE_PIXELS` is deliberately left as it is (changing it would
 silently affect every other user of Pillow in the process); when Pillow's own
 guard fires first, it is reported as `ImageTooLargeError` as well.
@@ -15,9 +18,13 @@ guard fires first, it is reported as `ImageTooLargeError` as well.
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps, ImageStat, UnidentifiedImageError
+
+from service.cancellation import checkpoint
+from service.image_headers import Header, TooManySegments, read_header
 
 DEFAULT_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP"})
 PREPROCESS_MODES = ("auto", "mnist", "none")
@@ -31,8 +38,15 @@ BORDER_FRACTION = 0.05
 MIN_CONTRAST = 0.1
 # About 30% of MNIST's ink pixels are saturated, so the 70% quantile of the digit maps to 1.0.
 STROKE_QUANTILE = 0.7
-# Large images are downscaled (JPEG by libjpeg at 1/2, 1/4, 1/8) while both sides stay >= this.
+# Large images are downscaled (JPEG by libjpeg at 1/2, 1/4, 1/8) while both sides stay >= this,
 WORKING_SIDE = 560
+# and always until the longer side is at most this, so that no buffer grows with the upload.
+MAX_WORKING_SIDE = 4 * WORKING_SIDE
+# A digit is never a thin strip: width / height (or its inverse) above this is refused.
+MAX_ASPECT_RATIO = 25.0
+# Uploads this small, with at most INLINE_PIXELS pixels, cost well under a millisecond to decode.
+INLINE_BYTES = 256 * 1024
+INLINE_PIXELS = 200 * 200
 UINT16_MAX = 65535.0
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA"})
 SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L"})
@@ -60,6 +74,14 @@ class CorruptImageError(ImageError):
     """Empty, truncated or otherwise undecodable image data."""
 
 
+class MalformedImageError(CorruptImageError):
+    """A file built to keep the parser busy: more markers, chunks or blocks than any real image holds."""
+
+
+class AspectRatioError(ImageError):
+    """An image far wider than tall, or the reverse: no digit looks like that."""
+
+
 class NoDigitError(ImageError):
     """The image is blank or uniform: nothing stands out to classify."""
 
@@ -68,39 +90,48 @@ class BadPreprocessError(ImageError):
     """The image does not fit the requested preprocessing mode."""
 
 
-def decode(data: bytes, *, max_pixels: int, formats: frozenset[str] = DEFAULT_FORMATS) -> np.ndarray:
+def decode(
+    data: bytes,
+    *,
+    max_pixels: int,
+    formats: frozenset[str] = DEFAULT_FORMATS,
+    max_aspect_ratio: float = MAX_ASPECT_RATIO,
+) -> np.ndarray:
     """Decode uploaded bytes into a 2-D float32 grayscale array in [0, 1], 1.0 = white.
 
-    The pixel count is checked against `max_pixels` from the header, before any
-    pixel data is decoded, so oversized images cost no memory. Takes the first
-    frame of animations, applies the EXIF orientation, flattens transparency
-    and downscales photos far larger than a digit needs (JPEG already inside
-    libjpeg), keeping both sides at least WORKING_SIDE pixels.
+    The header is walked within a fixed budget and its size checked against `max_pixels` and
+    `max_aspect_ratio` before Pillow parses the file, so oversized or parser-bomb images cost neither time
+    nor memory. Takes the first frame of animations, applies the EXIF orientation, flattens transparency
+    and downscales photos far larger than a digit needs (JPEG already inside libjpeg), keeping both sides
+    at least WORKING_SIDE pixels and the longer one at most MAX_WORKING_SIDE.
     """
-    if not data:
-        raise CorruptImageError("empty upload: no image data was received")
+    check_header(data, max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio)
     with _open(data, formats, max_pixels) as im:
-        _check_size(im.size, max_pixels)
+        _check_size(im.size, max_pixels, max_aspect_ratio)
         im.draft("L", (WORKING_SIDE, WORKING_SIDE))
+        checkpoint()
         _load(im)
+        checkpoint()
         return _to_array(_shrink(_to_gray(im)))
 
 
-def declared_pixels(data: bytes) -> int:
-    """Width x height as the header declares it, 0 when the header cannot be read; decodes nothing."""
+def check_header(data: bytes, *, max_pixels: int, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> Header | None:
+    """The upload's declared format and size, checked against the limits, at a cost bounded in advance (cheap
+    enough for the event loop); None when the walk cannot read the header (``decode`` lets Pillow decide)."""
+    if not data:
+        raise CorruptImageError("empty upload: no image data was received")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size[0] * im.size[1]
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ):
-        return 0
+        header = read_header(data)
+    except TooManySegments as exc:
+        raise MalformedImageError(f"{exc}: refused before decoding") from None
+    if header is not None:
+        _check_size((header.width, header.height), max_pixels, max_aspect_ratio)
+    return header
+
+
+def cheap_to_decode(data: bytes, header: Header | None) -> bool:
+    """Whether decoding ``data`` costs well under a millisecond: a small file of a small, readable image."""
+    return header is not None and len(data) <= INLINE_BYTES and header.pixels <= INLINE_PIXELS
 
 
 def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
@@ -123,12 +154,18 @@ def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
         raise CorruptImageError(CORRUPT_MESSAGE) from None
 
 
-def _check_size(size: tuple[int, int], max_pixels: int) -> None:
-    """Refuse images with more than `max_pixels` pixels, naming the limit and the size."""
+def _check_size(size: tuple[int, int], max_pixels: int, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
+    """Refuse images with more than `max_pixels` pixels or a side more than `max_aspect_ratio` times the other,
+    naming the limit and the size."""
     width, height = size
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"image is too large: {width}x{height} is {width * height:,} pixels, the limit is {max_pixels:,} pixels"
+        )
+    if width and height and max(width, height) > max_aspect_ratio * min(width, height):
+        raise AspectRatioError(
+            f"image is {width}x{height}: one side is more than {max_aspect_ratio:g} times the other, the limit of "
+            "this service; crop it around the digit"
         )
 
 
@@ -167,8 +204,9 @@ def _composite(rgba: Image.Image) -> Image.Image:
 
 
 def _shrink(gray: Image.Image) -> Image.Image:
-    """Average k x k blocks while both sides stay >= WORKING_SIDE, so later steps stay fast."""
-    factor = min(gray.size) // WORKING_SIDE
+    """Average k x k blocks while both sides stay >= WORKING_SIDE, and at least until the longer side is at most
+    MAX_WORKING_SIDE, so later steps stay fast and their buffers bounded."""
+    factor = max(min(gray.size) // WORKING_SIDE, math.ceil(max(gray.size) / MAX_WORKING_SIDE))
     return gray.reduce(factor) if factor >= 2 else gray
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.cancellation import checkpoint
 from service.contract import PROBABILITIES
 from service.featuremaps.deconv import PROJECTABLE_LAYERS, PROJECTION_INPUTS, project
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
@@ -106,9 +107,11 @@ def projections(model: LoadedModel, images: np.ndarray, layer: str, filters: lis
     require_projectable(model, layer)
     outputs = model.run(images, PROJECTION_INPUTS[layer])
     w1, w2 = model.kernels["conv1"], model.kernels["conv2"]
-    return np.stack(
-        [project(layer, {name: maps[i] for name, maps in outputs.items()}, w1, w2, filters) for i in range(len(images))]
-    )
+    projected = []
+    for i in range(len(images)):
+        checkpoint()
+        projected.append(project(layer, {name: maps[i] for name, maps in outputs.items()}, w1, w2, filters))
+    return np.stack(projected)
 
 
 def projection_of_digit(

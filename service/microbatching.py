@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from service.registry import LoadedModel
+from service.registry import LoadedModel, note_use
 
 
 class MicroBatcher:
@@ -33,6 +33,7 @@ class MicroBatcher:
 
     def classify(self, image: np.ndarray, timeout: float = 30.0) -> np.ndarray:
         """The probabilities (10,) for one 28x28 image, computed in a shared batch."""
+        note_use(self.model)
         done: Future = Future()
         self._pending.put((image.reshape(28, 28), done))
         return done.result(timeout=timeout)

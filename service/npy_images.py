@@ -40,6 +40,8 @@ def parse_npy(data: bytes, max_images: int) -> np.ndarray:
     """An (N, 28, 28) uint8 (0-255) or float32 ([0, 1]) .npy array -> float32 (N, 28, 28) in [0, 1]."""
     stream = io.BytesIO(data)
     shape, fortran_order, dtype = _header(stream)
+    if not all(type(side) is int and side >= 0 for side in shape):  # bool is an int to numpy's header reader
+        raise BatchError(f"the .npy header's shape {shape} is not a tuple of sizes; save the array with numpy.save")
     if len(shape) not in (3, 4) or tuple(shape[1:3]) != (28, 28) or (len(shape) == 4 and shape[3] != 1):
         raise BatchError(f"array shape {shape} is not {' or '.join(SHAPES)}")
     if dtype not in (np.dtype(np.uint8), np.dtype("<f4")):

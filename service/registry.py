@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from service.admission import InferenceGate
+from service.cancellation import checkpoint
 from service.contract import (
     INPUT_NAME,
     MANIFEST_FILE,
@@ -23,10 +26,31 @@ from service.contract import (
     ModelEntry,
     read_document,
 )
+from service.inference_gate import InferenceGate
 
 log = logging.getLogger("convlens.registry")
 
 CHUNK = 256
+_models_used: ContextVar[list[str] | None] = ContextVar("convlens_models_used", default=None)
+
+
+@contextmanager
+def models_used(sink: list[str]) -> Iterator[list[str]]:
+    """Collect into ``sink`` the SHA-256 prefix of every model that runs in this context (``X-Model-Version``)."""
+    reset = _models_used.set(sink)
+    try:
+        yield sink
+    finally:
+        _models_used.reset(reset)
+
+
+def note_use(model: LoadedModel) -> None:
+    """Record that ``model`` answered the work of this context."""
+    sink = _models_used.get()
+    if sink is not None:
+        sink.append(model.entry.sha256[:12])
+
+
 PASS_THROUGH = {"Relu", "Transpose", "Identity", "Sigmoid", "Tanh", "Elu"}
 
 
@@ -55,9 +79,11 @@ class LoadedModel:
         Batches run CHUNK images at a time, which bounds onnxruntime's working memory (its arena keeps
         whatever the largest run needed) and lets other requests take an inference slot in between.
         """
+        note_use(self)
         batch = images.reshape(-1, 28, 28, 1).astype(np.float32, copy=False)
         parts = []
         for start in range(0, len(batch), CHUNK):
+            checkpoint()
             with self.gate.slot(self.name):
                 parts.append(self.session.run(outputs, {INPUT_NAME: batch[start : start + CHUNK]}))
         if len(parts) == 1:

@@ -11,7 +11,9 @@ from PIL import Image, ImageDraw
 
 from service.imaging import (
     DEFAULT_FORMATS,
+    MAX_WORKING_SIDE,
     PREPROCESS_MODES,
+    AspectRatioError,
     BadPreprocessError,
     CorruptImageError,
     ImageError,
@@ -344,12 +346,30 @@ def test_degenerate_shapes_give_no_digit_or_a_valid_input(shape, fill):
     assert np.isfinite(result).all()
 
 
-def test_ten_thousand_by_one_png_decodes_and_prepares():
+def test_a_ten_thousand_by_one_png_is_refused_naming_the_aspect_ratio_limit():
     pixels = np.full((1, 10_000), 255, dtype=np.uint8)
-    pixels[0, 4000:6000] = 0
-    result = prepare(decode(encode(gray_image(pixels)), max_pixels=MAX_PIXELS))
-    assert result.shape == (28, 28)
-    assert (result.sum(axis=1) > 0).sum() <= 2
+    with pytest.raises(AspectRatioError, match="more than 25 times"):
+        decode(encode(gray_image(pixels)), max_pixels=MAX_PIXELS)
+
+
+def test_a_sixteen_million_by_one_header_is_refused_before_pillow_reads_it():
+    with pytest.raises(AspectRatioError):
+        decode(png_claiming(16_000_000, 1), max_pixels=MAX_PIXELS)
+
+
+def test_a_strip_within_the_aspect_ratio_limit_decodes_and_prepares():
+    pixels = np.full((200, 4_000), 255, dtype=np.uint8)
+    pixels[50:150, 1900:2000] = 0
+    gray = decode(encode(gray_image(pixels)), max_pixels=MAX_PIXELS)
+    assert max(gray.shape) <= MAX_WORKING_SIDE
+    assert prepare(gray).shape == (28, 28)
+
+
+def test_every_buffer_after_decoding_is_bounded_by_the_working_side_not_the_upload():
+    pixels = np.full((400, 9_000), 255, dtype=np.uint8)
+    pixels[100:300, 4000:4200] = 0
+    gray = decode(encode(gray_image(pixels)), max_pixels=MAX_PIXELS)
+    assert max(gray.shape) <= MAX_WORKING_SIDE
 
 
 @pytest.mark.parametrize("seed", range(8))

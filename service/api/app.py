@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.admission import InferenceGate
+from service.api.admission_control import AdmissionControl
 from service.api.auth import require_api_key
 from service.api.errors import install_error_handlers
 from service.api.monitoring import Metrics, RequestMonitor
@@ -27,6 +27,7 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
+from service.inference_gate import InferenceGate
 from service.microbatching import MicroBatcher
 from service.registry import load_registry
 from service.statistics import load_all_statistics
@@ -57,6 +58,14 @@ API_ROUTERS = (
 )
 
 
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+def is_open_path(path: str) -> bool:
+    """Paths that do no CPU work worth admitting: health, metrics, the page and the API description."""
+    return path in OPEN_PATHS or path in page.PATHS or path.startswith(("/v2/health/", "/docs/"))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; the models are loaded and verified at start-up (``/readyz`` answers 503 until then)."""
     settings = settings or get_settings()
@@ -65,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.max_concurrent_inferences,
         settings.inference_wait_seconds,
         observe=lambda model, seconds: telemetry.inference.labels(model).observe(seconds),
-        on_busy=telemetry.busy.inc,
+        on_busy=telemetry.busy.labels("inference").inc,
     )
 
     @asynccontextmanager
@@ -86,13 +95,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = app.state.statistics = app.state.batcher = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
-    app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan)
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan, **docs)
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.batcher = None
+    # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
+    # monitor (timeout, request ID, metrics, access log), then admission control, then the routes.
+    app.add_middleware(
+        AdmissionControl,
+        metrics=telemetry,
+        open_path=is_open_path,
+        max_body_bytes=settings.max_upload_bytes,
+        max_buffered_bytes=settings.max_buffered_upload_bytes,
+        work_slots=settings.max_concurrent_work,
+        wait_seconds=settings.work_wait_seconds,
+        max_in_flight=settings.max_in_flight_requests,
+    )
+    app.add_middleware(RequestMonitor, metrics=telemetry, request_timeout=settings.request_timeout_seconds)
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
     )
-    app.add_middleware(RequestMonitor, metrics=telemetry, request_timeout=settings.request_timeout_seconds)
     install_error_handlers(app)
     for module in OPEN_ROUTERS:
         app.include_router(module.router)

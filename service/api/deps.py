@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from service import imaging
 from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
-from service.api.uploads import batch_upload, image_bytes
+from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.contract import CLASSIFIER, STATISTICS_NORM
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.npy_images import check_count, parse_npy
@@ -26,8 +26,6 @@ async def app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-# Images up to this size are decoded on the event loop (well under a millisecond): a thread hop costs more.
-INLINE_PIXELS = 200 * 200
 Format = Annotated[Literal["json", "png"], Query(description="`json` (default) or `png`")]
 Norm = Annotated[Literal["l2", "l1", "max"], Query(description="`l2` (Frobenius, the paper's), `l1` or `max`")]
 
@@ -142,13 +140,21 @@ async def uploaded_digit(
 ) -> np.ndarray:
     """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
     data = await image_bytes(request, settings.max_upload_bytes)
-    if 0 < imaging.declared_pixels(data) <= INLINE_PIXELS:
-        return _prepare(data, settings, preprocess)
+    if len(data) <= imaging.INLINE_BYTES:
+        # the header walk has a fixed budget and the file is small: both are cheap enough for the event loop
+        header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
+        if imaging.cheap_to_decode(data, header):
+            return _prepare(data, settings, preprocess)
     return await run_in_threadpool(_prepare, data, settings, preprocess)
 
 
 def _prepare(data: bytes, settings: Settings, preprocess: str) -> np.ndarray:
-    gray = imaging.decode(data, max_pixels=settings.max_pixels, formats=frozenset(settings.image_formats))
+    gray = imaging.decode(
+        data,
+        max_pixels=settings.max_pixels,
+        formats=frozenset(settings.image_formats),
+        max_aspect_ratio=settings.max_aspect_ratio,
+    )
     return imaging.prepare(gray, preprocess)
 
 
@@ -161,7 +167,7 @@ async def uploaded_batch(
     ] = "auto",
 ) -> np.ndarray:
     """The batch as float32 (N, 28, 28) in [0, 1], in upload order."""
-    upload = await batch_upload(request, settings.max_upload_bytes)
+    upload = await batch_upload(request, settings.max_upload_bytes, settings.max_batch_images + MAX_SINGLE_PARTS)
     if isinstance(upload, bytes):
         return await run_in_threadpool(parse_npy, upload, settings.max_batch_images)
     check_count(len(upload), settings.max_batch_images)

@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import imaging
-from service.admission import Busy
 from service.inference import NotApplicable, UnknownLayer
+from service.inference_gate import Busy
 from service.npy_images import BatchError, TooManyImages
 
 
@@ -32,6 +32,10 @@ class ApiError(Exception):
         self.rejected_upload = rejected_upload
 
 
+class BadRequest(ApiError):
+    status = 400
+
+
 class NotFound(ApiError):
     status = 404
 
@@ -51,6 +55,8 @@ class UnsupportedMediaType(ApiError):
 IMAGE_ERRORS = {
     imaging.UnsupportedFormatError: (415, "unsupported_format"),
     imaging.ImageTooLargeError: (413, "too_many_pixels"),
+    imaging.AspectRatioError: (422, "aspect_ratio"),
+    imaging.MalformedImageError: (400, "too_many_segments"),
     imaging.CorruptImageError: (400, "corrupt_image"),
     imaging.NoDigitError: (422, "no_digit"),
 }

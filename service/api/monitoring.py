@@ -1,7 +1,12 @@
 """Prometheus metrics and one structured access-log line per request, recorded by a pure ASGI middleware.
 
-The middleware also enforces the request timeout: a request that has not started its answer after
-``request_timeout`` seconds (a slow upload, a stuck inference) gets a 503 instead of holding the client.
+The middleware also
+- enforces the request timeout: a request that has not started its answer after ``request_timeout`` seconds
+  (a slow upload, a stuck inference) gets a 503 instead of holding the client, and its work is cancelled at
+  the next step boundary (``service.cancellation``);
+- gives every answer an ``X-Request-ID`` (the client's, when it sent a sane one, else a new one; also in the
+  access log), ``X-Model-Version`` (the SHA-256 prefix of each model the answer used), and the headers every
+  answer should carry (``X-Content-Type-Options: nosniff``, ``Referrer-Policy``).
 """
 
 from __future__ import annotations
@@ -9,14 +14,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
+import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_body
+from service.cancellation import CancelToken, bound
+from service.registry import models_used
 
 access_log = logging.getLogger("convlens.access")
+
+CLIENT_GONE = "convlens.client_gone"  # set in the scope's state when the client hung up before the answer
+CLIENT_CLOSED_REQUEST = 499  # as nginx records it
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -58,7 +72,8 @@ class Metrics:
         )
         self.busy = Counter(
             "convlens_busy_rejections_total",
-            "requests refused with 503 because every inference slot stayed busy",
+            "requests refused with 503 by admission control, by what was full: in_flight, uploads, work, inference",
+            ["reason"],
             registry=self.registry,
         )
 
@@ -72,16 +87,22 @@ def route_template(scope: Scope) -> str:
 class RequestMonitor:
     """ASGI middleware: counts, times and logs every HTTP request, and bounds how long one may take."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, request_timeout: float) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, request_timeout: float, extra_headers: dict[str, list] | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.request_timeout = request_timeout
+        self.extra_headers = extra_headers or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = {"status": 500, "started": False, "bytes_in": 0, "bytes_out": 0}
+        offered = dict(scope["headers"]).get(b"x-request-id", b"")
+        request_id = offered.decode() if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        state = {"status": 500, "started": False, "bytes_in": 0, "bytes_out": 0, "request_id": request_id}
+        token, used = CancelToken(), []
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -91,6 +112,11 @@ class RequestMonitor:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"], state["started"] = message["status"], True
+                headers = [*message.get("headers", []), *COMMON_HEADERS, (b"x-request-id", request_id.encode())]
+                headers += self.extra_headers.get(scope["path"], [])
+                if used:
+                    headers.append((b"x-model-version", ",".join(dict.fromkeys(used)).encode()))
+                message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 state["bytes_out"] += len(message.get("body", b""))
             await send(message)
@@ -98,12 +124,16 @@ class RequestMonitor:
         start = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
-            async with asyncio.timeout(self.request_timeout):
-                await self.app(scope, counting_receive, recording_send)
+            with bound(token), models_used(used):
+                async with asyncio.timeout(self.request_timeout):
+                    await self.app(scope, counting_receive, recording_send)
         except TimeoutError:
+            token.cancel(f"the request took longer than {self.request_timeout:g} s")
             if not state["started"]:
                 await self._timed_out(recording_send)
         finally:
+            if not state["started"] and scope.get("state", {}).get(CLIENT_GONE):
+                state["status"] = CLIENT_CLOSED_REQUEST
             self.metrics.in_flight.dec()
             self._record(scope, state, time.perf_counter() - start)
 
@@ -138,6 +168,7 @@ class RequestMonitor:
                     "duration_ms": round(seconds * 1000, 2),
                     "bytes_in": state["bytes_in"],
                     "bytes_out": state["bytes_out"],
+                    "request_id": state["request_id"],
                 }
             )
         )

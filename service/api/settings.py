@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("models"), description="folder holding manifest.json and the ONNX files")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest accepted request body (413 above)")
     max_pixels: int = Field(16_000_000, gt=0, description="largest accepted width x height (413 above)")
+    max_aspect_ratio: float = Field(
+        25.0, ge=1, description="largest accepted ratio of an image's longer side to its shorter (422 above)"
+    )
     image_formats: Names = Field(["PNG", "JPEG", "GIF", "BMP", "WEBP"], description="accepted formats (415 otherwise)")
     max_batch_images: int = Field(1000, ge=1, description="most images in one batch request (413 above)")
     max_scale: int = Field(32, ge=1, description="largest PNG upscaling factor")
@@ -34,6 +37,26 @@ class Settings(BaseSettings):
     micro_batch_window_ms: float = Field(2.0, gt=0, description="how long the first waiting request collects others")
     micro_batch_max: int = Field(32, ge=1, description="most requests in one shared run")
     request_timeout_seconds: float = Field(30.0, gt=0, description="a request not answered by then gets 503")
+    max_concurrent_work: int = Field(
+        2, ge=1, description="requests doing CPU work at once (decoding, inference, maths, PNG encoding)"
+    )
+    work_wait_seconds: float = Field(
+        1.0, ge=0, description="how long a received request waits for a work slot before 503 with Retry-After"
+    )
+    max_buffered_upload_bytes: int = Field(
+        48 * 1024 * 1024,
+        gt=0,
+        description="bytes of request bodies held in memory at once, all requests together "
+        "(503 with Retry-After above)",
+    )
+    max_in_flight_requests: int = Field(
+        128, ge=1, description="requests (health, metrics, page and docs excepted) in flight at once (503 above)"
+    )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="largest request line + headers (the connection is refused with 431 above)"
+    )
+    keep_alive_seconds: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
+    docs: bool = Field(True, description="serve /docs and /openapi.json (false: both answer 404)")
 
     @field_validator("image_formats", "cors_origins", "api_keys", mode="before")
     @classmethod

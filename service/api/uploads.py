@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import Request
-from starlette.datastructures import UploadFile
+from dataclasses import dataclass
 
-from service.api.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from service.api.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 FIELD = "image"
 RAW_TYPES = ("image/", "application/octet-stream")
 NPY_TYPES = ("application/x-npy", "application/octet-stream")
+# Multipart bodies up to this size are parsed on the event loop; larger ones in a worker thread.
+INLINE_PARSE_BYTES = 256 * 1024
+# Parts a single-image request may hold (the image and a few form fields).
+MAX_SINGLE_PARTS = 16
 
 IMAGE_BODY = {
     "requestBody": {
@@ -69,39 +77,89 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes):
-    """An ASGI receive callable that hands over an already-read body."""
+@dataclass
+class Part:
+    """One part of a multipart body: its field name, file name (None for a plain field) and bytes."""
 
-    async def receive() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
+    name: str
+    filename: str | None
+    data: bytes
 
-    return receive
+
+def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part]:
+    """Every part of a multipart/form-data ``body``, in memory (uploads are already bounded by the size limit, so
+    nothing is spooled to disk); BadRequest for a malformed body or more than ``max_parts`` parts."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("multipart/form-data without a boundary: let the client library build the body")
+    parts: list[Part] = []
+    headers: dict[bytes, bytes] = {}
+    field, value, data = bytearray(), bytearray(), bytearray()
+
+    def on_part_begin() -> None:
+        if len(parts) >= max_parts:
+            raise BadRequest(f"the multipart body has more than {max_parts} parts")
+        headers.clear()
+        data.clear()
+
+    def on_header_end() -> None:
+        headers[bytes(field).lower()] = bytes(value)
+        field.clear()
+        value.clear()
+
+    def on_part_end() -> None:
+        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+        filename = disposition.get(b"filename")
+        parts.append(
+            Part(disposition.get(b"name", b"").decode("latin-1"), filename and filename.decode("latin-1"), bytes(data))
+        )
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": lambda chunk, start, end: field.extend(chunk[start:end]),
+            "on_header_value": lambda chunk, start, end: value.extend(chunk[start:end]),
+            "on_header_end": on_header_end,
+            "on_part_data": lambda chunk, start, end: data.extend(chunk[start:end]),
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise BadRequest(f"the multipart body cannot be parsed: {exc}") from None
+    return parts
 
 
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").lower()
 
 
-async def _form_files(request: Request, body: bytes) -> list[bytes]:
-    """Every file sent in the multipart field ``image``; 422 naming the fields sent when there is none."""
-    form = await Request(request.scope, _replay(body)).form()
-    try:
-        uploads = [item for item in form.getlist(FIELD) if isinstance(item, UploadFile)]
-        if not uploads:
-            fields = ", ".join(sorted(form.keys())) or "none"
-            raise Unprocessable(
-                f"multipart form has no file field '{FIELD}' (fields sent: {fields})", rejected_upload="missing_field"
-            )
-        return [await upload.read() for upload in uploads]
-    finally:
-        await form.close()
+async def _form_files(request: Request, body: bytes, max_parts: int) -> list[bytes]:
+    """Every file sent in the multipart field ``image``; 422 naming the fields sent when there is none. Large
+    bodies are parsed in a worker thread: parsing is Python code whose cost grows with the body."""
+    content_type = request.headers.get("content-type", "")
+    if len(body) <= INLINE_PARSE_BYTES:
+        parts = parse_multipart(body, content_type, max_parts)
+    else:
+        parts = await run_in_threadpool(parse_multipart, body, content_type, max_parts)
+    files = [part.data for part in parts if part.name == FIELD and part.filename is not None]
+    if not files:
+        fields = ", ".join(sorted({part.name for part in parts})) or "none"
+        raise Unprocessable(
+            f"multipart form has no file field '{FIELD}' (fields sent: {fields})", rejected_upload="missing_field"
+        )
+    return files
 
 
-async def batch_upload(request: Request, limit: int) -> list[bytes] | bytes:
+async def batch_upload(request: Request, limit: int, max_parts: int) -> list[bytes] | bytes:
     """A batch: the files of every multipart ``image`` field, or a raw .npy body (returned as bytes)."""
     content_type = _content_type(request)
     if content_type.startswith("multipart/form-data"):
-        return await _form_files(request, await read_body(request, limit))
+        return await _form_files(request, await read_body(request, limit), max_parts)
     if not content_type.startswith(NPY_TYPES):
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'!r} is not accepted for a batch: send multipart/form-data with "
@@ -123,4 +181,11 @@ async def image_bytes(request: Request, limit: int) -> bytes:
     body = await read_body(request, limit)
     if not content_type.startswith("multipart/form-data"):
         return body
-    return (await _form_files(request, body))[0]
+    files = await _form_files(request, body, MAX_SINGLE_PARTS)
+    if len(files) > 1:
+        raise Unprocessable(
+            f"{len(files)} files in the field '{FIELD}': this endpoint takes one image; send several to "
+            "/v1/classify/batch",
+            rejected_upload="several_files",
+        )
+    return files[0]

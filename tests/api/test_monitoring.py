@@ -46,4 +46,34 @@ def test_each_request_is_one_json_access_log_line_without_the_image(client, digi
     line = records[0]
     assert line["route"] == "/v1/classify" and line["status"] == 200 and line["method"] == "POST"
     assert line["bytes_in"] == len(digit_png) and line["bytes_out"] > 0 and line["duration_ms"] > 0
-    assert set(line) == {"method", "route", "path", "status", "duration_ms", "bytes_in", "bytes_out"}
+    assert set(line) == {"method", "route", "path", "status", "duration_ms", "bytes_in", "bytes_out", "request_id"}
+
+
+def test_the_request_id_is_echoed_in_the_answer_and_the_access_log(client, digit_png, caplog):
+    with caplog.at_level(logging.INFO, logger="convlens.access"):
+        response = client.post(
+            "/v1/classify", content=digit_png, headers={"content-type": "image/png", "x-request-id": "trace-42.a"}
+        )
+    assert response.headers["x-request-id"] == "trace-42.a"
+    assert json.loads(caplog.records[-1].getMessage())["request_id"] == "trace-42.a"
+
+
+def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one(client):
+    first = client.get("/healthz").headers["x-request-id"]
+    unsafe = client.get("/healthz", headers={"x-request-id": "a b\tc" * 40}).headers["x-request-id"]
+    assert len(first) == 32 and unsafe != first and " " not in unsafe and len(unsafe) == 32
+
+
+def test_every_answer_carries_nosniff_and_a_referrer_policy(client, digit_png):
+    for response in (client.get("/healthz"), post_image(client, "/v1/classify", digit_png), client.get("/nowhere")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_answers_that_used_a_model_carry_its_sha256_prefix(client, digit_png, manifest):
+    classifier = manifest["models"]["classifier"]["sha256"][:12]
+    autoencoder = manifest["models"]["autoencoder"]["sha256"][:12]
+    assert post_image(client, "/v1/classify", digit_png).headers["x-model-version"] == classifier
+    inspected = post_image(client, "/v1/inspect", digit_png).headers["x-model-version"]
+    assert inspected == f"{classifier},{autoencoder}"
+    assert "x-model-version" not in client.get("/healthz").headers

@@ -14,14 +14,20 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
+# The page's own files only: no inline script or style, images from the API as data: or blob: URLs, and calls to
+# this service or to the API base URL the user chose.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 # Revalidate on every load (cheap: ETag / Last-Modified), so a new release is never mixed with a cached old file.
-HEADERS = {"Cache-Control": "no-cache"}
+HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
 router = APIRouter(tags=["page"], include_in_schema=False)
 
 
 def _serve(path: Path):
-    def serve() -> FileResponse:
+    async def serve() -> FileResponse:
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
 
     return serve
@@ -30,6 +36,8 @@ def _serve(path: Path):
 # The files sit side by side at the root and refer to each other relatively, so the same folder also works
 # when hosted anywhere else (then open it with ?api=<this service's URL>).
 router.add_api_route("/", _serve(STATIC / "index.html"), methods=["GET"], summary="The web page")
+PATHS = {"/"}
 for _file in sorted(STATIC.iterdir()):
     if _file.suffix in MEDIA_TYPES and _file.is_file():
         router.add_api_route(f"/{_file.name}", _serve(_file), methods=["GET"], summary=_file.name)
+        PATHS.add(f"/{_file.name}")

@@ -1,0 +1,186 @@
+"""Admission control for every request that costs CPU: bounded uploads, bounded waiting, 503 fast.
+
+A pure ASGI middleware. For each request outside the open paths (health, metrics, the page and the docs):
+
+1. at most ``max_in_flight`` such requests at once, beyond that 503 at once (health never counts);
+2. the body is received in full before any work starts, counted as it streams: over ``max_body_bytes`` is 413,
+   and every body being received counts against ``max_buffered_bytes`` (over it: 503), so a slow uploader holds
+   memory it declared, never a work slot;
+3. then the request waits at most ``wait_seconds`` for one of ``work_slots`` (decoding, inference, the maths,
+   PNG encoding all run under it): still none free, 503 with Retry-After;
+4. while the work runs, a client that hangs up cancels it at its next step boundary (``service.cancellation``).
+
+The answer's status is then the app's; a request whose client left is recorded as 499.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import error_body
+from service.api.monitoring import CLIENT_GONE, Metrics
+from service.cancellation import current_token
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def send_error(send: Send, status: int, message: str, retry_after: bool = False) -> None:
+    """A JSON error answer sent straight from the middleware."""
+    body = json.dumps(error_body(status, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AdmissionControl:
+    """Bounds the requests that do work: how many are in flight, the bytes they buffer, and how many compute."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        open_path: Callable[[str], bool],
+        max_body_bytes: int,
+        max_buffered_bytes: int,
+        work_slots: int,
+        wait_seconds: float,
+        max_in_flight: int,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.open_path = open_path
+        self.max_body_bytes = max_body_bytes
+        self.max_buffered_bytes = max_buffered_bytes
+        self.wait_seconds = wait_seconds
+        self.max_in_flight = max_in_flight
+        self.slots = asyncio.Semaphore(work_slots)
+        self.in_flight = 0
+        self.buffered = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.open_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.metrics.busy.labels("in_flight").inc()
+            await send_error(
+                send,
+                503,
+                f"the service is busy: {self.max_in_flight} requests are in flight; retry after a second",
+                retry_after=True,
+            )
+            return
+        self.in_flight += 1
+        reserved = [0]
+        try:
+            body = b""
+            if scope["method"] in BODY_METHODS:
+                body = await self._receive_body(scope, receive, send, reserved)
+                if body is None:
+                    return
+            await self._admitted(scope, receive, send, body)
+        finally:
+            self.in_flight -= 1
+            self.buffered -= reserved[0]
+
+    def _reserve(self, reserved: list[int], size: int) -> bool:
+        """Count ``size`` more bytes of this request against the shared buffer budget; False when over it."""
+        extra = size - reserved[0]
+        if extra <= 0:
+            return True
+        if self.buffered + extra > self.max_buffered_bytes:
+            return False
+        self.buffered += extra
+        reserved[0] = size
+        return True
+
+    async def _receive_body(self, scope: Scope, receive: Receive, send: Send, reserved: list[int]) -> bytes | None:
+        """The whole body within the limits; None when an answer was already sent or the client left."""
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            self.metrics.rejected_uploads.labels("too_many_bytes").inc()
+            await send_error(
+                send, 413, f"upload of {int(declared)} bytes is over the limit of {self.max_body_bytes} bytes"
+            )
+            return None
+        if declared.isdigit() and not self._reserve(reserved, int(declared)):
+            return await self._uploads_busy(send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope.setdefault("state", {})[CLIENT_GONE] = True
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                self.metrics.rejected_uploads.labels("too_many_bytes").inc()
+                await send_error(send, 413, f"upload is over the limit of {self.max_body_bytes} bytes")
+                return None
+            if not self._reserve(reserved, size):
+                return await self._uploads_busy(send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _uploads_busy(self, send: Send) -> None:
+        self.metrics.busy.labels("uploads").inc()
+        await send_error(
+            send,
+            503,
+            f"the service is busy receiving {self.buffered:,} bytes of uploads (its limit is "
+            f"{self.max_buffered_bytes:,}); retry after a second",
+            retry_after=True,
+        )
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        """Run the app under a work slot, the body replayed, watching for the client hanging up."""
+        try:
+            async with asyncio.timeout(self.wait_seconds):  # not wait_for: on 3.11 it can swallow a cancellation
+                await self.slots.acquire()
+        except TimeoutError:
+            self.metrics.busy.labels("work").inc()
+            await send_error(
+                send,
+                503,
+                f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s; retry after a second",
+                retry_after=True,
+            )
+            return
+        gone: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        watcher = asyncio.create_task(self._watch(scope, receive, gone))
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await asyncio.shield(gone)
+
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            watcher.cancel()
+            self.slots.release()
+
+    @staticmethod
+    async def _watch(scope: Scope, receive: Receive, gone: asyncio.Future[Message]) -> None:
+        """Wait for the client to hang up; then cancel the request's work and note it for the access log."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        token = current_token()
+        if token is not None:
+            token.cancel("the client disconnected")
+        scope.setdefault("state", {})[CLIENT_GONE] = True
+        if not gone.done():
+            gone.set_result(message)
