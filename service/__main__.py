@@ -9,8 +9,10 @@ import signal
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
-from service.api.settings import get_settings
+from service.api.http_protocol import BoundedHttpToolsProtocol
+from service.api.settings import Settings, get_settings
 from service.registry import ModelLoadError, verify_model_files
 
 
@@ -27,18 +29,58 @@ def log_config() -> dict:
     return config
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Every option of ``python -m service``: the address and workers, then every setting, each with its help text
+    and the environment variable behind it (an option given here wins over the variable)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="the convlens HTTP service: verifies the model files, then serves them with uvicorn",
+    )
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address (env HOST)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="port (env PORT)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="worker processes, each with its own models and limits (env WEB_CONCURRENCY, default 1)",
+    )
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = ",".join(default) if isinstance(default, list) else default
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar=name.upper(),
+            help=f"{field.description} (env {env_name(name)}, default {shown if shown != '' else 'none'})",
+        )
+    return parser
+
+
+def env_name(setting: str) -> str:
+    """The environment variable behind a setting."""
+    return f"{Settings.model_config['env_prefix']}{setting.upper()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve on HOST:PORT with WEB_CONCURRENCY workers (default 1).
 
-    On SIGTERM uvicorn stops accepting, lets requests in flight finish, then re-raises the signal; the
-    handler installed here turns that into exit status 0, as for any orderly stop.
+    Options given on the command line are put into the environment, so that the workers (which read their
+    settings from it) see them too. On SIGTERM uvicorn stops accepting, lets requests in flight finish, then
+    re-raises the signal; the handler installed here turns that into exit status 0, as for any orderly stop.
     """
-    parser = argparse.ArgumentParser(prog="python -m service", description="the convlens HTTP service")
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
-    args = parser.parse_args(argv)
-    settings = get_settings()
+    args = build_parser().parse_args(argv)
+    for name in Settings.model_fields:
+        if getattr(args, name) is not None:
+            os.environ[env_name(name)] = getattr(args, name)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(
+            f"convlens: cannot start: invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         verify_model_files(settings.model_dir)
     except ModelLoadError as exc:
@@ -51,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=settings.keep_alive_seconds,
         access_log=False,
         log_config=log_config(),
     )

@@ -112,7 +112,7 @@ def decode(
         checkpoint()
         _load(im)
         checkpoint()
-        return _to_array(_shrink(_to_gray(im)))
+        return _to_array(_to_gray(_shrink(_reducible(im))))
 
 
 def check_header(data: bytes, *, max_pixels: int, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> Header | None:
@@ -201,6 +201,18 @@ def _composite(rgba: Image.Image) -> Image.Image:
     content_is_light = coverage > 0 and shown / coverage > 0.5
     backdrop = Image.new("L", rgba.size, 0 if content_is_light else 255)
     return Image.composite(luma, backdrop, alpha)
+
+
+def _reducible(im: Image.Image) -> Image.Image:
+    """The decoded image in a mode Pillow can reduce, converting only what must be (palettes, bilevel, 16-bit):
+    shrinking before the gray conversion keeps the large intermediate images to the one Pillow decoded."""
+    if im.mode in ("RGBA", "RGB", "LA", "L", "I", "F"):
+        return im
+    if im.mode in SIXTEEN_BIT_MODES:
+        return im.convert("I")
+    if im.mode in ALPHA_MODES or "transparency" in im.info:
+        return im.convert("RGBA")
+    return im.convert("RGB") if im.mode in ("P", "CMYK", "YCbCr") else im.convert("L")
 
 
 def _shrink(gray: Image.Image) -> Image.Image:

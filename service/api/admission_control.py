@@ -22,6 +22,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_body
+from service.api.http_protocol import OVER_CONNECTION_CAP
 from service.api.monitoring import CLIENT_GONE, Metrics
 from service.cancellation import current_token
 
@@ -67,6 +68,16 @@ class AdmissionControl:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.open_path(scope["path"]):
             await self.app(scope, receive, send)
+            return
+        cap = scope.get("state", {}).get(OVER_CONNECTION_CAP)
+        if cap is not None:
+            self.metrics.busy.labels("connections").inc()
+            await send_error(
+                send,
+                503,
+                f"the service holds more than {cap} connections, its limit; retry after a second",
+                retry_after=True,
+            )
             return
         if self.in_flight >= self.max_in_flight:
             self.metrics.busy.labels("in_flight").inc()

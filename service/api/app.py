@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.admission_control import AdmissionControl
 from service.api.auth import require_api_key
+from service.api.caching import FixedContentCaching
 from service.api.errors import install_error_handlers
 from service.api.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.batcher = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
-    # monitor (timeout, request ID, metrics, access log), then admission control, then the routes.
+    # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the routes.
+    app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(
         AdmissionControl,
         metrics=telemetry,

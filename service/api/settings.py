@@ -6,10 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Names = Annotated[list[str], NoDecode]
+# Decoding keeps at most the decoded image (4 bytes a pixel for RGBA) and Pillow's buffers: measured 125 MB for a
+# 16-megapixel RGBA PNG, so 8 bytes a pixel bounds it.
+DECODE_BYTES_PER_PIXEL = 8
 
 
 class Settings(BaseSettings):
@@ -55,8 +58,32 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         32 * 1024, ge=1024, description="largest request line + headers (the connection is refused with 431 above)"
     )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        description="open connections per worker; past it every request but health, metrics and the page gets 503",
+    )
     keep_alive_seconds: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
+    cache_max_age_seconds: int = Field(
+        300, ge=0, description="Cache-Control max-age of statistics, plots, filters and model answers (with an ETag)"
+    )
+    request_memory_bytes: int = Field(
+        144 * 1024 * 1024,
+        gt=0,
+        description="peak memory one working request may use: its upload plus decoding up to "
+        f"max_pixels at {DECODE_BYTES_PER_PIXEL} bytes a pixel (checked at start-up)",
+    )
     docs: bool = Field(True, description="serve /docs and /openapi.json (false: both answer 404)")
+
+    @model_validator(mode="after")
+    def _within_the_memory_budget(self) -> Settings:
+        needed = self.max_upload_bytes + DECODE_BYTES_PER_PIXEL * self.max_pixels
+        if needed > self.request_memory_bytes:
+            raise ValueError(
+                f"max_upload_bytes + {DECODE_BYTES_PER_PIXEL} x max_pixels is {needed:,} bytes, over "
+                f"request_memory_bytes ({self.request_memory_bytes:,}): lower the limits or raise the budget"
+            )
+        return self
 
     @field_validator("image_formats", "cors_origins", "api_keys", mode="before")
     @classmethod

@@ -38,3 +38,22 @@ def test_a_configured_key_in_either_header_is_accepted(keyed, digit_png, header)
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 def test_health_and_metrics_stay_open(keyed, path):
     assert keyed.get(path).status_code == 200
+
+
+def test_when_both_key_headers_are_sent_x_api_key_decides_even_if_the_bearer_key_is_valid(keyed):
+    headers = {"x-api-key": "guess", "authorization": "Bearer s3cret"}
+    assert keyed.get("/v1/models", headers=headers).status_code == 401
+    headers = {"x-api-key": "s3cret", "authorization": "Bearer guess"}
+    assert keyed.get("/v1/models", headers=headers).status_code == 200
+
+
+def test_with_keys_answers_of_fixed_content_are_cached_privately(keyed):
+    response = keyed.get("/v1/models", headers={"x-api-key": "s3cret"})
+    assert response.headers["cache-control"].startswith("private")
+
+
+def test_docs_and_the_openapi_document_can_be_turned_off():
+    with make_client(docs=False) as closed:
+        assert closed.get("/docs").status_code == 404
+        assert closed.get("/openapi.json").status_code == 404
+        assert closed.get("/healthz").status_code == 200

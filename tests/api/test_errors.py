@@ -178,3 +178,23 @@ def test_unusual_but_valid_images_are_classified(client, mnist_test, variant):
 
 def test_unknown_preprocess_value_is_422_listing_the_choices(client, digit_png):
     assert_error(post_image(client, "/v1/classify", digit_png, preprocess="magic"), 422, "'auto', 'mnist' or 'none'")
+
+
+def test_two_image_fields_on_single_classify_get_a_422_pointing_to_the_batch_endpoint(client, digit_png):
+    response = client.post("/v1/classify", files=[("image", ("a.png", digit_png)), ("image", ("b.png", digit_png))])
+    assert_error(response, 422, "/v1/classify/batch")
+
+
+def test_an_npy_header_with_a_boolean_in_its_shape_is_a_400(client):
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((2, 28, 28), np.uint8))
+    forged = buffer.getvalue().replace(b"'shape': (2, 28, 28)", b"'shape': (True, 28, 28)")
+    response = client.post("/v1/classify/batch", content=forged, headers={"content-type": "application/x-npy"})
+    assert_error(response, 400, "not a tuple of sizes")
+
+
+def test_a_malformed_multipart_body_is_a_400(client):
+    response = client.post(
+        "/v1/classify", content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
+    assert response.status_code in (400, 422) and response.json()["error"]
