@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import BaseModel
 
+from service.cancellation import checkpoint
 from service.featuremaps.grids import tile, to_uint8, upscale_nearest
 
 PNG = "image/png"
@@ -33,6 +34,7 @@ def json_response(model: BaseModel) -> Response:
 
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Encode a 2-D uint8 array as a grayscale PNG (fast compression: these are small, short-lived images)."""
+    checkpoint()
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
