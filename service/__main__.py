@@ -20,11 +20,7 @@ def log_config() -> dict:
     """uvicorn's logging, plus the ``convlens`` loggers (one JSON access line per request) on stdout."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["formatters"]["convlens"] = {"format": "%(message)s"}
-    config["handlers"]["convlens"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "convlens",
-        "stream": "ext://sys.stdout",
-    }
+    config["handlers"]["convlens"] = {"()": "service.api.monitoring.BackgroundLogHandler", "formatter": "convlens"}
     config["loggers"]["convlens"] = {"handlers": ["convlens"], "level": "INFO", "propagate": False}
     return config
 

@@ -1,7 +1,9 @@
 """Dynamic micro-batching: concurrent single-image classifications share one onnxruntime run.
 
-Requests arriving within ``window`` seconds of the first waiting one (at most ``max_batch`` of them) are
-stacked and run together, as TF Serving and Triton do; each caller gets its own row back.
+With ``window`` 0 (the default) it never waits: when the model is idle a request runs at once, and the requests
+that arrive while it is busy run together as one batch when it frees up (Triton's dynamic batcher with a zero
+queue delay). A positive ``window`` also holds the first waiting request that long to collect others. At most
+``max_batch`` requests share a run; each caller gets its own row back.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._serve, name=f"microbatch-{model.name}", daemon=True)
         self._thread.start()
 
-    def classify(self, image: np.ndarray, timeout: float = 30.0) -> np.ndarray:
-        """The probabilities (10,) for one 28x28 image, computed in a shared batch."""
+    def submit(self, image: np.ndarray) -> Future:
+        """A future of the probabilities (10,) of one 28x28 image, computed in a shared batch."""
         note_use(self.model)
         done: Future = Future()
         self._pending.put((image.reshape(28, 28), done))
-        return done.result(timeout=timeout)
+        return done
+
+    def classify(self, image: np.ndarray, timeout: float = 30.0) -> np.ndarray:
+        """The probabilities (10,) for one 28x28 image, computed in a shared batch (blocking)."""
+        return self.submit(image).result(timeout=timeout)
 
     def close(self) -> None:
         """Stop the thread once the requests already queued are answered."""
@@ -44,14 +50,13 @@ class MicroBatcher:
         self._thread.join(timeout=10)
 
     def _collect(self, first: tuple[np.ndarray, Future]) -> tuple[list[tuple[np.ndarray, Future]], bool]:
-        """The first request and those arriving within the window; True when close() was asked meanwhile."""
+        """The first request and those already waiting (or arriving within the window); True when close() was
+        asked meanwhile."""
         batch, deadline = [first], time.monotonic() + self.window
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                item = self._pending.get(timeout=remaining)
+                item = self._pending.get(timeout=remaining) if remaining > 0 else self._pending.get_nowait()
             except queue.Empty:
                 break
             if item is None:

@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.registry = load_registry(settings.model_dir, settings.intra_op_threads, gate)
+        app.state.registry = load_registry(
+            settings.model_dir, settings.intra_op_threads, gate, batch_threads=settings.batch_threads
+        )
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
         classifier = app.state.registry.models.get("classifier")
         if settings.micro_batching and classifier is not None:

@@ -12,11 +12,15 @@ The middleware also
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import queue
 import re
+import sys
 import time
 import uuid
+from logging.handlers import QueueHandler, QueueListener
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +37,25 @@ REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class BackgroundLogHandler(QueueHandler):
+    """Hands log records to a thread that writes them to stdout, so the event loop never waits on a slow reader of
+    the log; past ``capacity`` records waiting, new ones are dropped rather than held."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        super().__init__(queue.Queue(capacity))
+        target = logging.StreamHandler(sys.stdout)
+        target.setFormatter(logging.Formatter("%(message)s"))
+        self.listener = QueueListener(self.queue, target)
+        self.listener.start()
+        atexit.register(self.listener.stop)
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            pass
 
 
 class Metrics:

@@ -32,12 +32,18 @@ class Settings(BaseSettings):
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field([], description="when set, every /v1 route needs one of these keys")
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per inference (0: one per core)")
+    batch_threads: int = Field(0, ge=0, description="onnxruntime threads for runs of 64 images or more (0: every core)")
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
     inference_wait_seconds: float = Field(
         2.0, ge=0, description="how long a request waits for a free inference slot before 503 with Retry-After"
     )
     micro_batching: bool = Field(False, description="batch concurrent /v1/classify requests into shared runs")
-    micro_batch_window_ms: float = Field(2.0, gt=0, description="how long the first waiting request collects others")
+    micro_batch_window_ms: float = Field(
+        0.0,
+        ge=0,
+        description="how long the first waiting request collects others (0: never wait; batch only the "
+        "requests that queued while the model was busy)",
+    )
     micro_batch_max: int = Field(32, ge=1, description="most requests in one shared run")
     request_timeout_seconds: float = Field(30.0, gt=0, description="a request not answered by then gets 503")
     max_concurrent_work: int = Field(

@@ -1,7 +1,10 @@
 """Classification of uploaded digits: one image, or a batch in one request."""
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import Batch, Digit, ModelDep
 from service.api.error_responses import ERRORS
@@ -20,12 +23,12 @@ def _probabilities(model: LoadedModel, images) -> list[list[float]]:
 
 
 @router.post("/classify", response_model=Classification, summary="Classify a digit", openapi_extra=IMAGE_BODY)
-def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
+async def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
     batcher = request.app.state.batcher
-    if batcher is not None and batcher.model is model:
-        probabilities = batcher.classify(digit).tolist()
+    if batcher is not None and batcher.model is model:  # no thread waits: the batcher's own thread runs it
+        probabilities = (await asyncio.wrap_future(batcher.submit(digit))).tolist()
     else:
-        probabilities = _probabilities(model, digit)[0]
+        probabilities = (await run_in_threadpool(_probabilities, model, digit))[0]
     return json_response(
         Classification(model=model.name, digit=probabilities.index(max(probabilities)), probabilities=probabilities)
     )

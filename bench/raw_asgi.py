@@ -1,0 +1,54 @@
+"""The reference for the hot path: a minimal raw-ASGI app doing what ``POST /v1/classify`` does for a small PNG.
+
+It reads the body, decodes the PNG with Pillow, scales it to [0, 1], runs onnxruntime once on one thread and
+writes the JSON bytes: no framework, no middleware, no validation. ``bench`` serves it under the same uvicorn with
+the same settings as the service, so the ratio of the two is what the service's own machinery costs.
+Run: ``python -m uvicorn bench.raw_asgi:app --port 8001``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from service.contract import INPUT_NAME
+
+MODEL = Path(os.environ.get("CONVLENS_MODEL_DIR", Path(__file__).resolve().parents[1] / "models")) / "classifier.onnx"
+_options = ort.SessionOptions()
+_options.intra_op_num_threads = 1
+_options.inter_op_num_threads = 1
+SESSION = ort.InferenceSession(str(MODEL), _options, providers=["CPUExecutionProvider"])
+
+
+async def app(scope, receive, send) -> None:
+    """Every POST is a classification of the body (a 28x28 light-on-dark PNG); every GET is a readiness probe."""
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "GET":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    pixels = np.asarray(Image.open(io.BytesIO(b"".join(chunks))).convert("L"), dtype=np.float32) / 255.0
+    probabilities = SESSION.run(["output"], {INPUT_NAME: pixels.reshape(1, 28, 28, 1)})[0][0].tolist()
+    body = json.dumps(
+        {"model": "classifier", "digit": int(np.argmax(probabilities)), "probabilities": probabilities}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
