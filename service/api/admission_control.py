@@ -71,22 +71,10 @@ class AdmissionControl:
             return
         cap = scope.get("state", {}).get(OVER_CONNECTION_CAP)
         if cap is not None:
-            self.metrics.busy.labels("connections").inc()
-            await send_error(
-                send,
-                503,
-                f"the service holds more than {cap} connections, its limit; retry after a second",
-                retry_after=True,
-            )
+            await self._busy(send, "connections", f"the service holds more than {cap} connections, its limit")
             return
         if self.in_flight >= self.max_in_flight:
-            self.metrics.busy.labels("in_flight").inc()
-            await send_error(
-                send,
-                503,
-                f"the service is busy: {self.max_in_flight} requests are in flight; retry after a second",
-                retry_after=True,
-            )
+            await self._busy(send, "in_flight", f"the service is busy: {self.max_in_flight} requests are in flight")
             return
         self.in_flight += 1
         reserved = [0]
@@ -141,14 +129,17 @@ class AdmissionControl:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    async def _busy(self, send: Send, reason: str, message: str) -> None:
+        """503 with Retry-After, counted by what was full."""
+        self.metrics.busy.labels(reason).inc()
+        await send_error(send, 503, f"{message}; retry after a second", retry_after=True)
+
     async def _uploads_busy(self, send: Send) -> None:
-        self.metrics.busy.labels("uploads").inc()
-        await send_error(
+        await self._busy(
             send,
-            503,
+            "uploads",
             f"the service is busy receiving {self.buffered:,} bytes of uploads (its limit is "
-            f"{self.max_buffered_bytes:,}); retry after a second",
-            retry_after=True,
+            f"{self.max_buffered_bytes:,})",
         )
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
@@ -157,12 +148,8 @@ class AdmissionControl:
             async with asyncio.timeout(self.wait_seconds):  # not wait_for: on 3.11 it can swallow a cancellation
                 await self.slots.acquire()
         except TimeoutError:
-            self.metrics.busy.labels("work").inc()
-            await send_error(
-                send,
-                503,
-                f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s; retry after a second",
-                retry_after=True,
+            await self._busy(
+                send, "work", f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s"
             )
             return
         gone: asyncio.Future[Message] = asyncio.get_running_loop().create_future()

@@ -139,7 +139,7 @@ async def uploaded_digit(
     ] = "auto",
 ) -> np.ndarray:
     """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
-    data = await image_bytes(request, settings.max_upload_bytes)
+    data = await image_bytes(request)
     if len(data) <= imaging.INLINE_BYTES:
         # the header walk has a fixed budget and the file is small: both are cheap enough for the event loop
         header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
@@ -167,7 +167,7 @@ async def uploaded_batch(
     ] = "auto",
 ) -> np.ndarray:
     """The batch as float32 (N, 28, 28) in [0, 1], in upload order."""
-    upload = await batch_upload(request, settings.max_upload_bytes, settings.max_batch_images + MAX_SINGLE_PARTS)
+    upload = await batch_upload(request, settings.max_batch_images + MAX_SINGLE_PARTS)
     if isinstance(upload, bytes):
         return await run_in_threadpool(parse_npy, upload, settings.max_batch_images)
     check_count(len(upload), settings.max_batch_images)

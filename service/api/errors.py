@@ -44,10 +44,6 @@ class Unprocessable(ApiError):
     status = 422
 
 
-class PayloadTooLarge(ApiError):
-    status = 413
-
-
 class UnsupportedMediaType(ApiError):
     status = 415
 

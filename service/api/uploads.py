@@ -1,4 +1,8 @@
-"""Request body -> image bytes: multipart field ``image`` or a raw body, counted against the size limit."""
+"""Request body -> image bytes: multipart field ``image`` or a raw body.
+
+The body arrives already received in full within the size limit (``admission_control`` counts it as it streams
+and answers 413), so here it is only taken apart.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from service.api.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from service.api.errors import BadRequest, Unprocessable, UnsupportedMediaType
 
 FIELD = "image"
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -59,22 +63,6 @@ BATCH_BODY = {
         },
     }
 }
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as more than ``limit`` bytes arrive (whatever Content-Length says)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"upload of {int(declared)} bytes is over the limit of {limit} bytes", rejected_upload="too_many_bytes"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"upload is over the limit of {limit} bytes", rejected_upload="too_many_bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @dataclass
@@ -155,21 +143,21 @@ async def _form_files(request: Request, body: bytes, max_parts: int) -> list[byt
     return files
 
 
-async def batch_upload(request: Request, limit: int, max_parts: int) -> list[bytes] | bytes:
+async def batch_upload(request: Request, max_parts: int) -> list[bytes] | bytes:
     """A batch: the files of every multipart ``image`` field, or a raw .npy body (returned as bytes)."""
     content_type = _content_type(request)
     if content_type.startswith("multipart/form-data"):
-        return await _form_files(request, await read_body(request, limit), max_parts)
+        return await _form_files(request, await request.body(), max_parts)
     if not content_type.startswith(NPY_TYPES):
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'!r} is not accepted for a batch: send multipart/form-data with "
             f"repeated '{FIELD}' fields, or a .npy array as application/x-npy",
             rejected_upload="content_type",
         )
-    return await read_body(request, limit)
+    return await request.body()
 
 
-async def image_bytes(request: Request, limit: int) -> bytes:
+async def image_bytes(request: Request) -> bytes:
     """The uploaded image's bytes from a multipart form (field ``image``) or a raw image body."""
     content_type = _content_type(request)
     if not content_type.startswith("multipart/form-data") and not content_type.startswith(RAW_TYPES):
@@ -178,7 +166,7 @@ async def image_bytes(request: Request, limit: int) -> bytes:
             f"'{FIELD}', or the raw file with an image content type such as image/png",
             rejected_upload="content_type",
         )
-    body = await read_body(request, limit)
+    body = await request.body()
     if not content_type.startswith("multipart/form-data"):
         return body
     files = await _form_files(request, body, MAX_SINGLE_PARTS)
