@@ -14,7 +14,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import error_body
+from service.api.errors import error_document
 
 access_log = logging.getLogger("convlens.access")
 
@@ -102,15 +102,14 @@ class RequestMonitor:
                 await self.app(scope, counting_receive, recording_send)
         except TimeoutError:
             if not state["started"]:
-                await self._timed_out(recording_send)
+                await self._timed_out(scope["path"], recording_send)
         finally:
             self.metrics.in_flight.dec()
             self._record(scope, state, time.perf_counter() - start)
 
-    async def _timed_out(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(503, f"the request took longer than {self.request_timeout:g} s; retry, or send a smaller image")
-        ).encode()
+    async def _timed_out(self, path: str, send: Send) -> None:
+        message = f"the request took longer than {self.request_timeout:g} s; retry, or send a smaller image"
+        body = json.dumps(error_document(path, 503, message)).encode()
         await send(
             {
                 "type": "http.response.start",
