@@ -294,6 +294,10 @@ def test_an_unknown_output_is_404_listing_the_outputs(triton_client, http, digit
     assert_v2_error(response, 404, "has no output 'conv9'; outputs: conv1, conv2, pool, dense1, output")
 
 
+def test_an_unknown_v2_path_is_a_404_error_object(http):
+    assert_v2_error(http.get("/v2/models/classifier/explain"), 404, "no such endpoint")
+
+
 def test_a_version_other_than_1_is_404(triton_client, http, digits):
     assert refused(lambda: triton_client.infer("classifier", [tensor(digits[:1])], model_version="2")).status() == "404"
     assert_v2_error(http.get("/v2/models/classifier/versions/2"), 404, "has no version '2'; versions: 1")
