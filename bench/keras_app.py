@@ -20,7 +20,7 @@ def create_keras_app() -> FastAPI:
     async def lifespan(application: FastAPI):
         async with startup(application):
             model = application.state.registry.models["classifier"]
-            model.session = KerasSession(keras_classifier(get_settings().model_dir / model.entry["file"]))
+            model.session = KerasSession(keras_classifier(get_settings().model_dir / model.entry.file))
             yield
 
     app.router.lifespan_context = lifespan
