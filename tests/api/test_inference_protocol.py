@@ -383,6 +383,13 @@ def test_a_malformed_header_length_is_400(http, digits, length):
     assert_v2_error(response, 400, HEADER_LENGTH)
 
 
+def test_a_compressed_request_body_is_400_asking_for_it_uncompressed(triton_client, digits):
+    error = refused(
+        lambda: triton_client.infer("classifier", [tensor(digits[:1])], request_compression_algorithm="gzip")
+    )
+    assert error.status() == "400" and "Content-Encoding 'gzip' is not supported" in error.message()
+
+
 def test_more_images_than_the_batch_limit_is_413(triton_client):
     images = np.zeros((1001, 28, 28, 1), np.float32)
     error = refused(lambda: triton_client.infer("classifier", [tensor(images)], outputs=wanted("output")))
