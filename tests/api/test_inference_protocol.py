@@ -48,12 +48,8 @@ def base_url(model_dir):
 @pytest.fixture(scope="module")
 def keyed_url(model_dir):
     """A service with API keys on and a small body limit."""
-    with running_service(
-        CONVLENS_MODEL_DIR=str(model_dir), CONVLENS_API_KEYS=KEY, CONVLENS_MAX_UPLOAD_BYTES="20000"
-    ) as (
-        base,
-        _,
-    ):
+    env = {"CONVLENS_MODEL_DIR": str(model_dir), "CONVLENS_API_KEYS": KEY, "CONVLENS_MAX_UPLOAD_BYTES": "20000"}
+    with running_service(**env) as (base, _):
         yield base
 
 
