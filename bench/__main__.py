@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
+from PIL import Image
 
 from bench import inprocess
-from bench.load import ROOT, keras_serve, make_serve, serving, wrk
+from bench.load import ROOT, Load, keras_serve, make_serve, serving, wrk
 from bench.measure import Row, ratio
 
 PAPER_SECONDS_PER_EPOCH = 94.0
@@ -65,6 +66,76 @@ def npy_body(count: int) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, (inprocess.images(count)[..., 0] * 255).astype(np.uint8))
     return buffer.getvalue()
+
+
+def v2_binary_body(images: np.ndarray) -> tuple[bytes, int]:
+    """An Open Inference Protocol request for ``images`` (N, 28, 28) in [0, 1] asking for ``output``, both tensors
+    binary (tritonclient's default): the body and its JSON length (``Inference-Header-Content-Length``)."""
+    document = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [len(images), 28, 28, 1],
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": images.size * 4},
+            }
+        ],
+        "outputs": [{"name": "output", "parameters": {"binary_data": True}}],
+    }
+    header = json.dumps(document).encode()
+    return header + images.astype("<f4").tobytes(), len(header)
+
+
+def v2_json_body(image: np.ndarray) -> bytes:
+    """An Open Inference Protocol JSON request for one image (28, 28) in [0, 1] asking for ``output``."""
+    tensor = {"name": "input", "shape": [1, 28, 28, 1], "datatype": "FP32", "data": image.ravel().tolist()}
+    return json.dumps({"inputs": [tensor], "outputs": [{"name": "output"}]}).encode()
+
+
+def protocol_rows(url: str, seconds: float, files: Path) -> tuple[list[Row], list[Load]]:
+    """The Open Inference Protocol (/v2) beside /v1 on the same images, each pair measured back to back (for at
+    least 2 s each, so that even a quick run completes several 256-image requests); the rows and the wrk runs."""
+    seconds = max(seconds, 2.0)
+    digit = ROOT / "examples" / "digit-7.png"
+    pixels = np.asarray(Image.open(digit).convert("L"), dtype=np.float32) / 255.0
+    (files / "v2-one.json").write_bytes(v2_json_body(pixels))
+    batch = (inprocess.images(256)[..., 0] * 255).astype(np.uint8)
+    npy = io.BytesIO()
+    np.save(npy, batch)
+    (files / "batch-256.npy").write_bytes(npy.getvalue())
+    body, header_length = v2_binary_body(batch.astype(np.float32) / 255.0)
+    (files / "v2-256.bin").write_bytes(body)
+    v1_batch = wrk(f"{url}/v1/classify/batch", files / "batch-256.npy", "application/x-npy", 1, seconds)
+    v2_batch = wrk(
+        f"{url}/v2/models/classifier/infer",
+        files / "v2-256.bin",
+        "application/octet-stream",
+        1,
+        seconds,
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+    v1_one = wrk(f"{url}/v1/classify", digit, "image/png", 1, seconds)
+    v2_one = wrk(f"{url}/v2/models/classifier/infer", files / "v2-one.json", "application/json", 1, seconds)
+    return [
+        Row(
+            "v2 binary infer of 256 images (`output`, tritonclient's encoding)",
+            v2_batch.rps * 256,
+            "img/s",
+            "/v1/classify/batch on the same 256 images (.npy), measured alongside",
+            v1_batch.rps * 256,
+            ratio(v2_batch.rps, v1_batch.rps),
+            "times /v1's throughput; target >= 0.8",
+        ),
+        Row(
+            "v2 JSON infer of one image p50 (`output`)",
+            v2_one.p50_ms,
+            "ms",
+            "/v1/classify p50 on the same image (PNG), measured alongside",
+            v1_one.p50_ms,
+            ratio(v2_one.p50_ms, v1_one.p50_ms),
+            "times /v1's latency; target <= 1.5",
+        ),
+    ], [v1_batch, v2_batch, v1_one, v2_one]
 
 
 def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -> tuple[list[Row], dict]:
@@ -143,6 +214,8 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
                 "of the bare model's throughput",
             )
         )
+        protocol, protocol_loads = protocol_rows(service.url, seconds, files)
+        rows += protocol
         for name, path in ENDPOINTS.items():
             load = wrk(f"{service.url}{path}", digit, "image/png", 1, seconds / 2)
             rows.append(
@@ -168,7 +241,7 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
             )
         )
         rows.append(Row("time from start to /readyz = 200 (`make serve`)", service.ready_seconds, "s", "—", None))
-        extra["errors"] = sum(load.non2xx + load.socket_errors for load in (one, batch_load, soak))
+        extra["errors"] = sum(load.non2xx + load.socket_errors for load in (one, batch_load, soak, *protocol_loads))
     for variant, env in VARIANTS.items():
         with serving(make_serve(), env=env) as other:
             wrk(f"{other.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))

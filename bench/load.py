@@ -49,15 +49,22 @@ class Load:
 
 
 def wrk(
-    url: str, body: Path, content_type: str, connections: int, seconds: float, max_requests: int | None = None
+    url: str,
+    body: Path,
+    content_type: str,
+    connections: int,
+    seconds: float,
+    max_requests: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Load:
-    """POST ``body`` to ``url`` from ``connections`` connections for ``seconds``; each wrk thread stops sending
-    after its share of ``max_requests`` (wrk itself still waits out the duration)."""
+    """POST ``body`` to ``url`` (with extra ``headers``) from ``connections`` connections for ``seconds``; each wrk
+    thread stops sending after its share of ``max_requests`` (wrk itself still waits out the duration)."""
     threads = min(2, connections)
     env = {
         **os.environ,
         "BENCH_BODY": str(body),
         "BENCH_CONTENT_TYPE": content_type,
+        "BENCH_HEADERS": "\n".join(f"{name}: {value}" for name, value in (headers or {}).items()),
         "BENCH_MAX_REQUESTS_PER_THREAD": str(-(-max_requests // threads) if max_requests else 0),
     }
     result = subprocess.run(

@@ -31,6 +31,8 @@ def test_quick_bench_run_writes_a_results_file_with_every_measure(tmp_path):
         "HTTP classify throughput, concurrency 64",
         "batch endpoint, 1,000 images per request (.npy)",
         "HTTP deconvolution pool (one filter, PNG) p50",
+        "v2 binary infer of 256 images (`output`, tritonclient's encoding)",
+        "v2 JSON infer of one image p50 (`output`)",
         "time from start to /readyz = 200 (`make serve`)",
         "HTTP classify req/s, concurrency 16",
         "training seconds per epoch (60,000 images, from the manifest)",

@@ -4,6 +4,11 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+-- extra request headers, one "Name: value" per line
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
+end
 
 local limit = tonumber(os.getenv("BENCH_MAX_REQUESTS_PER_THREAD") or "0")
 local count = 0

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import error_body
+from service.api.errors import error_document
 from service.api.http_protocol import OVER_CONNECTION_CAP
 from service.api.monitoring import CLIENT_GONE, Metrics
 from service.cancellation import current_token
@@ -29,9 +29,9 @@ from service.cancellation import current_token
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-async def send_error(send: Send, status: int, message: str, retry_after: bool = False) -> None:
+async def send_error(scope: Scope, send: Send, status: int, message: str, retry_after: bool = False) -> None:
     """A JSON error answer sent straight from the middleware."""
-    body = json.dumps(error_body(status, message)).encode()
+    body = json.dumps(error_document(scope["path"], status, message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry_after:
         headers.append((b"retry-after", b"1"))
@@ -71,10 +71,12 @@ class AdmissionControl:
             return
         cap = scope.get("state", {}).get(OVER_CONNECTION_CAP)
         if cap is not None:
-            await self._busy(send, "connections", f"the service holds more than {cap} connections, its limit")
+            await self._busy(scope, send, "connections", f"the service holds more than {cap} connections, its limit")
             return
         if self.in_flight >= self.max_in_flight:
-            await self._busy(send, "in_flight", f"the service is busy: {self.max_in_flight} requests are in flight")
+            await self._busy(
+                scope, send, "in_flight", f"the service is busy: {self.max_in_flight} requests are in flight"
+            )
             return
         self.in_flight += 1
         reserved = [0]
@@ -106,11 +108,11 @@ class AdmissionControl:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             self.metrics.rejected_uploads.labels("too_many_bytes").inc()
             await send_error(
-                send, 413, f"upload of {int(declared)} bytes is over the limit of {self.max_body_bytes} bytes"
+                scope, send, 413, f"upload of {int(declared)} bytes is over the limit of {self.max_body_bytes} bytes"
             )
             return None
         if declared.isdigit() and not self._reserve(reserved, int(declared)):
-            return await self._uploads_busy(send)
+            return await self._uploads_busy(scope, send)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -121,21 +123,22 @@ class AdmissionControl:
             size += len(chunk)
             if size > self.max_body_bytes:
                 self.metrics.rejected_uploads.labels("too_many_bytes").inc()
-                await send_error(send, 413, f"upload is over the limit of {self.max_body_bytes} bytes")
+                await send_error(scope, send, 413, f"upload is over the limit of {self.max_body_bytes} bytes")
                 return None
             if not self._reserve(reserved, size):
-                return await self._uploads_busy(send)
+                return await self._uploads_busy(scope, send)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _busy(self, send: Send, reason: str, message: str) -> None:
+    async def _busy(self, scope: Scope, send: Send, reason: str, message: str) -> None:
         """503 with Retry-After, counted by what was full."""
         self.metrics.busy.labels(reason).inc()
-        await send_error(send, 503, f"{message}; retry after a second", retry_after=True)
+        await send_error(scope, send, 503, f"{message}; retry after a second", retry_after=True)
 
-    async def _uploads_busy(self, send: Send) -> None:
+    async def _uploads_busy(self, scope: Scope, send: Send) -> None:
         await self._busy(
+            scope,
             send,
             "uploads",
             f"the service is busy receiving {self.buffered:,} bytes of uploads (its limit is "
@@ -149,7 +152,7 @@ class AdmissionControl:
                 await self.slots.acquire()
         except TimeoutError:
             await self._busy(
-                send, "work", f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s"
+                scope, send, "work", f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s"
             )
             return
         gone: asyncio.Future[Message] = asyncio.get_running_loop().create_future()

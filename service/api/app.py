@@ -21,6 +21,7 @@ from service.api.routes import (
     deconvolution,
     filters,
     health,
+    inference_protocol,
     inspect,
     metrics,
     models,
@@ -36,11 +37,13 @@ from service.statistics import load_all_statistics
 DESCRIPTION = """Look inside the paper's MNIST convolutional network: classify a digit, read every layer's
 activations, find the active filters, project feature maps back to pixels (deconvolution) and run the
 autoencoder. Upload an image as multipart/form-data (field `image`) or as the raw request body.
-When API keys are configured, every /v1 route needs `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+When API keys are configured, every /v1 and /v2 route (but /v2/health) needs `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. /v2 speaks the Open Inference Protocol (KServe v2) with binary tensors.
 
 Limits of this deployment (environment variables `CONVLENS_*`, see the README):
 - request body at most {max_upload_bytes:,} bytes (413), images at most {max_pixels:,} pixels (413),
-  formats {formats} (415), batches at most {max_batch_images:,} images (413), PNG `scale` at most {max_scale} (422);
+  formats {formats} (415), batches at most {max_batch_images:,} images (413), PNG `scale` at most {max_scale} (422),
+  /v2 inference answers at most {max_response_bytes:,} bytes of tensors (413);
 - at most {max_concurrent_inferences} inferences at once: a request that waits {inference_wait_seconds:g} s for a slot
   gets 503 with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
 
@@ -56,6 +59,7 @@ API_ROUTERS = (
     inspect,
     statistics,
     filters,
+    inference_protocol,
 )
 
 
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in OPEN_ROUTERS:
         app.include_router(module.router)
+    app.include_router(inference_protocol.health_router)
     for module in API_ROUTERS:
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
     return app

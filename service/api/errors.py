@@ -44,6 +44,10 @@ class Unprocessable(ApiError):
     status = 422
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
 
@@ -58,13 +62,27 @@ IMAGE_ERRORS = {
 }
 
 
+OPEN_INFERENCE_PREFIX = "/v2"
+
+
 def error_body(status: int, message: str, **extra: object) -> dict:
     """The one JSON shape of every error: ``{"status": 404, "error": "..."}``."""
     return {"status": status, "error": message, **extra}
 
 
-def _json(status: int, message: str, headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:
-    return JSONResponse(error_body(status, message, **extra), status_code=status, headers=headers)
+def error_document(path: str, status: int, message: str, **extra: object) -> dict:
+    """The error body for a request to ``path``: under /v2 the Open Inference Protocol's own ``{"error": "..."}``
+    (what its clients read), everywhere else ``error_body``."""
+    if path == OPEN_INFERENCE_PREFIX or path.startswith(OPEN_INFERENCE_PREFIX + "/"):
+        return {"error": message}
+    return error_body(status, message, **extra)
+
+
+def _json(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    body = error_document(request.url.path, status, message, **extra)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -86,39 +104,39 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         if exc.rejected_upload:
             _count_rejection(request, exc.rejected_upload)
-        return _json(exc.status, exc.message, exc.headers)
+        return _json(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(imaging.ImageError)
     async def image_error(request: Request, exc: imaging.ImageError) -> JSONResponse:
         status, reason = next((v for kind, v in IMAGE_ERRORS.items() if isinstance(exc, kind)), (422, "unusable_image"))
         _count_rejection(request, reason)
-        return _json(status, str(exc))
+        return _json(request, status, str(exc))
 
     @app.exception_handler(BatchError)
     async def batch_error(request: Request, exc: BatchError) -> JSONResponse:
         reason, status = ("too_many_images", 413) if isinstance(exc, TooManyImages) else ("bad_batch", 400)
         _count_rejection(request, reason)
-        return _json(status, str(exc))
+        return _json(request, status, str(exc))
 
     @app.exception_handler(UnknownLayer)
-    async def unknown_layer(_: Request, exc: UnknownLayer) -> JSONResponse:
-        return _json(404, str(exc))
+    async def unknown_layer(request: Request, exc: UnknownLayer) -> JSONResponse:
+        return _json(request, 404, str(exc))
 
     @app.exception_handler(NotApplicable)
-    async def not_applicable(_: Request, exc: NotApplicable) -> JSONResponse:
-        return _json(422, str(exc))
+    async def not_applicable(request: Request, exc: NotApplicable) -> JSONResponse:
+        return _json(request, 422, str(exc))
 
     @app.exception_handler(Busy)
-    async def busy(_: Request, exc: Busy) -> JSONResponse:
-        return _json(503, str(exc), {"Retry-After": "1"})
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return _json(request, 503, str(exc), {"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _json(422, _validation_message(exc))
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _json(request, 422, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint; the API is described at /docs and /openapi.json"
-        return _json(exc.status_code, message, getattr(exc, "headers", None))
+        return _json(request, exc.status_code, message, getattr(exc, "headers", None))

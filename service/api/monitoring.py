@@ -25,7 +25,7 @@ from logging.handlers import QueueHandler, QueueListener
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import error_body
+from service.api.errors import error_document
 from service.cancellation import CancelToken, bound
 from service.registry import models_used
 
@@ -153,17 +153,16 @@ class RequestMonitor:
         except TimeoutError:
             token.cancel(f"the request took longer than {self.request_timeout:g} s")
             if not state["started"]:
-                await self._timed_out(recording_send)
+                await self._timed_out(scope["path"], recording_send)
         finally:
             if not state["started"] and scope.get("state", {}).get(CLIENT_GONE):
                 state["status"] = CLIENT_CLOSED_REQUEST
             self.metrics.in_flight.dec()
             self._record(scope, state, time.perf_counter() - start)
 
-    async def _timed_out(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(503, f"the request took longer than {self.request_timeout:g} s; retry, or send a smaller image")
-        ).encode()
+    async def _timed_out(self, path: str, send: Send) -> None:
+        message = f"the request took longer than {self.request_timeout:g} s; retry, or send a smaller image"
+        body = json.dumps(error_document(path, 503, message)).encode()
         await send(
             {
                 "type": "http.response.start",

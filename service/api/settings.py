@@ -28,9 +28,16 @@ class Settings(BaseSettings):
     )
     image_formats: Names = Field(["PNG", "JPEG", "GIF", "BMP", "WEBP"], description="accepted formats (415 otherwise)")
     max_batch_images: int = Field(1000, ge=1, description="most images in one batch request (413 above)")
+    max_response_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="largest /v2 inference answer: images x bytes of the tensors asked for (413)",
+    )
     max_scale: int = Field(32, ge=1, description="largest PNG upscaling factor")
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
-    api_keys: Names = Field([], description="when set, every /v1 route needs one of these keys")
+    api_keys: Names = Field(
+        [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"
+    )
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per inference (0: one per core)")
     batch_threads: int = Field(0, ge=0, description="onnxruntime threads for runs of 64 images or more (0: every core)")
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")

@@ -113,7 +113,7 @@ def test_preprocess_none_needs_a_28x28_image(client):
 
 
 def test_unknown_route_is_a_json_404(client):
-    assert_error(client.get("/v2/nothing"), 404, "no such endpoint")
+    assert_error(client.get("/v9/nothing"), 404, "no such endpoint")
 
 
 def test_service_stays_healthy_after_bad_requests(client, digit_png):

@@ -1,0 +1,179 @@
+"""The Open Inference Protocol (KServe v2) over REST, beside /v1: health, server and model metadata, inference.
+
+Every served model (variants included) is a v2 model with the one version "1". Errors are the protocol's
+``{"error": "..."}`` (``errors.error_document``).
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+
+from service.api.deps import RegistryDep, SettingsDep, find_model
+from service.api.errors import ApiError, NotFound
+from service.api.settings import Settings
+from service.api.v2_tensors import (
+    EXTENSIONS,
+    HEADER_LENGTH,
+    VERSION,
+    InferenceError,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+    inference_response,
+    inline_schema,
+    model_metadata,
+    read_inference,
+)
+from service.registry import LoadedModel
+
+TAGS = ["open inference protocol (KServe v2)"]
+
+
+def _errors(*pairs: tuple[int, str]) -> dict:
+    return {status: {"model": InferenceError, "description": text} for status, text in pairs}
+
+
+UNAUTHORIZED = (401, "API keys are configured and the request carries none of them")
+UNKNOWN = (404, "unknown model, version or output")
+NOT_READY = (503, "the models are not loaded yet (see Retry-After)")
+LOOKUP_ERRORS = _errors(UNAUTHORIZED, UNKNOWN, NOT_READY)
+INFER_ERRORS = _errors(
+    (400, "malformed request or tensor: JSON, header, shape, datatype, size, NaN/Inf, values outside [0, 1]"),
+    UNAUTHORIZED,
+    UNKNOWN,
+    (413, "body, batch or answer over the limit"),
+    (503, "every inference slot stayed busy, the request timed out, or the models are not loaded yet (Retry-After)"),
+)
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The inference request document. With binary tensors (tritonclient's default): the JSON "
+        f"document, then each binary input's bytes (FP32 little-endian, row-major), `{HEADER_LENGTH}` giving the "
+        "JSON's length.",
+        "content": {
+            "application/json": {"schema": inline_schema(InferenceRequest)},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+INFER_ANSWER = {
+    200: {
+        "description": "JSON; with any binary output, the JSON document followed by the binary tensors as "
+        f"application/octet-stream, `{HEADER_LENGTH}` giving the JSON's length",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+health_router = APIRouter(prefix="/v2/health", tags=TAGS, responses=_errors(NOT_READY))
+router = APIRouter(prefix="/v2", tags=TAGS)
+
+
+@health_router.get("/live", response_model=ServerLive, summary="v2: the server is live (open, like /healthz)")
+def server_live() -> ServerLive:
+    return ServerLive(live=True)
+
+
+@health_router.get("/ready", response_model=ServerReady, summary="v2: the models are loaded (as /readyz; 503 before)")
+def server_ready(_: RegistryDep) -> ServerReady:
+    return ServerReady(ready=True)
+
+
+@router.get("", response_model=ServerMetadata, responses=_errors(UNAUTHORIZED), summary="v2: server metadata")
+def server_metadata(request: Request) -> ServerMetadata:
+    return ServerMetadata(name=request.app.title, version=request.app.version, extensions=EXTENSIONS)
+
+
+async def served_model(registry: RegistryDep, model_name: str) -> LoadedModel:
+    """The model named in the path; 404 listing the served models."""
+    return find_model(registry, model_name)
+
+
+async def versioned_model(model: Annotated[LoadedModel, Depends(served_model)], model_version: str) -> LoadedModel:
+    """The model, when the path's version is one it has (only "1"); 404 otherwise."""
+    if model_version != VERSION:
+        raise NotFound(f"model {model.name!r} has no version {model_version!r}; versions: {VERSION}")
+    return model
+
+
+async def inference_body(request: Request) -> bytes:
+    """The request body (admission control has already held it to ``max_upload_bytes``), uncompressed only."""
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding != "identity":
+        raise ApiError(f"Content-Encoding {encoding!r} is not supported: send the body uncompressed", status=400)
+    return await request.body()
+
+
+Served = Annotated[LoadedModel, Depends(served_model)]
+Versioned = Annotated[LoadedModel, Depends(versioned_model)]
+Body = Annotated[bytes, Depends(inference_body)]
+HeaderLength = Annotated[
+    str | None,
+    Header(
+        alias=HEADER_LENGTH,
+        description="length of the JSON document when binary tensors follow it (binary tensor data extension)",
+    ),
+]
+
+
+@router.get("/models/{model_name}", response_model=ModelMetadata, responses=LOOKUP_ERRORS, summary="v2: model metadata")
+def metadata(model: Served) -> ModelMetadata:
+    return model_metadata(model)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    response_model=ModelMetadata,
+    responses=LOOKUP_ERRORS,
+    summary="v2: model metadata of a version",
+)
+def versioned_metadata(model: Versioned) -> ModelMetadata:
+    return model_metadata(model)
+
+
+@router.get("/models/{model_name}/ready", response_model=ModelReady, responses=LOOKUP_ERRORS, summary="v2: model ready")
+def model_ready(model: Served) -> ModelReady:
+    return ModelReady(name=model.name, ready=True)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready",
+    response_model=ModelReady,
+    responses=LOOKUP_ERRORS,
+    summary="v2: model version ready",
+)
+def versioned_model_ready(model: Versioned) -> ModelReady:
+    return ModelReady(name=model.name, ready=True)
+
+
+def _infer(model: LoadedModel, body: bytes, header_length: str | None, settings: Settings) -> Response:
+    call = read_inference(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
+    return inference_response(model, call, model.run(call.images, list(call.outputs)))
+
+
+@router.post(
+    "/models/{model_name}/infer",
+    response_model=InferenceResponse,
+    responses={**INFER_ERRORS, **INFER_ANSWER},
+    openapi_extra=INFER_BODY,
+    summary="v2: inference (JSON or binary tensors)",
+)
+def infer(model: Served, body: Body, settings: SettingsDep, header_length: HeaderLength = None) -> Response:
+    return _infer(model, body, header_length, settings)
+
+
+@router.post(
+    "/models/{model_name}/versions/{model_version}/infer",
+    response_model=InferenceResponse,
+    responses={**INFER_ERRORS, **INFER_ANSWER},
+    openapi_extra=INFER_BODY,
+    summary="v2: inference on a version (JSON or binary tensors)",
+)
+def versioned_infer(
+    model: Versioned, body: Body, settings: SettingsDep, header_length: HeaderLength = None
+) -> Response:
+    return _infer(model, body, header_length, settings)
