@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import torch
-from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, LayerGradCam, Occlusion, Saliency
+from captum.attr import (
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
 
 from service.attribution import ClassifierWeights
 from tests.attribution.torch_reference import TorchClassifier, as_input
+
+
+@cache
+def torch_classifier(weights: ClassifierWeights, softmax: bool) -> TorchClassifier:
+    """One PyTorch copy per weights and output (ClassifierWeights hash by identity)."""
+    return TorchClassifier(weights, softmax)
 
 
 def captum_maps(method: str, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray,
@@ -16,7 +32,7 @@ def captum_maps(method: str, weights: ClassifierWeights, images: np.ndarray, tar
 
     The network outputs logits, except for occlusion, whose differences are of softmax probabilities.
     """
-    model = TorchClassifier(weights, softmax=method == "occlusion")
+    model = torch_classifier(weights, method == "occlusion")
     x = as_input(images)
     target = torch.from_numpy(targets.astype(np.int64))
     if method == "saliency":
@@ -28,6 +44,9 @@ def captum_maps(method: str, weights: ClassifierWeights, images: np.ndarray, tar
     elif method == "integrated-gradients":
         result = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target,
                                                       n_steps=parameters["steps"], method="riemann_trapezoid")
+    elif method == "smoothgrad":
+        result = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=parameters["samples"],
+                                                        stdevs=parameters["noise"], target=target, abs=False)
     elif method == "grad-cam":
         layer = {"conv1": model.act1, "conv2": model.act2, "pool": model.pool}[parameters["layer"]]
         result = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
