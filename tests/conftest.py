@@ -48,7 +48,7 @@ SLOW_PATHS = {
     "browser": ("tests/e2e/",),
     "load": ("tests/test_bench.py", "tests/test_schemathesis.py", "tests/test_hostile_clients.py"),
 }
-SLOW_FIXTURES = {"training": ("tiny_sweep",)}
+SLOW_FIXTURES = {"training": ("tiny_sweep", "tanh")}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -59,5 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if path.startswith(prefixes):
                 item.add_marker(marker)
         for marker, fixtures in SLOW_FIXTURES.items():
-            if any(name in item.fixturenames for name in fixtures):
+            params = getattr(item, "callspec", None)
+            used = [*item.fixturenames, *(params.params.values() if params else ())]
+            if any(isinstance(name, str) and name in fixtures for name in used):
                 item.add_marker(marker)

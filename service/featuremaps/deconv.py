@@ -53,14 +53,21 @@ def max_unpool(pooled: np.ndarray, pre_pool: np.ndarray, size: int = 2) -> np.nd
     h, w = x.shape[-3] // size, x.shape[-2] // size
     if p.shape != (*x.shape[:-3], h, w, x.shape[-1]):
         raise ValueError(f"pooled {p.shape} is not a {size}x{size} valid pooling of pre_pool {x.shape}")
-    lead, c = x.shape[:-3], x.shape[-1]
-    windows = x[..., : h * size, : w * size, :].reshape(*lead, h, size, w, size, c)
-    windows = windows.swapaxes(-4, -3).reshape(*lead, h, w, size * size, c)
-    switches = windows.argmax(axis=-2)
-    placed = np.where(np.arange(size * size)[:, None] == switches[..., None, :], p[..., None, :], 0)
-    placed = placed.reshape(*lead, h, w, size, size, c).swapaxes(-4, -3)
     out = np.zeros(x.shape, dtype=np.result_type(p, np.float32))
-    out[..., : h * size, : w * size, :] = placed.reshape(*lead, h * size, w * size, c)
+    taps = [(a, b) for a in range(size) for b in range(size)]  # row-major window order
+
+    def tap(array: np.ndarray, a: int, b: int) -> np.ndarray:
+        """The units at offset (a, b) of every window, a strided view (h, w) of the valid part."""
+        return array[..., a : h * size : size, b : w * size : size, :]
+
+    top = tap(x, *taps[0])
+    for a, b in taps[1:]:
+        top = np.maximum(top, tap(x, a, b))
+    unclaimed = np.ones(top.shape, dtype=bool)
+    for a, b in taps:  # each window's first unit equal to its maximum is its switch
+        switch = unclaimed & (tap(x, a, b) == top)
+        tap(out, a, b)[...] = np.where(switch, p, 0)
+        unclaimed &= ~switch
     return out
 
 

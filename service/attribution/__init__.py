@@ -1,0 +1,71 @@
+"""Attribution maps of the classifier's decisions, in plain numpy over onnxruntime's forward activations.
+
+One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass and weights.py's
+reading of the ONNX graph. METHODS is the registry the API serves: each method's entry point with the uniform
+signature ``compute(run, weights, images, targets, **parameters)`` and its parameters' defaults and ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.attribution import grad_cam, integrated_gradients, occlusion, smoothgrad
+from service.attribution.backward import GuidedBackpropNeedsRelu
+from service.attribution.gradient_x_input import gradient_x_input
+from service.attribution.guided_backprop import guided_backprop
+from service.attribution.inputs import Choice, Range, RunFn
+from service.attribution.saliency import saliency
+from service.attribution.weights import ClassifierWeights, classifier_weights
+
+__all__ = ["METHODS", "ClassifierWeights", "GuidedBackpropNeedsRelu", "Method", "classifier_weights"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method: its entry point, its parameters and what it returns."""
+
+    name: str
+    compute: Callable[..., Any]
+    parameters: dict[str, Range | Choice]
+    returns: str
+
+
+def _occlusion(
+    run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, **parameters: Any
+) -> occlusion.OcclusionMaps:
+    """Occlusion needs no weights (it only runs the model); this gives it the registry's uniform signature."""
+    return occlusion.occlusion(run, images, targets, **parameters)
+
+
+PIXELS = "(N,28,28) float32"
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method("saliency", saliency, {}, PIXELS),
+        Method("gradient-x-input", gradient_x_input, {}, PIXELS),
+        Method("guided-backprop", guided_backprop, {}, PIXELS),
+        Method(
+            "integrated-gradients",
+            integrated_gradients.integrated_gradients,
+            {"steps": integrated_gradients.STEPS},
+            PIXELS,
+        ),
+        Method(
+            "smoothgrad",
+            smoothgrad.smoothgrad,
+            {"samples": smoothgrad.SAMPLES, "noise": smoothgrad.NOISE, "seed": smoothgrad.SEED},
+            PIXELS,
+        ),
+        Method("grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer"),
+        Method(
+            "occlusion",
+            _occlusion,
+            {"patch": occlusion.PATCH, "stride": occlusion.STRIDE, "fill": occlusion.FILL},
+            "OcclusionMaps",
+        ),
+    )
+}

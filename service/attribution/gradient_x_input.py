@@ -1,0 +1,15 @@
+"""Gradient × input (Shrikumar et al. 2016): the saliency weighted by the pixel, zero on the black background."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.attribution.backward import backward
+from service.attribution.inputs import RunFn, batch
+from service.attribution.weights import ClassifierWeights
+
+
+def gradient_x_input(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """x · ∂logit_target/∂x for each image (N,28,28) (Captum's InputXGradient)."""
+    x, t = batch(images, targets)
+    return x * backward(run, weights, x, t).input

@@ -1,0 +1,18 @@
+"""Guided backpropagation (Springenberg et al. 2015): the gradient with only positive signals passed at ReLUs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.attribution.backward import backward
+from service.attribution.inputs import RunFn, batch
+from service.attribution.weights import ClassifierWeights
+
+
+def guided_backprop(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Guided backprop map (N,28,28) of each image's target logit (Captum's GuidedBackprop).
+
+    Raises backward.GuidedBackpropNeedsRelu for a network whose hidden layers are not ReLUs.
+    """
+    x, t = batch(images, targets)
+    return backward(run, weights, x, t, guided=True).input

@@ -1,0 +1,62 @@
+"""What every attribution method checks first: the batch of images and targets, and each parameter's range."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.attribution.weights import CLASSES, IMAGE_SIZE
+
+# LoadedModel.run's signature: images (N,28,28) and the graph outputs to compute -> {output: array}.
+RunFn = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric parameter's default and inclusive bounds, for validation and for the API's documentation."""
+
+    default: float
+    low: float
+    high: float
+    integer: bool = True
+
+    def check(self, name: str, value: float) -> None:
+        """ValueError naming the allowed range unless ``low <= value <= high`` (and an integer where required)."""
+        kind, bounds = (
+            ("an integer", f"[{self.low:d}, {self.high:d}]")
+            if self.integer
+            else ("a number", f"[{self.low:g}, {self.high:g}]")
+        )
+        number = isinstance(value, (int, np.integer) if self.integer else (int, float, np.integer, np.floating))
+        if isinstance(value, bool) or not number or not self.low <= value <= self.high:
+            raise ValueError(f"{name} must be {kind} in {bounds}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A parameter taking one of a few names."""
+
+    default: str
+    options: tuple[str, ...]
+
+    def check(self, name: str, value: str) -> None:
+        """ValueError naming the options unless ``value`` is one of them."""
+        if value not in self.options:
+            raise ValueError(f"{name} must be one of {', '.join(self.options)}, got {value!r}")
+
+
+def batch(images: np.ndarray, targets: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images as float32 (N,28,28) and targets as int (N,) class indices; ValueError on any mismatch."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or len(x) == 0:
+        raise ValueError(f"images must be (N,{IMAGE_SIZE},{IMAGE_SIZE}) with N >= 1, got shape {x.shape}")
+    t = np.asarray(targets)
+    if t.shape != (len(x),) or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"targets must be {len(x)} integer class indices, got shape {t.shape} of {t.dtype}")
+    if t.min() < 0 or t.max() >= CLASSES:
+        raise ValueError(f"targets must be classes in [0, {CLASSES - 1}], got {t.min()}..{t.max()}")
+    return x, t.astype(np.intp)

@@ -1,0 +1,15 @@
+"""Saliency (Simonyan, Vedaldi & Zisserman 2014): the target logit's gradient w.r.t. the image, kept signed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.attribution.backward import backward
+from service.attribution.inputs import RunFn, batch
+from service.attribution.weights import ClassifierWeights
+
+
+def saliency(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """∂logit_target/∂x for each image (N,28,28); signed (Captum's Saliency with abs=False)."""
+    x, t = batch(images, targets)
+    return backward(run, weights, x, t).input
