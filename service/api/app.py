@@ -18,6 +18,7 @@ from service.api.routes import (
     classify,
     compare,
     deconvolution,
+    docs,
     filters,
     health,
     inspect,
@@ -42,7 +43,7 @@ Limits of this deployment (environment variables `CONVLENS_*`, see the README):
 - at most {max_concurrent_inferences} inferences at once: a request that waits {inference_wait_seconds:g} s for a slot
   gets 503 with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
 
-OPEN_ROUTERS = (health, metrics, page)
+OPEN_ROUTERS = (health, metrics, page, docs)
 API_ROUTERS = (
     models,
     classify,
@@ -86,7 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = app.state.statistics = app.state.batcher = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
-    app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan)
+    app = FastAPI(
+        title="convlens",
+        version="0.1.0",
+        description=description,
+        lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves /docs with its assets, no CDN
+        redoc_url=None,  # ReDoc would fetch its logo from a CDN
+    )
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.batcher = None
     app.add_middleware(

@@ -214,3 +214,31 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
         page.set_input_files("#file", str(ROOT / "examples" / "photo-3.jpg"))
         page.wait_for_function("n => Number(document.body.dataset.shown) > n", arg=shown)
         assert predicted(page) == "3"
+
+
+@contextmanager
+def offline(page, origin: str) -> Iterator[list[str]]:
+    """Let the page reach ``origin`` only, as on a machine without internet; yields the URLs it tried elsewhere."""
+    elsewhere: list[str] = []
+
+    def route(request_route) -> None:
+        url = request_route.request.url
+        if url == origin or url.startswith(f"{origin}/") or url.startswith("data:"):
+            request_route.continue_()
+        else:
+            elsewhere.append(url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    yield elsewhere
+
+
+def test_swagger_ui_at_docs_renders_every_operation_without_internet(page):
+    with running_service() as (base, _), offline(page, base) as elsewhere:
+        page.goto(f"{base}/docs")
+        operation = page.locator(".opblock-summary-path[data-path='/v1/classify']")
+        operation.first.wait_for()
+        assert page.locator(".opblock").count() >= 20
+        operation.first.click()
+        page.locator(".opblock.is-open .parameters-container, .opblock.is-open .opblock-section").first.wait_for()
+        assert elsewhere == []
