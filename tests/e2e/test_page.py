@@ -27,6 +27,7 @@ STATIC = ROOT / "service" / "api" / "static"
 # The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the
 # tree clean.
 SCREENSHOT = Path(os.environ.get("CONVLENS_SCREENSHOT", Path(tempfile.gettempdir()) / "convlens-screenshot.png"))
+FIRST_LOAD_SCREENSHOT = Path(tempfile.gettempdir()) / "convlens-first-load.png"  # the page before any drawing
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -115,6 +116,25 @@ def save_screenshot(page, path: Path) -> None:
     small.save(path, optimize=True)
 
 
+def visible_images(page) -> list[dict]:
+    """Every <img> a user can see (displayed, not visibility:hidden, not transparent), with its decoded width."""
+    return page.evaluate(
+        """() => [...document.images]
+            .filter(img => img.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}))
+            .map(img => ({id: img.id, src: img.getAttribute("src"), naturalWidth: img.naturalWidth}))"""
+    )
+
+
+def test_the_page_on_first_load_shows_no_broken_image(page):
+    with running_service() as (base, _):
+        page.goto(f"{base}/")
+        page.wait_for_load_state("networkidle")
+        save_screenshot(page, FIRST_LOAD_SCREENSHOT)
+        broken = [image for image in visible_images(page) if image["naturalWidth"] == 0]
+        assert broken == []
+        assert page.locator("#detail-placeholder").is_visible() and not page.locator("#deconv").is_visible()
+
+
 def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolution(page):
     with running_service() as (base, _):
         page.goto(f"{base}/")
@@ -151,6 +171,7 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
             arg=f"conv2/{filter}",
         )
         assert page.locator("#deconv").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
+        assert page.locator("#detail-map").is_visible()
         assert f"filter {filter}" in page.locator("#detail-title").inner_text()
         # where the service has the dataset statistics: the filter's top-9 images and the plots open
         page.wait_for_load_state("networkidle")
