@@ -213,6 +213,7 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
     with running_service(CONVLENS_API_KEYS="e2e-key") as (base, _), static_host(STATIC) as origin:
         page.goto(f"{origin}/index.html?api={base}")
         assert base.removeprefix("http://") in page.locator("#api-base").inner_text()
+        page.click("#connect-button")  # another origin than the page's own: the page asks first
 
         before = int(page.locator("body").get_attribute("data-seq"))
         box = page.locator("#pad").bounding_box()
@@ -228,7 +229,7 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
         page.press("#api-key", "Enter")
         page.wait_for_function("document.body.dataset.state === 'ready'")
         assert predicted(page) == "1"
-        assert page.evaluate("localStorage.getItem('convlens.apiKey')") == "e2e-key"
+        assert page.evaluate(f"localStorage.getItem('convlens.apiKey:{base}')") == "e2e-key"
 
         # a file chosen with the upload button goes to the service as it is (here a JPEG "photo")
         shown = int(page.locator("body").get_attribute("data-shown"))
@@ -263,3 +264,71 @@ def test_swagger_ui_at_docs_renders_every_operation_without_internet(page):
         operation.first.click()
         page.locator(".opblock.is-open .parameters-container, .opblock.is-open .opblock-section").first.wait_for()
         assert elsewhere == []
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    """Another service's stand-in: records every request (method, path, headers) and answers 404 to all, with CORS
+    headers so that the browser delivers the answers to the page."""
+
+    requests: list[tuple[str, str, dict[str, str]]]
+
+    def _answer(self) -> None:
+        self.requests.append((self.command, self.path, {name.lower(): value for name, value in self.headers.items()}))
+        self.send_response(204 if self.command == "OPTIONS" else 404)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Headers", "*")
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        if self.command != "OPTIONS":
+            self.wfile.write(b'{"status": 404, "error": "not here"}')
+
+    do_GET = do_POST = do_OPTIONS = _answer
+
+    def log_message(self, format, *args):
+        pass
+
+
+@contextmanager
+def recording_host() -> Iterator[tuple[str, list]]:
+    """A second local listener on another port; yields its origin and the list of requests it received."""
+    requests: list = []
+    handler = type("Recorder", (RecordingHandler,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_pointed_at_another_origin_sends_nothing_there_until_the_user_connects(page):
+    with running_service(CONVLENS_API_KEYS="e2e-key") as (base, _), recording_host() as (other, requests):
+        page.goto(f"{base}/")
+        page.fill("#api-key", "e2e-key")
+        page.press("#api-key", "Enter")
+        assert page.evaluate(f"localStorage.getItem('convlens.apiKey:{base}')") == "e2e-key"
+
+        page.goto(f"{base}/?api={other}")
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#connect").is_visible() and other in page.locator("#connect-origin").inner_text()
+        box = page.locator("#pad").bounding_box()
+        page.mouse.move(box["x"] + 140, box["y"] + 50)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
+        page.mouse.up()
+        page.wait_for_function("document.body.dataset.state === 'error'")
+        assert "until you connect" in page.locator("#status").inner_text()
+        assert requests == []
+        assert page.locator("#api-key").input_value() == ""
+
+        asked = int(page.locator("body").get_attribute("data-seq"))
+        page.click("#connect-button")  # now the stroke goes there, with no key: none was entered for that origin
+        page.wait_for_function(
+            "n => Number(document.body.dataset.seq) > n && document.body.dataset.state === 'error'", arg=asked
+        )
+        assert not page.locator("#connect").is_visible()
+        page.wait_for_load_state("networkidle")
+        assert {path.split("?")[0] for _, path, _ in requests} >= {"/v1/inspect", "/v1/statistics"}
+        assert all("x-api-key" not in headers and "authorization" not in headers for _, _, headers in requests)
