@@ -406,7 +406,7 @@ async function showTopImages(layer, filter, controller) {
   const figure = $("top-images-figure");
   let url = null;
   try {
-    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png`);
+    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png&labels=false`);
   } catch (error) {
     console.warn("top-9 images unavailable:", error.message);
   }
