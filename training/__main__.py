@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from training.config import ACTIVATIONS, OPTIMIZERS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
-from training.data import DEFAULT_MIRROR, MnistError
+from training.data import DEFAULT_MIRROR, MnistError, resolve_data_dir
+
+DATA_DIR_HELP = "folder with the four MNIST IDX files (default: $MNIST_DIR)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,8 +19,13 @@ def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
 
     train = commands.add_parser("train", help="train both networks on MNIST and export them to ONNX")
-    train.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
-    train.add_argument("--out-dir", type=Path, default=Path("models"), help="where the ONNX files and manifest go")
+    _data_dir_argument(train)
+    train.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where the ONNX files and manifest go (default: models, or a new scratch folder with a limit)",
+    )
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--activation", choices=ACTIVATIONS, default=defaults.activation)
@@ -38,24 +46,29 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep", help="train the classifier under every activation x optimizer and compare them (models/variants/)"
     )
-    sweep.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
+    _data_dir_argument(sweep)
     sweep.add_argument(
         "--out-dir",
         type=Path,
-        default=Path("models/variants"),
-        help="one folder per variant, plus comparison.json and comparison.md",
+        default=None,
+        help="one folder per variant, plus comparison.json and comparison.md, replaced as a whole at the end "
+        "(default: models/variants for the full sweep, a new scratch folder for a small run)",
     )
     sweep.add_argument(
         "--activations",
-        type=_names(ACTIVATIONS),
+        nargs="+",
+        action=_Names,
+        choices=ACTIVATIONS,
         default=ACTIVATIONS,
-        help=f"comma-separated (default: {','.join(ACTIVATIONS)})",
+        help=f"comma- or space-separated (default: {','.join(ACTIVATIONS)})",
     )
     sweep.add_argument(
         "--optimizers",
-        type=_names(OPTIMIZERS),
+        nargs="+",
+        action=_Names,
+        choices=OPTIMIZERS,
         default=SWEEP_OPTIMIZERS,
-        help=f"comma-separated (default: {','.join(SWEEP_OPTIMIZERS)}); each at its customary "
+        help=f"comma- or space-separated (default: {','.join(SWEEP_OPTIMIZERS)}); each at its customary "
         "learning rate, constant schedule, no shift augmentation",
     )
     sweep.add_argument("--epochs", type=int, default=SWEEP_EPOCHS, help="the same budget for every variant")
@@ -65,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
 
     download = commands.add_parser("download", help="fetch the MNIST files and verify their checksums")
-    download.add_argument("--data-dir", required=True, help="folder to write the files to")
+    _data_dir_argument(download, "folder to write the files to (default: $MNIST_DIR)")
     download.add_argument("--mirror", default=DEFAULT_MIRROR)
 
     analyze = commands.add_parser(
@@ -73,9 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         help="dataset statistics of the exported classifier: statistics.json, "
         "top_images.npz and plots/ beside the models",
     )
-    analyze.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
+    _data_dir_argument(analyze)
     analyze.add_argument("--model-dir", type=Path, default=Path("models"), help="folder with manifest.json")
-    analyze.add_argument("--out-dir", type=Path, default=None, help="where to write (default: --model-dir)")
+    analyze.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where to write (default: --model-dir; a scratch folder with --limit)",
+    )
     analyze.add_argument("--split", choices=("test", "train"), default="test")
     analyze.add_argument("--limit", type=int, default=None, help="analyse only the first N images of the split")
     analyze.add_argument("--batch-size", type=int, default=500)
@@ -84,30 +102,64 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="the paper's figures from the shipped models and statistics, as reports/paper/README.md"
     )
-    report.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR)")
+    _data_dir_argument(report)
     report.add_argument("--model-dir", type=Path, default=Path("models"), help="models and statistics.json")
     report.add_argument("--out-dir", type=Path, default=Path("reports/paper"))
     report.add_argument("--top-filters", type=int, default=6, help="filters per layer in the top-9 figures")
     return parser
 
 
-def _names(allowed: tuple[str, ...]):
-    """An argparse type: a comma-separated list of names from ``allowed``."""
+def _data_dir_argument(command: argparse.ArgumentParser, help: str = DATA_DIR_HELP) -> None:
+    """``--data-dir DIR``; a bare ``--data-dir`` (``--data-dir $MNIST_DIR`` with the variable unset) counts as absent,
+    so that ``main`` says to pass a folder or set ``MNIST_DIR`` instead of argparse's "expected one argument"."""
+    command.add_argument("--data-dir", nargs="?", default=None, metavar="DIR", help=help)
 
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(name.strip() for name in text.split(",") if name.strip())
-        unknown = [name for name in names if name not in allowed]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}, got {text!r}")
-        return names
 
-    return parse
+class _Names(argparse.Action):
+    """Names from ``choices``, comma- or space-separated (``relu,tanh`` and ``relu tanh`` alike), as a tuple."""
+
+    def __init__(self, option_strings: list[str], dest: str, choices: tuple[str, ...], **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)  # choices are checked here, after splitting at commas
+        self.allowed = choices
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        names = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+        if not names or any(name not in self.allowed for name in names):
+            parser.error(f"{option_string}: choose from {', '.join(self.allowed)}, got {' '.join(values)!r}")
+        setattr(namespace, self.dest, names)
+
+
+def _default_out_dir(args: argparse.Namespace) -> Path | None:
+    """Where a command writes without ``--out-dir``: the shipped folder for a full run; a new scratch folder (said on
+    stdout) for a small one, a slice of the data or a subset of the variants, so that it never replaces shipped
+    results; ``None`` for ``analyze`` of the whole split (it writes beside the model it reads)."""
+    limited = getattr(args, "train_limit", None) is not None or getattr(args, "test_limit", None) is not None
+    if args.command == "sweep":
+        every_variant = set(args.activations) == set(ACTIVATIONS) and set(args.optimizers) == set(SWEEP_OPTIMIZERS)
+        if not limited and every_variant:
+            return Path("models/variants")
+        return _scratch("a small run (a data limit or a subset of the variants)", "models/variants") / "variants"
+    if args.command == "train":
+        return _scratch("a run on a slice of the data", "models") if limited else Path("models")
+    if args.command == "analyze" and args.limit:
+        return _scratch("an analysis of a slice of the data", str(args.model_dir))
+    return None
+
+
+def _scratch(why: str, shipped: str) -> Path:
+    """A new folder under the system's temporary directory, for a run that must not replace ``shipped``."""
+    folder = Path(tempfile.mkdtemp(prefix="convlens-"))
+    print(f"{why}: writing to {folder}, not {shipped} (choose the folder with --out-dir)", flush=True)
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; data problems end with a one-line message and exit status 2."""
     args = _parser().parse_args(argv)
     try:
+        args.data_dir = resolve_data_dir(args.data_dir)  # before TensorFlow loads: a missing folder is said at once
+        if "out_dir" in args and args.out_dir is None:
+            args.out_dir = _default_out_dir(args)
         if args.command == "download":
             from training.data import download
 

@@ -4,7 +4,8 @@ Every variant gets the same seed, data, batch size and epoch budget, its optimiz
 with a constant schedule, and no shift augmentation (so that only the activation and the optimizer differ).
 Each lands in ``<out_dir>/<activation>-<optimizer>/`` as ``classifier.onnx`` (parity-checked), ``manifest.json``
 (the main manifest's format) and its dataset statistics (``training.analyze``, without plots); the whole sweep
-is summarised in ``comparison.json`` and ``comparison.md``.
+is summarised in ``comparison.json`` and ``comparison.md``. The run writes into a temporary sibling of
+``out_dir`` and swaps it in at the end, so ``out_dir`` holds one sweep's results, never a mix of two.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
+import uuid
 from itertools import product
 from pathlib import Path
 
@@ -39,6 +42,22 @@ PAPER_RULE = "image-mean"
 def variant_name(activation: str, optimizer: str) -> str:
     """The variant's folder and served model name, e.g. ``tanh-sgd``."""
     return f"{activation}-{optimizer}"
+
+
+def sibling(target: Path, role: str) -> Path:
+    """An unused hidden name beside ``target``, e.g. ``models/.variants-new-1a2b3c4d``."""
+    return target.parent / f".{target.name}-{role}-{uuid.uuid4().hex[:8]}"
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put ``new`` in the place of ``target`` (a sibling), whole: the old folder is renamed aside, then deleted."""
+    if target.exists():
+        old = sibling(target, "old")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old)
+    else:
+        new.rename(target)
 
 
 def layer_summary(stats: LayerStatistics, images: int) -> dict:
@@ -104,7 +123,8 @@ def sweep(
     train_limit: int | None = None,
     test_limit: int | None = None,
 ) -> Path:
-    """Train, export and analyse every variant into ``out_dir``; returns the path of ``comparison.json``."""
+    """Train, export and analyse every variant, then replace ``out_dir`` with the results as a whole; returns the
+    path of ``comparison.json``."""
     unknown = sorted(set(activations) - set(ACTIVATIONS)) + sorted(set(optimizers) - set(OPTIMIZERS))
     if unknown:
         raise ValueError(f"unknown activation or optimizer: {', '.join(unknown)}")
@@ -119,6 +139,29 @@ def sweep(
         test_limit=test_limit,
     )
     data = load_data(data_dir, base)
+    staging = sibling(out_dir, "new")
+    staging.mkdir(parents=True)
+    try:
+        _train_variants(data, data_dir, staging, base, activations, optimizers)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_folder(staging, out_dir)
+    path = out_dir / COMPARISON_JSON
+    print(f"wrote {out_dir}: one folder per variant, {path.name} and {COMPARISON_MD}")
+    return path
+
+
+def _train_variants(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    data_dir: str | os.PathLike[str] | None,
+    out_dir: Path,
+    base: TrainConfig,
+    activations: tuple[str, ...],
+    optimizers: tuple[str, ...],
+) -> None:
+    """Every variant's folder and the comparison files, written into ``out_dir``."""
+    epochs, test_limit = base.epochs, base.test_limit
     combinations = list(product(activations, optimizers))
     rows, started = [], time.perf_counter()
     for number, (activation, optimizer) in enumerate(combinations, 1):
@@ -145,8 +188,6 @@ def sweep(
         if key not in ("activation", "optimizer", "learning_rate", "extra", "autoencoder_epochs")
     }
     recipe.update(learning_rate="the optimizer's customary one", train_images=len(data[0]), test_images=len(data[2]))
-    path = out_dir / COMPARISON_JSON
-    path.write_text(json.dumps({"format": 1, "recipe": recipe, "variants": rows}, indent=2) + "\n")
+    comparison = {"format": 1, "recipe": recipe, "variants": rows}
+    (out_dir / COMPARISON_JSON).write_text(json.dumps(comparison, indent=2) + "\n")
     (out_dir / COMPARISON_MD).write_text(comparison_markdown(rows) + "\n")
-    print(f"wrote {path} and {out_dir / COMPARISON_MD}")
-    return path

@@ -19,6 +19,7 @@ from service.api.routes import (
     classify,
     compare,
     deconvolution,
+    docs,
     filters,
     health,
     inference_protocol,
@@ -102,8 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = app.state.statistics = app.state.batcher = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
-    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan, **docs)
+    app = FastAPI(
+        title="convlens",
+        version="0.1.0",
+        description=description,
+        lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves /docs with its assets, no CDN
+        redoc_url=None,  # ReDoc would fetch its logo from a CDN
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.batcher = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
@@ -126,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in OPEN_ROUTERS:
         app.include_router(module.router)
+    if settings.docs:
+        app.include_router(docs.router)
     app.include_router(inference_protocol.health_router)
     for module in API_ROUTERS:
         app.include_router(module.router, dependencies=[Depends(require_api_key)])

@@ -1,19 +1,29 @@
-"""Responses: arrays as PNG (single maps, mosaics and labelled rows, min-max scaled to gray, upscaled crisp) and
-models as JSON."""
+"""Responses: arrays as PNG (single maps, mosaics and labelled rows, min-max scaled to gray, upscaled crisp; the
+drawing itself is the core's, ``featuremaps.grids`` and ``featuremaps.labels``) and models as JSON."""
 
 from __future__ import annotations
 
 import io
+from typing import Annotated
 
 import numpy as np
+from fastapi import Query
 from fastapi.responses import Response
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from pydantic import BaseModel
 
 from service.cancellation import checkpoint
-from service.featuremaps.grids import tile, to_uint8, upscale_nearest
+from service.featuremaps.grids import side_by_side, tile, to_uint8, upscale_nearest
+from service.featuremaps.labels import labelled_grid, labelled_row, labelled_top_images, with_caption
 
 PNG = "image/png"
+Labels = Annotated[
+    bool,
+    Query(
+        description="PNG only: draw each tile's filter index (top images: label and norm under each image) and a "
+        "one-line caption under the picture: the layer, the image, the rule; a grid's tiles stay where they are"
+    ),
+]
 PNG_RESPONSE = {
     200: {
         "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
@@ -40,38 +50,38 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def map_png(values: np.ndarray, scale: int) -> Response:
-    """One 2-D map, min-max scaled to 0..255 and upscaled by ``scale``, as a PNG response."""
-    return Response(png_bytes(upscale_nearest(to_uint8(values), scale)), media_type=PNG)
+def png_response(pixels: np.ndarray) -> Response:
+    """A 2-D uint8 array as a PNG response."""
+    return Response(png_bytes(pixels), media_type=PNG)
 
 
-def grid_png(maps: np.ndarray, scale: int) -> Response:
-    """A stack (C, H, W) as one mosaic (1 px gaps, ceil(sqrt(C)) columns, each map scaled on its own,
-    row-major in filter order), the whole upscaled by ``scale``, as a PNG response."""
-    return Response(png_bytes(upscale_nearest(tile(maps), scale)), media_type=PNG)
+def map_png(values: np.ndarray, scale: int, caption: str | None = None) -> Response:
+    """One 2-D map, min-max scaled to 0..255 and upscaled by ``scale``, as a PNG response; with ``caption``, that
+    line under it."""
+    pixels = upscale_nearest(to_uint8(values), scale)
+    return png_response(pixels if caption is None else with_caption(pixels, caption))
 
 
-LABEL_GAP = 4
-LABEL_HEIGHT = 16
-LABEL_BACKGROUND = 128
+def grid_png(maps: np.ndarray, scale: int, caption: str | None = None, noun: str = "maps") -> Response:
+    """A stack (C, H, W) as one mosaic (gaps of mid-gray, ceil(sqrt(C)) columns, each map scaled on its own,
+    row-major in filter order), the whole upscaled by ``scale``, as a PNG response. With ``caption``
+    (``labels=true``): each tile's filter index, and the caption under the grid, with how many ``noun`` are zero
+    everywhere."""
+    if caption is None:
+        return png_response(upscale_nearest(tile(maps), scale))
+    return png_response(labelled_grid(maps, scale, caption, noun))
 
 
-def labelled_row_png(maps: np.ndarray, labels: list[str], scale: int) -> Response:
-    """Maps (N, H, W) side by side, each min-max scaled on its own and upscaled by ``scale``, with its label
-    centred under it (Pillow's default font) on mid-gray, ``LABEL_GAP`` px apart, as a PNG response.
+def top_images_png(
+    images: np.ndarray, projections: np.ndarray, scale: int, texts: list[str] | None, caption: str
+) -> Response:
+    """A filter's top images (3x3, strongest first) beside their projections, upscaled by ``scale``; with ``texts``
+    (``labels=true``), ``texts[k]`` under image k and the caption under the whole."""
+    if texts is None:
+        return png_response(upscale_nearest(side_by_side(images, projections), scale))
+    return png_response(labelled_top_images(images, projections, texts, scale, caption))
 
-    Each column is as wide as its tile, or its label when that is wider.
-    """
-    font = ImageFont.load_default()
-    tiles = [upscale_nearest(to_uint8(values), scale) for values in maps]
-    text_widths = [int(np.ceil(font.getlength(label))) + 2 for label in labels]
-    widths = [max(t.shape[1], w) for t, w in zip(tiles, text_widths)]
-    height = max(t.shape[0] for t in tiles)
-    canvas = Image.new("L", (sum(widths) + LABEL_GAP * (len(tiles) - 1), height + LABEL_HEIGHT), LABEL_BACKGROUND)
-    draw = ImageDraw.Draw(canvas)
-    left = 0
-    for pixels, label, width, text_width in zip(tiles, labels, widths, text_widths):
-        canvas.paste(Image.fromarray(pixels, mode="L"), (left + (width - pixels.shape[1]) // 2, 0))
-        draw.text((left + (width - text_width) // 2 + 1, height + 2), label, fill=255, font=font)
-        left += width + LABEL_GAP
-    return Response(png_bytes(np.asarray(canvas)), media_type=PNG)
+
+def labelled_row_png(maps: list[np.ndarray], names: list[str], scale: int) -> Response:
+    """Maps side by side, each named under it (``labels.labelled_row``), as a PNG response."""
+    return png_response(labelled_row(maps, names, scale))

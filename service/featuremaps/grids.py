@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+GAP = 128  # the gaps between tiles: mid-gray, so that black (all-zero) tiles do not run together
+
 
 def to_uint8(a: np.ndarray, lo: float | np.ndarray | None = None, hi: float | np.ndarray | None = None) -> np.ndarray:
     """Linearly map [lo, hi] to 0..255 (values outside are clipped) as uint8.
@@ -25,7 +27,7 @@ def tile(
     maps: np.ndarray,
     columns: int | None = None,
     pad: int = 1,
-    pad_value: int = 0,
+    pad_value: int = GAP,
     normalize_each: bool = True,
     channels_last: bool = False,
 ) -> np.ndarray:
@@ -71,9 +73,9 @@ def upscale_nearest(img: np.ndarray, scale: int) -> np.ndarray:
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4, columns: int = 3) -> np.ndarray:
     """Two stacks (N, H, W) as two grids of ``columns`` columns next to each other, each tile scaled on its own,
     on mid-gray (the gaps); e.g. a filter's top-9 images beside their projections."""
-    a, b = tile(left, columns=columns, pad_value=128), tile(right, columns=columns, pad_value=128)
+    a, b = tile(left, columns=columns), tile(right, columns=columns)
     height = max(a.shape[0], b.shape[0])
-    out = np.full((height, a.shape[1] + gap + b.shape[1]), 128, np.uint8)
+    out = np.full((height, a.shape[1] + gap + b.shape[1]), GAP, np.uint8)
     out[: a.shape[0], : a.shape[1]] = a
     out[: b.shape[0], a.shape[1] + gap :] = b
     return out

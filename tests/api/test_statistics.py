@@ -153,7 +153,8 @@ def test_top_images_are_the_test_images_where_the_filter_norm_is_largest(client,
 def test_top_images_png_puts_the_images_beside_their_projections(client, mnist_test):
     images, _ = mnist_test
     rows = client.get("/v1/filters/conv2/5/top-images").json()["images"]
-    panel = np.array(decode_png(client.get("/v1/filters/conv2/5/top-images", params={"format": "png", "scale": 1})))
+    unlabelled = {"format": "png", "labels": "false"}
+    panel = np.array(decode_png(client.get("/v1/filters/conv2/5/top-images", params={**unlabelled, "scale": 1})))
     grid = 3 * 28 + 2
     assert panel.shape == (grid, 2 * grid + 4)
     assert np.array_equal(panel[:grid, :grid], tile(images[[row["index"] for row in rows]], columns=3, pad_value=128))
@@ -161,7 +162,7 @@ def test_top_images_png_puts_the_images_beside_their_projections(client, mnist_t
         client, "/v1/deconvolution/conv2/5", encode(images[rows[0]["index"]]), preprocess="none", format="json"
     ).json()["values"]
     assert np.abs(panel[:28, grid + 4 : grid + 4 + 28].astype(int) - to_uint8(np.array(projection))).max() <= 1
-    assert decode_png(client.get("/v1/filters/conv2/5/top-images", params={"format": "png"})).size == (704, 344)
+    assert decode_png(client.get("/v1/filters/conv2/5/top-images", params=unlabelled)).size == (704, 344)
 
 
 def test_conv1_weights_are_the_onnx_kernels(client):
@@ -171,7 +172,7 @@ def test_conv1_weights_are_the_onnx_kernels(client):
     assert len(kernels) == 1
     assert body["shape"] == [32, 3, 3]
     assert np.allclose(body["kernels"], kernels[0][:, 0], atol=1e-7)
-    image = decode_png(client.get("/v1/filters/conv1/weights", params={"format": "png"}))
+    image = decode_png(client.get("/v1/filters/conv1/weights", params={"format": "png", "labels": "false"}))
     assert image.size == ((6 * 3 + 5) * 16,) * 2
 
 

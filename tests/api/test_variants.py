@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.api.render import LABEL_GAP, LABEL_HEIGHT
 from service.api.settings import Settings
 from service.contract import VARIANTS_DIR
+from service.featuremaps.labels import ROW_GAP, ROW_LABEL_HEIGHT
 from service.registry import ModelLoadError, load_registry, verify_model_files
 from tests.helpers import decode_png, link_shipped_models, post_image
 
@@ -62,11 +62,11 @@ def test_every_image_endpoint_serves_a_variant(variant_client, digit_png, path):
 def test_compare_png_has_one_labelled_tile_per_classifier(variant_client, digit_png):
     image = decode_png(post_image(variant_client, "/v1/compare/deconvolution/conv1/5", digit_png))
     count = 1 + len(VARIANTS)
-    assert image.size == (count * 28 * 8 + (count - 1) * LABEL_GAP, 28 * 8 + LABEL_HEIGHT)
+    assert image.size == (count * 28 * 8 + (count - 1) * ROW_GAP, 28 * 8 + ROW_LABEL_HEIGHT)
     two = decode_png(
         post_image(variant_client, "/v1/compare/deconvolution/conv2/7", digit_png, models="relu-adam,tanh-sgd", scale=4)
     )
-    assert two.size == (2 * 28 * 4 + LABEL_GAP, 28 * 4 + LABEL_HEIGHT)
+    assert two.size == (2 * 28 * 4 + ROW_GAP, 28 * 4 + ROW_LABEL_HEIGHT)
 
 
 def test_compare_json_matches_each_model_s_own_projection(variant_client, digit_png):

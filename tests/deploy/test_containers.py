@@ -479,9 +479,12 @@ def test_the_training_image_trains_models_that_the_service_image_serves_from_a_v
             "512",
             "--test-limit",
             "256",
+            "--out-dir",
+            "models",  # a run on a slice of the data goes to a scratch folder unless told otherwise
             timeout=900,
         )
-        engine.podman("run", "--rm", *volumes, tag, "analyze", "--limit", "256", "--no-plots", timeout=900)
+        analyze = ("analyze", "--limit", "256", "--no-plots", "--out-dir", "models")
+        engine.podman("run", "--rm", *volumes, tag, *analyze, timeout=900)
         engine.podman("run", "--rm", *volumes, "-v", f"{reports}:/convlens/reports", tag, "report", timeout=900)
         measured["training image: tiny train, analyze, report"] = f"{clock():.0f} s"
         assert {"manifest.json", "classifier.onnx", "autoencoder.onnx", "statistics.json"} <= {

@@ -27,6 +27,7 @@ STATIC = ROOT / "service" / "api" / "static"
 # The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the
 # tree clean.
 SCREENSHOT = Path(os.environ.get("CONVLENS_SCREENSHOT", Path(tempfile.gettempdir()) / "convlens-screenshot.png"))
+FIRST_LOAD_SCREENSHOT = Path(tempfile.gettempdir()) / "convlens-first-load.png"  # the page before any drawing
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -115,6 +116,25 @@ def save_screenshot(page, path: Path) -> None:
     small.save(path, optimize=True)
 
 
+def visible_images(page) -> list[dict]:
+    """Every <img> a user can see (displayed, not visibility:hidden, not transparent), with its decoded width."""
+    return page.evaluate(
+        """() => [...document.images]
+            .filter(img => img.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}))
+            .map(img => ({id: img.id, src: img.getAttribute("src"), naturalWidth: img.naturalWidth}))"""
+    )
+
+
+def test_the_page_on_first_load_shows_no_broken_image(page):
+    with running_service() as (base, _):
+        page.goto(f"{base}/")
+        page.wait_for_load_state("networkidle")
+        save_screenshot(page, FIRST_LOAD_SCREENSHOT)
+        broken = [image for image in visible_images(page) if image["naturalWidth"] == 0]
+        assert broken == []
+        assert page.locator("#detail-placeholder").is_visible() and not page.locator("#deconv").is_visible()
+
+
 def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolution(page):
     with running_service() as (base, _):
         page.goto(f"{base}/")
@@ -151,6 +171,7 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
             arg=f"conv2/{filter}",
         )
         assert page.locator("#deconv").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
+        assert page.locator("#detail-map").is_visible()
         assert f"filter {filter}" in page.locator("#detail-title").inner_text()
         # where the service has the dataset statistics: the filter's top-9 images and the plots open
         page.wait_for_load_state("networkidle")
@@ -192,6 +213,7 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
     with running_service(CONVLENS_API_KEYS="e2e-key") as (base, _), static_host(STATIC) as origin:
         page.goto(f"{origin}/index.html?api={base}")
         assert base.removeprefix("http://") in page.locator("#api-base").inner_text()
+        page.click("#connect-button")  # another origin than the page's own: the page asks first
 
         before = int(page.locator("body").get_attribute("data-seq"))
         box = page.locator("#pad").bounding_box()
@@ -207,10 +229,106 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
         page.press("#api-key", "Enter")
         page.wait_for_function("document.body.dataset.state === 'ready'")
         assert predicted(page) == "1"
-        assert page.evaluate("localStorage.getItem('convlens.apiKey')") == "e2e-key"
+        assert page.evaluate(f"localStorage.getItem('convlens.apiKey:{base}')") == "e2e-key"
 
         # a file chosen with the upload button goes to the service as it is (here a JPEG "photo")
         shown = int(page.locator("body").get_attribute("data-shown"))
         page.set_input_files("#file", str(ROOT / "examples" / "photo-3.jpg"))
         page.wait_for_function("n => Number(document.body.dataset.shown) > n", arg=shown)
         assert predicted(page) == "3"
+
+
+@contextmanager
+def offline(page, origin: str) -> Iterator[list[str]]:
+    """Let the page reach ``origin`` only, as on a machine without internet; yields the URLs it tried elsewhere."""
+    elsewhere: list[str] = []
+
+    def route(request_route) -> None:
+        url = request_route.request.url
+        if url == origin or url.startswith(f"{origin}/") or url.startswith("data:"):
+            request_route.continue_()
+        else:
+            elsewhere.append(url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    yield elsewhere
+
+
+def test_swagger_ui_at_docs_renders_every_operation_without_internet(page):
+    with running_service() as (base, _), offline(page, base) as elsewhere:
+        page.goto(f"{base}/docs")
+        operation = page.locator(".opblock-summary-path[data-path='/v1/classify']")
+        operation.first.wait_for()
+        assert page.locator(".opblock").count() >= 20
+        operation.first.click()
+        page.locator(".opblock.is-open .parameters-container, .opblock.is-open .opblock-section").first.wait_for()
+        assert elsewhere == []
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    """Another service's stand-in: records every request (method, path, headers) and answers 404 to all, with CORS
+    headers so that the browser delivers the answers to the page."""
+
+    requests: list[tuple[str, str, dict[str, str]]]
+
+    def _answer(self) -> None:
+        self.requests.append((self.command, self.path, {name.lower(): value for name, value in self.headers.items()}))
+        self.send_response(204 if self.command == "OPTIONS" else 404)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Headers", "*")
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        if self.command != "OPTIONS":
+            self.wfile.write(b'{"status": 404, "error": "not here"}')
+
+    do_GET = do_POST = do_OPTIONS = _answer
+
+    def log_message(self, format, *args):
+        pass
+
+
+@contextmanager
+def recording_host() -> Iterator[tuple[str, list]]:
+    """A second local listener on another port; yields its origin and the list of requests it received."""
+    requests: list = []
+    handler = type("Recorder", (RecordingHandler,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_pointed_at_another_origin_sends_nothing_there_until_the_user_connects(page):
+    with running_service(CONVLENS_API_KEYS="e2e-key") as (base, _), recording_host() as (other, requests):
+        page.goto(f"{base}/")
+        page.fill("#api-key", "e2e-key")
+        page.press("#api-key", "Enter")
+        assert page.evaluate(f"localStorage.getItem('convlens.apiKey:{base}')") == "e2e-key"
+
+        page.goto(f"{base}/?api={other}")
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#connect").is_visible() and other in page.locator("#connect-origin").inner_text()
+        box = page.locator("#pad").bounding_box()
+        page.mouse.move(box["x"] + 140, box["y"] + 50)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
+        page.mouse.up()
+        page.wait_for_function("document.body.dataset.state === 'error'")
+        assert "until you connect" in page.locator("#status").inner_text()
+        assert requests == []
+        assert page.locator("#api-key").input_value() == ""
+
+        asked = int(page.locator("body").get_attribute("data-seq"))
+        page.click("#connect-button")  # now the stroke goes there, with no key: none was entered for that origin
+        page.wait_for_function(
+            "n => Number(document.body.dataset.seq) > n && document.body.dataset.state === 'error'", arg=asked
+        )
+        assert not page.locator("#connect").is_visible()
+        page.wait_for_load_state("networkidle")
+        assert {path.split("?")[0] for _, path, _ in requests} >= {"/v1/inspect", "/v1/statistics"}
+        assert all("x-api-key" not in headers and "authorization" not in headers for _, _, headers in requests)

@@ -61,6 +61,12 @@ def test_tile_can_scale_all_maps_together():
     np.testing.assert_array_equal(tile(maps, columns=2, pad=0, normalize_each=False), [[0, 3, 0, 255]])
 
 
+def test_tile_gaps_are_mid_gray_by_default_so_black_tiles_stay_apart():
+    mosaic = tile(np.zeros((4, 2, 2)), pad=1)
+    assert (mosaic[2] == 128).all() and (mosaic[:, 2] == 128).all()
+    assert not mosaic[:2, :2].any()
+
+
 def test_tile_fills_gaps_and_unused_cells_with_the_pad_value():
     mosaic = tile(np.zeros((3, 2, 2)), columns=2, pad=1, pad_value=200)
     expected = np.full((5, 5), 200, dtype=np.uint8)

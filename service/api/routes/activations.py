@@ -6,9 +6,10 @@ from fastapi.responses import Response
 
 from service.api.deps import Digit, Filter, Format, GridScale, ModelDep, Scale
 from service.api.error_responses import ERRORS
-from service.api.render import PNG_RESPONSE, grid_png, json_response, map_png
+from service.api.render import PNG_RESPONSE, Labels, grid_png, json_response, map_png
 from service.api.schemas import Activations, FeatureMap
 from service.api.uploads import IMAGE_BODY
+from service.featuremaps.labels import caption
 from service.inference import check_filter, layer_shape, spatial_layer
 
 router = APIRouter(prefix="/v1/activations", tags=["activations"], responses=ERRORS)
@@ -22,12 +23,16 @@ router = APIRouter(prefix="/v1/activations", tags=["activations"], responses=ERR
     summary="Every activation of a layer; PNG: a grid of all its feature maps",
 )
 def layer_activations(
-    layer: str, digit: Digit, model: ModelDep, format: Format = "json", scale: GridScale = 2
+    layer: str, digit: Digit, model: ModelDep, format: Format = "json", scale: GridScale = 2, labels: Labels = False
 ) -> Response:
     shape = layer_shape(model, layer)
     values = model.run(digit, [layer])[layer][0]
+    if format == "png" and values.ndim == 3:
+        about = caption(f"{layer} of {model.name}", "the uploaded image", "each map min-max scaled on its own")
+        return grid_png(np.moveaxis(values, -1, 0), scale, about if labels else None)
     if format == "png":
-        return grid_png(np.moveaxis(values, -1, 0), scale) if values.ndim == 3 else map_png(values[None, :], scale)
+        about = caption(f"{layer} of {model.name}", "the uploaded image", f"all {values.size} units on one scale")
+        return map_png(values[None, :], scale, about if labels else None)
     return json_response(Activations(model=model.name, layer=layer, shape=shape, values=values.tolist()))
 
 

@@ -5,9 +5,10 @@ from fastapi.responses import Response
 
 from service.api.deps import Digit, Filter, Format, GridScale, ModelDep, Scale
 from service.api.error_responses import ERRORS
-from service.api.render import PNG_RESPONSE, grid_png, json_response, map_png
+from service.api.render import PNG_RESPONSE, Labels, grid_png, json_response, map_png
 from service.api.schemas import Projection
 from service.api.uploads import IMAGE_BODY
+from service.featuremaps.labels import caption
 from service.inference import check_filter, projection_of_digit
 
 router = APIRouter(prefix="/v1/deconvolution", tags=["deconvolution"], responses=ERRORS)
@@ -20,8 +21,11 @@ router = APIRouter(prefix="/v1/deconvolution", tags=["deconvolution"], responses
     openapi_extra=IMAGE_BODY,
     summary="A PNG grid of every filter's projection to pixel space (28x28 each, row-major)",
 )
-def deconvolution_grid(layer: str, digit: Digit, model: ModelDep, scale: GridScale = 2) -> Response:
-    return grid_png(projection_of_digit(model, digit, layer), scale)
+def deconvolution_grid(
+    layer: str, digit: Digit, model: ModelDep, scale: GridScale = 2, labels: Labels = False
+) -> Response:
+    about = caption(f"{layer} deconvolutions of {model.name}", "the uploaded image", "each min-max scaled on its own")
+    return grid_png(projection_of_digit(model, digit, layer), scale, about if labels else None, "projections")
 
 
 @router.post(

@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from service.api.deps import Filter, Format, ModelDep, StatisticsDep, scale_param, statistics_layer
 from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import Unprocessable
-from service.api.render import PNG, PNG_RESPONSE, png_bytes
+from service.api.render import PNG_RESPONSE, Labels, grid_png, top_images_png
 from service.api.schemas import ConvWeights, TopImages
-from service.featuremaps.grids import side_by_side, tile, upscale_nearest
+from service.featuremaps.labels import caption
 from service.inference import check_filter, filter_projections
 
 router = APIRouter(prefix="/v1/filters", tags=["filters"], responses=STATISTICS_ERRORS)
@@ -27,12 +27,15 @@ KernelScale = Annotated[int, Depends(scale_param(16))]
     responses=PNG_RESPONSE,
     summary="conv1's 32 3x3 kernels; PNG: a grid of them (each min-max scaled, gray gaps), upscaled by `scale`",
 )
-def conv1_weights(model: ModelDep, format: Format = "json", scale: KernelScale = 16) -> ConvWeights | Response:
+def conv1_weights(
+    model: ModelDep, format: Format = "json", scale: KernelScale = 16, labels: Labels = True
+) -> ConvWeights | Response:
     if "conv1" not in model.kernels:
         raise Unprocessable(f"model {model.name!r} has no conv1 kernels")
     kernels = np.moveaxis(model.kernels["conv1"][:, :, 0, :], -1, 0)
     if format == "png":
-        return Response(png_bytes(upscale_nearest(tile(kernels, pad_value=128), scale)), media_type=PNG)
+        about = caption(f"conv1 kernels of {model.name}", "the trained weights", "each min-max scaled on its own")
+        return grid_png(kernels, scale, about if labels else None, "kernels")
     return ConvWeights(model=model.name, layer="conv1", shape=list(kernels.shape), kernels=kernels.tolist())
 
 
@@ -50,11 +53,18 @@ def top_images(
     model: ModelDep,
     format: Format = "json",
     scale: PanelScale = 4,
+    labels: Labels = True,
 ) -> TopImages | Response:
     statistics_layer(statistics, layer)
     check_filter(model, layer, filter)
     rows, images = statistics.top_images(layer, filter)
     if format == "png":
-        panel = side_by_side(images, filter_projections(model, images, layer, filter))
-        return Response(png_bytes(upscale_nearest(panel, scale)), media_type=PNG)
+        texts = [f"{row['label']} · {row['norm']:.2f}" for row in rows] if labels else None
+        about = caption(
+            f"{layer} filter {filter} of {model.name}",
+            f"the 9 {statistics.data.split} images with the largest {statistics.data.norm.upper()} norm, strongest "
+            "first (label · norm)",
+            "right: their deconvolutions",
+        )
+        return top_images_png(images, filter_projections(model, images, layer, filter), scale, texts, about)
     return TopImages(layer=layer, filter=filter, split=statistics.data.split, norm=statistics.data.norm, images=rows)

@@ -1,5 +1,6 @@
 // The convlens HTTP API as the page uses it: a base URL (this origin, or ?api=URL), an optional API key,
-// JSON errors turned into ApiError with the service's own message.
+// JSON errors turned into ApiError with the service's own message. API keys are kept per API origin, and a service
+// on another origin than the one confirmed last gets no request at all until the user confirms it.
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -15,11 +16,40 @@ export function apiBase(search = window.location.search) {
   return new URL(given, window.location.href).href.replace(/\/+$/, "");
 }
 
+const LAST_ORIGIN = "convlens.apiOrigin";
+
+/** API keys in localStorage, one per API origin: a key is only ever read back for the origin it was entered for. */
+export const apiKeys = {
+  name: (origin) => `convlens.apiKey:${origin}`,
+  get: (origin) => localStorage.getItem(apiKeys.name(origin)) || "",
+  set(origin, key) {
+    if (key) localStorage.setItem(apiKeys.name(origin), key);
+    else localStorage.removeItem(apiKeys.name(origin));
+  },
+};
+
+/** Whether the page may call `origin` without asking: it is the page's own, or the one the user confirmed last. */
+export function trusted(origin) {
+  return origin === window.location.origin || origin === localStorage.getItem(LAST_ORIGIN);
+}
+
 export class Api {
-  /** @param {string} base  @param {() => string} key  returns the API key to send, or "" */
-  constructor(base, key) {
+  /**
+   * @param {string} base
+   * @param {() => string} key  returns the API key to send to this base's origin, or ""
+   * @param {boolean} confirmed  whether requests may go out yet (see `trusted`); `confirm()` allows them later
+   */
+  constructor(base, key, confirmed) {
     this.base = base;
+    this.origin = new URL(base).origin;
     this.key = key;
+    this.confirmed = confirmed;
+  }
+
+  /** The user agreed to talk to this origin: requests may go out, and it is the origin confirmed last. */
+  confirm() {
+    this.confirmed = true;
+    localStorage.setItem(LAST_ORIGIN, this.origin);
   }
 
   url(path) {
@@ -32,6 +62,7 @@ export class Api {
   }
 
   async request(path, options = {}) {
+    if (!this.confirmed) throw new ApiError(0, `Nothing is sent to ${this.origin} until you connect to it (above).`);
     let response;
     try {
       response = await fetch(this.url(path), { ...options, headers: this.headers(options.headers) });

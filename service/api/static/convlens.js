@@ -4,10 +4,9 @@
 // top-9 test images and links to the dataset statistics (those two only where the service has them: hidden when
 // it answers 404, as before the statistics endpoints, or 503, as without `python -m training analyze`).
 
-import { Api, ApiError, apiBase } from "./convlens-api.js";
+import { Api, ApiError, apiBase, apiKeys, trusted } from "./convlens-api.js";
 
 const $ = (id) => document.getElementById(id);
-const KEY_STORAGE = "convlens.apiKey";
 const LINE_WIDTH = 20;          // canvas px on the 280x280 pad: MNIST-like stroke once scaled to 20 px
 const GRID_TARGET = 320;        // CSS px a layer grid is scaled to, by a whole factor so pixels stay crisp
 const DETAIL_SIZE = 168;       // CSS px of the feature map and deconvolution in the detail panel (28 x 6)
@@ -15,8 +14,10 @@ const OUTLINE = 3;              // CSS px of room around a grid for the outlines
 const COLORS = { active: "#f59e0b", selected: "#22d3ee", hover: "#ffffff", cell: "rgba(255,255,255,0.16)" };
 
 const keyInput = $("api-key");
-keyInput.value = localStorage.getItem(KEY_STORAGE) || "";
-const api = new Api(apiBase(), () => keyInput.value.trim());
+const base = apiBase();
+const api = new Api(base, () => keyInput.value.trim(), trusted(new URL(base).origin));
+localStorage.removeItem("convlens.apiKey"); // the one key of earlier versions, kept for whatever origin was asked
+keyInput.value = apiKeys.get(api.origin);
 
 const state = {
   image: null,        // the Blob last sent (canvas PNG or the dropped file)
@@ -405,7 +406,7 @@ async function showTopImages(layer, filter, controller) {
   const figure = $("top-images-figure");
   let url = null;
   try {
-    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png`);
+    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png&labels=false`);
   } catch (error) {
     console.warn("top-9 images unavailable:", error.message);
   }
@@ -507,9 +508,7 @@ function clearAll() {
 }
 
 keyInput.addEventListener("change", () => {
-  const key = keyInput.value.trim();
-  if (key) localStorage.setItem(KEY_STORAGE, key);
-  else localStorage.removeItem(KEY_STORAGE);
+  apiKeys.set(api.origin, keyInput.value.trim());
   keyInput.classList.remove("needed");
   probeStatistics();
   if (state.image) analyse(state.image, performance.now());
@@ -519,8 +518,27 @@ $("settings").addEventListener("submit", (event) => {
   keyInput.dispatchEvent(new Event("change"));
 });
 
+// A service on another origin than the one confirmed last: ask before anything (drawing or key) is sent there.
+function askToConnect() {
+  $("connect-origin").textContent = api.origin;
+  $("connect").hidden = false;
+  document.body.dataset.connection = "asking";
+  $("connect-button").addEventListener("click", () => {
+    api.confirm();
+    $("connect").hidden = true;
+    document.body.dataset.connection = "confirmed";
+    probeStatistics();
+    if (state.image) analyse(state.image, performance.now());
+  }, { once: true });
+}
+
 $("api-base").textContent = `API ${api.base.replace(/^https?:\/\//, "")}`;
 buildBars();
 resetPad();
-probeStatistics();
+if (api.confirmed) {
+  document.body.dataset.connection = "trusted";
+  probeStatistics();
+} else {
+  askToConnect();
+}
 document.body.dataset.state = "idle";
