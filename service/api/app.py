@@ -19,6 +19,7 @@ from service.api.routes import (
     classify,
     compare,
     deconvolution,
+    evolution,
     filters,
     health,
     inspect,
@@ -28,6 +29,7 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
+from service.evolution import load_all_evolution
 from service.inference_gate import InferenceGate
 from service.microbatching import MicroBatcher
 from service.registry import load_registry
@@ -56,6 +58,7 @@ API_ROUTERS = (
     inspect,
     statistics,
     filters,
+    evolution,
 )
 
 
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.registry = load_registry(settings.model_dir, settings.intra_op_threads, gate)
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
+        app.state.evolution = load_all_evolution(settings.model_dir, app.state.registry)
         classifier = app.state.registry.models.get("classifier")
         if settings.micro_batching and classifier is not None:
             app.state.batcher = MicroBatcher(
@@ -93,13 +97,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if app.state.batcher is not None:
             app.state.batcher.close()
-        app.state.registry = app.state.statistics = app.state.batcher = None
+        app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="convlens", version="0.1.0", description=description, lifespan=lifespan, **docs)
     app.state.settings, app.state.metrics = settings, telemetry
-    app.state.registry = app.state.statistics = app.state.batcher = None
+    app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the routes.
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
