@@ -29,8 +29,9 @@ def test_every_image_of_a_batch_moves_by_its_own_whole_pixel_offset_within_the_s
     images = np.random.default_rng(0).random((400, 28, 28, 1), dtype=np.float32)
     moved = shift_batch(tf.constant(images), 2).numpy()
     offsets = set()
+    candidates = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
     for before, after in zip(images[..., 0], moved[..., 0]):
-        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if np.array_equal(shifted(before, dy, dx), after)]
+        matches = [(dy, dx) for dy, dx in candidates if np.array_equal(shifted(before, dy, dx), after)]
         assert len(matches) == 1
         offsets.add(matches[0])
     assert len(offsets) == 25  # all of them occur
