@@ -5,9 +5,11 @@ Each alternative runs in a fresh process, since oneDNN, the thread pools and the
 TensorFlow starts. A process trains the paper's classifier (Adam, cosine schedule, batch 128) on the 60,000 real
 training images for a warm-up epoch of ``--steps`` batches (tracing, XLA compilation, shuffle set-up), then times
 ``--steps`` more; seconds per epoch are that time scaled to the 469 batches of a full epoch, training only (the
-per-epoch validation pass is the same forward work in every alternative). Each alternative runs right after a run
-of the plain fit, ``--repeats`` rounds (the far slower XLA and bfloat16 runs once); of its pairs, the least
-disturbed (the shortest together) counts, so that a figure and its reference share the machine's load of the moment.
+per-epoch validation pass is the same forward work in every alternative). Each alternative runs at the same time
+as a run of the plain fit, so that a figure and its reference share whatever else loads the machine; ``--repeats``
+rounds (the far slower XLA and bfloat16 once), of which the least disturbed pair (the shortest together) counts.
+Wall and CPU seconds (all threads of the process) are both recorded: on a busy shared machine wall time swings
+several-fold from one minute to the next, CPU time much less.
 """
 
 from __future__ import annotations
@@ -111,21 +113,24 @@ def child(name: str, steps: int) -> dict:
         metrics=["accuracy"],
         jit_compile=alternative.xla,
     )
-    seconds: list[float] = []
+    seconds: list[tuple[float, float]] = []
 
     class Clock(keras.callbacks.Callback):
+        """Wall and CPU seconds (every thread of the process) of each epoch."""
+
         def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
+            self.started = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.started)
+            seconds.append((time.perf_counter() - self.started[0], time.process_time() - self.started[1]))
 
     fit = {"epochs": 2, "steps_per_epoch": steps, "callbacks": [Clock()], "verbose": 0}
     if alternative.data == "arrays":
         model.fit(x, y, batch_size=BATCH, shuffle=True, **fit)
     else:
         model.fit(_batches(alternative.data, x, y, config).repeat(), **fit)
-    return {"name": name, "warmup_seconds": seconds[0], "seconds": seconds[1], "steps": steps}
+    (warmup, _), (wall, cpu) = seconds
+    return {"name": name, "warmup_seconds": warmup, "seconds": wall, "cpu_seconds": cpu, "steps": steps}
 
 
 def _batches(data: str, x, y, config):
@@ -144,49 +149,56 @@ def _batches(data: str, x, y, config):
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def measure(name: str, steps: int) -> dict:
-    """One alternative in its own process."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.training", "--child", name, "--steps", str(steps)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def measure_pair(name: str, steps: int) -> tuple[dict, dict]:
+    """The plain fit and ``name``, each in its own process, both at once: they share the machine's load alike."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.training", "--child", which, "--steps", str(steps)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for which in (REFERENCE, name)
+    ]
+    runs = []
+    for which, process in zip((REFERENCE, name), processes):
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{which} failed:\n{err[-3000:]}")
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return runs[0], runs[1]
 
 
-def epoch_seconds(run: dict) -> float:
-    """The timed batches scaled to a full epoch of 469."""
-    return run["seconds"] * EPOCH_STEPS / run["steps"]
+def epoch_seconds(run: dict, clock: str = "seconds") -> float:
+    """The timed batches scaled to a full epoch of 469: wall (``seconds``) or CPU (``cpu_seconds``) time."""
+    return run[clock] * EPOCH_STEPS / run["steps"]
 
 
-def best_pair(pairs: list[tuple[dict, dict]]) -> tuple[float, float]:
+def best_pair(pairs: list[tuple[dict, dict]], clock: str) -> tuple[float, float]:
     """(alternative, reference) seconds per epoch of the least disturbed pair: the shortest together."""
-    return min(((epoch_seconds(alt), epoch_seconds(ref)) for ref, alt in pairs), key=sum)
+    return min(((epoch_seconds(alt, clock), epoch_seconds(ref, clock)) for ref, alt in pairs), key=sum)
 
 
 def rows(pairs: dict[str, list[tuple[dict, dict]]]) -> list[Row]:
-    """Every alternative's seconds per epoch beside those of the plain fit run just before it."""
+    """Every alternative's seconds per epoch, wall and CPU, beside those of the plain fit run at the same time."""
     title = ALTERNATIVES[REFERENCE].title
-    reference = min(epoch_seconds(ref) for found in pairs.values() for ref, _ in found)
     found = []
-    for name, measured in pairs.items():
-        seconds, before = best_pair(measured)
-        found.append(
-            Row(
-                f"training s/epoch: {ALTERNATIVES[name].title}",
-                seconds,
-                "s",
-                f"{title}, run just before",
-                before,
-                ratio(seconds, before),
-                "times the plain fit's epoch time",
+    for clock, unit in (("seconds", "s"), ("cpu_seconds", "CPU s")):
+        for name, measured in pairs.items():
+            seconds, beside = best_pair(measured, clock)
+            found.append(
+                Row(
+                    f"training {unit}/epoch: {ALTERNATIVES[name].title}",
+                    seconds,
+                    unit,
+                    f"{title}, run at the same time",
+                    beside,
+                    ratio(seconds, beside),
+                    "times the plain fit's",
+                )
             )
-        )
-    return [Row(f"training s/epoch: {title} (its fastest run)", reference, "s", "—", None), *found]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,10 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if ALTERNATIVES[name].once and round_ > 1:
                 continue
-            say(f"round {round_}/{args.repeats}: {REFERENCE}, then {name}")
-            pair = measure(REFERENCE, args.steps), measure(name, args.steps)
-            pairs[name].append(pair)
-            say(f"  {epoch_seconds(pair[1]):.1f} s/epoch against {epoch_seconds(pair[0]):.1f}")
+            say(f"round {round_}/{args.repeats}: {name} beside {REFERENCE}")
+            reference, alternative = measure_pair(name, args.steps)
+            pairs[name].append((reference, alternative))
+            for clock in ("seconds", "cpu_seconds"):
+                mine, beside = epoch_seconds(alternative, clock), epoch_seconds(reference, clock)
+                say(f"  {clock} per epoch {mine:.1f} against {beside:.1f}")
     table = markdown(rows(pairs))
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,27 +14,24 @@ from training.networks import CLASSIFIER_LAYERS, build_classifier, float32_class
 from training.train import shift_batch, to_input, train_classifier, training_batches
 
 
-def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``image`` (H, W) moved down by dy and right by dx, zeros where nothing moved in."""
-    out = np.zeros_like(image)
-    h, w = image.shape
-    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
-        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
-    ]
-    return out
+def centres(images: np.ndarray) -> np.ndarray:
+    """Centre of mass (row, column) of each image (N, H, W)."""
+    grid = np.indices(images.shape[1:]).reshape(2, -1).astype(np.float64)
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    return flat @ grid.T / flat.sum(axis=1, keepdims=True)
 
 
-def test_every_image_of_a_batch_moves_by_its_own_whole_pixel_offset_within_the_shift():
+def test_every_image_of_a_batch_moves_by_its_own_offset_of_at_most_the_shift(mnist_test):
     tf.random.set_seed(0)
-    images = np.random.default_rng(0).random((400, 28, 28, 1), dtype=np.float32)
-    moved = shift_batch(tf.constant(images), 2).numpy()
-    offsets = set()
-    candidates = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
-    for before, after in zip(images[..., 0], moved[..., 0]):
-        matches = [(dy, dx) for dy, dx in candidates if np.array_equal(shifted(before, dy, dx), after)]
-        assert len(matches) == 1
-        offsets.add(matches[0])
-    assert len(offsets) == 25  # all of them occur
+    digits = to_input(mnist_test[0][:500])
+    moved = shift_batch(tf.constant(digits), 2).numpy()
+    assert moved.shape == digits.shape and moved.dtype == np.float32
+    offsets = centres(moved[..., 0]) - centres(digits[..., 0])
+    assert np.abs(offsets).max() <= 2.1  # a digit near the border loses a little ink there, no more
+    assert (offsets.min(axis=0) < -1.5).all() and (offsets.max(axis=0) > 1.5).all()
+    assert len(np.unique(np.round(offsets, 2), axis=0)) > 400  # sub-pixel offsets, one per image
+    ink = moved.sum(axis=(1, 2, 3)) / digits.sum(axis=(1, 2, 3))
+    assert np.median(np.abs(ink - 1)) < 1e-4 and np.abs(ink - 1).max() < 0.1  # interpolation keeps the ink
 
 
 def test_an_epoch_of_batches_holds_every_training_image_once(mnist_test):
