@@ -9,7 +9,7 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test test-fast lint train analyze report bench openapi
+.PHONY: serve test test-fast lint train analyze report bench bench-training openapi
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ report: $(VENV)/.all-installed
 bench: $(VENV)/.all-installed
 	@$(PY) -m bench
 	@$(PY) -m bench.soak
+
+# The classifier's training speed, every alternative beside a plain model.fit in the same run (about 40 minutes).
+bench-training: $(VENV)/.all-installed
+	@$(PY) -m bench.training
 
 openapi: $(VENV)/.serve-installed
 	@$(PY) -m service.api.openapi > openapi/openapi.json

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 MANIFEST_FILE = "manifest.json"
 STATISTICS_FILE = "statistics.json"
 TOP_IMAGES_FILE = "top_images.npz"
+EVOLUTION_FILE = "evolution.npz"
 PLOTS_DIR = "plots"
 VARIANTS_DIR = "variants"
 COMPARISON_JSON = "comparison.json"
@@ -26,6 +27,13 @@ AUTOENCODER = "autoencoder"
 VARIANT_MODEL = CLASSIFIER
 PROBABILITIES = "output"
 SPATIAL_LAYERS = ("conv1", "conv2", "pool")
+
+# EVOLUTION_FILE (``python -m training train``) holds, for each recorded epoch (``epochs``, (E,)), over a fixed subset
+# of the test split (``subset``, (S,) indices), every spatial filter's strongest image: per layer ``<layer>_index``
+# (E, C) its test-split index, ``<layer>_norm`` (E, C) the L2 norm of its feature map and ``<layer>_projection``
+# (E, C, 28, 28) float16 its deconvolution projection of that filter with that epoch's weights; ``indices`` (K,)
+# and ``images`` (K, 28, 28) uint8 are the images those indices name.
+EVOLUTION_FIELDS = ("index", "norm", "projection")
 
 MANIFEST_FORMAT = 1
 STATISTICS_FORMAT = 1
@@ -62,8 +70,16 @@ class LayerSpec(_Document):
     params: int
 
 
+class FileRef(_Document):
+    """A file of the model folder and its SHA-256."""
+
+    file: str
+    sha256: str
+
+
 class ModelEntry(_Document):
-    """One exported model: its file and checksum, tensors, layers, recipe, metrics and curves."""
+    """One exported model: its file and checksum, tensors, layers, recipe, metrics and curves; for the classifier,
+    optionally the features recorded while it trained (``evolution``, an ``EVOLUTION_FILE``)."""
 
     file: str
     sha256: str
@@ -76,6 +92,15 @@ class ModelEntry(_Document):
     metrics: dict[str, Any]
     history: dict[str, list[float]]
     parity_max_abs_diff: dict[str, float]
+    evolution: FileRef | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_evolution(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``evolution`` out when there is none, so that entries without it are written as before."""
+        data = handler(self)
+        if data.get("evolution") is None:
+            data.pop("evolution", None)
+        return data
 
     @property
     def layer_shapes(self) -> dict[str, list[int]]:
@@ -89,13 +114,6 @@ class Manifest(_Document):
     format: Literal[1] = MANIFEST_FORMAT
     models: dict[str, ModelEntry]
     versions: dict[str, str]
-
-
-class FileRef(_Document):
-    """A file of the model folder and its SHA-256."""
-
-    file: str
-    sha256: str
 
 
 class TopImages(_Document):
@@ -131,6 +149,11 @@ class Statistics(_Document):
     layers: dict[str, LayerStatistics]
     top_images: FileRef
     plots: dict[str, FileRef]
+
+
+def evolution_key(layer: str, field: str) -> str:
+    """The name of one layer's array in ``EVOLUTION_FILE``, e.g. ``conv2_norm``."""
+    return f"{layer}_{field}"
 
 
 def plot_name(kind: str, layer: str | None = None, rule: str | None = None, label: int | None = None) -> str:

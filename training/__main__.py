@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from training.config import ACTIVATIONS, OPTIMIZERS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
+from training.config import ACTIVATIONS, OPTIMIZERS, PRECISIONS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
 from training.data import DEFAULT_MIRROR, MnistError, resolve_data_dir
 
 DATA_DIR_HELP = "folder with the four MNIST IDX files (default: $MNIST_DIR)"
@@ -38,10 +38,28 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's customary rate")
     train.add_argument("--schedule", choices=("cosine", "constant"), default=defaults.schedule)
     train.add_argument("--shift", type=int, default=defaults.shift, help="random shift augmentation in pixels (0: off)")
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="the classifier's hidden layers compute in this; the export is float32 either way",
+    )
+    train.add_argument(
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.jit_compile,
+        help="compile the classifier's training step with XLA",
+    )
     train.add_argument("--autoencoder-epochs", type=int, default=defaults.autoencoder_epochs)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     train.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
+    train.add_argument(
+        "--only",
+        choices=("classifier", "autoencoder"),
+        default=None,
+        help="retrain this model only; the other keeps its file and manifest entry from --out-dir",
+    )
 
     sweep = commands.add_parser(
         "sweep", help="train the classifier under every activation x optimizer and compare them (models/variants/)"
@@ -183,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.test_limit,
             )
             return 0
-        from training.pipeline import train_and_export
+        from training.pipeline import PipelineError, train_and_export
 
         config = TrainConfig(
             epochs=args.epochs,
@@ -193,12 +211,18 @@ def main(argv: list[str] | None = None) -> int:
             learning_rate=args.learning_rate,
             schedule=args.schedule,
             shift=args.shift,
+            precision=args.precision,
+            jit_compile=args.xla,
             autoencoder_epochs=args.autoencoder_epochs,
             seed=args.seed,
             train_limit=args.train_limit,
             test_limit=args.test_limit,
         )
-        manifest = train_and_export(args.data_dir, args.out_dir, config)
+        try:
+            manifest = train_and_export(args.data_dir, args.out_dir, config, args.only)
+        except PipelineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {manifest}")
         return 0
     except MnistError as exc:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu")
 OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop")
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies of the classifier's hidden layers
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "adadelta": 1.0, "sgd": 0.01, "rmsprop": 1e-3}
 SWEEP_OPTIMIZERS = ("adadelta", "adam", "sgd", "rmsprop")
 SWEEP_EPOCHS = 3  # 16 variants x 3 full-data epochs: about 35 minutes on 2 cores
@@ -22,6 +23,8 @@ class TrainConfig:
     learning_rate: float | None = None
     schedule: str = "cosine"
     shift: int = 2
+    precision: str = "float32"
+    jit_compile: bool = False
     autoencoder_epochs: int = 10
     seed: int = 42
     train_limit: int | None = None

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
-from service.contract import INPUT_NAME, MANIFEST_FILE, Manifest, ModelEntry, write_document
+from service.contract import INPUT_NAME, MANIFEST_FILE, FileRef, Manifest, ModelEntry, write_document
 from training.data import sha256_of
 from training.networks import describe_layers, exported_layers
 
@@ -61,9 +61,16 @@ def run_onnx(path: Path, images: np.ndarray, output: str, batch_size: int = 1000
 
 
 def manifest_entry(
-    model: keras.Model, path: Path, training: dict, metrics: dict, history: dict, parity: dict[str, float]
+    model: keras.Model,
+    path: Path,
+    training: dict,
+    metrics: dict,
+    history: dict,
+    parity: dict[str, float],
+    evolution: Path | None = None,
 ) -> ModelEntry:
-    """Everything a server or a reader needs to know about one exported model (the contract's ``ModelEntry``)."""
+    """Everything a server or a reader needs to know about one exported model (the contract's ``ModelEntry``),
+    with the file of its feature evolution when one was recorded (beside ``path``)."""
     layers = describe_layers(model)
     shapes = {layer["name"]: layer["output_shape"] for layer in layers}
     return ModelEntry.model_validate(
@@ -79,6 +86,7 @@ def manifest_entry(
             "metrics": metrics,
             "history": history,
             "parity_max_abs_diff": parity,
+            **({"evolution": FileRef(file=evolution.name, sha256=sha256_of(evolution))} if evolution else {}),
         }
     )
 

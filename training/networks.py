@@ -5,21 +5,37 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from training.config import PRECISIONS
+
 CLASSIFIER_LAYERS = ("conv1", "conv2", "pool", "dense1", "output")
 
 
-def build_classifier(activation: str = "relu") -> keras.Model:
-    """The paper's MNIST classifier (1,199,882 parameters); ``activation`` is the hidden layers' non-linearity."""
+def build_classifier(activation: str = "relu", precision: str = "float32") -> keras.Model:
+    """The paper's MNIST classifier (1,199,882 parameters); ``activation`` is the hidden layers' non-linearity.
+
+    ``precision`` is the hidden layers' Keras dtype policy: with ``mixed_bfloat16`` they compute in bfloat16 on
+    float32 weights; the softmax stays float32 either way.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     inputs = keras.Input(shape=(28, 28, 1), name="input")
-    x = layers.Conv2D(32, 3, activation=activation, name="conv1")(inputs)
-    x = layers.Conv2D(64, 3, activation=activation, name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool")(x)
-    x = layers.Dropout(0.25, name="dropout1")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(128, activation=activation, name="dense1")(x)
-    x = layers.Dropout(0.5, name="dropout2")(x)
-    outputs = layers.Dense(10, activation="softmax", name="output")(x)
+    x = layers.Conv2D(32, 3, activation=activation, name="conv1", dtype=precision)(inputs)
+    x = layers.Conv2D(64, 3, activation=activation, name="conv2", dtype=precision)(x)
+    x = layers.MaxPooling2D(2, name="pool", dtype=precision)(x)
+    x = layers.Dropout(0.25, name="dropout1", dtype=precision)(x)
+    x = layers.Flatten(name="flatten", dtype=precision)(x)
+    x = layers.Dense(128, activation=activation, name="dense1", dtype=precision)(x)
+    x = layers.Dropout(0.5, name="dropout2", dtype=precision)(x)
+    outputs = layers.Dense(10, activation="softmax", name="output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="classifier")
+
+
+def float32_classifier(model: keras.Model, activation: str = "relu") -> keras.Model:
+    """The classifier rebuilt in float32 with ``model``'s weights (float32 variables under any policy): what is
+    exported, parity-checked and analysed, whatever precision it was trained in."""
+    copy = build_classifier(activation)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def build_autoencoder() -> keras.Model:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from service.contract import AUTOENCODER, CLASSIFIER, COMPARISON_JSON, COMPARISON_MD, SPATIAL_LAYERS, VARIANTS_DIR
+from service.evolution import EvolutionUnavailable, NotRecorded, load_evolution
 from service.featuremaps.grids import side_by_side, tile
 from service.inference import filter_projections, layer_activity, projection_of_digit
 from service.registry import ModelLoadError, load_registry
@@ -28,6 +29,7 @@ from training.data import load_split
 EXAMPLE_DIGITS = (3, 7, 9)
 TOP_FILTERS = 6
 STRONGEST = 8
+EVOLUTION_FILTERS = 4  # per spatial layer: a dozen in all
 RULE_NAMES = {
     "image-mean": "image mean (the paper's rule)",
     "dataset-mean": "dataset threshold",
@@ -286,6 +288,44 @@ class Report:
                 f"`GET /v1/filters/{layer}/{{k}}/top-images?format=png`.",
             )
 
+    def evolution(self, per_layer: int = EVOLUTION_FILTERS) -> None:
+        """Zeiler and Fergus' figure 4 for ``per_layer`` filters of each spatial layer (those with the largest mean
+        norm), when the classifier's training was recorded."""
+        try:
+            recorded = load_evolution(self.model_dir, self.classifier)
+        except NotRecorded:
+            return
+        except EvolutionUnavailable as exc:
+            raise AnalysisError(str(exc)) from exc
+        epochs = [int(e) for e in recorded.epochs]
+        tiles, titles, rows = [], [], []
+        for layer in SPATIAL_LAYERS:
+            means = np.asarray(self.stats.layer(layer).norms["all"]["mean"])
+            for k in np.argsort(-means, kind="stable")[:per_layer]:
+                history = recorded.of_filter(layer, int(k))
+                tiles += list(history.projections)
+                titles += [f"#{index}" for index in history.indices]
+                rows.append(f"{layer} {k}")
+        fig = plots.image_grid(
+            tiles,
+            titles,
+            columns=len(epochs),
+            size=1.25,
+            row_labels=rows,
+            title="Feature evolution during training: each filter's strongest projection after epoch "
+            + ", ".join(map(str, epochs)),
+        )
+        self.add(
+            fig,
+            "feature-evolution.png",
+            "Feature evolution during training (Zeiler and Fergus, figure 4)",
+            f"For the {per_layer} filters of each layer with the largest mean norm (rows), after epochs "
+            f"{', '.join(map(str, epochs))} (columns): the first {recorded.subset:,} test images' strongest "
+            "activation of the filter (its index above each tile, by the L2 norm of the feature map), projected "
+            "to pixels with that epoch's weights. `python -m training train` records them while the classifier "
+            "trains (`models/evolution.npz`); any filter: `GET /v1/filters/{layer}/{k}/evolution?format=png`.",
+        )
+
     def conv1_weights(self) -> None:
         kernels = np.moveaxis(self.classifier.kernels["conv1"][:, :, 0, :], -1, 0)
         bound = float(np.abs(kernels).max())
@@ -521,6 +561,7 @@ def write_report(
     report.norms()
     report.deconvolutions()
     report.top_images()
+    report.evolution()
     report.conv1_weights()
     report.autoencoder_figures()
     report.variants()

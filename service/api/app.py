@@ -20,6 +20,7 @@ from service.api.routes import (
     compare,
     deconvolution,
     docs,
+    evolution,
     filters,
     health,
     inference_protocol,
@@ -30,6 +31,7 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
+from service.evolution import load_all_evolution
 from service.inference_gate import InferenceGate
 from service.microbatching import MicroBatcher
 from service.registry import load_registry
@@ -61,6 +63,7 @@ API_ROUTERS = (
     statistics,
     filters,
     inference_protocol,
+    evolution,
 )
 
 
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.model_dir, settings.intra_op_threads, gate, batch_threads=settings.batch_threads
         )
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
+        app.state.evolution = load_all_evolution(settings.model_dir, app.state.registry)
         classifier = app.state.registry.models.get("classifier")
         if settings.micro_batching and classifier is not None:
             app.state.batcher = MicroBatcher(
@@ -100,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if app.state.batcher is not None:
             app.state.batcher.close()
-        app.state.registry = app.state.statistics = app.state.batcher = None
+        app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
     app = FastAPI(
@@ -113,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.settings, app.state.metrics = settings, telemetry
-    app.state.registry = app.state.statistics = app.state.batcher = None
+    app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the routes.
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))

@@ -25,3 +25,9 @@ STATISTICS_ERRORS = _errors(
     (422, "invalid parameter (label outside 0-9, unknown rule, filter out of range)"),
     (503, "no dataset statistics (run `python -m training analyze`), or they do not match the served model"),
 )
+EVOLUTION_ERRORS = _errors(
+    UNAUTHORIZED,
+    (404, "unknown layer or model, or a model whose training was not recorded"),
+    (422, "invalid parameter (filter out of range, scale)"),
+    (503, "the recording is missing or changed (run `python -m training train --only classifier`)"),
+)

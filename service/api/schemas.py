@@ -312,3 +312,21 @@ class ConvWeights(BaseModel):
     kernels: list[list[list[float]]] = Field(
         description="[filter][row][column], as the convolution applies them (cross-correlation)"
     )
+
+
+class EvolutionEpoch(BaseModel):
+    epoch: int = Field(ge=1, description="the epoch after which the weights were taken (1-based)", examples=[3])
+    index: int = Field(description="the test image with the filter's strongest feature map then", examples=[1204])
+    norm: float = Field(description="L2 norm of the filter's feature map for that image", examples=[14.2])
+
+
+class FilterEvolution(BaseModel):
+    """One filter's strongest test image at each recorded epoch of training (Zeiler and Fergus, figure 4)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    layer: str = Field(examples=["conv2"])
+    filter: int = Field(examples=[5])
+    split: str = Field(examples=["test"])
+    images: int = Field(description="the size of the fixed subset searched: the first N test images", examples=[2000])
+    epochs: list[EvolutionEpoch]

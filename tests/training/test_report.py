@@ -22,6 +22,7 @@ FIGURES = [
     *(f"norms-{layer}" for layer in ("conv1", "conv2", "pool")),
     *(f"deconv-{kind}-digit-{digit}" for digit in (3, 7, 9) for kind in ("conv1", "deep")),
     *(f"top9-{layer}" for layer in ("conv1", "conv2", "pool")),
+    "feature-evolution",
     "conv1-weights",
     "autoencoder",
     "autoencoder-layers",
