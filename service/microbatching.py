@@ -21,9 +21,15 @@ class MicroBatcher:
     """A background thread that batches ``classify`` calls for one model."""
 
     def __init__(
-        self, model: LoadedModel, window: float, max_batch: int, observe_size: Callable[[int], None] = lambda size: None
+        self,
+        model: LoadedModel,
+        window: float,
+        max_batch: int,
+        observe_size: Callable[[int], None] = lambda size: None,
+        outputs: tuple[str, ...] = ("output",),
     ) -> None:
         self.model = model
+        self.outputs = list(outputs)
         self.window = window
         self.max_batch = max_batch
         self._observe_size = observe_size
@@ -31,8 +37,8 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._serve, name=f"microbatch-{model.name}", daemon=True)
         self._thread.start()
 
-    def classify(self, image: np.ndarray, timeout: float = 30.0) -> np.ndarray:
-        """The probabilities (10,) for one 28x28 image, computed in a shared batch."""
+    def classify(self, image: np.ndarray, timeout: float = 30.0) -> dict[str, np.ndarray]:
+        """The ``outputs`` (each without the batch axis) for one 28x28 image, computed in a shared batch."""
         note_use(self.model)
         done: Future = Future()
         self._pending.put((image.reshape(28, 28), done))
@@ -68,10 +74,10 @@ class MicroBatcher:
             batch, closing = self._collect(first)
             self._observe_size(len(batch))
             try:
-                probabilities = self.model.run(np.stack([image for image, _ in batch]), ["output"])["output"]
+                outputs = self.model.run(np.stack([image for image, _ in batch]), self.outputs)
             except Exception as exc:  # every waiting caller gets the failure, e.g. Busy
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
-            for row, (_, done) in zip(probabilities, batch):
-                done.set_result(row)
+            for i, (_, done) in enumerate(batch):
+                done.set_result({name: values[i] for name, values in outputs.items()})

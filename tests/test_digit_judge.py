@@ -1,0 +1,48 @@
+"""The shipped "is this a digit?" judge on real test digits, font-rendered letters and uniform noise, through the
+service's own judge (``service.digit_judge``, the calibration in the shipped statistics) and classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.digit_judge import OUTPUTS
+from service.registry import load_registry
+from service.statistics import load_statistics
+from tests.helpers import MODELS
+from training import nondigits
+
+
+@pytest.fixture(scope="module")
+def judged():
+    """A function from float inputs (N, 28, 28) to whether the judge flags each (not digit-like)."""
+    registry = load_registry(MODELS, variants=False)
+    judge = load_statistics(MODELS, registry).judge
+    assert judge is not None, "the shipped statistics have no digit judge"
+    classifier = registry.models["classifier"]
+
+    def flags(images: np.ndarray) -> np.ndarray:
+        return judge.scores(images, classifier.run(images, list(OUTPUTS))) > judge.threshold
+
+    return flags
+
+
+def test_at_most_3_percent_of_the_real_test_digits_are_flagged(judged, mnist_test):
+    assert judged(mnist_test[0].astype(np.float32) / 255.0).mean() <= 0.03
+
+
+def test_at_least_75_percent_of_letters_that_resemble_no_digit_are_flagged(judged):
+    letters, names = nondigits.letters()
+    assert len(letters) >= 17 * 3 * 2 * 3  # every letter, the bundled font at two sizes, three angles at least
+    assert set(names) == set(nondigits.LETTERS)
+    assert judged(letters).mean() >= 0.75
+
+
+def test_at_least_99_percent_of_uniform_noise_is_flagged(judged):
+    assert judged(nondigits.uniform_noise(1000, seed=7)).mean() >= 0.99
+
+
+def test_the_letters_come_through_the_mnist_preprocessing():
+    letters, _ = nondigits.letters()
+    assert letters.dtype == np.float32 and letters.shape[1:] == (28, 28)
+    assert letters.max() == pytest.approx(1.0) and letters[:, :3, :].max() == 0.0  # stretched, centred in 20x20
