@@ -68,15 +68,43 @@ def part_scores(
 
 @dataclass(frozen=True)
 class DigitJudgeModel:
-    """The calibrated judge: its arrays and the threshold on its score above which an input is not digit-like."""
+    """The calibrated judge: its arrays and the threshold on its score above which an input is not digit-like.
+
+    ``scores`` computes what ``part_scores`` defines with the constant work done once at load: the standardisation
+    folded into the first layer, the class means whitened, float32 throughout (a few microseconds per image)."""
 
     arrays: dict[str, np.ndarray]
     threshold: float
 
+    def __post_init__(self) -> None:
+        a = self.arrays
+        w1 = a["w1"] / a["sd"][:, None]
+        units = a["means"].shape[1]
+        centres = a["means"] @ a["whitening"]
+        folded = {
+            "w_dense1": np.concatenate([a["whitening"], w1[:units]], axis=1),
+            "w_summary": w1[units:],
+            "b1": a["b1"] - (a["mu"] / a["sd"]) @ a["w1"],
+            "w2": a["w2"].reshape(-1) / a["spread"][0],
+            "centres_t": -2 * centres.T,
+            "centre_norms": (centres * centres).sum(axis=1),
+        }
+        object.__setattr__(self, "_fast", {name: np.asarray(v, np.float32) for name, v in folded.items()})
+        offsets = ((a["b2"][0] - a["centre"][0]) / a["spread"][0], a["centre"][1], a["spread"][1] * 28 * 28, units)
+        object.__setattr__(self, "_offsets", offsets)
+
     def scores(self, images: np.ndarray, outputs: dict[str, np.ndarray]) -> np.ndarray:
         """The judge's score per image from the inputs (N, 28, 28) and the classifier's ``OUTPUTS`` (N,)."""
-        raw = part_scores(self.arrays, images, outputs["dense1"], outputs["output"])
-        return ((raw - self.arrays["centre"]) / self.arrays["spread"]).max(axis=1)
+        f, (shape_offset, ink_centre, ink_scale, units) = self._fast, self._offsets
+        p = np.maximum(outputs["output"], 1e-7)
+        both = outputs["dense1"] @ f["w_dense1"]  # whitened dense1, and its part of the first layer
+        z = both[:, :units]
+        squared = np.einsum("ij,ij->i", z, z) + (z @ f["centres_t"] + f["centre_norms"]).min(axis=1)
+        summary = np.stack([np.einsum("ij,ij->i", p, -np.log(p)), p.max(axis=1), np.maximum(squared, 1e-9)], axis=1)
+        summary[:, 1:] = np.log(summary[:, 1:])
+        hidden = np.maximum(both[:, units:] + summary @ f["w_summary"] + f["b1"], 0.0)
+        ink = (images.reshape(len(images), -1).sum(axis=1) - ink_centre * 28 * 28) / ink_scale
+        return np.maximum(hidden @ f["w2"] + shape_offset, ink)
 
 
 def load_judge(arrays: dict[str, np.ndarray], section: JudgeSection) -> DigitJudgeModel:

@@ -126,12 +126,11 @@ class Invariance:
 
 def layer_distances(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per layer, the Euclidean distance of each row of ``outputs`` from ``reference``'s (one image) layer vector."""
-    return {
-        layer: np.sqrt(
-            ((outputs[layer].reshape(len(outputs[layer]), -1) - reference[layer].reshape(1, -1)) ** 2).sum(axis=1)
-        )
-        for layer in LAYERS
-    }
+    distances = {}
+    for layer in LAYERS:
+        difference = outputs[layer].reshape(len(outputs[layer]), -1) - reference[layer].reshape(1, -1)
+        distances[layer] = np.sqrt(np.einsum("ij,ij->i", difference, difference))
+    return distances
 
 
 def invariance(

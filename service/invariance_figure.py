@@ -4,6 +4,7 @@ the legend), the tracked class's probability, and the predicted class."""
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -17,6 +18,12 @@ LAYER_COLOURS = {"conv1": (31, 119, 180), "conv2": (255, 127, 14), "pool": (44, 
 INK, GRID, TARGET = (0, 0, 0), (225, 225, 225), (214, 39, 40)
 
 
+@functools.cache
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at 11 px, loaded once (loading it costs milliseconds)."""
+    return ImageFont.load_default(size=11)
+
+
 def _ticks(low: float, high: float, count: int = 5) -> np.ndarray:
     return np.linspace(low, high, count)
 
@@ -25,7 +32,7 @@ class _Panel:
     """One chart: a plot box inside the panel at ``left``, with data-to-pixel mapping."""
 
     def __init__(self, draw: ImageDraw.ImageDraw, left: int, x: np.ndarray, y_range: tuple[float, float]) -> None:
-        self.draw, self.font = draw, ImageFont.load_default(size=11)
+        self.draw, self.font = draw, _font()
         self.box = (left + MARGIN[0], MARGIN[1], left + PANEL[0] - MARGIN[2], PANEL[1] - MARGIN[3])
         self.x_range = (float(x.min()), float(x.max()) if x.max() > x.min() else float(x.min()) + 1)
         self.y_range = y_range

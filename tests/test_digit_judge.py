@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.digit_judge import OUTPUTS
+from service.digit_judge import OUTPUTS, part_scores
 from service.registry import load_registry
 from service.statistics import load_statistics
 from tests.helpers import MODELS
@@ -47,3 +47,14 @@ def test_the_letters_come_through_the_mnist_preprocessing():
     assert letters.dtype == np.float32 and letters.shape[1:] == (28, 28)
     assert letters.max() == pytest.approx(1.0)  # contrast stretched
     assert (letters[:, :, 0] == 0).all() and (letters[:, 0, :] == 0).mean() > 0.9  # light ink on black, in the middle
+
+
+def test_the_served_score_is_the_larger_part_as_the_parts_define_it(mnist_test):
+    """``scores`` (the folded, float32 arithmetic the service runs) equals the plain definition of the parts."""
+    registry = load_registry(MODELS, variants=False)
+    judge = load_statistics(MODELS, registry).judge
+    images = np.concatenate([mnist_test[0][:50].astype(np.float32) / 255.0, nondigits.uniform_noise(20)])
+    outputs = registry.models["classifier"].run(images, list(OUTPUTS))
+    parts = part_scores(judge.arrays, images, outputs["dense1"], outputs["output"])
+    expected = ((parts - judge.arrays["centre"]) / judge.arrays["spread"]).max(axis=1)
+    np.testing.assert_allclose(judge.scores(images, outputs), expected, rtol=1e-4, atol=1e-4)

@@ -2,15 +2,18 @@
 and the same curves averaged over the test set (``python -m training analyze``)."""
 
 import base64
+import struct
+import zlib
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from service.api.deps import Digit, Format, ModelDep, StatisticsDep
 from service.api.error_responses import ERRORS, STATISTICS_ERRORS
 from service.api.errors import NotFound, Unprocessable
-from service.api.render import PNG, PNG_RESPONSE, json_response, png_bytes
+from service.api.render import PNG, PNG_RESPONSE, json_response
 from service.api.schemas import (
     InvarianceAverage,
     InvarianceCurves,
@@ -33,8 +36,22 @@ TRANSFORM_TEXT = (
 TransformName = Annotated[str, Query(description=TRANSFORM_TEXT)]
 
 
-def _data_url(pixels) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _data_url(pixels: np.ndarray) -> str:
+    """A small 2-D uint8 array as a grayscale PNG data URL, written directly (33 of them through Pillow cost more
+    than the network's run)."""
+    height, width = pixels.shape
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels], axis=1).tobytes()  # filter byte 0 per row
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(rows, 1))
+        + _chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 @router.post(
