@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from service.invariance import TRANSFORMS, Invariance
 
-PANEL = (300, 220)
-MARGIN = (46, 30, 14, 40)  # left, top, right, bottom inside a panel
+PANEL = (300, 230)
+MARGIN = (46, 40, 14, 40)  # left, top, right, bottom inside a panel
 LAYER_COLOURS = {"conv1": (31, 119, 180), "conv2": (255, 127, 14), "pool": (44, 160, 44), "dense1": (214, 39, 40)}
 INK, GRID, TARGET = (0, 0, 0), (225, 225, 225), (214, 39, 40)
 
@@ -72,15 +72,14 @@ def invariance_png(result: Invariance) -> bytes:
     xlabel = f"{result.transform} ({TRANSFORMS[result.transform].unit})"
 
     distance = _Panel(draw, 0, x, (0.0, 1.05))
-    distance.axes("distance from the original / its max", xlabel, _ticks(0, 1), ".2f")
-    legend_y = distance.box[1] + 4
+    distance.axes("distance from the original / its max (legend: max)", xlabel, _ticks(0, 1), ".2f")
+    legend_x = 6
     for layer, values in result.distance.items():
         top = float(values.max())
         distance.line(x, values / top if top > 0 else values, LAYER_COLOURS[layer])
-        draw.text(
-            (distance.box[0] + 4, legend_y), f"{layer} (max {top:.3g})", fill=LAYER_COLOURS[layer], font=distance.font
-        )
-        legend_y += 12
+        label = f"{layer} {top:.3g}"
+        draw.text((legend_x, 22), label, fill=LAYER_COLOURS[layer], font=distance.font)
+        legend_x += int(distance.font.getlength(label)) + 8
 
     probability = _Panel(draw, PANEL[0], x, (0.0, 1.05))
     probability.axes(f"probability of class {result.target}", xlabel, _ticks(0, 1), ".2f")
