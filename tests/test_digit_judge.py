@@ -33,7 +33,7 @@ def test_at_most_3_percent_of_the_real_test_digits_are_flagged(judged, mnist_tes
 
 def test_at_least_75_percent_of_letters_that_resemble_no_digit_are_flagged(judged):
     letters, names = nondigits.letters()
-    assert len(letters) >= 17 * 3 * 2 * 3  # every letter, the bundled font at two sizes, three angles at least
+    assert len(letters) >= 17 * 2 * 3  # every letter in the bundled font alone at two sizes and three angles
     assert set(names) == set(nondigits.LETTERS)
     assert judged(letters).mean() >= 0.75
 
