@@ -341,9 +341,9 @@ class Report:
                 plots.image_grid(
                     [image / 255.0 for image in images],
                     [str(k) for k in range(len(images))],
-                    columns=10 if layer == "classes" else 8,
+                    columns=5 if layer == "classes" else 8,
                     title=f"inputs that maximise each {what}" + (" (logit)" if layer == "classes" else ""),
-                    size=1.0,
+                    size=1.4 if layer == "classes" else 1.0,
                 ),
                 f"optimized-{layer}.png",
                 f"What each {what} wants to see",
@@ -362,8 +362,9 @@ class Report:
         from training import nondigits
 
         letters, names = nondigits.letters()
-        step = max(1, len(letters) // 40)
-        shown, shown_names = letters[::step][:40], names[::step][:40]
+        pick = np.sort(np.random.default_rng(0).choice(len(letters), min(40, len(letters)), replace=False))
+        pick = pick[np.argsort([names[i] for i in pick], kind="stable")]
+        shown, shown_names = letters[pick], [names[i] for i in pick]
         flagged = judge.scores(shown, self.classifier.run(shown, list(OUTPUTS))) > judge.threshold
         rows = "\n".join(f"| {name} | {auc:.4f} |" for name, auc in sorted(section.auc.items(), key=lambda kv: -kv[1]))
         self.add(
@@ -372,7 +373,7 @@ class Report:
                 [f"{name}: {'flagged' if f else 'passed'}" for name, f in zip(shown_names, flagged)],
                 columns=10,
                 highlight=list(flagged),
-                title="font-rendered letters through preprocess=mnist; red: judged not digit-like",
+                title="40 font-rendered letters (at random) through preprocess=mnist; red: judged not digit-like",
             ),
             "digit-judge-letters.png",
             "Is this a digit? (beyond the paper)",
