@@ -34,6 +34,8 @@ ENDPOINTS = {
     "activation grid conv2 (PNG)": "/v1/activations/conv2?format=png",
     "activations conv1 (JSON)": "/v1/activations/conv1",
     "active filters conv2": "/v1/active-filters/conv2",
+    "invariance, rotate in 33 steps (JSON, one onnxruntime batch)": "/v1/invariance?transform=rotate&steps=33",
+    "invariance, rotate in 33 steps (PNG)": "/v1/invariance?transform=rotate&steps=33&format=png",
 }
 
 

@@ -16,6 +16,9 @@ MANIFEST_FILE = "manifest.json"
 STATISTICS_FILE = "statistics.json"
 TOP_IMAGES_FILE = "top_images.npz"
 EVOLUTION_FILE = "evolution.npz"
+OPTIMIZED_INPUTS_FILE = "optimized_inputs.npz"
+DIGIT_JUDGE_FILE = "digit_judge.npz"
+CLASSES_KEY = "classes"
 PLOTS_DIR = "plots"
 VARIANTS_DIR = "variants"
 COMPARISON_JSON = "comparison.json"
@@ -133,6 +136,69 @@ class LayerStatistics(_Document):
     top_images: TopImages
 
 
+class InvarianceAverage(_Document):
+    """Invariance curves averaged over a group of images, one value per amount."""
+
+    images: int
+    probability: list[float]
+    accuracy: list[float]
+    distance: dict[str, list[float]]
+
+
+class TransformInvariance(_Document):
+    unit: str
+    amounts: list[float]
+    all: InvarianceAverage
+    digits: list[InvarianceAverage]
+
+
+class InvarianceStatistics(_Document):
+    """Zeiler and Fergus' figure 5 over the first ``images`` of the split, per transform (``service.invariance``):
+    the probability of the true digit, the share still classified as it, and each layer's distance from the
+    untransformed image."""
+
+    images: int
+    transforms: dict[str, TransformInvariance]
+
+
+class OptimizedLayer(_Document):
+    """Per filter (or class) of one layer: the mean activation (the logit for classes) on its optimized input,
+    and the largest mean activation over the analysed images."""
+
+    activation: list[float]
+    dataset_max: list[float]
+
+
+class OptimizedInputs(_Document):
+    """Inputs made by gradient ascent to excite each filter of the spatial layers and each class
+    (``OPTIMIZED_INPUTS_FILE``: uint8 (N, 28, 28) arrays named after the layers, and ``classes``)."""
+
+    file: str
+    sha256: str
+    method: str
+    layers: dict[str, OptimizedLayer]
+
+
+class DigitJudge(_Document):
+    """The "is this a digit?" judge (``service.digit_judge``): its parameters (``DIGIT_JUDGE_FILE``), the threshold
+    above which an input is judged not digit-like (calibrated on the analysed split to flag ``target_rate`` of its
+    digits), the shares it flags of those digits, of letters rendered from fonts and of uniform noise, and the ROC AUC
+    (letters and noise against the digits) of every score tried, the judge's own included."""
+
+    file: str
+    sha256: str
+    method: str
+    fitted_on: str
+    threshold: float
+    target_rate: float
+    flagged_digits: float
+    flagged_letters: float
+    flagged_noise: float
+    letters: int
+    noise: int
+    auc: dict[str, float]
+
+
 class Statistics(_Document):
     """``statistics.json``: the dataset statistics of one classifier (``python -m training analyze``)."""
 
@@ -149,6 +215,9 @@ class Statistics(_Document):
     layers: dict[str, LayerStatistics]
     top_images: FileRef
     plots: dict[str, FileRef]
+    invariance: InvarianceStatistics | None = None
+    optimized_inputs: OptimizedInputs | None = None
+    digit_judge: DigitJudge | None = None
 
 
 def evolution_key(layer: str, field: str) -> str:

@@ -23,9 +23,15 @@ class MicroBatcher:
     """A background thread that batches ``classify`` calls for one model."""
 
     def __init__(
-        self, model: LoadedModel, window: float, max_batch: int, observe_size: Callable[[int], None] = lambda size: None
+        self,
+        model: LoadedModel,
+        window: float,
+        max_batch: int,
+        observe_size: Callable[[int], None] = lambda size: None,
+        outputs: tuple[str, ...] = ("output",),
     ) -> None:
         self.model = model
+        self.outputs = list(outputs)
         self.window = window
         self.max_batch = max_batch
         self._observe_size = observe_size
@@ -34,14 +40,14 @@ class MicroBatcher:
         self._thread.start()
 
     def submit(self, image: np.ndarray) -> Future:
-        """A future of the probabilities (10,) of one 28x28 image, computed in a shared batch."""
+        """A future of the ``outputs`` (each without the batch axis) of one 28x28 image, computed in a shared batch."""
         note_use(self.model)
         done: Future = Future()
         self._pending.put((image.reshape(28, 28), done))
         return done
 
-    def classify(self, image: np.ndarray, timeout: float = 30.0) -> np.ndarray:
-        """The probabilities (10,) for one 28x28 image, computed in a shared batch (blocking)."""
+    def classify(self, image: np.ndarray, timeout: float = 30.0) -> dict[str, np.ndarray]:
+        """The ``outputs`` for one 28x28 image, computed in a shared batch (blocking)."""
         return self.submit(image).result(timeout=timeout)
 
     def close(self) -> None:
@@ -73,10 +79,10 @@ class MicroBatcher:
             batch, closing = self._collect(first)
             self._observe_size(len(batch))
             try:
-                probabilities = self.model.run(np.stack([image for image, _ in batch]), ["output"])["output"]
+                outputs = self.model.run(np.stack([image for image, _ in batch]), self.outputs)
             except Exception as exc:  # every waiting caller gets the failure, e.g. Busy
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
-            for row, (_, done) in zip(probabilities, batch):
-                done.set_result(row)
+            for i, (_, done) in enumerate(batch):
+                done.set_result({name: values[i] for name, values in outputs.items()})

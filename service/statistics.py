@@ -12,7 +12,7 @@ import hashlib
 import io
 import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +26,12 @@ from service.contract import (
     SUMMARY,
     ContractError,
     FileRef,
+    InvarianceStatistics,
     LayerStatistics,
     Statistics,
     read_document,
 )
+from service.digit_judge import DigitJudgeModel, load_judge
 from service.registry import Registry, variant_dirs
 
 log = logging.getLogger("convlens.statistics")
@@ -49,6 +51,9 @@ class DatasetStatistics:
     data: Statistics
     images: dict[int, np.ndarray]
     plots: dict[str, bytes]
+    hint: str = ANALYZE.format(model_dir="models")
+    optimized: dict[str, np.ndarray] = field(default_factory=dict)
+    judge: DigitJudgeModel | None = None
 
     @property
     def layers(self) -> list[str]:
@@ -101,6 +106,18 @@ class DatasetStatistics:
     def plot(self, name: str) -> bytes | None:
         return self.plots.get(name)
 
+    def invariance(self) -> InvarianceStatistics:
+        """The averaged invariance curves; StatisticsUnavailable when these statistics predate them."""
+        if self.data.invariance is None:
+            raise StatisticsUnavailable(f"these dataset statistics have no invariance curves; {self.hint}")
+        return self.data.invariance
+
+    def optimized_inputs(self) -> dict[str, np.ndarray]:
+        """The optimized inputs (uint8, N x 28 x 28) by layer and ``classes``; StatisticsUnavailable when absent."""
+        if not self.optimized:
+            raise StatisticsUnavailable(f"these dataset statistics have no optimized inputs; {self.hint}")
+        return self.optimized
+
 
 def _verified(model_dir: Path, ref: FileRef, what: str) -> bytes:
     path = model_dir / ref.file
@@ -115,12 +132,20 @@ def _verified(model_dir: Path, ref: FileRef, what: str) -> bytes:
     return data
 
 
-def _load_images(data: bytes) -> dict[int, np.ndarray]:
+def _load_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file; StatisticsUnavailable naming ``what`` when it cannot be read."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            indices, images = archive["indices"], archive["images"]
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
-        raise StatisticsUnavailable(f"the top images cannot be read: {exc}") from exc
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise StatisticsUnavailable(f"the {what} cannot be read: {exc}") from exc
+
+
+def _load_images(data: bytes) -> dict[int, np.ndarray]:
+    arrays = _load_arrays(data, "top images")
+    if not {"indices", "images"} <= set(arrays):
+        raise StatisticsUnavailable("the top images cannot be read: expected the arrays indices and images")
+    indices, images = arrays["indices"], arrays["images"]
     if images.dtype != np.uint8 or images.shape != (len(indices), 28, 28):
         raise StatisticsUnavailable(f"the top images are {images.dtype} {images.shape}, expected uint8 (N, 28, 28)")
     return {int(index): image for index, image in zip(indices, images, strict=True)}
@@ -164,7 +189,20 @@ def load_statistics(model_dir: Path, registry: Registry, name: str = CLASSIFIER)
             raise StatisticsUnavailable(f"{path}: layer {layer!r} does not match the served {data.model}")
     images = _load_images(_verified(model_dir, data.top_images, "top images"))
     plots = {name: _verified(model_dir, ref, "plot") for name, ref in data.plots.items()}
-    return DatasetStatistics(data, images, plots)
+    optimized = {}
+    if data.optimized_inputs is not None:
+        ref = FileRef(file=data.optimized_inputs.file, sha256=data.optimized_inputs.sha256)
+        optimized = _load_arrays(_verified(model_dir, ref, "optimized inputs"), "optimized inputs")
+        if any(a.dtype != np.uint8 or a.shape[1:] != (28, 28) for a in optimized.values()):
+            raise StatisticsUnavailable("the optimized inputs must be uint8 (N, 28, 28) arrays")
+    judge = None
+    if data.digit_judge is not None:
+        ref = FileRef(file=data.digit_judge.file, sha256=data.digit_judge.sha256)
+        try:
+            judge = load_judge(_load_arrays(_verified(model_dir, ref, "digit judge"), "digit judge"), data.digit_judge)
+        except ValueError as exc:
+            raise StatisticsUnavailable(f"the digit judge cannot be used: {exc}; {hint}") from exc
+    return DatasetStatistics(data, images, plots, hint, optimized, judge)
 
 
 def try_load_statistics(

@@ -76,3 +76,44 @@ def test_json_that_is_not_json_is_a_contract_error(tmp_path):
     path.write_text(path.read_text()[:100])
     with pytest.raises(ContractError, match=str(path)):
         read_document(path, Manifest)
+
+
+def test_the_shipped_statistics_carry_invariance_optimized_inputs_and_the_digit_judge():
+    statistics = read_document(MODELS / STATISTICS_FILE, Statistics)
+    assert set(statistics.invariance.transforms) == {"shift-x", "shift-y", "rotate", "scale"}
+    assert set(statistics.optimized_inputs.layers) == {"conv1", "conv2", "pool", "classes"}
+    assert 0 < statistics.digit_judge.flagged_digits <= 0.03 and "judge" in statistics.digit_judge.auc
+
+
+def test_statistics_without_the_new_sections_still_load(tmp_path):
+    def drop(document: dict) -> None:
+        for section in ("invariance", "optimized_inputs", "digit_judge"):
+            document.pop(section)
+
+    copy_with(tmp_path, STATISTICS_FILE, drop)
+    loaded = load_statistics(tmp_path, load_registry(tmp_path))
+    assert loaded.judge is None and loaded.data.invariance is None
+    with pytest.raises(StatisticsUnavailable, match="no optimized inputs; run `python -m training analyze"):
+        loaded.optimized_inputs()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["invariance"]["transforms"]["rotate"]["all"].pop("accuracy"), "invariance.transforms.rotate.all"),
+        (lambda d: d["digit_judge"].__setitem__("threshold", "high"), "digit_judge.threshold"),
+        (lambda d: d["optimized_inputs"]["layers"]["conv1"].pop("dataset_max"), "optimized_inputs.layers.conv1"),
+    ],
+)
+def test_a_malformed_new_section_is_refused_naming_its_field(tmp_path, change, field):
+    copy_with(tmp_path, STATISTICS_FILE, change)
+    with pytest.raises(StatisticsUnavailable, match=field.replace(".", r"\.")):
+        load_statistics(tmp_path, load_registry(tmp_path))
+
+
+def test_a_changed_judge_file_is_refused_with_its_checksum(tmp_path):
+    link_shipped_models(tmp_path)
+    (tmp_path / "digit_judge.npz").unlink()
+    (tmp_path / "digit_judge.npz").write_bytes((MODELS / "digit_judge.npz").read_bytes() + b"\0")
+    with pytest.raises(StatisticsUnavailable, match="digit_judge.npz has SHA-256"):
+        load_statistics(tmp_path, load_registry(tmp_path))

@@ -115,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--split", choices=("test", "train"), default="test")
     analyze.add_argument("--limit", type=int, default=None, help="analyse only the first N images of the split")
     analyze.add_argument("--batch-size", type=int, default=500)
-    analyze.add_argument("--no-plots", action="store_true", help="skip drawing the PNG plots")
+    analyze.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="skip drawing the PNG plots and the studies (invariance, optimized inputs, digit judge)",
+    )
 
     report = commands.add_parser(
         "report", help="the paper's figures from the shipped models and statistics, as reports/paper/README.md"

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from service.contract import (
+    AUTOENCODER,
     CLASSIFIER,
     LABELS,
     MANIFEST_FILE,
@@ -42,6 +43,7 @@ from service.contract import (
 )
 from service.featuremaps.norms import active_mask, feature_map_norms, threshold
 from service.registry import ModelLoadError, load_registry
+from training import studies as studies_
 from training.data import FILES, load_split
 
 TOP_K = 9
@@ -163,11 +165,13 @@ def analyze(
     plots: bool = True,
     progress: bool = True,
     threads: int = 0,
+    studies: bool | None = None,
 ) -> Path:
     """Compute the statistics of ``model_dir``'s classifier over ``split`` and write them to ``out_dir``.
 
     ``out_dir`` defaults to ``model_dir`` (where the service looks); ``limit`` keeps the first N images.
-    Returns the path of ``statistics.json``.
+    ``studies`` (default: with the plots) adds feature invariance, the optimized inputs and the digit judge
+    (``training.studies``; the judge reads the training split too). Returns the path of ``statistics.json``.
     """
     from training import plots as figures  # matplotlib only when this runs
 
@@ -193,6 +197,19 @@ def analyze(
     seconds = time.perf_counter() - started
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if plots if studies is None else studies:
+        extra = {
+            "invariance": studies_.invariance_statistics(
+                classifier, images[: studies_.INVARIANCE_IMAGES], labels[: studies_.INVARIANCE_IMAGES], progress
+            ),
+            "optimized_inputs": studies_.optimized_statistics(
+                classifier, model_dir / classifier.entry.file, images, out_dir, progress
+            ),
+            "digit_judge": studies_.judge_statistics(
+                classifier, registry.models.get(AUTOENCODER), data_dir, images, out_dir, progress
+            ),
+        }
     kept = np.unique(np.concatenate([stats["top_images"]["indices"].ravel() for stats in layers.values()]))
     top_path = out_dir / TOP_IMAGES_FILE
     write_npz(top_path, indices=kept.astype(np.int32), images=images[kept])
@@ -215,6 +232,7 @@ def analyze(
                 "layers": layers,
                 "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_file(top_path)},
                 "plots": {},
+                **extra,
             }
         )
     )

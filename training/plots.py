@@ -21,7 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from service.contract import CLASSIFIER, Manifest, Statistics, plot_name  # noqa: E402
+from service.contract import CLASSIFIER, Manifest, Statistics, TransformInvariance, plot_name  # noqa: E402
 
 DPI = 100
 RULE_TEXT = {
@@ -259,10 +259,45 @@ def statistics_plots(
     )
     for name, entry in manifest.models.items():
         jobs[plot_name("training-history", name)] = (training_history, entry.history, name, entry.training)
+    if statistics.invariance is not None:
+        for transform, curves in statistics.invariance.transforms.items():
+            jobs[plot_name("invariance", transform)] = (invariance_figure, curves, transform, None, split)
+            for d in LABELS:
+                jobs[plot_name("invariance", transform, label=d)] = (invariance_figure, curves, transform, d, split)
     written = {}
     for name, (draw, *args) in tqdm(jobs.items(), desc="plots", unit="png", disable=not progress):
         written[name] = save(draw(*args), out_dir / f"{name}.png")
     return written
+
+
+INVARIANCE_COLOURS = {"conv1": "#1f77b4", "conv2": "#ff7f0e", "pool": "#2ca02c", "dense1": "#d62728"}
+
+
+def invariance_figure(curves: TransformInvariance, transform: str, label: int | None, split: str) -> Figure:
+    """Zeiler and Fergus' figure 5 averaged over images: each layer's mean distance from the untransformed image
+    (relative to its largest), the mean probability of the true digit, and the share still classified as it."""
+    group = curves.all if label is None else curves.digits[label]
+    x = np.asarray(curves.amounts)
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    distance, probability, accuracy = fig.subplots(1, 3)
+    for layer, values in group.distance.items():
+        values = np.asarray(values)
+        top = values.max() if values.max() > 0 else 1.0
+        distance.plot(x, values / top, color=INVARIANCE_COLOURS.get(layer), label=f"{layer} (max {top:.3g})")
+    distance.set_ylabel("mean distance / its max")
+    distance.legend(fontsize=8)
+    probability.plot(x, group.probability, color="#d62728")
+    probability.set_ylabel("mean probability of the true digit")
+    accuracy.plot(x, 100 * np.asarray(group.accuracy), color="black", marker=".")
+    accuracy.set_ylabel("% still classified as the true digit")
+    for ax in (probability, accuracy):
+        ax.set_ylim(0, 1.02 if ax is probability else 102)
+    for ax in (distance, probability, accuracy):
+        ax.set_xlabel(f"{transform} ({curves.unit})")
+        ax.grid(alpha=0.3)
+    who = "every digit" if label is None else f"the {group.images} images of digit {label}"
+    fig.suptitle(f"{transform}: invariance over {who} ({split} set, first images)", fontsize=11)
+    return fig
 
 
 def variant_curves(rows: Sequence[Mapping]) -> Figure:

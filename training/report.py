@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from service.contract import AUTOENCODER, CLASSIFIER, COMPARISON_JSON, COMPARISON_MD, SPATIAL_LAYERS, VARIANTS_DIR
+from service.digit_judge import OUTPUTS
 from service.evolution import EvolutionUnavailable, NotRecorded, load_evolution
 from service.featuremaps.grids import side_by_side, tile
 from service.inference import filter_projections, layer_activity, projection_of_digit
@@ -346,6 +347,84 @@ class Report:
             "symmetric colour scale: red weights add the pixel, blue ones subtract it.",
         )
 
+    def invariance_figures(self) -> None:
+        data = self.stats.data.invariance
+        if data is None:
+            return
+        for transform, curves in data.transforms.items():
+            middle = int(np.argmin(np.abs(np.asarray(curves.amounts) - (1.0 if transform == "scale" else 0.0))))
+            ends = curves.all.accuracy[0], curves.all.accuracy[-1]
+            self.add(
+                plots.invariance_figure(curves, transform, None, self.stats.data.split),
+                f"invariance-{transform}.png",
+                f"Feature invariance: {transform} (paper, figure 5)",
+                f"The first {data.images:,} test images, each {transform} by every amount ({curves.unit}); left: each "
+                "layer's mean Euclidean distance between the transformed image's layer vector and the original's "
+                "(relative to its largest), middle: the mean probability of the true digit, right: the share still "
+                f"classified as it ({100 * ends[0]:.1f} % and {100 * ends[1]:.1f} % at the two ends, "
+                f"{100 * curves.all.accuracy[middle]:.1f} % untransformed). `POST /v1/invariance` draws the same for "
+                "one upload; `GET /v1/statistics/invariance` serves these curves, per digit too.",
+            )
+
+    def optimized_figures(self) -> None:
+        section = self.stats.data.optimized_inputs
+        if section is None:
+            return
+        inputs = self.stats.optimized_inputs()
+        for layer, images in inputs.items():
+            stats = section.layers[layer]
+            reached, best = np.asarray(stats.activation), np.asarray(stats.dataset_max)
+            alive = best > 0
+            beats = int((reached[alive] > best[alive]).sum())
+            what = "class" if layer == "classes" else f"{layer} filter"
+            self.add(
+                plots.image_grid(
+                    [image / 255.0 for image in images],
+                    [str(k) for k in range(len(images))],
+                    columns=5 if layer == "classes" else 8,
+                    title=f"inputs that maximise each {what}" + (" (logit)" if layer == "classes" else ""),
+                    size=1.4 if layer == "classes" else 1.0,
+                ),
+                f"optimized-{layer}.png",
+                f"What each {what} wants to see",
+                f"Gradient ascent from grey ({section.method}). Measured through onnxruntime: {beats} of "
+                f"{int(alive.sum())} {'classes' if layer == 'classes' else 'filters'} active on some test image "
+                f"respond more to their optimized input than to every one of the {self.stats.data.images:,} test "
+                f"images (median {np.median(reached[alive] / best[alive]):.2f} times the best test image). "
+                "`GET /v1/filters/{layer}/{filter}/optimized`, `/v1/filters/{layer}/optimized`, "
+                "`/v1/classes/{digit}/optimized`.",
+            )
+
+    def judge_figure(self) -> None:
+        judge, section = self.stats.judge, self.stats.data.digit_judge
+        if judge is None or section is None:
+            return
+        from training import nondigits
+
+        letters, names = nondigits.letters()
+        pick = np.sort(np.random.default_rng(0).choice(len(letters), min(40, len(letters)), replace=False))
+        pick = pick[np.argsort([names[i] for i in pick], kind="stable")]
+        shown, shown_names = letters[pick], [names[i] for i in pick]
+        flagged = judge.scores(shown, self.classifier.run(shown, list(OUTPUTS))) > judge.threshold
+        rows = "\n".join(f"| {name} | {auc:.4f} |" for name, auc in sorted(section.auc.items(), key=lambda kv: -kv[1]))
+        self.add(
+            plots.image_grid(
+                list(shown),
+                [f"{name}: {'flagged' if f else 'passed'}" for name, f in zip(shown_names, flagged)],
+                columns=10,
+                highlight=list(flagged),
+                title="40 font-rendered letters (at random) through preprocess=mnist; red: judged not digit-like",
+            ),
+            "digit-judge-letters.png",
+            "Is this a digit? (beyond the paper)",
+            f"The judge ({section.method}) flags {100 * section.flagged_digits:.1f} % of the "
+            f"{self.stats.data.images:,} test digits (threshold calibrated at {100 * section.target_rate:g} %), "
+            f"{100 * section.flagged_letters:.1f} % of {section.letters} capital letters that resemble no digit "
+            f"(rendered from fonts at several sizes and angles) and {100 * section.flagged_noise:.1f} % of "
+            f"{section.noise} uniform-noise images. ROC AUC of every score tried, letters and noise against the "
+            "test digits:\n\n| score | ROC AUC |\n|---|---:|\n" + rows,
+        )
+
     def autoencoder_figures(self) -> None:
         if self.autoencoder is None:
             return
@@ -564,6 +643,9 @@ def write_report(
     report.evolution()
     report.conv1_weights()
     report.autoencoder_figures()
+    report.invariance_figures()
+    report.optimized_figures()
+    report.judge_figure()
     report.variants()
     path = report.out_dir / "README.md"
     path.write_text(report.markdown())

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service import digit_judge
 from service.api.admission_control import AdmissionControl
 from service.api.auth import require_api_key
 from service.api.caching import FixedContentCaching
@@ -25,8 +26,10 @@ from service.api.routes import (
     health,
     inference_protocol,
     inspect,
+    invariance,
     metrics,
     models,
+    optimized,
     page,
     statistics,
 )
@@ -64,6 +67,8 @@ API_ROUTERS = (
     filters,
     inference_protocol,
     evolution,
+    invariance,
+    optimized,
 )
 
 
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.micro_batch_window_ms / 1000,
                 settings.micro_batch_max,
                 telemetry.microbatch_size.observe,
+                digit_judge.OUTPUTS,
             )
         yield
         if app.state.batcher is not None:

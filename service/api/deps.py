@@ -14,6 +14,7 @@ from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.contract import CLASSIFIER, STATISTICS_NORM
+from service.digit_judge import DigitJudgeModel
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.npy_images import check_count, parse_npy
 from service.registry import LoadedModel, Registry
@@ -198,6 +199,27 @@ async def get_statistics(request: Request, model: ModelDep) -> DatasetStatistics
 
 
 StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
+
+
+def judge_of(request: Request, model: LoadedModel) -> DigitJudgeModel | None:
+    """The calibrated digit judge of ``model``'s statistics, or None when there is none (``digit_like`` is null)."""
+    loaded = getattr(request.app.state, "statistics", None) or {}
+    statistics = loaded.get(model.name)
+    return statistics.judge if isinstance(statistics, DatasetStatistics) else None
+
+
+def judge_fields(judge: DigitJudgeModel | None, images: np.ndarray, outputs: dict[str, np.ndarray]) -> list[dict]:
+    """Per image, ``digit_like``, ``digit_like_score`` and ``digit_like_threshold`` (all null without a judge)."""
+    if judge is None:
+        return [{"digit_like": None, "digit_like_score": None, "digit_like_threshold": None}] * len(images)
+    return [
+        {
+            "digit_like": bool(score <= judge.threshold),
+            "digit_like_score": float(score),
+            "digit_like_threshold": judge.threshold,
+        }
+        for score in judge.scores(images.reshape(-1, 28, 28), outputs)
+    ]
 
 
 def statistics_layer(statistics: DatasetStatistics, layer: str) -> None:

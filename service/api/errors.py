@@ -10,7 +10,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service import imaging
 from service.inference import NotApplicable, UnknownLayer
 from service.inference_gate import Busy
+from service.invariance import UnknownTransform
 from service.npy_images import BatchError, TooManyImages
+from service.statistics import StatisticsUnavailable
 
 
 class ApiError(Exception):
@@ -121,6 +123,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownLayer)
     async def unknown_layer(request: Request, exc: UnknownLayer) -> JSONResponse:
         return _json(request, 404, str(exc))
+
+    @app.exception_handler(UnknownTransform)
+    async def unknown_transform(_: Request, exc: UnknownTransform) -> JSONResponse:
+        return _json(404, str(exc))
+
+    @app.exception_handler(StatisticsUnavailable)
+    async def statistics_unavailable(_: Request, exc: StatisticsUnavailable) -> JSONResponse:
+        return _json(503, str(exc))
 
     @app.exception_handler(NotApplicable)
     async def not_applicable(request: Request, exc: NotApplicable) -> JSONResponse:

@@ -63,11 +63,21 @@ class Classification(BaseModel):
     model: str
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(min_length=10, max_length=10)
+    digit_like: bool | None = Field(
+        None, description="whether the judge takes the input for a digit; null when its calibration is absent"
+    )
+    digit_like_score: float | None = Field(None, description="the judge's score: higher is less like a digit")
+    digit_like_threshold: float | None = Field(None, description="scores above it are judged not digit-like")
 
 
 class BatchItem(BaseModel):
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(min_length=10, max_length=10)
+    digit_like: bool | None = Field(
+        None, description="whether the judge takes the input for a digit; null when its calibration is absent"
+    )
+    digit_like_score: float | None = Field(None, description="the judge's score: higher is less like a digit")
+    digit_like_threshold: float | None = Field(None, description="scores above it are judged not digit-like")
 
 
 class BatchClassification(BaseModel):
@@ -196,6 +206,11 @@ class Inspection(BaseModel):
         description="the autoencoder's 28x28 reconstruction as a PNG data URL "
         "(min-max scaled), null when no autoencoder is loaded"
     )
+    digit_like: bool | None = Field(
+        None, description="whether the judge takes the input for a digit; null when its calibration is absent"
+    )
+    digit_like_score: float | None = Field(None, description="the judge's score: higher is less like a digit")
+    digit_like_threshold: float | None = Field(None, description="scores above it are judged not digit-like")
 
 
 # --- dataset statistics (python -m training analyze) and filters -------------------------------------------
@@ -330,3 +345,61 @@ class FilterEvolution(BaseModel):
     split: str = Field(examples=["test"])
     images: int = Field(description="the size of the fixed subset searched: the first N test images", examples=[2000])
     epochs: list[EvolutionEpoch]
+
+
+# --- feature invariance (Zeiler and Fergus, section 4.1) -----------------------------------------------------
+
+
+class InvarianceCurves(BaseModel):
+    """One digit under one transform (``POST /v1/invariance``): per amount, in order."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    transform: str = Field(examples=["rotate"])
+    unit: str = Field(description="unit of the amounts: `px`, `degrees` or `factor`", examples=["degrees"])
+    target: int = Field(description="the tracked class (default: the one predicted for the upload)", examples=[7])
+    amounts: list[float] = Field(description="the transform's amounts (shifts rounded to whole pixels)")
+    probability: list[float] = Field(description="the target's probability at each amount")
+    predicted: list[int] = Field(description="the predicted class at each amount")
+    distance: dict[str, list[float]] = Field(
+        description="per layer (conv1, conv2, pool, dense1), the Euclidean distance between the transformed input's "
+        "layer vector and the original's, at each amount"
+    )
+    inputs: list[str] = Field(description="each transformed 28x28 input as a PNG data URL")
+
+
+class InvarianceAverage(BaseModel):
+    images: int = Field(description="analysed images in this group", examples=[1000])
+    probability: list[float] = Field(description="mean probability of the true digit at each amount")
+    accuracy: list[float] = Field(description="share of the images still classified as their true digit")
+    distance: dict[str, list[float]] = Field(description="per layer, the mean distance from the original")
+
+
+class InvarianceTransformAverage(BaseModel):
+    transform: str = Field(examples=["rotate"])
+    unit: str = Field(examples=["degrees"])
+    amounts: list[float]
+    all: InvarianceAverage
+    digits: list[InvarianceAverage] | None = Field(description="per true digit 0-9 (or the one `label` asked for)")
+
+
+class InvarianceStatisticsAnswer(BaseModel):
+    """The curves of ``POST /v1/invariance`` averaged over the first test images (``python -m training analyze``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    split: str = Field(examples=["test"])
+    images: int = Field(examples=[1000])
+    label: int | None = Field(description="the digit asked for, or null for every digit")
+    transforms: list[InvarianceTransformAverage]
+
+
+class OptimizedInput(BaseModel):
+    """An input made by gradient ascent to excite one filter (its mean activation) or one class (its logit)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    layer: str = Field(description="`conv1`, `conv2`, `pool`, or `output` for a class", examples=["conv2"])
+    index: int = Field(description="the filter, or the class", examples=[5])
+    shape: list[int] = Field(examples=[[28, 28]])
+    values: list[list[float]] = Field(description="28 x 28 in [0, 1] (0 black, 1 white), 8-bit steps")

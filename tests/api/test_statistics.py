@@ -220,7 +220,8 @@ def _model_dir(tmp_path, with_statistics: bool):
         os.symlink(MODELS / name, tmp_path / name)
     if with_statistics:
         shutil.copy(MODELS / "statistics.json", tmp_path)
-        shutil.copy(MODELS / "top_images.npz", tmp_path)
+        for arrays in MODELS.glob("*.npz"):  # top images, optimized inputs, digit judge
+            shutil.copy(arrays, tmp_path)
         shutil.copytree(MODELS / "plots", tmp_path / "plots")
     return tmp_path
 

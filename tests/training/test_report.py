@@ -26,6 +26,9 @@ FIGURES = [
     "conv1-weights",
     "autoencoder",
     "autoencoder-layers",
+    *(f"invariance-{transform}" for transform in ("shift-x", "shift-y", "rotate", "scale")),
+    *(f"optimized-{layer}" for layer in ("conv1", "conv2", "pool", "classes")),
+    "digit-judge-letters",
 ]
 
 

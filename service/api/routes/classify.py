@@ -6,31 +6,48 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import Batch, Digit, ModelDep
+from service.api.deps import Batch, Digit, ModelDep, judge_fields, judge_of
 from service.api.error_responses import ERRORS
 from service.api.render import json_response
 from service.api.schemas import BatchClassification, BatchItem, Classification
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
+from service.digit_judge import OUTPUTS
 from service.inference import require_classifier
 from service.registry import LoadedModel
 
 router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 
 
-def _probabilities(model: LoadedModel, images) -> list[list[float]]:
+def _classified(request: Request, model: LoadedModel, images) -> tuple[list[list[float]], list[dict]]:
+    """Each image's probabilities and the digit judge's fields (the judge needs dense1 too, from the same run)."""
     require_classifier(model)
-    return model.run(images, ["output"])["output"].tolist()
+    judge = judge_of(request, model)
+    outputs = model.run(images, list(OUTPUTS) if judge is not None else ["output"])
+    return outputs["output"].tolist(), judge_fields(judge, images, outputs)
 
 
-@router.post("/classify", response_model=Classification, summary="Classify a digit", openapi_extra=IMAGE_BODY)
+@router.post(
+    "/classify",
+    response_model=Classification,
+    summary="Classify a digit, and judge whether it is one (`digit_like`)",
+    openapi_extra=IMAGE_BODY,
+)
 async def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
     batcher = request.app.state.batcher
     if batcher is not None and batcher.model is model:  # no thread waits: the batcher's own thread runs it
-        probabilities = (await asyncio.wrap_future(batcher.submit(digit))).tolist()
+        row = await asyncio.wrap_future(batcher.submit(digit))
+        outputs = {name: values[None] for name, values in row.items()}
+        probabilities, judged = outputs["output"][0].tolist(), judge_fields(judge_of(request, model), digit, outputs)
     else:
-        probabilities = (await run_in_threadpool(_probabilities, model, digit))[0]
+        rows, judged = await run_in_threadpool(_classified, request, model, digit)
+        probabilities = rows[0]
     return json_response(
-        Classification(model=model.name, digit=probabilities.index(max(probabilities)), probabilities=probabilities)
+        Classification(
+            model=model.name,
+            digit=probabilities.index(max(probabilities)),
+            probabilities=probabilities,
+            **judged[0],
+        )
     )
 
 
@@ -40,12 +57,14 @@ async def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
     openapi_extra=BATCH_BODY,
     summary="Classify many digits in one request (multipart files or a .npy array), in input order",
 )
-def classify_batch(images: Batch, model: ModelDep) -> Response:
-    rows = _probabilities(model, images)
+def classify_batch(images: Batch, model: ModelDep, request: Request) -> Response:
+    rows, judged = _classified(request, model, images)
     return json_response(
         BatchClassification(
             model=model.name,
             count=len(rows),
-            results=[BatchItem(digit=row.index(max(row)), probabilities=row) for row in rows],
+            results=[
+                BatchItem(digit=row.index(max(row)), probabilities=row, **fields) for row, fields in zip(rows, judged)
+            ],
         )
     )

@@ -8,11 +8,12 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.api.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, layer_rule
+from service.api.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, judge_fields, judge_of, layer_rule
 from service.api.error_responses import ERRORS
 from service.api.render import json_response, png_bytes
 from service.api.schemas import ActivationGrid, InspectedLayer, Inspection
 from service.api.uploads import IMAGE_BODY
+from service.digit_judge import OUTPUTS
 from service.featuremaps.grids import tile, to_uint8
 from service.inference import layer_activity, require_classifier, spatial_layers
 
@@ -59,7 +60,8 @@ def inspect(
 ) -> Response:
     require_classifier(model)
     spatial = spatial_layers(model)
-    outputs = model.run(digit, [*spatial, "output"])
+    judge = judge_of(request, model)
+    outputs = model.run(digit, [*spatial, *(OUTPUTS if judge is not None else ["output"])])
     layers = []
     for name in spatial:
         maps = outputs[name][0]
@@ -90,5 +92,6 @@ def inspect(
             input=data_url(to_uint8(digit.reshape(28, 28), 0.0, 1.0)),
             layers=layers,
             reconstruction=reconstruction,
+            **judge_fields(judge, digit, outputs)[0],
         )
     )
