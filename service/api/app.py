@@ -137,7 +137,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wait_seconds=settings.work_wait_seconds,
         max_in_flight=settings.max_in_flight_requests,
     )
-    app.add_middleware(RequestMonitor, metrics=telemetry, request_timeout=settings.request_timeout_seconds)
+    app.add_middleware(
+        RequestMonitor,
+        metrics=telemetry,
+        request_timeout=settings.request_timeout_seconds,
+        max_output_pixels=settings.max_output_pixels,
+    )
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
     )

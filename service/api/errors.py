@@ -12,6 +12,7 @@ from service.inference import NotApplicable, UnknownLayer
 from service.inference_gate import Busy
 from service.invariance import UnknownTransform
 from service.npy_images import BatchError, TooManyImages
+from service.output_budget import OutputTooLarge
 from service.statistics import StatisticsUnavailable
 
 
@@ -125,12 +126,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(request, 404, str(exc))
 
     @app.exception_handler(UnknownTransform)
-    async def unknown_transform(_: Request, exc: UnknownTransform) -> JSONResponse:
-        return _json(404, str(exc))
+    async def unknown_transform(request: Request, exc: UnknownTransform) -> JSONResponse:
+        return _json(request, 404, str(exc))
 
     @app.exception_handler(StatisticsUnavailable)
-    async def statistics_unavailable(_: Request, exc: StatisticsUnavailable) -> JSONResponse:
-        return _json(503, str(exc))
+    async def statistics_unavailable(request: Request, exc: StatisticsUnavailable) -> JSONResponse:
+        return _json(request, 503, str(exc))
+
+    @app.exception_handler(OutputTooLarge)
+    async def output_too_large(request: Request, exc: OutputTooLarge) -> JSONResponse:
+        return _json(request, 422, f"{exc} (CONVLENS_MAX_OUTPUT_PIXELS)")
 
     @app.exception_handler(NotApplicable)
     async def not_applicable(request: Request, exc: NotApplicable) -> JSONResponse:

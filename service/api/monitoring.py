@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_document
 from service.cancellation import CancelToken, bound
+from service.output_budget import pixel_budget
 from service.registry import models_used
 
 access_log = logging.getLogger("convlens.access")
@@ -111,9 +112,15 @@ class RequestMonitor:
     """ASGI middleware: counts, times and logs every HTTP request, and bounds how long one may take."""
 
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, request_timeout: float, extra_headers: dict[str, list] | None = None
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        request_timeout: float,
+        max_output_pixels: int,
+        extra_headers: dict[str, list] | None = None,
     ) -> None:
         self.app = app
+        self.max_output_pixels = max_output_pixels
         self.metrics = metrics
         self.request_timeout = request_timeout
         self.extra_headers = extra_headers or {}
@@ -147,7 +154,7 @@ class RequestMonitor:
         start = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
-            with bound(token), models_used(used):
+            with bound(token), models_used(used), pixel_budget(self.max_output_pixels):
                 async with asyncio.timeout(self.request_timeout):
                     await self.app(scope, counting_receive, recording_send)
         except TimeoutError:

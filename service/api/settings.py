@@ -13,6 +13,9 @@ Names = Annotated[list[str], NoDecode]
 # Decoding keeps at most the decoded image (4 bytes a pixel for RGBA) and Pillow's buffers: measured 125 MB for a
 # 16-megapixel RGBA PNG, so 8 bytes a pixel bounds it.
 DECODE_BYTES_PER_PIXEL = 8
+# Drawing keeps the upscaled picture, numpy's intermediate, Pillow's copy and the PNG: 8 bytes an output pixel
+# bounds them, colour included.
+OUTPUT_BYTES_PER_PIXEL = 8
 
 
 class Settings(BaseSettings):
@@ -34,6 +37,9 @@ class Settings(BaseSettings):
         description="largest /v2 inference answer: images x bytes of the tensors asked for (413)",
     )
     max_scale: int = Field(32, ge=1, description="largest PNG upscaling factor")
+    max_output_pixels: int = Field(
+        16_777_216, ge=65_536, description="pixels of the pictures one request may draw (scale x tiles); 422 above"
+    )
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field(
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"
@@ -90,11 +96,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _within_the_memory_budget(self) -> Settings:
-        needed = self.max_upload_bytes + DECODE_BYTES_PER_PIXEL * self.max_pixels
+        decoding = DECODE_BYTES_PER_PIXEL * self.max_pixels
+        drawing = OUTPUT_BYTES_PER_PIXEL * self.max_output_pixels
+        needed = self.max_upload_bytes + max(decoding, drawing)
         if needed > self.request_memory_bytes:
             raise ValueError(
-                f"max_upload_bytes + {DECODE_BYTES_PER_PIXEL} x max_pixels is {needed:,} bytes, over "
-                f"request_memory_bytes ({self.request_memory_bytes:,}): lower the limits or raise the budget"
+                f"max_upload_bytes + max({DECODE_BYTES_PER_PIXEL} x max_pixels, {OUTPUT_BYTES_PER_PIXEL} x "
+                f"max_output_pixels) is {needed:,} bytes, over request_memory_bytes "
+                f"({self.request_memory_bytes:,}): lower the limits or raise the budget"
             )
         return self
 

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from service.output_budget import charge
+
 GAP = 128  # the gaps between tiles: mid-gray, so that black (all-zero) tiles do not run together
 
 
@@ -67,6 +69,8 @@ def upscale_nearest(img: np.ndarray, scale: int) -> np.ndarray:
     """
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
+    img = np.asarray(img)
+    charge(img.shape[0] * img.shape[1] * scale * scale, scale)
     return np.repeat(np.repeat(np.asarray(img), scale, axis=0), scale, axis=1)
 
 

@@ -1,6 +1,7 @@
 """Every kind of bad request gets a JSON error with the right 4xx status and a message a person can act on."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -101,6 +102,20 @@ def test_scale_out_of_bounds_is_422(client, digit_png, scale):
     assert_error(
         post_image(client, "/v1/deconvolution/conv1/0", digit_png, scale=scale), 422, "scale must be between 1 and 32"
     )
+
+
+def test_a_picture_over_the_output_pixel_limit_is_422_naming_a_scale_that_fits(client, digit_png):
+    response = post_image(client, "/v1/activations/conv2", digit_png, format="png", scale=32)
+    assert_error(response, 422, "CONVLENS_MAX_OUTPUT_PIXELS")
+    fits = int(re.search(r"ask for scale (\d+) or less", response.json()["error"]).group(1))
+    assert post_image(client, "/v1/activations/conv2", digit_png, format="png", scale=fits).status_code == 200
+    assert post_image(client, "/v1/activations/conv2", digit_png, format="png", scale=fits + 1).status_code == 422
+
+
+def test_the_output_pixel_limit_counts_every_picture_of_a_request(digit_png):
+    with make_client(max_output_pixels=65_536) as strict:
+        assert post_image(strict, "/v1/deconvolution/conv1/0", digit_png, scale=8).status_code == 200
+        assert_error(post_image(strict, "/v1/deconvolution/conv1/0", digit_png, scale=10), 422, "65,536")
 
 
 def test_unknown_format_value_is_422(client, digit_png):
