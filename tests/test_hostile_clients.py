@@ -302,7 +302,7 @@ def test_a_timed_out_request_stops_computing():
         response = httpx.post(
             f"{base}/v1/deconvolution/pool",
             content=DIGIT,
-            params={"scale": 32},
+            params={"scale": 16},
             headers={"content-type": "image/png"},
             timeout=30,
         )

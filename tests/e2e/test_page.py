@@ -10,6 +10,7 @@ import http.server
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,9 +84,18 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
             page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=6)
         page.mouse.up()
     expected = before + len(strokes)
-    page.wait_for_function(
-        "n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'", arg=expected
+    wait_until(
+        page, "n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'", arg=expected
     )
+
+
+def wait_until(page, expression: str, arg: object = None) -> None:
+    """Poll ``expression`` from outside the page until it is true. Playwright's ``wait_for_function`` polls with
+    ``eval`` inside the page, which the page's Content-Security-Policy (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
+        page.wait_for_timeout(50)
 
 
 def predicted(page) -> str:
@@ -165,7 +175,8 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
 
         # click: the detail panel shows this filter's deconvolution for this image (28x28 at scale 6)
         page.mouse.click(*cell_centre(page, "conv2", filter))
-        page.wait_for_function(
+        wait_until(
+            page,
             "expected => { const d = document.getElementById('deconv');"
             " return d.dataset.filter === expected && d.complete && d.naturalWidth > 0 }",
             arg=f"conv2/{filter}",
@@ -179,8 +190,9 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
             assert page.locator("#top-images").evaluate("img => img.complete && img.naturalWidth > 0")
         if page.locator("#stats").is_visible():
             page.click("#stats-links a >> nth=2")
-            page.wait_for_function(
-                "() => { const img = document.getElementById('plot'); return img.complete && img.naturalWidth > 0 }"
+            wait_until(
+                page,
+                "() => { const img = document.getElementById('plot'); return img.complete && img.naturalWidth > 0 }",
             )
             page.keyboard.press("Escape")
         page.mouse.move(5, 5)
@@ -221,20 +233,20 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
         page.mouse.down()
         page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
         page.mouse.up()
-        page.wait_for_function("document.body.dataset.state === 'error'")
+        wait_until(page, "document.body.dataset.state === 'error'")
         assert "API key" in page.locator("#status").inner_text()
         assert int(page.locator("body").get_attribute("data-shown")) <= before
 
         page.fill("#api-key", "e2e-key")
         page.press("#api-key", "Enter")
-        page.wait_for_function("document.body.dataset.state === 'ready'")
+        wait_until(page, "document.body.dataset.state === 'ready'")
         assert predicted(page) == "1"
         assert page.evaluate(f"localStorage.getItem('convlens.apiKey:{base}')") == "e2e-key"
 
         # a file chosen with the upload button goes to the service as it is (here a JPEG "photo")
         shown = int(page.locator("body").get_attribute("data-shown"))
         page.set_input_files("#file", str(ROOT / "examples" / "photo-3.jpg"))
-        page.wait_for_function("n => Number(document.body.dataset.shown) > n", arg=shown)
+        wait_until(page, "n => Number(document.body.dataset.shown) > n", arg=shown)
         assert predicted(page) == "3"
 
 
@@ -318,15 +330,15 @@ def test_a_page_pointed_at_another_origin_sends_nothing_there_until_the_user_con
         page.mouse.down()
         page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
         page.mouse.up()
-        page.wait_for_function("document.body.dataset.state === 'error'")
+        wait_until(page, "document.body.dataset.state === 'error'")
         assert "until you connect" in page.locator("#status").inner_text()
         assert requests == []
         assert page.locator("#api-key").input_value() == ""
 
         asked = int(page.locator("body").get_attribute("data-seq"))
         page.click("#connect-button")  # now the stroke goes there, with no key: none was entered for that origin
-        page.wait_for_function(
-            "n => Number(document.body.dataset.seq) > n && document.body.dataset.state === 'error'", arg=asked
+        wait_until(
+            page, "n => Number(document.body.dataset.seq) > n && document.body.dataset.state === 'error'", arg=asked
         )
         assert not page.locator("#connect").is_visible()
         page.wait_for_load_state("networkidle")
