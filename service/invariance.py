@@ -3,7 +3,8 @@ one digit is shifted, rotated or scaled.
 
 Every amount of a transform is applied to the network's 28x28 input (pure numpy: whole-pixel shifts; bilinear
 rotation and scaling about the image centre; everything outside the image is 0), and the original and all
-transformed inputs go through the model in one ``LoadedModel.run``. For each amount: the probability of the tracked
+transformed inputs go through the model in one ``LoadedModel.run`` (the transformed ones alone when an amount is the
+identity: that one is the original). For each amount: the probability of the tracked
 class, the predicted class, and per layer the Euclidean distance between the transformed input's layer vector and
 the original's.
 
@@ -43,6 +44,7 @@ TRANSFORMS = {
     "rotate": Transform("degrees", (-60.0, 60.0), (-180.0, 180.0)),
     "scale": Transform("factor", (0.5, 1.5), (0.25, 3.0)),
 }
+IDENTITY = {"shift-x": 0.0, "shift-y": 0.0, "rotate": 0.0, "scale": 1.0}  # the amount that leaves the image as it is
 DEFAULT_STEPS = 17
 
 
@@ -137,17 +139,16 @@ def layer_distances(outputs: dict[str, np.ndarray], reference: dict[str, np.ndar
     return distances
 
 
-def _distances_in_place(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per layer, the distance of rows 1.. of ``outputs`` from row 0, as ``layer_distances``, subtracting in place
-    (the run's own arrays, not used afterwards): no 5 MB temporaries for conv1 and conv2."""
+def _distances_in_place(outputs: dict[str, np.ndarray], row: int) -> dict[str, np.ndarray]:
+    """Per layer, the distance of every row of ``outputs`` from row ``row``, as ``layer_distances``, subtracting in
+    place (the run's own arrays, not used afterwards): no 5 MB temporaries for conv1 and conv2."""
     distances = {}
     for layer in LAYERS:
         flat = outputs[layer].reshape(len(outputs[layer]), -1)
         if not flat.flags.writeable:
             flat = flat.copy()
-        moved = flat[1:]
-        moved -= flat[0]
-        distances[layer] = np.sqrt(np.einsum("ij,ij->i", moved, moved))
+        flat -= flat[row].copy()
+        distances[layer] = np.sqrt(np.einsum("ij,ij->i", flat, flat))
     return distances
 
 
@@ -172,16 +173,22 @@ def invariance(
         raise NotApplicable(f"target must be a class 0-{classes - 1}, got {target}")
     values = amounts(name, start, stop, steps)
     inputs = transformed(digit, name, values)
-    batch = np.concatenate([np.asarray(digit, np.float32).reshape(1, SIDE, SIDE), inputs])
+    unchanged = np.flatnonzero(values == IDENTITY[name])
+    if unchanged.size:  # the identity amount is the original itself (exactly: integer coordinates, weights 0 and 1)
+        row, moved = int(unchanged[0]), slice(None)
+        batch = inputs
+    else:
+        row, moved = 0, slice(1, None)
+        batch = np.concatenate([np.asarray(digit, np.float32).reshape(1, SIDE, SIDE), inputs])
     outputs = model.run(batch, [*LAYERS, PROBABILITIES])
     probabilities = outputs[PROBABILITIES]
-    tracked = int(probabilities[0].argmax()) if target is None else target
+    tracked = int(probabilities[row].argmax()) if target is None else target
     return Invariance(
         transform=name,
         target=tracked,
         amounts=values,
-        probability=probabilities[1:, tracked],
-        predicted=probabilities[1:].argmax(axis=1),
-        distance=_distances_in_place(outputs),
+        probability=probabilities[moved, tracked],
+        predicted=probabilities[moved].argmax(axis=1),
+        distance={layer: values[moved] for layer, values in _distances_in_place(outputs, row).items()},
         inputs=inputs,
     )
