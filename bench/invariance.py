@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 import numpy as np
 
@@ -27,18 +29,27 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def http_figures(rounds: int, seconds: float) -> dict[str, list[float]]:
-    """Per path, the p50 in ms of each round; the paths alternate within every round on one running service."""
+def http_figures(rounds: int, seconds: float, baseline: Path | None = None) -> dict[str, list[float]]:
+    """Per path, the p50 in ms of each round; the paths alternate within every round on one running service. With
+    ``baseline`` (another checkout, with its models), its invariance JSON is measured in the same rounds."""
     digit = ROOT / "examples" / "digit-7.png"
     found: dict[str, list[float]] = {name: [] for name in PATHS}
-    with serving([sys.executable, "-m", "service"]) as service:
-        for path in PATHS.values():
-            wrk(f"{service.url}{path}", digit, "image/png", 1, 1)
+    earlier = None
+    with ExitStack() as stack:
+        service = stack.enter_context(serving([sys.executable, "-m", "service"]))
+        targets = {name: f"{service.url}{path}" for name, path in PATHS.items()}
+        if baseline is not None:
+            command = ["sh", "-c", f'cd "{baseline}" && exec "{sys.executable}" -m service']
+            earlier = stack.enter_context(serving(command, env={"CONVLENS_MODEL_DIR": str(baseline / "models")}))
+            targets["invariance JSON, baseline checkout"] = f"{earlier.url}{PATHS['invariance JSON']}"
+            found["invariance JSON, baseline checkout"] = []
+        for url in targets.values():
+            wrk(url, digit, "image/png", 1, 1)
         for _ in range(rounds):
-            for name, path in PATHS.items():
-                load = wrk(f"{service.url}{path}", digit, "image/png", 1, seconds)
+            for name, url in targets.items():
+                load = wrk(url, digit, "image/png", 1, seconds)
                 if load.non2xx or load.socket_errors:
-                    raise RuntimeError(f"{path}: {load.non2xx} non-2xx answers, {load.socket_errors} socket errors")
+                    raise RuntimeError(f"{url}: {load.non2xx} non-2xx answers, {load.socket_errors} socket errors")
                 found[name].append(load.p50_ms)
     return found
 
@@ -75,12 +86,13 @@ def inprocess_figures(seconds: float) -> dict[str, float]:
 def rows(http: dict[str, list[float]]) -> list[Row]:
     classify = float(np.median(http["classify"]))
     found = [Row("HTTP classify p50 (median of the rounds)", classify, "ms", "—", None)]
-    for name in ("invariance JSON", "invariance PNG"):
+    for name in [name for name in http if name != "classify"]:
         value = float(np.median(http[name]))
         per_round = ", ".join(f"{ratio(a, b):g}" for a, b in zip(http[name], http["classify"]))
         found.append(
             Row(
-                f"HTTP {name}, rotate in {STEPS} steps, p50",
+                f"HTTP {name}, rotate in {STEPS} steps, p50".replace("JSON, baseline checkout, rotate", "JSON, rotate")
+                + (" (baseline checkout)" if "baseline" in name else ""),
                 value,
                 "ms",
                 "HTTP classify p50, alternating rounds",
@@ -96,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.invariance", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="per path and round")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git archive REV | tar -x -C DIR`, with a models/ folder) whose invariance JSON "
+        "is measured in the same rounds, on its own service",
+    )
     args = parser.parse_args(argv)
     before = load_average()
-    http = http_figures(args.rounds, args.seconds)
+    http = http_figures(args.rounds, args.seconds, args.baseline)
     parts = inprocess_figures(args.seconds)
     after = load_average()
     print(f"load average before: {before}; after: {after}; {os.cpu_count()} cores")
