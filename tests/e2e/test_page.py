@@ -221,13 +221,13 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
         page.mouse.down()
         page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
         page.mouse.up()
-        page.wait_for_function("document.body.dataset.state === 'error'")
+        page.wait_for_function("() => document.body.dataset.state === 'error'")
         assert "API key" in page.locator("#status").inner_text()
         assert int(page.locator("body").get_attribute("data-shown")) <= before
 
         page.fill("#api-key", "e2e-key")
         page.press("#api-key", "Enter")
-        page.wait_for_function("document.body.dataset.state === 'ready'")
+        page.wait_for_function("() => document.body.dataset.state === 'ready'")
         assert predicted(page) == "1"
         assert page.evaluate(f"localStorage.getItem('convlens.apiKey:{base}')") == "e2e-key"
 
@@ -318,7 +318,7 @@ def test_a_page_pointed_at_another_origin_sends_nothing_there_until_the_user_con
         page.mouse.down()
         page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
         page.mouse.up()
-        page.wait_for_function("document.body.dataset.state === 'error'")
+        page.wait_for_function("() => document.body.dataset.state === 'error'")
         assert "until you connect" in page.locator("#status").inner_text()
         assert requests == []
         assert page.locator("#api-key").input_value() == ""
@@ -417,11 +417,11 @@ def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_
         # not a digit: the page says so plainly, and takes it back for a digit
         page.click("#clear")
         draw(page, HASH)
-        page.wait_for_function("document.body.dataset.digitLike === 'false'")
+        page.wait_for_function("() => document.body.dataset.digitLike === 'false'")
         note = page.locator("#not-digit")
         assert note.is_visible() and "does not look like a digit" in note.inner_text()
         page.click("#clear")
         assert not note.is_visible()
         draw(page, SEVEN)
-        page.wait_for_function("document.body.dataset.digitLike === 'true'")
+        page.wait_for_function("() => document.body.dataset.digitLike === 'true'")
         assert not note.is_visible()
