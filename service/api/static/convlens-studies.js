@@ -37,17 +37,19 @@ const studies = {
 
 // ---------------------------------------------------------------- "this does not look like a digit"
 
-function judge(result) {
+function judge(result, origin) {
   const note = $("not-digit");
   const flagged = result?.digit_like === false;
   note.hidden = !flagged;
   document.body.dataset.digitLike = result?.digit_like === undefined || result?.digit_like === null
     ? "unknown" : String(result.digit_like);
   if (flagged) {
+    const moved = origin === "transform";
     $("not-digit-text").textContent =
-      `This does not look like a digit. The network still answers ${result.digit}, because it always picks one of ` +
-      `the ten, but the digit judge scores this image ${result.digit_like_score.toFixed(2)}, above the ` +
-      `${result.digit_like_threshold.toFixed(2)} that real MNIST digits stay under. Draw one digit, large and centred.`;
+      `${moved ? "Moved this far, the input no longer looks" : "This does not look"} like a digit. The network ` +
+      `still answers ${result.digit}, because it always picks one of the ten, but the digit judge scores this ` +
+      `image ${result.digit_like_score.toFixed(2)}, above its threshold of ${result.digit_like_threshold.toFixed(2)} ` +
+      `(calibrated on real MNIST digits). ${moved ? "" : "Draw one digit, large and centred."}`;
   }
 }
 
@@ -385,7 +387,7 @@ async function showFilter({ layer, filter }) {
 // ---------------------------------------------------------------- wiring
 
 document.addEventListener("convlens:result", ({ detail }) => {
-  judge(detail.result);
+  judge(detail.result, detail.origin);
   if (detail.origin === "drawing") newOriginal(detail.image);
 });
 document.addEventListener("convlens:filter", ({ detail }) => showFilter(detail));
