@@ -3,7 +3,8 @@ one digit is shifted, rotated or scaled.
 
 Every amount of a transform is applied to the network's 28x28 input (pure numpy: whole-pixel shifts; bilinear
 rotation and scaling about the image centre; everything outside the image is 0), and the original and all
-transformed inputs go through the model in one ``LoadedModel.run``. For each amount: the probability of the tracked
+transformed inputs go through the model in one ``LoadedModel.run`` (the transformed ones alone when an amount is the
+identity: that one is the original). For each amount: the probability of the tracked
 class, the predicted class, and per layer the Euclidean distance between the transformed input's layer vector and
 the original's.
 
@@ -43,6 +44,7 @@ TRANSFORMS = {
     "rotate": Transform("degrees", (-60.0, 60.0), (-180.0, 180.0)),
     "scale": Transform("factor", (0.5, 1.5), (0.25, 3.0)),
 }
+IDENTITY = {"shift-x": 0.0, "shift-y": 0.0, "rotate": 0.0, "scale": 1.0}  # the amount that leaves the image as it is
 DEFAULT_STEPS = 17
 
 
@@ -75,18 +77,22 @@ def amounts(name: str, start: float | None = None, stop: float | None = None, st
 
 
 def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``image`` (H, W) at the (fractional) pixel coordinates ``x``, ``y``; 0 outside."""
-    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    """Bilinear samples of ``image`` (H, W) at the (fractional) pixel coordinates ``x``, ``y``; 0 outside.
+
+    The four neighbours are gathered by flat index from the image with a 1-px zero border (anything further out reads
+    the border too): one gather per neighbour over every amount at once, float32 weights.
+    """
+    x0, y0 = np.floor(x), np.floor(y)
     fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
-    padded = np.pad(image, 1)
-    result = np.zeros(x.shape, np.float32)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            # indices into the 1-px zero border; anything further out reads the border too
-            xi = np.clip(x0 + dx + 1, 0, SIDE + 1)
-            yi = np.clip(y0 + dy + 1, 0, SIDE + 1)
-            result += wy * wx * padded[yi, xi]
-    return result
+    x0, y0 = x0.astype(np.intp), y0.astype(np.intp)
+    border = np.pad(np.asarray(image, np.float32), 1).ravel()
+    width = SIDE + 2
+    left, right = np.clip(x0 + 1, 0, SIDE + 1), np.clip(x0 + 2, 0, SIDE + 1)
+    above, below = np.clip(y0 + 1, 0, SIDE + 1) * width, np.clip(y0 + 2, 0, SIDE + 1) * width
+    gx = 1 - fx
+    top = gx * border[above + left] + fx * border[above + right]
+    bottom = gx * border[below + left] + fx * border[below + right]
+    return (1 - fy) * top + fy * bottom
 
 
 def transformed(image: np.ndarray, name: str, values: np.ndarray) -> np.ndarray:
@@ -133,6 +139,19 @@ def layer_distances(outputs: dict[str, np.ndarray], reference: dict[str, np.ndar
     return distances
 
 
+def _distances_in_place(outputs: dict[str, np.ndarray], row: int) -> dict[str, np.ndarray]:
+    """Per layer, the distance of every row of ``outputs`` from row ``row``, as ``layer_distances``, subtracting in
+    place (the run's own arrays, not used afterwards): no 5 MB temporaries for conv1 and conv2."""
+    distances = {}
+    for layer in LAYERS:
+        flat = outputs[layer].reshape(len(outputs[layer]), -1)
+        if not flat.flags.writeable:
+            flat = flat.copy()
+        flat -= flat[row].copy()
+        distances[layer] = np.sqrt(np.einsum("ij,ij->i", flat, flat))
+    return distances
+
+
 def invariance(
     model: LoadedModel,
     digit: np.ndarray,
@@ -154,17 +173,22 @@ def invariance(
         raise NotApplicable(f"target must be a class 0-{classes - 1}, got {target}")
     values = amounts(name, start, stop, steps)
     inputs = transformed(digit, name, values)
-    batch = np.concatenate([np.asarray(digit, np.float32).reshape(1, SIDE, SIDE), inputs])
+    unchanged = np.flatnonzero(values == IDENTITY[name])
+    if unchanged.size:  # the identity amount is the original itself (exactly: integer coordinates, weights 0 and 1)
+        row, moved = int(unchanged[0]), slice(None)
+        batch = inputs
+    else:
+        row, moved = 0, slice(1, None)
+        batch = np.concatenate([np.asarray(digit, np.float32).reshape(1, SIDE, SIDE), inputs])
     outputs = model.run(batch, [*LAYERS, PROBABILITIES])
-    original = {layer: maps[0] for layer, maps in outputs.items()}
-    moved = {layer: maps[1:] for layer, maps in outputs.items()}
-    tracked = int(original[PROBABILITIES].argmax()) if target is None else target
+    probabilities = outputs[PROBABILITIES]
+    tracked = int(probabilities[row].argmax()) if target is None else target
     return Invariance(
         transform=name,
         target=tracked,
         amounts=values,
-        probability=moved[PROBABILITIES][:, tracked],
-        predicted=moved[PROBABILITIES].argmax(axis=1),
-        distance=layer_distances(moved, original),
+        probability=probabilities[moved, tracked],
+        predicted=probabilities[moved].argmax(axis=1),
+        distance={layer: values[moved] for layer, values in _distances_in_place(outputs, row).items()},
         inputs=inputs,
     )

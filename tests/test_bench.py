@@ -52,3 +52,17 @@ def test_short_soak_mixing_every_endpoint_sees_no_5xx_and_no_dropped_connections
     )
     verdict = json.loads(out.read_text())["verdict"]
     assert verdict["no_5xx"] and verdict["no_dropped_connections"] and verdict["bad_requests_got_4xx"], verdict
+
+
+def test_the_invariance_bench_prints_the_ratio_to_classify_and_the_parts():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.invariance", "--rounds", "1", "--seconds", "1"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "load average before:" in result.stdout
+    assert "| HTTP invariance JSON, rotate in 33 steps, p50 |" in result.stdout
+    assert "times classify" in result.stdout and "onnxruntime run (33 images, 5 outputs)" in result.stdout

@@ -83,7 +83,10 @@ def test_all_amounts_run_as_one_onnxruntime_batch(client, digit_png, monkeypatch
     monkeypatch.setattr(LoadedModel, "run", counted)
     response = post_image(client, "/v1/invariance", digit_png, transform="rotate", steps=33)
     assert response.status_code == 200
-    assert calls == [34]  # the original and its 33 rotations
+    assert calls == [33]  # the 33 rotations, 0 degrees among them: the original itself
+    response = post_image(client, "/v1/invariance", digit_png, transform="rotate", steps=32)
+    assert response.status_code == 200
+    assert calls == [33, 33]  # the original and its 32 rotations, none of them 0 degrees
 
 
 def test_png_draws_the_three_panels(client, digit_png):

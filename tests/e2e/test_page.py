@@ -344,3 +344,96 @@ def test_a_page_pointed_at_another_origin_sends_nothing_there_until_the_user_con
         page.wait_for_load_state("networkidle")
         assert {path.split("?")[0] for _, path, _ in requests} >= {"/v1/inspect", "/v1/statistics"}
         assert all("x-api-key" not in headers and "authorization" not in headers for _, _, headers in requests)
+
+
+# Four strokes of a "#": the digit judge flags it (as it flags letters and noise), though the network names a digit.
+HASH = [[(40, 90), (240, 90)], [(40, 190), (240, 190)], [(100, 30), (100, 250)], [(180, 30), (180, 250)]]
+
+
+def shown(page) -> int:
+    return int(page.locator("body").get_attribute("data-shown"))
+
+
+def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_no_digit(page):
+    """Invariance sliders (the prediction and grids follow the moved input), a filter's optimized input and evolution
+    strip, and the plain sentence when the digit judge says the drawing is no digit."""
+    with running_service() as (base, _):
+        page.goto(f"{base}/")
+        draw(page, SEVEN)
+        assert predicted(page) == "7"
+        page.wait_for_selector('#invariance[data-curves="rotate"]')  # the curves of this drawing, from /v1/invariance
+        assert page.evaluate("document.body.dataset.digitLike") == "true"
+        assert not page.locator("#not-digit").is_visible()
+        assert "rotate 0.0°: predicted 7" in page.locator("#invariance-step").inner_text()
+
+        # a slider moves the network's input; the prediction and every grid follow it, debounced into one request
+        before = {
+            "input": page.locator("#input").get_attribute("src"),
+            "conv1": page.locator('.layer[data-layer="conv1"] img.grid').get_attribute("src"),
+        }
+        count = shown(page)
+        shift = page.locator('#invariance-sliders input[data-transform="shift-x"]')
+        shift.focus()
+        for _ in range(8):  # eight presses in a row (debounced: the page asks for the moves it has time to show)
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "n => Number(document.body.dataset.shown) > n && document.body.dataset.state === 'ready'", arg=count
+        )
+        page.wait_for_selector('#invariance[data-moved="shift-x:16"][data-curves="shift-x"]')
+        page.wait_for_load_state("networkidle")
+        assert page.locator('.slider[data-transform="shift-x"] .amount').inner_text() == "+8 px"
+        assert page.locator("#input").get_attribute("src") != before["input"]
+        assert page.locator('.layer[data-layer="conv1"] img.grid').get_attribute("src") != before["conv1"]
+        step = page.locator("#invariance-step").inner_text()
+        assert step.startswith("shift-x +8 px: predicted ")
+        assert predicted(page) == step.split("predicted ")[1].split(",")[0]  # the moved input as the curves saw it
+        # the input shown is the drawing moved 8 px right: its ink's centre of mass moved by about 8 px
+        centre = page.evaluate(
+            """async (before) => {
+                const centre = async (src) => {
+                    const img = new Image(); img.src = src; await img.decode();
+                    const c = document.createElement('canvas'); c.width = c.height = 28;
+                    const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+                    const d = g.getImageData(0, 0, 28, 28).data; let m = 0, x = 0;
+                    for (let i = 0; i < 784; i++) { m += d[4 * i]; x += d[4 * i] * (i % 28); }
+                    return x / m;
+                };
+                return [await centre(before), await centre(document.getElementById('input').src)];
+            }""",
+            before["input"],
+        )
+        assert 6 <= centre[1] - centre[0] <= 9, centre
+
+        moved = shown(page)
+        page.click("#invariance-reset")  # back to the drawing itself
+        page.wait_for_selector('#invariance[data-moved=""]')
+        page.wait_for_function(
+            "n => Number(document.body.dataset.seq) > n && document.body.dataset.shown === document.body.dataset.seq"
+            " && document.body.dataset.state === 'ready'",
+            arg=moved,
+        )
+        assert predicted(page) == "7"
+
+        # a filter's optimized input beside its deconvolution, and its evolution during training
+        active = [int(k) for k in page.locator('.layer[data-layer="conv2"]').get_attribute("data-active").split(",")]
+        page.mouse.click(*cell_centre(page, "conv2", active[0]))
+        page.wait_for_function(
+            "expected => ['optimized', 'evolution'].every(id => { const img = document.getElementById(id);"
+            " return img.dataset.filter === expected && img.complete && img.naturalWidth > 0 })",
+            arg=f"conv2/{active[0]}",
+        )
+        assert page.locator("#optimized").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
+        assert page.locator("#optimized-figure").is_visible() and page.locator("#evolution-figure").is_visible()
+        assert page.locator("#evolution").evaluate("img => img.naturalWidth > img.naturalHeight")
+
+        # not a digit: the page says so plainly, and takes it back for a digit
+        page.click("#clear")
+        draw(page, HASH)
+        page.wait_for_function("() => document.body.dataset.digitLike === 'false'")
+        note = page.locator("#not-digit")
+        assert note.is_visible() and "does not look like a digit" in note.inner_text()
+        page.click("#clear")
+        assert not note.is_visible()
+        draw(page, SEVEN)
+        page.wait_for_function("() => document.body.dataset.digitLike === 'true'")
+        assert not note.is_visible()

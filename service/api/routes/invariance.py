@@ -40,18 +40,23 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def _data_url(pixels: np.ndarray) -> str:
-    """A small 2-D uint8 array as a grayscale PNG data URL, written directly (33 of them through Pillow cost more
-    than the network's run)."""
-    height, width = pixels.shape
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels], axis=1).tobytes()  # filter byte 0 per row
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-        + _chunk(b"IDAT", zlib.compress(rows, 1))
-        + _chunk(b"IEND", b"")
-    )
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+_PNG_HEAD = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+_PNG_END = _chunk(b"IEND", b"")
+
+
+def _data_urls(images: np.ndarray) -> list[str]:
+    """Each 28x28 image in [0, 1] of ``images`` as a grayscale PNG data URL, written directly.
+
+    The pixel rows go into stored (level 0) deflate blocks: on 33 images of 800 bytes, compressing costs 1.4 ms
+    (more than a tenth of the network's run) and saves about 15 % of a 50 kB answer. Through Pillow they took 8 ms.
+    """
+    rows = np.zeros((len(images), 28, 29), np.uint8)  # filter byte 0 at the start of every row
+    rows[:, :, 1:] = to_uint8(images, 0.0, 1.0)
+    return [
+        "data:image/png;base64,"
+        + base64.b64encode(_PNG_HEAD + _chunk(b"IDAT", zlib.compress(image.tobytes(), 0)) + _PNG_END).decode("ascii")
+        for image in rows
+    ]
 
 
 @router.post(
@@ -85,7 +90,7 @@ def invariance_curves(
             probability=result.probability.tolist(),
             predicted=result.predicted.tolist(),
             distance={layer: values.tolist() for layer, values in result.distance.items()},
-            inputs=[_data_url(to_uint8(image, 0.0, 1.0)) for image in result.inputs],
+            inputs=_data_urls(result.inputs),
         )
     )
 

@@ -3,6 +3,7 @@
 // autoencoder's reconstruction. Clicking a feature map asks for that filter's deconvolution for this image, its
 // top-9 test images and links to the dataset statistics (those two only where the service has them: hidden when
 // it answers 404, as before the statistics endpoints, or 503, as without `python -m training analyze`).
+// Other modules hook in through `api`, `analyse` and the events "convlens:result", "convlens:filter" and "convlens:clear".
 
 import { Api, ApiError, apiBase, apiKeys, trusted } from "./convlens-api.js";
 
@@ -15,7 +16,7 @@ const COLORS = { active: "#f59e0b", selected: "#22d3ee", hover: "#ffffff", cell:
 
 const keyInput = $("api-key");
 const base = apiBase();
-const api = new Api(base, () => keyInput.value.trim(), trusted(new URL(base).origin));
+export const api = new Api(base, () => keyInput.value.trim(), trusted(new URL(base).origin));
 localStorage.removeItem("convlens.apiKey"); // the one key of earlier versions, kept for whatever origin was asked
 keyInput.value = apiKeys.get(api.origin);
 
@@ -26,6 +27,7 @@ const state = {
   selected: null,     // {layer, filter}
   hover: null,        // {layer, filter}
   seq: 0,
+  origin: "drawing",  // what state.image is: "drawing" (the pad or a file) or another module's (convlens-studies.js)
   controller: null,
   detailController: null,
   statistics: false,  // whether this service has the dataset statistics endpoints
@@ -129,8 +131,11 @@ dropZone.addEventListener("drop", (event) => {
 
 // ---------------------------------------------------------------- one request per stroke end
 
-async function analyse(image, started) {
+/** Send ``image`` to /v1/inspect and show the answer; ``origin`` tells the "convlens:result" listeners what it is:
+ * "drawing" for the pad or a file, anything else for an image another module derived from it. */
+export async function analyse(image, started, origin = "drawing") {
   state.image = image;
+  state.origin = origin;
   const seq = ++state.seq;
   document.body.dataset.seq = String(seq);
   state.controller?.abort();
@@ -148,6 +153,7 @@ async function analyse(image, started) {
     document.body.dataset.state = "ready";
     setStatus(`Predicted ${result.digit}. Keep drawing, or clear and draw another digit.`);
     if (state.selected) showDetail(false);
+    document.dispatchEvent(new CustomEvent("convlens:result", { detail: { result, image, origin } }));
   } catch (error) {
     if (error.name === "AbortError" || seq !== state.seq) return;
     document.body.dataset.state = "error";
@@ -378,6 +384,7 @@ async function showDetail(fresh) {
     deconv.classList.remove("loading");
   })];
   if (fresh) {
+    document.dispatchEvent(new CustomEvent("convlens:filter", { detail: { layer, filter } }));
     requests.push(showTopImages(layer, filter, controller), showStatisticsLinks(layer));
     if (window.matchMedia("(max-width: 900px)").matches) detail.scrollIntoView({ behavior: "smooth" });
   }
@@ -505,13 +512,14 @@ function clearAll() {
   for (const img of [$("input"), $("reconstruction")]) img.removeAttribute("src");
   document.body.dataset.state = "idle";
   setStatus("Draw one digit in the box, as large as you like.");
+  document.dispatchEvent(new CustomEvent("convlens:clear"));
 }
 
 keyInput.addEventListener("change", () => {
   apiKeys.set(api.origin, keyInput.value.trim());
   keyInput.classList.remove("needed");
   probeStatistics();
-  if (state.image) analyse(state.image, performance.now());
+  if (state.image) analyse(state.image, performance.now(), state.origin);
 });
 $("settings").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -528,7 +536,7 @@ function askToConnect() {
     $("connect").hidden = true;
     document.body.dataset.connection = "confirmed";
     probeStatistics();
-    if (state.image) analyse(state.image, performance.now());
+    if (state.image) analyse(state.image, performance.now(), state.origin);
   }, { once: true });
 }
 
