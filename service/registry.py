@@ -196,7 +196,7 @@ def model_files(model_dir: Path, variants: bool = True, quiet: bool = False) -> 
     if absent and not quiet:
         log.info(
             "%d of %d variants have a manifest but no ONNX file and are not served (%s); "
-            "`python -m training sweep --data-dir MNIST_DIR` builds them",
+            "`make variants` (python -m training sweep) builds them",
             len(absent),
             len(folders),
             ", ".join(absent),
