@@ -69,3 +69,32 @@ def test_variants_of_different_runs_are_not_compared(tiny_sweep, tmp_path, capsy
     path.write_text(json.dumps(manifest))
     assert main(["collect", str(source), "--out-dir", str(tmp_path / "out")]) == 2
     assert "trained differently (epochs)" in capsys.readouterr().err
+
+
+def test_a_full_set_on_the_full_data_replaces_the_shipped_folder_as_a_whole(tiny_sweep, tmp_path, monkeypatch, capsys):
+    """16 complete variants of one recipe without data limits (made here from one tiny variant, relabelled) replace
+    a stand-in for models/variants whole: what it held before is gone, hidden leftovers of the source are not copied."""
+    from training import collect as collect_module
+
+    source, shipped = tmp_path / "sweep" / "variants", tmp_path / "models" / "variants"
+    for name in VARIANT_NAMES:
+        shutil.copytree(tiny_sweep / "relu-adam", source / name)
+        path = source / name / "manifest.json"
+        manifest = json.loads(path.read_text())
+        training = manifest["models"]["classifier"]["training"]
+        training["activation"], training["optimizer"] = name.split("-")
+        training["train_limit"] = training["test_limit"] = None
+        path.write_text(json.dumps(manifest))
+    (source / ".elu-sgd-partial-1a2b3c4d").mkdir()
+    (shipped / "sigmoid-sgd").mkdir(parents=True)
+    (shipped / "sigmoid-sgd" / "stale.txt").write_text("from an older sweep")
+    monkeypatch.setattr(collect_module, "is_shipped", lambda folder: folder.resolve() == shipped.resolve())
+    (source / "tanh-sgd" / "statistics.json").unlink()
+    assert main(["collect", str(source), "--out-dir", str(shipped)]) == 2
+    assert "1 variant(s) missing" in capsys.readouterr().err and (shipped / "sigmoid-sgd" / "stale.txt").is_file()
+    shutil.copy(tiny_sweep / "relu-adam" / "statistics.json", source / "tanh-sgd")
+    assert main(["collect", str(source), "--out-dir", str(shipped)]) == 0
+    assert sorted(p.name for p in shipped.iterdir()) == sorted([*VARIANT_NAMES, "comparison.json", "comparison.md"])
+    assert json.loads((shipped / "comparison.json").read_text())["missing"] == []
+    assert not (shipped / "sigmoid-sgd" / "stale.txt").exists()
+    assert sorted(p.name for p in shipped.parent.iterdir()) == ["variants"], "no staging folder left beside"
