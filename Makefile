@@ -9,7 +9,7 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test test-fast lint train analyze report bench bench-training openapi
+.PHONY: serve test test-fast lint train analyze report variants bench bench-training openapi
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ analyze: $(VENV)/.all-installed
 
 report: $(VENV)/.all-installed
 	@$(PY) -m training report --data-dir $(MNIST_DIR)
+
+# The activation x optimizer sweep (README, "Variants"): all 16 into models/variants/, a line per variant and epoch.
+# Extra flags pass through, e.g. SWEEP_ARGS='--epochs 12' or SWEEP_ARGS='--out-dir /tmp/variants'.
+variants: $(VENV)/.all-installed
+	@$(PY) -m training sweep --data-dir $(MNIST_DIR) $(SWEEP_ARGS)
 
 bench: $(VENV)/.all-installed
 	@$(PY) -m bench

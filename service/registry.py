@@ -171,8 +171,12 @@ def read_manifest(model_dir: Path) -> Manifest:
 
 
 def variant_dirs(model_dir: Path) -> list[Path]:
-    """The folders under ``model_dir/variants`` with a manifest (``python -m training sweep``), sorted by name."""
-    return sorted(path.parent for path in (model_dir / VARIANTS_DIR).glob(f"*/{MANIFEST_FILE}"))
+    """The folders under ``model_dir/variants`` with a manifest (``python -m training sweep``), sorted by name.
+
+    Hidden folders are left out: a variant being trained (or killed midway) lives in ``.<name>-partial-<hex>`` until
+    it is complete, and a sweep's or collect's staging folder is hidden too."""
+    found = (model_dir / VARIANTS_DIR).glob(f"*/{MANIFEST_FILE}")
+    return sorted(path.parent for path in found if not path.parent.name.startswith("."))
 
 
 def model_files(model_dir: Path, variants: bool = True, quiet: bool = False) -> list[tuple[str, Path, ModelEntry]]:
@@ -192,7 +196,7 @@ def model_files(model_dir: Path, variants: bool = True, quiet: bool = False) -> 
     if absent and not quiet:
         log.info(
             "%d of %d variants have a manifest but no ONNX file and are not served (%s); "
-            "`python -m training sweep --data-dir MNIST_DIR` builds them",
+            "`make variants` (python -m training sweep) builds them",
             len(absent),
             len(folders),
             ", ".join(absent),

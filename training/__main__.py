@@ -1,16 +1,30 @@
-"""Command line: ``python -m training train | sweep | download | analyze | report`` (the ``convlens-train`` script)."""
+"""Command line: ``python -m training train | sweep | variants | train-variant | collect | download | analyze | report``
+(the ``convlens-train`` script)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-from training.config import ACTIVATIONS, OPTIMIZERS, PRECISIONS, SWEEP_EPOCHS, SWEEP_OPTIMIZERS, TrainConfig
+from training.config import (
+    ACTIVATIONS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SWEEP_EPOCHS,
+    SWEEP_OPTIMIZERS,
+    VARIANTS,
+    TrainConfig,
+    VariantError,
+    resolve_variant,
+    variant_table,
+)
 from training.data import DEFAULT_MIRROR, MnistError, resolve_data_dir
 
 DATA_DIR_HELP = "folder with the four MNIST IDX files (default: $MNIST_DIR)"
+INDEX_VARIABLE = "JOB_COMPLETION_INDEX"  # set by a Kubernetes Indexed Job in each of its pods
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +109,49 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     sweep.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
 
+    commands.add_parser(
+        "variants",
+        help="list the sweep's variants by index (activations outer, optimizers inner), as train-variant takes them",
+    )
+
+    one = commands.add_parser(
+        "train-variant",
+        help="train one variant of the sweep (by index or name) into a shared folder, for collect to compare",
+    )
+    one.add_argument(
+        "variant",
+        nargs="?",
+        default=None,
+        help=f"an index 0-{len(VARIANTS) - 1} or a name such as relu-adam (python -m training variants lists "
+        f"them; default: ${INDEX_VARIABLE}, as a Kubernetes Indexed Job sets it)",
+    )
+    _data_dir_argument(one)
+    one.add_argument(
+        "--out-dir",
+        type=Path,
+        required=True,
+        help="the shared folder: the variant appears in it as <activation>-<optimizer>/ once complete "
+        "(never models/variants: only a full sweep or collect of a full set writes there)",
+    )
+    one.add_argument("--epochs", type=int, default=SWEEP_EPOCHS, help="the budget; the same for every variant")
+    one.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    one.add_argument("--seed", type=int, default=defaults.seed)
+    one.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    one.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
+
+    collect = commands.add_parser(
+        "collect",
+        help="compare the complete variants of a folder (comparison.json, comparison.md), naming the missing ones",
+    )
+    collect.add_argument("source", type=Path, help="the folder the variants were trained into")
+    collect.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where the comparison and copies of the complete variants go, replaced as a whole (default: the "
+        "source folder, in place); models/variants only for a full set of variants on the full data",
+    )
+
     download = commands.add_parser("download", help="fetch the MNIST files and verify their checksums")
     _data_dir_argument(download, "folder to write the files to (default: $MNIST_DIR)")
     download.add_argument("--mirror", default=DEFAULT_MIRROR)
@@ -178,7 +235,15 @@ def _scratch(why: str, shipped: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; data problems end with a one-line message and exit status 2."""
     args = _parser().parse_args(argv)
+    if args.command == "variants":
+        print(variant_table())
+        return 0
+    if args.command == "collect":
+        return _collect_command(args)
     try:
+        if args.command == "train-variant":
+            args.variant = _chosen_variant(args.variant)
+            _refuse_shipped(args.out_dir)
         args.data_dir = resolve_data_dir(args.data_dir)  # before TensorFlow loads: a missing folder is said at once
         if "out_dir" in args and args.out_dir is None:
             args.out_dir = _default_out_dir(args)
@@ -190,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("analyze", "report"):
             return _statistics_command(args)
+        if args.command == "train-variant":
+            return _train_variant_command(args)
         if args.command == "sweep":
             from training.sweep import sweep
 
@@ -229,9 +296,55 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"wrote {manifest}")
         return 0
-    except MnistError as exc:
+    except (MnistError, VariantError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _chosen_variant(given: str | None) -> tuple[str, str]:
+    """(activation, optimizer) named on the command line, else by ``$JOB_COMPLETION_INDEX``; VariantError if neither."""
+    if given is None:
+        given = os.environ.get(INDEX_VARIABLE)
+        if given is None:
+            raise VariantError(
+                f"name the variant (an index 0-{len(VARIANTS) - 1} or a name; python -m training variants lists "
+                f"them) or set {INDEX_VARIABLE}"
+            )
+    return resolve_variant(given)
+
+
+def _refuse_shipped(out_dir: Path) -> None:
+    """VariantError when ``out_dir`` is the shipped ``models/variants``: one variant never writes there."""
+    from training.collect import SHIPPED, is_shipped
+
+    if is_shipped(out_dir):
+        raise VariantError(
+            f"not training one variant into the shipped {SHIPPED}: only a full sweep, or collect of a full set, "
+            "writes there; train into another folder, then collect"
+        )
+
+
+def _train_variant_command(args: argparse.Namespace) -> int:
+    """``train-variant``: one variant into the shared folder, never into the shipped one."""
+    from training.pipeline import load_data
+    from training.sweep import sweep_config, train_variant
+
+    base = sweep_config(args.epochs, args.batch_size, args.seed, args.train_limit, args.test_limit)
+    index = VARIANTS.index(args.variant)
+    train_variant(load_data(args.data_dir, base), args.data_dir, args.out_dir, base, *args.variant, f"[{index}]")
+    return 0
+
+
+def _collect_command(args: argparse.Namespace) -> int:
+    """``collect``: the comparison of the complete variants; what cannot be done ends with one line and status 2."""
+    from training.collect import CollectError, collect
+
+    try:
+        collect(args.source, args.out_dir)
+    except CollectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _statistics_command(args: argparse.Namespace) -> int:

@@ -61,12 +61,14 @@ def train_classifier_entry(
     config: TrainConfig,
     out_dir: Path,
     record_evolution: bool = False,
+    callbacks: list = (),
 ) -> ModelEntry:
     """Train the classifier, export ``out_dir/classifier.onnx`` with a parity check, and return its manifest entry.
 
     Metrics are computed from the exported ONNX file, so they are the accuracy the service will have. With
     ``record_evolution`` the features of the first ``SUBSET`` test images are recorded while it trains
-    (``training.evolution``) into ``out_dir/EVOLUTION_FILE``, which the entry names.
+    (``training.evolution``) into ``out_dir/EVOLUTION_FILE``, which the entry names. ``callbacks`` (Keras) run after
+    the recorder, e.g. to print progress.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     recorder = None
@@ -78,7 +80,9 @@ def train_classifier_entry(
             recorded_epochs(config.epochs),
             partial(float32_classifier, activation=config.activation),
         )
-    classifier, history = train_classifier(x_train, y_train, x_test, y_test, config, [recorder] if recorder else [])
+    classifier, history = train_classifier(
+        x_train, y_train, x_test, y_test, config, [*([recorder] if recorder else []), *callbacks]
+    )
     path = out_dir / "classifier.onnx"
     parity = _export_checked(classifier, path, x_test)
     metrics = classification_metrics(run_onnx(path, x_test, "output"), y_test)

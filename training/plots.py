@@ -300,27 +300,40 @@ def invariance_figure(curves: TransformInvariance, transform: str, label: int | 
     return fig
 
 
-def variant_curves(rows: Sequence[Mapping]) -> Figure:
-    """Test-set accuracy after every epoch of each variant of ``python -m training sweep``, overlaid in one plot."""
-    fig = Figure(figsize=(8, 4.8), layout="constrained")
-    ax = fig.subplots()
-    styles = ["-", "--", ":", "-."]
-    for i, row in enumerate(rows):
-        epochs = np.arange(1, len(row["val_accuracy"]) + 1)
-        ax.plot(
-            epochs,
-            row["val_accuracy"],
-            marker="o",
-            markersize=3,
-            linestyle=styles[i // 10 % len(styles)],
-            label=row["model"],
-        )
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.set_xticks(np.arange(1, max(len(row["val_accuracy"]) for row in rows) + 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2, loc="lower right")
-    fig.suptitle("Test accuracy per epoch of every activation x optimizer variant", fontsize=11)
+def variant_curves(curves: Mapping[str, Sequence[float]], epochs: int | None = None) -> Figure:
+    """Validation (test-set) accuracy after every epoch of each variant of ``python -m training sweep``, in one figure:
+    a panel per activation, a line per optimizer (the same colour in every panel), each panel scaled to its own
+    range so that close curves stay apart."""
+    activations = list(dict.fromkeys(name.split("-")[0] for name in curves))
+    optimizers = list(dict.fromkeys(name.split("-")[1] for name in curves))
+    columns = min(len(activations), 2)
+    rows = -(-len(activations) // columns)
+    fig = Figure(figsize=(5 * columns, 3.4 * rows + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    colours = {optimizer: f"C{i}" for i, optimizer in enumerate(optimizers)}
+    longest = max(len(curve) for curve in curves.values())
+    for ax, activation in zip(axes, activations, strict=False):
+        for name, curve in curves.items():
+            if name.split("-")[0] == activation:
+                optimizer = name.split("-")[1]
+                ax.plot(
+                    np.arange(1, len(curve) + 1),
+                    100 * np.asarray(curve),
+                    marker="o",
+                    markersize=3,
+                    color=colours[optimizer],
+                    label=optimizer,
+                )
+        ax.set_title(activation, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_xticks(np.arange(1, longest + 1, max(1, longest // 12)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes[len(activations) :]:
+        ax.set_visible(False)
+    budget = f", {epochs} epochs" if epochs else ""
+    fig.suptitle(f"Test accuracy per epoch of all {len(curves)} activation x optimizer variants{budget}", fontsize=11)
     return fig
 
 

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract import AUTOENCODER, CLASSIFIER, COMPARISON_JSON, COMPARISON_MD, SPATIAL_LAYERS, VARIANTS_DIR
+from service.contract import (
+    AUTOENCODER,
+    CLASSIFIER,
+    COMPARISON_JSON,
+    COMPARISON_MD,
+    MANIFEST_FILE,
+    SPATIAL_LAYERS,
+    VARIANTS_DIR,
+)
 from service.digit_judge import OUTPUTS
 from service.evolution import EvolutionUnavailable, NotRecorded, load_evolution
 from service.featuremaps.grids import side_by_side, tile
@@ -472,6 +480,14 @@ class Report:
             "28x28 reconstruction.",
         )
 
+    @staticmethod
+    def variant_history(folder: Path, row: dict) -> list[float]:
+        """A variant's validation accuracy per epoch from its manifest (the comparison's copy if it is absent)."""
+        path = folder / row["model"] / MANIFEST_FILE
+        if path.is_file():
+            return json.loads(path.read_text())["models"][CLASSIFIER]["history"]["val_accuracy"]
+        return row["val_accuracy"]
+
     def variants(self, digit: int = 7) -> None:
         """The activation x optimizer comparison of ``python -m training sweep``, when its results are there: the
         table, the test-accuracy curves overlaid and, for the variants whose ONNX files are present, the conv1
@@ -491,11 +507,13 @@ class Report:
             'no test image, "mean norm" the mean L2 norm of its feature maps (`models/variants/comparison.md`).\n\n'
             + (folder / COMPARISON_MD).read_text().strip()
         )
+        curves = {row["model"]: self.variant_history(folder, row) for row in rows}
         self.add(
-            plots.variant_curves(rows),
+            plots.variant_curves(curves, recipe["epochs"]),
             "variants-curves.png",
             "Test accuracy per epoch",
-            "The test accuracy after every epoch of each variant, from its manifest's history.",
+            f"The test (validation) accuracy after every epoch of each of the {len(curves)} variants, from its "
+            "manifest's history: one panel per activation, one line per optimizer, each panel on its own scale.",
             VARIANTS_DIR,
         )
         served = [row["model"] for row in rows if row["model"] in self.registry.models]

@@ -1,5 +1,6 @@
 """deploy/kubernetes/: valid against the Kubernetes schemas (offline, strict: unknown fields are errors)
-and consistent with each other and with the image. (test_containers.py runs the Deployment with podman.)"""
+and consistent with each other and with the image. (test_containers.py runs the Deployment with podman.) The sweep's
+Indexed Job (sweep-job.yaml) is checked here too; tests/training/test_sweep_job.py runs its pods' commands."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kuberne
 from tests.deploy.conftest import ROOT  # noqa: E402
 
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+SWEEP_JOB = ROOT / "deploy" / "kubernetes" / "sweep-job.yaml"
+SERVICE_MANIFESTS = [path for path in MANIFESTS if path != SWEEP_JOB]  # the service, applied together
 # the oldest Kubernetes release still commonly run, and the newest the installed schemas know
 VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 
 
 def documents() -> dict[str, dict]:
-    """Every manifest by kind."""
+    """Every manifest of the service by kind."""
     found = {}
-    for path in MANIFESTS:
+    for path in SERVICE_MANIFESTS:
         for document in yaml.safe_load_all(path.read_text()):
             if document:
                 assert document["kind"] not in found, f"two {document['kind']}s"
@@ -97,3 +100,53 @@ def test_the_service_and_the_autoscaler_point_at_the_deployment(kinds, pod):
     hpa = kinds["HorizontalPodAutoscaler"]["spec"]
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
     assert [metric["resource"]["name"] for metric in hpa["metrics"]] == ["cpu"]
+
+
+def sweep_documents() -> dict[tuple[str, str], dict]:
+    """sweep-job.yaml's objects by kind and name."""
+    documents = [document for document in yaml.safe_load_all(SWEEP_JOB.read_text()) if document]
+    return {(document["kind"], document["metadata"]["name"]): document for document in documents}
+
+
+def test_the_sweep_is_an_indexed_job_of_16_on_the_training_image_writing_to_a_shared_volume():
+    from training.config import VARIANTS
+
+    objects = sweep_documents()
+    assert sorted(objects) == [
+        ("Job", "convlens-sweep"),
+        ("Job", "convlens-sweep-collect"),
+        ("PersistentVolumeClaim", "convlens-sweep"),
+    ]
+    claim = objects["PersistentVolumeClaim", "convlens-sweep"]
+    assert "ReadWriteMany" in claim["spec"]["accessModes"], "every pod writes into it at once"
+    sweep = objects["Job", "convlens-sweep"]["spec"]
+    assert sweep["completionMode"] == "Indexed" and sweep["completions"] == len(VARIANTS) == 16
+    assert 1 <= sweep["parallelism"] <= sweep["completions"]
+    (train,) = sweep["template"]["spec"]["containers"]
+    assert train["command"] == ["python", "-m", "training"] and train["args"][0] == "train-variant"
+    options = train["args"][1:]
+    assert all(argument.startswith("--") for argument in options[::2]), "no variant named: the pod's index decides"
+    collect = objects["Job", "convlens-sweep-collect"]["spec"]
+    assert collect["suspend"] is True, "collect waits to be resumed once the sweep is done"
+    (collector,) = collect["template"]["spec"]["containers"]
+    assert collector["args"][:2] == ["collect", options[options.index("--out-dir") + 1]]
+    for job in (sweep, collect):
+        spec = job["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        claims = {
+            volume["persistentVolumeClaim"]["claimName"]
+            for volume in spec["volumes"]
+            if "persistentVolumeClaim" in volume
+        }
+        assert claims == {"convlens-sweep"}
+        for container in spec["containers"] + spec.get("initContainers", []):
+            assert container["image"].split(":")[0].endswith("convlens-train"), "the training image"
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+
+
+def test_the_sweep_runs_as_the_training_image_user():
+    dockerfile = (ROOT / "Dockerfile.train").read_text()
+    for (kind, _), document in sweep_documents().items():
+        if kind == "Job":
+            assert f"ARG APP_UID={document['spec']['template']['spec']['securityContext']['runAsUser']}\n" in dockerfile

@@ -150,3 +150,38 @@ def test_a_sweep_that_fails_leaves_the_previous_results_untouched(mnist_dir, tmp
         sweep(mnist_dir, out, ("relu",), ("adam",), epochs=1, train_limit=100, test_limit=100)
     assert (out / "relu-adam" / "manifest.json").read_text() == "previous"
     assert [path.name for path in tmp_path.iterdir()] == ["variants"]
+
+
+@pytest.mark.parametrize("variant", ["16", "-1", "swish-adam", "relu_adam"])
+def test_an_unknown_variant_or_an_index_out_of_range_stops_with_one_line_listing_the_valid_ones(
+    variant, tmp_path, capsys
+):
+    assert main(["train-variant", variant, "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "0 relu-adadelta, 1 relu-adam" in err and "15 elu-rmsprop" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_a_variant_the_index_comes_from_the_job(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("JOB_COMPLETION_INDEX", raising=False)
+    assert main(["train-variant", "--out-dir", str(tmp_path)]) == 2
+    assert "set JOB_COMPLETION_INDEX" in capsys.readouterr().err
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "99")
+    assert main(["train-variant", "--out-dir", str(tmp_path)]) == 2
+    assert "variant index 99 out of range: choose 0-15" in capsys.readouterr().err
+
+
+def test_the_variants_table_lists_activations_outer_and_optimizers_inner(capsys):
+    assert main(["variants"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 17
+    assert lines[1].split()[:4] == ["0", "relu-adadelta", "relu", "adadelta"]
+    assert lines[2].split()[:2] == ["1", "relu-adam"] and lines[16].split()[:2] == ["15", "elu-rmsprop"]
+
+
+def test_one_variant_never_trains_into_the_shipped_folder(capsys):
+    before = models_snapshot()
+    assert main(["train-variant", "relu-adam", "--out-dir", str(MODELS / "variants")]) == 2
+    assert "not training one variant into the shipped models/variants" in capsys.readouterr().err
+    assert models_snapshot() == before
