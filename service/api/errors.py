@@ -125,12 +125,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(request, 404, str(exc))
 
     @app.exception_handler(UnknownTransform)
-    async def unknown_transform(_: Request, exc: UnknownTransform) -> JSONResponse:
-        return _json(404, str(exc))
+    async def unknown_transform(request: Request, exc: UnknownTransform) -> JSONResponse:
+        return _json(request, 404, str(exc))
 
     @app.exception_handler(StatisticsUnavailable)
-    async def statistics_unavailable(_: Request, exc: StatisticsUnavailable) -> JSONResponse:
-        return _json(503, str(exc))
+    async def statistics_unavailable(request: Request, exc: StatisticsUnavailable) -> JSONResponse:
+        return _json(request, 503, str(exc))
 
     @app.exception_handler(NotApplicable)
     async def not_applicable(request: Request, exc: NotApplicable) -> JSONResponse:
