@@ -36,6 +36,10 @@ ENDPOINTS = {
     "active filters conv2": "/v1/active-filters/conv2",
     "invariance, rotate in 33 steps (JSON, one onnxruntime batch)": "/v1/invariance?transform=rotate&steps=33",
     "invariance, rotate in 33 steps (PNG)": "/v1/invariance?transform=rotate&steps=33&format=png",
+    "attribution saliency (PNG)": "/v1/attribution/saliency",
+    "attribution grad-cam conv2 (PNG)": "/v1/attribution/grad-cam",
+    "attribution occlusion, 169 squares (PNG)": "/v1/attribution/occlusion",
+    "attribution integrated-gradients, 50 steps (PNG)": "/v1/attribution/integrated-gradients",
 }
 
 
@@ -214,6 +218,18 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
                 ort["b256_img_s_1t"],
                 ratio(batch_load.rps * 1000, ort["b256_img_s_1t"]),
                 "of the bare model's throughput",
+            )
+        )
+        maps_load = wrk(f"{service.url}/v1/attribution/saliency/batch", batch, "application/x-npy", 1, seconds)
+        rows.append(
+            Row(
+                "attribution batch, 1,000 saliency maps per request (.npy in, JSON out)",
+                maps_load.rps * 1000,
+                "maps/s",
+                "batch endpoint, 1,000 images per request (.npy)",
+                batch_load.rps * 1000,
+                ratio(maps_load.rps * 1000, batch_load.rps * 1000),
+                "of the classify batch's throughput",
             )
         )
         protocol, protocol_loads = protocol_rows(service.url, seconds, files)
