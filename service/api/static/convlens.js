@@ -146,6 +146,7 @@ async function analyse(image, started) {
     document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
     document.body.dataset.shown = String(seq);
     document.body.dataset.state = "ready";
+    document.dispatchEvent(new CustomEvent("convlens:result", { detail: { api, image, digit: result.digit } }));
     setStatus(`Predicted ${result.digit}. Keep drawing, or clear and draw another digit.`);
     if (state.selected) showDetail(false);
   } catch (error) {
