@@ -26,6 +26,7 @@ VARIANTS = {
     "WEB_CONCURRENCY=2": {"WEB_CONCURRENCY": "2"},
     "micro-batching on (2 ms window, up to 32)": {"CONVLENS_MICRO_BATCHING": "true"},
 }
+MAPS_BATCH = 100
 ENDPOINTS = {
     "deconvolution conv1 (one filter, PNG)": "/v1/deconvolution/conv1/3",
     "deconvolution conv2 (one filter, PNG)": "/v1/deconvolution/conv2/3",
@@ -36,6 +37,10 @@ ENDPOINTS = {
     "active filters conv2": "/v1/active-filters/conv2",
     "invariance, rotate in 33 steps (JSON, one onnxruntime batch)": "/v1/invariance?transform=rotate&steps=33",
     "invariance, rotate in 33 steps (PNG)": "/v1/invariance?transform=rotate&steps=33&format=png",
+    "attribution saliency (PNG)": "/v1/attribution/saliency",
+    "attribution grad-cam conv2 (PNG)": "/v1/attribution/grad-cam",
+    "attribution occlusion, 169 squares (PNG)": "/v1/attribution/occlusion",
+    "attribution integrated-gradients, 50 steps (PNG)": "/v1/attribution/integrated-gradients",
 }
 
 
@@ -145,6 +150,8 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
     digit = ROOT / "examples" / "digit-7.png"
     batch = files / "batch.npy"
     batch.write_bytes(npy_body(1000))
+    maps_batch = files / "maps.npy"  # 100 images: a request of 1,000 maps outlasts the quick run's few seconds
+    maps_batch.write_bytes(npy_body(MAPS_BATCH))
     rows, extra = [], {}
     with serving(make_serve()) as service:
         warm = wrk(f"{service.url}/v1/classify", digit, "image/png", 4, min(seconds, 2))
@@ -215,6 +222,18 @@ def http_rows(ort: dict[str, float], seconds: float, quick: bool, files: Path) -
                 ort["b256_img_s_1t"],
                 ratio(batch_load.rps * 1000, ort["b256_img_s_1t"]),
                 "of the bare model's throughput",
+            )
+        )
+        maps_load = wrk(f"{service.url}/v1/attribution/saliency/batch", maps_batch, "application/x-npy", 1, seconds)
+        rows.append(
+            Row(
+                f"attribution batch, {MAPS_BATCH} saliency maps per request (.npy in, JSON out)",
+                maps_load.rps * MAPS_BATCH,
+                "maps/s",
+                "batch endpoint, 1,000 images per request (.npy)",
+                batch_load.rps * 1000,
+                ratio(maps_load.rps * MAPS_BATCH, batch_load.rps * 1000),
+                "of the classify batch's throughput",
             )
         )
         protocol, protocol_loads = protocol_rows(service.url, seconds, files)

@@ -199,6 +199,34 @@ class DigitJudge(_Document):
     auc: dict[str, float]
 
 
+class MethodFaithfulness(_Document):
+    """One attribution method over the analysed images: the mean deletion and insertion curves and areas, and
+    the parameters it ran with."""
+
+    deletion_auc: float
+    insertion_auc: float
+    deletion: list[float]
+    insertion: list[float]
+    parameters: dict[str, Any]
+    seconds: float
+
+
+class AttributionStatistics(_Document):
+    """Faithfulness of every attribution method (``service.attribution``) over the first ``images`` of the split:
+    the target's probability as the map's pixels are removed (deletion) or added (insertion), ``fractions`` of the
+    image at a time, for each method and for a random pixel order (the reference). ``target`` says which class the
+    maps explain (``predicted``)."""
+
+    images: int
+    target: str
+    fractions: list[float]
+    random_deletion_auc: float
+    random_insertion_auc: float
+    random_deletion: list[float]
+    random_insertion: list[float]
+    methods: dict[str, MethodFaithfulness]
+
+
 class Statistics(_Document):
     """``statistics.json``: the dataset statistics of one classifier (``python -m training analyze``)."""
 
@@ -218,6 +246,7 @@ class Statistics(_Document):
     invariance: InvarianceStatistics | None = None
     optimized_inputs: OptimizedInputs | None = None
     digit_judge: DigitJudge | None = None
+    attribution: AttributionStatistics | None = None
 
 
 def evolution_key(layer: str, field: str) -> str:

@@ -24,6 +24,7 @@ from service.contract import (
     STATISTICS_FORMAT,
     STATISTICS_NORM,
     SUMMARY,
+    AttributionStatistics,
     ContractError,
     FileRef,
     InvarianceStatistics,
@@ -111,6 +112,13 @@ class DatasetStatistics:
         if self.data.invariance is None:
             raise StatisticsUnavailable(f"these dataset statistics have no invariance curves; {self.hint}")
         return self.data.invariance
+
+    def attribution(self) -> AttributionStatistics:
+        """Every attribution method's faithfulness; StatisticsUnavailable when these statistics predate it."""
+        if self.data.attribution is None:
+            only = self.hint.replace("` to compute them", " --only attribution` to add it")
+            raise StatisticsUnavailable(f"these dataset statistics have no attribution faithfulness; {only}")
+        return self.data.attribution
 
     def optimized_inputs(self) -> dict[str, np.ndarray]:
         """The optimized inputs (uint8, N x 28 x 28) by layer and ``classes``; StatisticsUnavailable when absent."""

@@ -175,7 +175,14 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--no-plots",
         action="store_true",
-        help="skip drawing the PNG plots and the studies (invariance, optimized inputs, digit judge)",
+        help="skip drawing the PNG plots and the studies (invariance, optimized inputs, digit judge, attribution)",
+    )
+    analyze.add_argument(
+        "--only",
+        choices=("attribution",),
+        default=None,
+        help="compute only this study and merge it into the existing statistics.json (e.g. for a variant: "
+        "--model-dir models/variants/relu-adam --only attribution); every other section is kept",
     )
 
     report = commands.add_parser(
@@ -352,7 +359,13 @@ def _statistics_command(args: argparse.Namespace) -> int:
     from training.analyze import AnalysisError, analyze
 
     try:
-        if args.command == "analyze":
+        if args.command == "analyze" and args.only == "attribution":
+            from training.analyze import add_attribution
+
+            add_attribution(
+                args.model_dir, args.data_dir, args.out_dir, split=args.split, limit=args.limit, plots=not args.no_plots
+            )
+        elif args.command == "analyze":
             analyze(
                 args.model_dir,
                 args.data_dir,

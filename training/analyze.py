@@ -38,8 +38,11 @@ from service.contract import (
     STATISTICS_NORM,
     SUMMARY,
     TOP_IMAGES_FILE,
+    ContractError,
     FileRef,
     Statistics,
+    plot_name,
+    read_document,
 )
 from service.featuremaps.norms import active_mask, feature_map_norms, threshold
 from service.registry import ModelLoadError, load_registry
@@ -166,12 +169,14 @@ def analyze(
     progress: bool = True,
     threads: int = 0,
     studies: bool | None = None,
+    attribution: bool | None = None,
 ) -> Path:
     """Compute the statistics of ``model_dir``'s classifier over ``split`` and write them to ``out_dir``.
 
     ``out_dir`` defaults to ``model_dir`` (where the service looks); ``limit`` keeps the first N images.
     ``studies`` (default: with the plots) adds feature invariance, the optimized inputs and the digit judge
-    (``training.studies``; the judge reads the training split too). Returns the path of ``statistics.json``.
+    (``training.studies``; the judge reads the training split too); ``attribution`` (default: with the studies)
+    adds the attribution methods' faithfulness. Returns the path of ``statistics.json``.
     """
     from training import plots as figures  # matplotlib only when this runs
 
@@ -198,7 +203,8 @@ def analyze(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     extra = {}
-    if plots if studies is None else studies:
+    studies_on = plots if studies is None else studies
+    if studies_on:
         extra = {
             "invariance": studies_.invariance_statistics(
                 classifier, images[: studies_.INVARIANCE_IMAGES], labels[: studies_.INVARIANCE_IMAGES], progress
@@ -210,6 +216,10 @@ def analyze(
                 classifier, registry.models.get(AUTOENCODER), data_dir, images, out_dir, progress
             ),
         }
+    if studies_on if attribution is None else attribution:
+        extra["attribution"] = studies_.attribution_statistics(
+            classifier, images[: studies_.ATTRIBUTION_IMAGES], progress
+        )
     kept = np.unique(np.concatenate([stats["top_images"]["indices"].ravel() for stats in layers.values()]))
     top_path = out_dir / TOP_IMAGES_FILE
     write_npz(top_path, indices=kept.astype(np.int32), images=images[kept])
@@ -250,5 +260,63 @@ def analyze(
         print(
             f"{len(labels):,} {split} images analysed in {seconds:.1f} s; wrote {path}, {top_path}{drawn} "
             f"({time.perf_counter() - started:.1f} s in all)"
+        )
+    return path
+
+
+def add_attribution(
+    model_dir: Path,
+    data_dir: str | os.PathLike[str] | None,
+    out_dir: Path | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    plots: bool = True,
+    progress: bool = True,
+    threads: int = 0,
+) -> Path:
+    """``analyze --only attribution``: compute the attribution faithfulness alone and merge it into the existing
+    ``statistics.json`` of ``out_dir`` (default ``model_dir``), which must describe ``model_dir``'s classifier;
+    with ``plots``, draw its figure and list it. Every other section and file is kept as it is."""
+    from training import plots as figures  # matplotlib only when this runs
+
+    model_dir = Path(model_dir)
+    out_dir = Path(out_dir or model_dir)
+    path = out_dir / STATISTICS_FILE
+    if not path.is_file():
+        raise AnalysisError(f"{path} does not exist: run the whole `python -m training analyze` first")
+    try:
+        document = read_document(path, Statistics)
+        registry = load_registry(model_dir, intra_op_threads=threads, variants=False)
+    except (ContractError, ModelLoadError) as exc:
+        raise AnalysisError(str(exc)) from exc
+    if CLASSIFIER not in registry.models:
+        raise AnalysisError(f"{model_dir / MANIFEST_FILE} lists no {CLASSIFIER}")
+    classifier = registry.models[CLASSIFIER]
+    if document.model_sha256 != classifier.entry.sha256:
+        raise AnalysisError(
+            f"{path} describes another classifier (SHA-256 {document.model_sha256[:12]}…, the folder's: "
+            f"{classifier.entry.sha256[:12]}…): run the whole `python -m training analyze`"
+        )
+    if document.split != split:
+        raise AnalysisError(f"{path} was computed on the {document.split} split, not {split}: use --split")
+    images, _ = load_split(data_dir, split)
+    count = min(limit or studies_.ATTRIBUTION_IMAGES, studies_.ATTRIBUTION_IMAGES)
+    started = time.perf_counter()
+    section = studies_.attribution_statistics(classifier, images[:count], progress)
+    document = Statistics.model_validate({**document.model_dump(), "attribution": _rounded(section)})
+    if plots:
+        name = plot_name("attribution")
+        figure = figures.save(
+            figures.attribution_figure(document.attribution, split), out_dir / PLOTS_DIR / f"{name}.png"
+        )
+        document.plots = {
+            **document.plots,
+            name: FileRef(file=f"{PLOTS_DIR}/{figure.name}", sha256=sha256_file(figure)),
+        }
+    path.write_text(dumps(document.model_dump()) + "\n")
+    if progress:
+        print(
+            f"attribution faithfulness over {count:,} {split} images in {time.perf_counter() - started:.1f} s; "
+            f"merged into {path}"
         )
     return path

@@ -21,7 +21,14 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from service.contract import CLASSIFIER, Manifest, Statistics, TransformInvariance, plot_name  # noqa: E402
+from service.contract import (  # noqa: E402
+    CLASSIFIER,
+    AttributionStatistics,
+    Manifest,
+    Statistics,
+    TransformInvariance,
+    plot_name,
+)
 
 DPI = 100
 RULE_TEXT = {
@@ -264,6 +271,8 @@ def statistics_plots(
             jobs[plot_name("invariance", transform)] = (invariance_figure, curves, transform, None, split)
             for d in LABELS:
                 jobs[plot_name("invariance", transform, label=d)] = (invariance_figure, curves, transform, d, split)
+    if statistics.attribution is not None:
+        jobs[plot_name("attribution")] = (attribution_figure, statistics.attribution, split)
     written = {}
     for name, (draw, *args) in tqdm(jobs.items(), desc="plots", unit="png", disable=not progress):
         written[name] = save(draw(*args), out_dir / f"{name}.png")
@@ -370,4 +379,34 @@ def image_grid(
             axes[r, 0].set_ylabel(text, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def attribution_figure(section: AttributionStatistics, split: str) -> Figure:
+    """Deletion and insertion curves of every attribution method (mean target probability as the map's pixels
+    are removed or added), with a random pixel order dashed; the legend gives each area."""
+    x = np.asarray(section.fractions)
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    deletion, insertion = fig.subplots(1, 2)
+    colours = matplotlib.colormaps["tab10"]
+    ranked = sorted(section.methods.items(), key=lambda item: item[1].deletion_auc)
+    for k, (name, entry) in enumerate(ranked):
+        deletion.plot(x, entry.deletion, color=colours(k), label=f"{name} ({entry.deletion_auc:.3f})")
+        insertion.plot(x, entry.insertion, color=colours(k), label=f"{name} ({entry.insertion_auc:.3f})")
+    deletion.plot(x, section.random_deletion, "k--", label=f"random order ({section.random_deletion_auc:.3f})")
+    insertion.plot(x, section.random_insertion, "k--", label=f"random order ({section.random_insertion_auc:.3f})")
+    for ax, what, better in ((deletion, "removed (set to 0)", "lower"), (insertion, "added to black", "higher")):
+        ax.set_xlabel(f"share of pixels {what}, strongest |map| first")
+        ax.set_ylabel("mean probability of the target")
+        ax.set_title(
+            f"{'deletion' if ax is deletion else 'insertion'}: area in the legend, {better} is better", fontsize=10
+        )
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"Which map to believe: faithfulness of the attribution methods over the first {section.images} {split} "
+        f"images (target: the {section.target} class)",
+        fontsize=11,
+    )
     return fig

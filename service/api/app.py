@@ -16,6 +16,7 @@ from service.api.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
     activations,
     active_filters,
+    attribution,
     autoencoder,
     classify,
     compare,
@@ -54,6 +55,8 @@ Limits of this deployment (environment variables `CONVLENS_*`, see the README):
   gets 503 with Retry-After; a request not answered within {request_timeout_seconds:g} s gets 503."""
 
 OPEN_ROUTERS = (health, metrics, page)
+# Response headers a page on another origin may read (the heat map's legend).
+EXPOSED_HEADERS = attribution.LEGEND_HEADERS
 API_ROUTERS = (
     models,
     classify,
@@ -69,6 +72,7 @@ API_ROUTERS = (
     evolution,
     invariance,
     optimized,
+    attribution,
 )
 
 
@@ -144,7 +148,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_output_pixels=settings.max_output_pixels,
     )
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["*"],
+        expose_headers=list(EXPOSED_HEADERS),
     )
     install_error_handlers(app)
     for module in OPEN_ROUTERS:

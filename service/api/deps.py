@@ -15,6 +15,7 @@ from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.contract import CLASSIFIER, STATISTICS_NORM
 from service.digit_judge import DigitJudgeModel
+from service.explain import Limits
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.npy_images import check_count, parse_npy
 from service.registry import LoadedModel, Registry
@@ -243,3 +244,16 @@ def dataset_threshold(request: Request, model: LoadedModel, layer: str, norm: st
 def layer_rule(request: Request, model: LoadedModel, layer: str, norm: str, rule: str | float) -> str | float:
     """The rule to apply to ``layer``'s norms: ``dataset`` becomes that layer's dataset threshold."""
     return dataset_threshold(request, model, layer, norm) if rule == DATASET_THRESHOLD else rule
+
+
+async def attribution_limits(settings: SettingsDep) -> Limits:
+    """The most work one attribution request may ask for (``CONVLENS_MAX_ATTRIBUTION_*``, ``…_OCCLUSION_SQUARES``)."""
+    return Limits(
+        max_steps=settings.max_attribution_steps,
+        max_samples=settings.max_attribution_samples,
+        max_squares=settings.max_occlusion_squares,
+        max_batch_work=settings.max_attribution_batch_work,
+    )
+
+
+AttributionLimits = Annotated[Limits, Depends(attribution_limits)]

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import imaging
+from service.explain import UnknownMethod
 from service.inference import NotApplicable, UnknownLayer
 from service.inference_gate import Busy
 from service.invariance import UnknownTransform
@@ -123,6 +124,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnknownLayer)
     async def unknown_layer(request: Request, exc: UnknownLayer) -> JSONResponse:
+        return _json(request, 404, str(exc))
+
+    @app.exception_handler(UnknownMethod)
+    async def unknown_method(request: Request, exc: UnknownMethod) -> JSONResponse:
         return _json(request, 404, str(exc))
 
     @app.exception_handler(UnknownTransform)

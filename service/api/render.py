@@ -85,3 +85,27 @@ def top_images_png(
 def labelled_row_png(maps: list[np.ndarray], names: list[str], scale: int) -> Response:
     """Maps side by side, each named under it (``labels.labelled_row``), as a PNG response."""
     return png_response(labelled_row(maps, names, scale))
+
+
+NPY = "application/x-npy"
+
+
+def wants_npy(accept: str | None) -> bool:
+    """Whether the request's ``Accept`` asks for a NumPy ``.npy`` answer."""
+    return NPY in (accept or "").lower()
+
+
+def npy_response(array: np.ndarray, headers: dict[str, str] | None = None) -> Response:
+    """An array as a ``.npy`` file (``np.load`` reads it back exactly)."""
+    checkpoint()
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return Response(buffer.getvalue(), media_type=NPY, headers=headers)
+
+
+def rgb_png_response(pixels: np.ndarray, headers: dict[str, str] | None = None) -> Response:
+    """An (H, W, 3) uint8 array as an RGB PNG response."""
+    checkpoint()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG", compress_level=1)
+    return Response(buffer.getvalue(), media_type=PNG, headers=headers)

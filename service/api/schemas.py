@@ -403,3 +403,84 @@ class OptimizedInput(BaseModel):
     index: int = Field(description="the filter, or the class", examples=[5])
     shape: list[int] = Field(examples=[[28, 28]])
     values: list[list[float]] = Field(description="28 x 28 in [0, 1] (0 black, 1 white), 8-bit steps")
+
+
+class AttributionFaithfulness(BaseModel):
+    """Deletion and insertion areas of this map (``?faithfulness=true``), beside a random pixel order's."""
+
+    deletion_auc: float = Field(
+        description="area under the target's probability as the map's pixels are removed "
+        "(set to 0), 1/32 of the image per step, strongest |map| first: lower is better"
+    )
+    insertion_auc: float = Field(description="the same as they are added onto a black image: higher is better")
+    random_deletion_auc: float = Field(description="deletion area of a random pixel order (the reference)")
+    random_insertion_auc: float = Field(description="insertion area of a random pixel order (the reference)")
+
+
+class Attribution(BaseModel):
+    """One digit's attribution map (``POST /v1/attribution/{method}?format=json``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    method: str = Field(examples=["saliency"])
+    target: int = Field(description="the explained class (default: the predicted one)", examples=[7])
+    predicted: int = Field(description="the class the model predicts", examples=[7])
+    probability: float = Field(description="the target's softmax probability")
+    signed: bool = Field(description="whether the map takes both signs (false: Grad-CAM, never negative)")
+    shape: list[int] = Field(
+        description="shape of `values`: 28x28, the layer's HxW for grad-cam, the square positions for occlusion",
+        examples=[[28, 28]],
+    )
+    values: list[list[float]] = Field(description="the raw map, unnormalised")
+    pixels: list[list[float]] | None = Field(
+        None, description="occlusion only: 28x28, each pixel the mean drop of the squares covering it (Captum's)"
+    )
+    parameters: dict[str, Any] = Field(description="the method's parameters used", examples=[{"steps": 50}])
+    faithfulness: AttributionFaithfulness | None = Field(None, description="with `faithfulness=true`")
+
+
+class AttributionItem(BaseModel):
+    target: int = Field(examples=[7])
+    probability: float
+    values: list[list[float]]
+    pixels: list[list[float]] | None = Field(None, description="occlusion only, as in the single answer")
+
+
+class AttributionBatch(BaseModel):
+    """Many digits' maps (``POST /v1/attribution/{method}/batch``), in input order."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    method: str = Field(examples=["saliency"])
+    count: int
+    signed: bool
+    shape: list[int] = Field(description="shape of each map's `values`")
+    parameters: dict[str, Any]
+    results: list[AttributionItem]
+
+
+class AttributionMethodStatistics(BaseModel):
+    method: str = Field(examples=["integrated-gradients"])
+    rank: int = Field(description="1 for the lowest deletion area (the most faithful map)")
+    deletion_auc: float = Field(description="mean deletion area over the images: lower is better")
+    insertion_auc: float = Field(description="mean insertion area: higher is better")
+    deletion: list[float] = Field(description="the mean deletion curve, one value per fraction")
+    insertion: list[float] = Field(description="the mean insertion curve")
+    parameters: dict[str, Any]
+
+
+class AttributionStatisticsAnswer(BaseModel):
+    """Deletion and insertion curves of every method over the first test images (``python -m training
+    analyze``), against a random pixel order."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["classifier"])
+    split: str = Field(examples=["test"])
+    images: int = Field(examples=[1000])
+    target: str = Field(description="which class the maps explain", examples=["predicted"])
+    fractions: list[float] = Field(description="share of the pixels removed or added at each step")
+    random_deletion_auc: float
+    random_insertion_auc: float
+    random_deletion: list[float]
+    random_insertion: list[float]
+    methods: list[AttributionMethodStatistics] = Field(description="ranked by deletion area, best first")

@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(
         16_777_216, ge=65_536, description="pixels of the pictures one request may draw (scale x tiles); 422 above"
     )
+    max_attribution_steps: int = Field(
+        64, ge=2, description="most integrated-gradients steps per image in /v1/attribution (422 above)"
+    )
+    max_attribution_samples: int = Field(
+        50, ge=1, description="most smoothgrad samples per image in /v1/attribution (422 above)"
+    )
+    max_occlusion_squares: int = Field(
+        196, ge=1, description="most occlusion square positions per image in /v1/attribution (422 above)"
+    )
+    max_attribution_batch_work: int = Field(
+        10_000,
+        ge=1,
+        description="most images x evaluations (steps, samples or squares + 1; 1 for the other methods) in one "
+        "/v1/attribution/{method}/batch request (413 above)",
+    )
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field(
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"

@@ -52,6 +52,14 @@ def _curves(run: RunFn, x: np.ndarray, t: np.ndarray, order: np.ndarray) -> tupl
     return p[:, : STEPS + 1], p[:, STEPS + 1 :]
 
 
+def curves(run: RunFn, images: np.ndarray, targets: np.ndarray, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The deletion and insertion curves (N, STEPS+1) of ``maps`` alone, without the random reference (for a
+    study that computes the reference once for several methods)."""
+    x, t = batch(images, targets)
+    m = np.asarray(maps, dtype=np.float32).reshape(x.shape)
+    return _curves(run, x, t, np.argsort(-np.abs(m.reshape(len(m), -1)), axis=1, kind="stable"))
+
+
 def faithfulness(
     run: RunFn, images: np.ndarray, targets: np.ndarray, maps: np.ndarray, seed: int = SEED.default
 ) -> Faithfulness:

@@ -437,3 +437,26 @@ def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_
         draw(page, SEVEN)
         page.wait_for_function("() => document.body.dataset.digitLike === 'true'")
         assert not note.is_visible()
+
+
+def test_the_explain_panel_shows_the_predicted_class_then_a_clicked_bars_class(page):
+    with running_service() as (base, _):
+        page.goto(f"{base}/")
+        draw(page, SEVEN)
+        assert predicted(page) == "7"
+        page.wait_for_function("() => document.getElementById('explain').dataset.state === 'ready'")
+        explain = page.locator("#explain")
+        assert explain.get_attribute("data-target") == "7"
+        assert page.locator("#explain-map").evaluate("img => img.complete && img.naturalWidth") == 28 * 6
+        page.locator("#bars li").nth(1).click()
+        page.wait_for_function("() => document.getElementById('explain').dataset.target === '1'")
+        page.wait_for_function("() => document.getElementById('explain').dataset.state === 'ready'")
+        for method in ("grad-cam", "occlusion"):
+            page.select_option("#explain-method", method)
+            page.wait_for_function(
+                "m => document.getElementById('explain').dataset.method === m "
+                "&& document.getElementById('explain').dataset.state === 'ready'",
+                arg=method,
+            )
+            assert page.locator("#explain-map").evaluate("img => img.naturalWidth") == 28 * 6  # at input size
+        assert "diverging" in page.locator("#explain-legend").inner_text()

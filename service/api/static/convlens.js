@@ -153,7 +153,9 @@ export async function analyse(image, started, origin = "drawing") {
     document.body.dataset.state = "ready";
     setStatus(`Predicted ${result.digit}. Keep drawing, or clear and draw another digit.`);
     if (state.selected) showDetail(false);
-    document.dispatchEvent(new CustomEvent("convlens:result", { detail: { result, image, origin } }));
+    document.dispatchEvent(
+      new CustomEvent("convlens:result", { detail: { api, result, image, origin, digit: result.digit } }),
+    );
   } catch (error) {
     if (error.name === "AbortError" || seq !== state.seq) return;
     document.body.dataset.state = "error";

@@ -1,0 +1,238 @@
+"""Why the network decides: attribution maps of one upload or a batch (``service.explain``, the math in
+``service.attribution``), and their faithfulness over the test set (``python -m training analyze``)."""
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import Response
+
+from service.api.deps import AttributionLimits, Batch, Digit, Format, ModelDep, Scale, StatisticsDep
+from service.api.error_responses import ERRORS, STATISTICS_ERRORS
+from service.api.errors import NotFound
+from service.api.render import (
+    NPY,
+    PNG,
+    PNG_RESPONSE,
+    json_response,
+    npy_response,
+    rgb_png_response,
+    wants_npy,
+)
+from service.api.schemas import (
+    Attribution,
+    AttributionBatch,
+    AttributionFaithfulness,
+    AttributionItem,
+    AttributionMethodStatistics,
+    AttributionStatisticsAnswer,
+)
+from service.api.uploads import BATCH_BODY, IMAGE_BODY
+from service.attribution.heatmap import heat_map
+from service.contract import plot_name
+from service.explain import Explanation, explain
+
+router = APIRouter(prefix="/v1", tags=["attribution"])
+
+COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
+TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
+LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
+METHOD_TEXT = (
+    "`saliency`, `gradient-x-input`, `guided-backprop` (ReLU networks only), `integrated-gradients`, `smoothgrad`, "
+    "`grad-cam` or `occlusion`"
+)
+Method = Annotated[str, Path(description=METHOD_TEXT)]
+Target = Annotated[int | None, Query(description="the class to explain, 0-9 (default: the predicted one)")]
+Steps = Annotated[int | None, Query(description="integrated-gradients: path steps (default 50, at most the limit)")]
+Samples = Annotated[int | None, Query(description="smoothgrad: noisy copies (default 25, at most the limit)")]
+Noise = Annotated[float | None, Query(description="smoothgrad: noise standard deviation, 0-1 (default 0.15)")]
+Seed = Annotated[int | None, Query(description="smoothgrad: the noise's random seed (default 0)")]
+Layer = Annotated[str | None, Query(description="grad-cam: `conv1`, `conv2` (default) or `pool`")]
+Patch = Annotated[int | None, Query(description="occlusion: the square's side in pixels, 1-28 (default 4)")]
+Stride = Annotated[int | None, Query(description="occlusion: the square's step in pixels, 1-28 (default 2)")]
+PNG_HEAT_MAP = {
+    200: {
+        "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "a PNG heat map over the input (default; the legend in `X-Colormap` and `X-Colormap-Range`), "
+        "or JSON with `format=json`",
+    }
+}
+NPY_ANSWER = {
+    200: {
+        "content": {NPY: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "JSON, or with `Accept: application/x-npy` a .npy float32 array (N, ...) of the raw maps",
+    }
+}
+
+
+def _parameters(**given: Any) -> dict[str, Any]:
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _grid(array: np.ndarray) -> list[list[float]]:
+    return array.tolist()
+
+
+@router.post(
+    "/attribution/{method}",
+    response_model=Attribution,
+    responses=ERRORS | PNG_HEAT_MAP,
+    openapi_extra=IMAGE_BODY,
+    summary="Why the classifier decides: an attribution map of the upload for a class, as a heat map over the "
+    "input (PNG, default) or the raw map (JSON)",
+)
+def attribution(
+    method: Method,
+    digit: Digit,
+    model: ModelDep,
+    limits: AttributionLimits,
+    target: Target = None,
+    steps: Steps = None,
+    samples: Samples = None,
+    noise: Noise = None,
+    seed: Seed = None,
+    layer: Layer = None,
+    patch: Patch = None,
+    stride: Stride = None,
+    faithfulness: Annotated[
+        bool, Query(description="JSON only: add this map's deletion and insertion areas (and a random order's)")
+    ] = False,
+    format: Format = "png",
+    scale: Scale = 8,
+) -> Response:
+    given = _parameters(steps=steps, samples=samples, noise=noise, seed=seed, layer=layer, patch=patch, stride=stride)
+    result = explain(model, digit, method, target, given, limits, faithfulness and format == "json")
+    if format == "png":
+        picture = heat_map(digit, result.pixels[0], result.signed, scale)
+        headers = {
+            COLORMAP_HEADER: picture.colormap,
+            RANGE_HEADER: f"{picture.low:.6g},{picture.high:.6g}",
+            TARGET_HEADER: str(int(result.targets[0])),
+            PROBABILITY_HEADER: f"{float(result.probabilities[0]):.6g}",
+        }
+        return rgb_png_response(picture.rgb, headers)
+    return json_response(_single(model.name, result))
+
+
+def _single(model: str, result: Explanation) -> Attribution:
+    checked = None
+    if result.faithfulness is not None:
+        f = result.faithfulness
+        checked = AttributionFaithfulness(
+            deletion_auc=float(f.deletion_auc[0]),
+            insertion_auc=float(f.insertion_auc[0]),
+            random_deletion_auc=float(f.random_deletion_auc[0]),
+            random_insertion_auc=float(f.random_insertion_auc[0]),
+        )
+    return Attribution(
+        model=model,
+        method=result.method,
+        target=int(result.targets[0]),
+        predicted=int(result.predicted[0]),
+        probability=float(result.probabilities[0]),
+        signed=result.signed,
+        shape=list(result.values.shape[1:]),
+        values=_grid(result.values[0]),
+        pixels=_grid(result.pixels[0]) if result.method == "occlusion" else None,
+        parameters=result.parameters,
+        faithfulness=checked,
+    )
+
+
+@router.post(
+    "/attribution/{method}/batch",
+    response_model=AttributionBatch,
+    responses=ERRORS | NPY_ANSWER,
+    openapi_extra=BATCH_BODY,
+    summary="Attribution maps of many digits in one request (a .npy array or multipart files), in input order: "
+    "JSON, or a .npy (N, ...) with `Accept: application/x-npy`",
+)
+def attribution_batch(
+    method: Method,
+    images: Batch,
+    model: ModelDep,
+    limits: AttributionLimits,
+    target: Target = None,
+    steps: Steps = None,
+    samples: Samples = None,
+    noise: Noise = None,
+    seed: Seed = None,
+    layer: Layer = None,
+    patch: Patch = None,
+    stride: Stride = None,
+    maps: Annotated[
+        Literal["values", "pixels"],
+        Query(
+            description="`.npy` only: the raw maps (`values`, default) or the maps over the 28x28 input (`pixels`: "
+            "Grad-CAM resized, occlusion's per-pixel means)"
+        ),
+    ] = "values",
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    given = _parameters(steps=steps, samples=samples, noise=noise, seed=seed, layer=layer, patch=patch, stride=stride)
+    result = explain(model, images, method, target, given, limits)
+    if wants_npy(accept):
+        targets = ",".join(str(int(t)) for t in result.targets)
+        return npy_response(getattr(result, maps), {TARGET_HEADER: targets})
+    occlusion = result.method == "occlusion"
+    return json_response(
+        AttributionBatch(
+            model=model.name,
+            method=result.method,
+            count=len(result.targets),
+            signed=result.signed,
+            shape=list(result.values.shape[1:]),
+            parameters=result.parameters,
+            results=[
+                AttributionItem(
+                    target=int(t), probability=float(p), values=_grid(v), pixels=_grid(px) if occlusion else None
+                )
+                for t, p, v, px in zip(result.targets, result.probabilities, result.values, result.pixels)
+            ],
+        )
+    )
+
+
+@router.get(
+    "/statistics/attribution",
+    response_model=AttributionStatisticsAnswer,
+    responses=STATISTICS_ERRORS | PNG_RESPONSE,
+    summary="Which map to believe: every method's deletion and insertion curves over the first test images, "
+    "ranked; PNG: the curves",
+)
+def attribution_statistics(statistics: StatisticsDep, model: ModelDep, format: Format = "json") -> Response:
+    data = statistics.attribution()
+    if format == "png":
+        png = statistics.plot(plot_name("attribution"))
+        if png is None:
+            raise NotFound(
+                "these statistics have no plot of the attribution curves (the sweep analyses its variants without "
+                "plots): ask for format=json"
+            )
+        return Response(png, media_type=PNG)
+    ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc)
+    return json_response(
+        AttributionStatisticsAnswer(
+            model=model.name,
+            split=statistics.data.split,
+            images=data.images,
+            target=data.target,
+            fractions=data.fractions,
+            random_deletion_auc=data.random_deletion_auc,
+            random_insertion_auc=data.random_insertion_auc,
+            random_deletion=data.random_deletion,
+            random_insertion=data.random_insertion,
+            methods=[
+                AttributionMethodStatistics(
+                    method=name,
+                    rank=rank,
+                    deletion_auc=entry.deletion_auc,
+                    insertion_auc=entry.insertion_auc,
+                    deletion=entry.deletion,
+                    insertion=entry.insertion,
+                    parameters=entry.parameters,
+                )
+                for rank, (name, entry) in enumerate(ranked, 1)
+            ],
+        )
+    )

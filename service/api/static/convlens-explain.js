@@ -1,0 +1,52 @@
+// The "Explain" panel: why the network decides. After each analysis (the "convlens:result" event of convlens.js),
+// the chosen attribution method's heat map over the 28x28 input for the predicted class; clicking a class's
+// probability bar explains that class instead ("why a 7 and not a 1"). Grad-CAM and occlusion come back from the
+// service already placed over the input (28x28 x scale), like every other method.
+
+const $ = (id) => document.getElementById(id);
+const panel = { api: null, image: null, target: null, predicted: null, url: null, controller: null };
+
+async function explain() {
+  if (!panel.api || !panel.image) return;
+  const method = $("explain-method").value;
+  const target = panel.target ?? panel.predicted;
+  panel.controller?.abort();
+  const controller = panel.controller = new AbortController();
+  $("explain").dataset.state = "busy";
+  try {
+    const response = await panel.api.request(
+      `/v1/attribution/${method}?preprocess=auto&scale=6&target=${target}`,
+      { method: "POST", body: panel.image, signal: controller.signal,
+        headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
+    );
+    const url = URL.createObjectURL(await response.blob());
+    if (panel.url) URL.revokeObjectURL(panel.url);
+    panel.url = url;
+    $("explain-map").src = url;
+    const [low, high] = (response.headers.get("X-Colormap-Range") || "0,0").split(",").map(Number);
+    const colormap = response.headers.get("X-Colormap") || "";
+    $("explain-legend").textContent =
+      `${method} for class ${target}${target === panel.predicted ? " (predicted)" : ""}: ${colormap} colour map, ` +
+      `${low.toPrecision(3)} … ${high.toPrecision(3)}`;
+    $("explain").dataset.state = "ready";
+    $("explain").dataset.method = method;
+    $("explain").dataset.target = String(target);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    $("explain").dataset.state = "error";
+    $("explain-legend").textContent = error.message;
+  }
+}
+
+document.addEventListener("convlens:result", (event) => {
+  Object.assign(panel, { api: event.detail.api, image: event.detail.image, predicted: event.detail.digit,
+                         target: null });
+  explain();
+});
+$("explain-method").addEventListener("change", explain);
+$("bars").addEventListener("click", (event) => {
+  const row = event.target.closest("li");
+  if (!row || !panel.image) return;
+  panel.target = [...$("bars").children].indexOf(row);
+  explain();
+});
