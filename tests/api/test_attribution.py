@@ -214,15 +214,30 @@ def test_to_input_size_places_layer_units_over_the_pixels_they_see():
     assert np.argwhere(to_input_size(pool)).tolist() == [[4, 4], [4, 5], [5, 4], [5, 5]]
 
 
-def test_the_statistics_endpoint_answers_503_naming_the_command_then_serves_the_section(client, tmp_path):
-    response = client.get("/v1/statistics/attribution")
-    assert response.status_code == 503 and "--only attribution" in response.json()["error"]
+def test_the_shipped_statistics_rank_every_method_by_deletion_area(client):
+    answer = client.get("/v1/statistics/attribution").json()
+    assert answer["images"] == 1000 and {m["method"] for m in answer["methods"]} == set(METHODS)
+    areas = [m["deletion_auc"] for m in answer["methods"]]
+    assert areas == sorted(areas)
+
+
+def test_the_statistics_endpoint_answers_503_naming_the_command_then_serves_the_section(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.api.settings import Settings
+
     folder = tmp_path / "models"
     folder.mkdir()
     for path in shipped_models().iterdir():
         if path.name != "statistics.json":
             (folder / path.name).symlink_to(path.resolve())
     statistics = json.loads((MODELS / "statistics.json").read_text())
+    statistics.pop("attribution", None)
+    (folder / "statistics.json").write_text(json.dumps(statistics))
+    with TestClient(create_app(Settings(model_dir=folder))) as without:
+        response = without.get("/v1/statistics/attribution")
+    assert response.status_code == 503 and "--only attribution" in response.json()["error"]
     statistics["attribution"] = {
         "images": 2,
         "target": "predicted",
@@ -244,11 +259,6 @@ def test_the_statistics_endpoint_answers_503_naming_the_command_then_serves_the_
         },
     }
     (folder / "statistics.json").write_text(json.dumps(statistics))
-    from fastapi.testclient import TestClient
-
-    from service.api.app import create_app
-    from service.api.settings import Settings
-
     with TestClient(create_app(Settings(model_dir=folder))) as served:
         answer = served.get("/v1/statistics/attribution").json()
     assert [m["method"] for m in answer["methods"]] == list(reversed(list(METHODS)))
