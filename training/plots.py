@@ -16,11 +16,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import ListedColormap, LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from service.attribution.heatmap import DIVERGING, SEQUENTIAL, colormap  # noqa: E402
 from service.contract import (  # noqa: E402
     CLASSIFIER,
     AttributionStatistics,
@@ -409,4 +411,41 @@ def attribution_figure(section: AttributionStatistics, split: str) -> Figure:
         f"images (target: the {section.target} class)",
         fontsize=11,
     )
+    return fig
+
+
+def attribution_methods_figure(
+    tiles: np.ndarray, methods: Sequence[str], row_labels: Sequence[str], signed: Sequence[bool], title: str
+) -> Figure:
+    """A grid of attribution heat maps: ``tiles`` (rows, 1 + methods, H, W, 3) uint8, the input first in each row,
+    then one already-coloured map per method (``service.attribution.heatmap``); ``methods`` over the columns,
+    ``row_labels`` beside the rows, and a colour bar for each of the service's two colour maps that is used."""
+    rows, columns = tiles.shape[:2]
+    fig = Figure(figsize=(1.3 * columns + 1.2, 1.3 * rows + 1.4), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, columns))
+    for r in range(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.imshow(tiles[r, c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("input" if c == 0 else methods[c - 1], fontsize=8)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
+    used = {True: ("diverging: -max|map| ... 0 ... +max|map|", DIVERGING), False: ("sequential: 0 ... max", SEQUENTIAL)}
+    for kind in sorted(set(signed)):
+        text, anchors = used[kind]
+        scale = ListedColormap(colormap(np.linspace(0, 1, 256), anchors) / 255.0)
+        bar = fig.colorbar(
+            ScalarMappable(Normalize(-1 if kind else 0, 1), scale),
+            ax=axes,
+            orientation="horizontal",
+            shrink=0.4,
+            aspect=40,
+            pad=0.01,
+        )
+        bar.set_label(f"{text} (each map on its own range)", fontsize=8)
+        bar.set_ticks([-1, 0, 1] if kind else [0, 1], labels=["-max", "0", "+max"] if kind else ["0", "max"])
+        bar.ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
     return fig

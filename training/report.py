@@ -1,9 +1,10 @@
 """``python -m training report``: the paper's figures reproduced from the shipped models, as a Markdown report.
 
 Everything comes from the model folder (manifest, ONNX files, ``statistics.json``, ``top_images.npz``) through
-the service's own runtime and math (``service.registry``, ``service.statistics``, ``service.featuremaps``);
-MNIST is read only for the example digits (the first "3", "7" and "9" of the test set, and one of each digit
-for the autoencoder). Writes ``README.md`` and its PNG figures into the output folder.
+the service's own runtime and math (``service.registry``, ``service.statistics``, ``service.featuremaps``,
+``service.explain``); MNIST is read only for the example digits (the first "3", "7" and "9" of the test set, one of
+each digit for the autoencoder, and the first 0, 2, 4, 7 and 9 for the attribution maps). Writes ``README.md`` and
+its PNG figures into the output folder.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from service.attribution import METHODS
+from service.attribution.heatmap import heat_map
 from service.contract import (
     AUTOENCODER,
     CLASSIFIER,
@@ -24,9 +27,12 @@ from service.contract import (
     MANIFEST_FILE,
     SPATIAL_LAYERS,
     VARIANTS_DIR,
+    AttributionStatistics,
+    plot_name,
 )
 from service.digit_judge import OUTPUTS
 from service.evolution import EvolutionUnavailable, NotRecorded, load_evolution
+from service.explain import explain
 from service.featuremaps.grids import side_by_side, tile
 from service.inference import filter_projections, layer_activity, projection_of_digit
 from service.registry import ModelLoadError, load_registry
@@ -39,6 +45,41 @@ EXAMPLE_DIGITS = (3, 7, 9)
 TOP_FILTERS = 6
 STRONGEST = 8
 EVOLUTION_FILTERS = 4  # per spatial layer: a dozen in all
+ATTRIBUTION = "attribution"  # the report's section on the attribution methods
+ATTRIBUTION_DIGITS = (0, 2, 4, 7, 9)  # the first test image of each is explained by every method
+# One line per method of ``service.attribution.METHODS``: what its map is, and where it comes from.
+METHOD_DEFINITIONS = {
+    "saliency": (
+        "the gradient of the target's logit with respect to the 28x28 input, signed",
+        "Simonyan, Vedaldi & Zisserman 2014, *Deep inside convolutional networks*",
+    ),
+    "gradient-x-input": (
+        "that gradient times the input, pixel by pixel",
+        "Shrikumar et al. 2016, *Not just a black box*",
+    ),
+    "guided-backprop": (
+        "the gradient with every ReLU passing back only positive gradients, and only where its input was positive",
+        "Springenberg et al. 2015, *Striving for simplicity*",
+    ),
+    "integrated-gradients": (
+        "the input times the mean gradient along the straight path from the all-black image (trapezoid rule)",
+        "Sundararajan, Taly & Yan 2017, *Axiomatic attribution for deep networks*",
+    ),
+    "smoothgrad": (
+        "the mean saliency over copies of the input with Gaussian noise added",
+        "Smilkov et al. 2017, *SmoothGrad*",
+    ),
+    "grad-cam": (
+        "ReLU(sum_k a_k A^k) over a layer's feature maps A^k, a_k the spatial mean of d logit / d A^k; placed over "
+        "the input where the layer's units look",
+        "Selvaraju et al. 2017, *Grad-CAM*",
+    ),
+    "occlusion": (
+        "the drop of the target's probability when a black square covers each position; a pixel's value is the "
+        "mean drop of the squares that cover it",
+        "Zeiler & Fergus 2014, section 4.2",
+    ),
+}
 RULE_NAMES = {
     "image-mean": "image mean (the paper's rule)",
     "dataset-mean": "dataset threshold",
@@ -54,6 +95,18 @@ class ReportFigure:
     title: str
     caption: str
     section: str = ""
+
+
+@dataclass
+class AttributionTiles:
+    """Heat maps of a few digits by every attribution method: ``tiles`` (digits, 1 + methods, 28, 28, 3) uint8 with
+    the gray input first, a label per row (test index, true label, prediction, probability), whether each method's
+    map is signed, and the (test index, method) pairs whose map is zero everywhere."""
+
+    tiles: np.ndarray
+    labels: list[str]
+    signed: list[bool]
+    empty: list[tuple[int, str]]
 
 
 def _input(images: np.ndarray) -> np.ndarray:
@@ -76,6 +129,7 @@ class Report:
         self.first = {d: int(np.flatnonzero(self.labels == d)[0]) for d in range(10)}
         self.figures: list[ReportFigure] = []
         self.variants_text = ""
+        self.attribution_text = ""
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, fig, file: str, title: str, caption: str, section: str = "") -> None:
@@ -480,6 +534,144 @@ class Report:
             "28x28 reconstruction.",
         )
 
+    def attribution_tiles(self, digits: tuple[int, ...] = ATTRIBUTION_DIGITS) -> AttributionTiles:
+        """The first test image of each of ``digits`` and its map by every attribution method for the predicted class,
+        computed by the service (``service.explain``) and coloured as it colours them (``heat_map``: diverging for
+        signed maps, sequential for Grad-CAM's; Grad-CAM and occlusion at input size)."""
+        indices = [self.first[d] for d in digits]
+        images = _input(self.images[indices])
+        tiles = np.repeat(self.images[indices][:, None, :, :, None], 1 + len(METHODS), axis=1).repeat(3, axis=-1)
+        signed, empty = [], []
+        for column, name in enumerate(METHODS, start=1):
+            result = explain(self.classifier, images, name)
+            signed.append(result.signed)
+            for row, image in enumerate(images):
+                tiles[row, column] = heat_map(image, result.pixels[row], result.signed).rgb
+                if not np.any(result.values[row]):
+                    empty.append((indices[row], name))
+        labels = [
+            f"#{index}: a {self.labels[index]}\npredicted {p}\np = {q:.3f}"
+            for index, p, q in zip(indices, result.predicted, result.probabilities)
+        ]
+        return AttributionTiles(tiles, labels, signed, empty)
+
+    def attribution_methods(self, digits: tuple[int, ...] = ATTRIBUTION_DIGITS) -> None:
+        """The seven methods side by side on a few test digits (the README shows this figure too)."""
+        drawn = self.attribution_tiles(digits)
+        listed, layer = ", ".join(map(str, digits)), METHODS["grad-cam"].parameters["layer"].default
+        fig = plots.attribution_methods_figure(
+            drawn.tiles,
+            list(METHODS),
+            drawn.labels,
+            drawn.signed,
+            f"Why the network decides: every attribution method for the predicted class, first test image of {listed}",
+        )
+        zero = "".join(
+            f" The {name} map of test image #{index} is zero everywhere"
+            + (
+                ": the weighted sum of the layer's maps is at most 0 at every unit, and the ReLU leaves nothing."
+                if name == "grad-cam"
+                else "."
+            )
+            for index, name in drawn.empty
+        )
+        self.add(
+            fig,
+            "attribution-methods.png",
+            "The methods side by side",
+            f"Rows: the first test image of the digits {listed} (test index, true label, the classifier's prediction "
+            "and its probability at the left); columns: the input and the map of each method for the predicted class "
+            "at its defaults, computed by the service (`POST /v1/attribution/{method}`) and drawn as it draws them: "
+            "signed maps blue (negative) to red (positive) around 0, Grad-CAM black-red-yellow-white from 0, each "
+            "pixel of the gray digit blended into its colour in proportion to |map|, each map on its own range. "
+            f"Grad-CAM ({layer}) and occlusion are shown at input size.{zero} Remade by `python -m training report`.",
+            ATTRIBUTION,
+        )
+
+    def attribution_faithfulness(self) -> None:
+        """The ranking of the methods by ``analyze``'s deletion and insertion areas and their curves, read from the
+        statistics; when the statistics have none, the text names the command that adds them."""
+        try:
+            section = self.stats.attribution()
+        except StatisticsUnavailable as exc:
+            self.attribution_text = self.method_table() + f"\n\nNo faithfulness ranking here: {exc}."
+            return
+        self.attribution_text = self.method_table() + "\n\n" + self.ranking(section)
+        name, file = plot_name("attribution"), "attribution-faithfulness.png"
+        title = "Faithfulness curves"
+        caption = (
+            f"The mean probability of the target over the first {section.images:,} {self.stats.data.split} images as "
+            "each method's pixels are removed (left, set to 0) or added onto black (right), strongest |map| first, "
+            "1/32 of the image per step; dashed: a random order. The legends give the areas of the table above "
+            "(`GET /v1/statistics/attribution?format=png`)."
+        )
+        stored = self.stats.plot(name)
+        if stored is None:
+            self.add(plots.attribution_figure(section, self.stats.data.split), file, title, caption, ATTRIBUTION)
+        else:
+            (self.out_dir / file).write_bytes(stored)
+            self.figures.append(ReportFigure(file, title, caption, ATTRIBUTION))
+
+    @staticmethod
+    def method_table() -> str:
+        """The methods the service offers: a one-line definition, the citation and the default parameters."""
+        lines = [
+            "`POST /v1/attribution/{method}` answers why the classifier decides: a map over the input of how much "
+            "each pixel counts for a class (by default the predicted one). Every map here is computed by the "
+            "service's own code (`service/attribution/`, plain numpy over onnxruntime, the weights read from the "
+            "ONNX file); the gradient methods differentiate the class's logit (before the softmax), occlusion "
+            "tracks its probability.",
+            "",
+            "| method | definition | source | defaults |",
+            "|---|---|---|---|",
+        ]
+        for name, method in METHODS.items():
+            definition, source = METHOD_DEFINITIONS[name]
+            defaults = ", ".join(f"{key} {spec.default}" for key, spec in method.parameters.items())
+            lines.append(f"| `{name}` | {definition} | {source} | {defaults or 'none'} |")
+        return "\n".join(lines)
+
+    def ranking(self, section: AttributionStatistics) -> str:
+        """The methods ranked by deletion area (lower is better), with their insertion area and rank (higher is
+        better) and the random order as the reference, as ``analyze`` stored them."""
+        by_deletion = sorted(section.methods, key=lambda name: section.methods[name].deletion_auc)
+        by_insertion = sorted(section.methods, key=lambda name: -section.methods[name].insertion_auc)
+        lines = [
+            f"**Which map to believe?** `python -m training analyze` measured, over the first {section.images:,} "
+            f"{self.stats.data.split} images and for the {section.target} class, how the class's probability falls "
+            f"as each map's pixels are removed (set to 0) and rises as they are added onto a black image, "
+            f"1/{len(section.fractions) - 1} of the image at a time in the order of |map| (deletion and insertion, "
+            "Petsiuk, Das & Saenko 2018): a faithful map gives a small deletion area and a large insertion area. A "
+            "random pixel order is the reference (`GET /v1/statistics/attribution`).",
+            "",
+            "| rank | method | parameters | deletion AUC (lower is better) | insertion AUC (higher is better) | "
+            "insertion rank |",
+            "|---:|---|---|---:|---:|---:|",
+        ]
+        for rank, name in enumerate(by_deletion, start=1):
+            entry = section.methods[name]
+            parameters = ", ".join(f"{key} {value}" for key, value in entry.parameters.items()) or "none"
+            lines.append(
+                f"| {rank} | `{name}` | {parameters} | {entry.deletion_auc:.3f} | {entry.insertion_auc:.3f} | "
+                f"{by_insertion.index(name) + 1} |"
+            )
+        lines.append(
+            f"| | random order (reference) | | {section.random_deletion_auc:.3f} | "
+            f"{section.random_insertion_auc:.3f} | |"
+        )
+        beating = [
+            name
+            for name, entry in section.methods.items()
+            if entry.deletion_auc < section.random_deletion_auc and entry.insertion_auc > section.random_insertion_auc
+        ]
+        lines += [
+            "",
+            f"On this network `{by_deletion[0]}` ranks first by deletion and `{by_insertion[0]}` by insertion; "
+            f"`{by_deletion[-1]}` ranks last by deletion. {len(beating)} of the {len(section.methods)} methods beat "
+            "the random order on both areas.",
+        ]
+        return "\n".join(lines)
+
     @staticmethod
     def variant_history(folder: Path, row: dict) -> list[float]:
         """A variant's validation accuracy per epoch from its manifest (the comparison's copy if it is absent)."""
@@ -638,10 +830,15 @@ class Report:
         for figure in self.figures:
             if not figure.section:
                 parts += ["", f"## {figure.title}", "", f"![{figure.title}]({figure.file})", "", figure.caption]
-        if self.variants_text:
-            parts += ["", "## Activation and optimizer variants", "", self.variants_text]
+        for title, text, section in (
+            ("Why the network decides: the attribution methods", self.attribution_text, ATTRIBUTION),
+            ("Activation and optimizer variants", self.variants_text, VARIANTS_DIR),
+        ):
+            if not text:
+                continue
+            parts += ["", f"## {title}", "", text]
             for figure in self.figures:
-                if figure.section == VARIANTS_DIR:
+                if figure.section == section:
                     parts += ["", f"### {figure.title}", "", f"![{figure.title}]({figure.file})", "", figure.caption]
         return "\n".join(parts) + "\n"
 
@@ -664,6 +861,8 @@ def write_report(
     report.invariance_figures()
     report.optimized_figures()
     report.judge_figure()
+    report.attribution_methods()
+    report.attribution_faithfulness()
     report.variants()
     path = report.out_dir / "README.md"
     path.write_text(report.markdown())

@@ -1,15 +1,20 @@
 """`python -m training report` on the shipped models and statistics writes the report and every figure it lists;
-with a sweep's variants beside them it adds their comparison."""
+it ranks the attribution methods from the statistics (or names the command that adds them); with a sweep's variants
+beside them it adds their comparison."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from service.attribution import METHODS
 from tests.helpers import MODELS, link_shipped_models
+from training import plots
 from training.__main__ import main
 from training.report import Report
 
@@ -29,7 +34,10 @@ FIGURES = [
     *(f"invariance-{transform}" for transform in ("shift-x", "shift-y", "rotate", "scale")),
     *(f"optimized-{layer}" for layer in ("conv1", "conv2", "pool", "classes")),
     "digit-judge-letters",
+    "attribution-methods",
+    "attribution-faithfulness",
 ]
+ATTRIBUTION_SECTION = "\n## Why the network decides: the attribution methods\n"
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +104,88 @@ def test_without_statistics_the_report_says_to_run_analyze(mnist_dir, tmp_path, 
     )
     assert status == 2
     assert "python -m training analyze" in capsys.readouterr().err
+
+
+def ranking_rows(section: str) -> list[list[str]]:
+    """The cells of the ranking table's rows (its header and the random-order row left out)."""
+    table = section.split("| rank | method |")[1].split("\n\n")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return [row for row in rows if row[0]]
+
+
+def test_the_report_ranks_the_attribution_methods_as_the_statistics_file_records_them(report):
+    out, text = report
+    section = text.split(ATTRIBUTION_SECTION)[1].split("\n## ")[0]
+    stored = json.loads((MODELS / "statistics.json").read_text())["attribution"]
+    by_deletion = sorted(stored["methods"], key=lambda name: stored["methods"][name]["deletion_auc"])
+    by_insertion = sorted(stored["methods"], key=lambda name: -stored["methods"][name]["insertion_auc"])
+    rows = ranking_rows(section)
+    assert [row[1] for row in rows] == [f"`{name}`" for name in by_deletion]
+    for rank, row in enumerate(rows, start=1):
+        entry = stored["methods"][row[1].strip("`")]
+        assert row[0] == str(rank)
+        assert row[3:] == [
+            f"{entry['deletion_auc']:.3f}",
+            f"{entry['insertion_auc']:.3f}",
+            str(by_insertion.index(row[1].strip("`")) + 1),
+        ]
+    reference = f"| | random order (reference) | | {stored['random_deletion_auc']:.3f} | "
+    assert reference + f"{stored['random_insertion_auc']:.3f} | |" in section
+    for name in METHODS:
+        assert re.search(rf"^\| `{name}` \| .{{20,}} \| .+ \d{{4}}", section, re.MULTILINE), name
+    assert (out / "attribution-faithfulness.png").read_bytes() == (MODELS / "plots" / "attribution.png").read_bytes()
+
+
+def statistics_folder(tmp_path: Path, change) -> Path:
+    """The shipped models with a copy of their statistics.json changed by ``change`` (a function of the document)."""
+    models = link_shipped_models(tmp_path / "models")
+    (models / "statistics.json").unlink()
+    document = json.loads((MODELS / "statistics.json").read_text())
+    change(document)
+    (models / "statistics.json").write_text(json.dumps(document))
+    return models
+
+
+def test_without_the_attribution_statistics_the_report_names_the_command_that_adds_them(mnist_dir, tmp_path):
+    models = statistics_folder(tmp_path, lambda document: document.pop("attribution"))
+    report = Report(models, mnist_dir, tmp_path / "paper")
+    report.attribution_faithfulness()
+    section = report.markdown().split(ATTRIBUTION_SECTION)[1]
+    assert f"python -m training analyze --data-dir MNIST_DIR --model-dir {models} --only attribution" in section
+    assert "| rank |" not in section and "| `integrated-gradients` |" in section
+    assert report.figures == [] and not (tmp_path / "paper" / "attribution-faithfulness.png").exists()
+
+
+def test_without_the_stored_curves_plot_the_report_draws_them_from_the_statistics(mnist_dir, tmp_path):
+    models = statistics_folder(tmp_path, lambda document: document["plots"].pop("attribution"))
+    report = Report(models, mnist_dir, tmp_path / "paper")
+    report.attribution_faithfulness()
+    assert [figure.file for figure in report.figures] == ["attribution-faithfulness.png"]
+    with Image.open(tmp_path / "paper" / "attribution-faithfulness.png") as image:
+        assert image.format == "PNG" and image.width >= 800
+
+
+def test_the_methods_figure_shows_every_method_on_real_digits_in_a_row_each(mnist_dir, mnist_test, tmp_path):
+    images, labels = mnist_test
+    report = Report(link_shipped_models(tmp_path / "models"), mnist_dir, tmp_path / "paper")
+    digits = (1, 8)
+    drawn = report.attribution_tiles(digits)
+    first = [int(np.flatnonzero(labels == d)[0]) for d in digits]
+    assert drawn.tiles.shape == (len(digits), 1 + len(METHODS), 28, 28, 3)
+    assert np.array_equal(drawn.tiles[:, 0], np.repeat(images[first][..., None], 3, axis=-1))
+    coloured = drawn.tiles[:, 1:].max(axis=-1) != drawn.tiles[:, 1:].min(axis=-1)  # gray is R = G = B
+    drawn_maps = {
+        (index, name) for r, index in enumerate(first) for c, name in enumerate(METHODS) if coloured[r, c].any()
+    }
+    assert drawn_maps | set(drawn.empty) == {(index, name) for index in first for name in METHODS}
+    probabilities = report.classifier.run(images[first].astype(np.float32) / 255, ["output"])["output"]
+    for label, index, p in zip(drawn.labels, first, probabilities):
+        assert label == f"#{index}: a {labels[index]}\npredicted {p.argmax()}\np = {p.max():.3f}"
+    fig = plots.attribution_methods_figure(drawn.tiles, list(METHODS), drawn.labels, drawn.signed, "title")
+    grid = [ax for ax in fig.axes if ax.images and ax.images[0].get_array().shape == (28, 28, 3)]
+    assert len(grid) == len(digits) * (1 + len(METHODS))
+    assert [ax.get_title() for ax in grid[: 1 + len(METHODS)]] == ["input", *METHODS]
+    assert [grid[r * (1 + len(METHODS))].get_ylabel() for r in range(len(digits))] == drawn.labels
 
 
 def variants_section(mnist_dir, tmp_path: Path, variants: Path) -> tuple[Path, str]:
