@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from service import imaging
@@ -257,3 +258,24 @@ async def attribution_limits(settings: SettingsDep) -> Limits:
 
 
 AttributionLimits = Annotated[Limits, Depends(attribution_limits)]
+
+
+class AttributionParams(BaseModel):
+    """The query of an attribution request: the class to explain and the method's own parameters, each None for
+    its default (``service.explain`` checks the ones the method reads against its range and the limits)."""
+
+    target: int | None = Field(None, description="the class to explain, 0-9 (default: the predicted one)")
+    steps: int | None = Field(None, description="integrated-gradients: path steps (default 50, at most the limit)")
+    samples: int | None = Field(None, description="smoothgrad: noisy copies (default 25, at most the limit)")
+    noise: float | None = Field(None, description="smoothgrad: noise standard deviation, 0-1 (default 0.15)")
+    seed: int | None = Field(None, description="smoothgrad: the noise's random seed (default 0)")
+    layer: str | None = Field(None, description="grad-cam: `conv1`, `conv2` (default) or `pool`")
+    patch: int | None = Field(None, description="occlusion: the square's side in pixels, 1-28 (default 4)")
+    stride: int | None = Field(None, description="occlusion: the square's step in pixels, 1-28 (default 2)")
+
+    def method_parameters(self) -> dict[str, Any]:
+        """The method parameters the request set (all but ``target``), for ``service.explain``."""
+        return self.model_dump(exclude={"target"}, exclude_none=True)
+
+
+AttributionQuery = Annotated[AttributionParams, Query()]
