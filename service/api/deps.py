@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -143,16 +144,20 @@ async def uploaded_digit(
 ) -> np.ndarray:
     """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
     data = await image_bytes(request)
-    if len(data) <= imaging.INLINE_BYTES:
-        # the header walk has a fixed budget and the file is small: both are cheap enough for the event loop
-        header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
-        if imaging.cheap_to_decode(data, header):
-            return _prepare(data, settings, preprocess)
-    return await run_in_threadpool(_prepare, data, settings, preprocess)
+    if len(data) > imaging.INLINE_BYTES:
+        return await run_in_threadpool(_prepare, data, settings, preprocess)
+    # a small file: the header walk (a fixed budget) is cheap enough for the event loop, and decoding skips it
+    header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
+    if imaging.cheap_to_decode(data, header):
+        return _prepare(data, settings, preprocess, imaging.decode_checked)
+    return await run_in_threadpool(_prepare, data, settings, preprocess, imaging.decode_checked)
 
 
-def _prepare(data: bytes, settings: Settings, preprocess: str) -> np.ndarray:
-    gray = imaging.decode(
+def _prepare(
+    data: bytes, settings: Settings, preprocess: str, decode: Callable[..., np.ndarray] = imaging.decode
+) -> np.ndarray:
+    """``data`` decoded (by ``decode``: ``imaging.decode_checked`` once its header is checked) and prepared."""
+    gray = decode(
         data,
         max_pixels=settings.max_pixels,
         formats=frozenset(settings.image_formats),
