@@ -8,7 +8,8 @@ to an HTTP status.
 Decompression bombs and parser bombs: `check_header` walks the header with a
 fixed budget of markers, chunks or blocks (`service.image_headers`), and
 `decode` compares the declared width x height and aspect ratio with the
-caller's limits before Pillow parses the file or decodes any pixel. Every
+caller's limits before Pillow parses the file or decodes any pixel
+(`decode_checked` decodes bytes whose header a caller has already checked). Every
 buffer after decoding is bounded by `MAX_WORKING_SIDE`, not by the upload. Pillow's process-wide
 `Image.MAX_IMAGE_PIXELS` is deliberately left as it is (changing it would
 silently affect every other user of Pillow in the process); when Pillow's own
@@ -106,6 +107,18 @@ def decode(
     at least WORKING_SIDE pixels and the longer one at most MAX_WORKING_SIDE.
     """
     check_header(data, max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio)
+    return decode_checked(data, max_pixels=max_pixels, formats=formats, max_aspect_ratio=max_aspect_ratio)
+
+
+def decode_checked(
+    data: bytes,
+    *,
+    max_pixels: int,
+    formats: frozenset[str] = DEFAULT_FORMATS,
+    max_aspect_ratio: float = MAX_ASPECT_RATIO,
+) -> np.ndarray:
+    """``decode`` of bytes whose header ``check_header`` has already walked and passed under the same limits: a
+    caller that walked it (to choose where to decode) does not pay for the walk twice."""
     with _open(data, formats, max_pixels) as im:
         _check_size(im.size, max_pixels, max_aspect_ratio)
         im.draft("L", (WORKING_SIDE, WORKING_SIDE))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from service import imaging
@@ -142,16 +144,20 @@ async def uploaded_digit(
 ) -> np.ndarray:
     """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
     data = await image_bytes(request)
-    if len(data) <= imaging.INLINE_BYTES:
-        # the header walk has a fixed budget and the file is small: both are cheap enough for the event loop
-        header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
-        if imaging.cheap_to_decode(data, header):
-            return _prepare(data, settings, preprocess)
-    return await run_in_threadpool(_prepare, data, settings, preprocess)
+    if len(data) > imaging.INLINE_BYTES:
+        return await run_in_threadpool(_prepare, data, settings, preprocess)
+    # a small file: the header walk (a fixed budget) is cheap enough for the event loop, and decoding skips it
+    header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
+    if imaging.cheap_to_decode(data, header):
+        return _prepare(data, settings, preprocess, imaging.decode_checked)
+    return await run_in_threadpool(_prepare, data, settings, preprocess, imaging.decode_checked)
 
 
-def _prepare(data: bytes, settings: Settings, preprocess: str) -> np.ndarray:
-    gray = imaging.decode(
+def _prepare(
+    data: bytes, settings: Settings, preprocess: str, decode: Callable[..., np.ndarray] = imaging.decode
+) -> np.ndarray:
+    """``data`` decoded (by ``decode``: ``imaging.decode_checked`` once its header is checked) and prepared."""
+    gray = decode(
         data,
         max_pixels=settings.max_pixels,
         formats=frozenset(settings.image_formats),
@@ -257,3 +263,24 @@ async def attribution_limits(settings: SettingsDep) -> Limits:
 
 
 AttributionLimits = Annotated[Limits, Depends(attribution_limits)]
+
+
+class AttributionParams(BaseModel):
+    """The query of an attribution request: the class to explain and the method's own parameters, each None for
+    its default (``service.explain`` checks the ones the method reads against its range and the limits)."""
+
+    target: int | None = Field(None, description="the class to explain, 0-9 (default: the predicted one)")
+    steps: int | None = Field(None, description="integrated-gradients: path steps (default 50, at most the limit)")
+    samples: int | None = Field(None, description="smoothgrad: noisy copies (default 25, at most the limit)")
+    noise: float | None = Field(None, description="smoothgrad: noise standard deviation, 0-1 (default 0.15)")
+    seed: int | None = Field(None, description="smoothgrad: the noise's random seed (default 0)")
+    layer: str | None = Field(None, description="grad-cam: `conv1`, `conv2` (default) or `pool`")
+    patch: int | None = Field(None, description="occlusion: the square's side in pixels, 1-28 (default 4)")
+    stride: int | None = Field(None, description="occlusion: the square's step in pixels, 1-28 (default 2)")
+
+    def method_parameters(self) -> dict[str, Any]:
+        """The method parameters the request set (all but ``target``), for ``service.explain``."""
+        return self.model_dump(exclude={"target"}, exclude_none=True)
+
+
+AttributionQuery = Annotated[AttributionParams, Query()]

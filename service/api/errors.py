@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -65,6 +67,14 @@ IMAGE_ERRORS = {
     imaging.NoDigitError: (422, "no_digit"),
 }
 
+# The core's exceptions whose message is the answer as it is: the status each maps to.
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    UnknownLayer: 404,
+    UnknownMethod: 404,
+    UnknownTransform: 404,
+    NotApplicable: 422,
+    StatisticsUnavailable: 503,
+}
 
 OPEN_INFERENCE_PREFIX = "/v2"
 
@@ -101,8 +111,19 @@ def _count_rejection(request: Request, reason: str) -> None:
     request.app.state.metrics.rejected_uploads.labels(reason).inc()
 
 
+def _answer_with(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering ``status`` with the exception's message."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return _json(request, status, str(exc))
+
+    return handler
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map API, image, validation and routing errors to JSON responses (counting refused uploads)."""
+    for kind, status in DOMAIN_ERRORS.items():
+        app.add_exception_handler(kind, _answer_with(status))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -122,29 +143,9 @@ def install_error_handlers(app: FastAPI) -> None:
         _count_rejection(request, reason)
         return _json(request, status, str(exc))
 
-    @app.exception_handler(UnknownLayer)
-    async def unknown_layer(request: Request, exc: UnknownLayer) -> JSONResponse:
-        return _json(request, 404, str(exc))
-
-    @app.exception_handler(UnknownMethod)
-    async def unknown_method(request: Request, exc: UnknownMethod) -> JSONResponse:
-        return _json(request, 404, str(exc))
-
-    @app.exception_handler(UnknownTransform)
-    async def unknown_transform(request: Request, exc: UnknownTransform) -> JSONResponse:
-        return _json(request, 404, str(exc))
-
-    @app.exception_handler(StatisticsUnavailable)
-    async def statistics_unavailable(request: Request, exc: StatisticsUnavailable) -> JSONResponse:
-        return _json(request, 503, str(exc))
-
     @app.exception_handler(OutputTooLarge)
     async def output_too_large(request: Request, exc: OutputTooLarge) -> JSONResponse:
         return _json(request, 422, f"{exc} (CONVLENS_MAX_OUTPUT_PIXELS)")
-
-    @app.exception_handler(NotApplicable)
-    async def not_applicable(request: Request, exc: NotApplicable) -> JSONResponse:
-        return _json(request, 422, str(exc))
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:

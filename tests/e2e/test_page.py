@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from PIL import Image
@@ -48,6 +49,7 @@ pytestmark = pytest.mark.skipif(
 # Strokes in the 280x280 canvas's own pixels; each list is one pointer-down ... pointer-up.
 ONE = [[(150, 45), (146, 100), (141, 160), (137, 235)]]
 SEVEN = [[(75, 60), (140, 57), (205, 55), (185, 110), (160, 165), (137, 235)]]
+LINE = [[(140, 50), (138, 230)]]  # one straight stroke
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +72,10 @@ def page(browser):
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw on the canvas with real mouse input, one down-moves-up sequence per stroke, and wait until the page
-    shows the answer to the last stroke (each stroke end sends one request; the page numbers them)."""
+def draw(page, strokes: list[list[tuple[float, float]]], state: Literal["ready", "error"] = "ready") -> str:
+    """Draw on the canvas with real mouse input, one down-moves-up sequence per stroke, wait until the page has
+    answered, and return the digit it shows. ``ready``: wait for the answer to the last stroke (each stroke end
+    sends one request; the page numbers them); ``error``: wait until the page shows an error instead."""
     box = page.locator("#pad").bounding_box()
     scale = box["width"] / 280
     before = int(page.locator("body").get_attribute("data-seq"))
@@ -83,10 +86,16 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         for x, y in stroke[1:]:
             page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=6)
         page.mouse.up()
-    expected = before + len(strokes)
-    wait_until(
-        page, "n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'", arg=expected
-    )
+    if state == "ready":
+        expected = before + len(strokes)
+        wait_until(
+            page,
+            "n => Number(document.body.dataset.shown) === n && document.body.dataset.state === 'ready'",
+            arg=expected,
+        )
+    else:
+        wait_until(page, "state => document.body.dataset.state === state", arg=state)
+    return predicted(page)
 
 
 def wait_until(page, expression: str, arg: object = None) -> None:
@@ -151,13 +160,11 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
         assert page.title().startswith("convlens")
         assert page.locator("#digit").inner_text() == "–"
 
-        draw(page, ONE)
-        assert predicted(page) == "1"
+        assert draw(page, ONE) == "1"
 
         page.click("#clear")
         assert predicted(page) == "–"
-        draw(page, SEVEN)
-        assert predicted(page) == "7"
+        assert draw(page, SEVEN) == "7"
         assert page.locator("#bars li.top .label").inner_text() == "7"
         for layer in ("conv1", "conv2", "pool"):
             card = page.locator(f'.layer[data-layer="{layer}"]')
@@ -228,12 +235,7 @@ def test_the_page_hosted_on_another_origin_works_with_api_keys_and_uploads(page)
         page.click("#connect-button")  # another origin than the page's own: the page asks first
 
         before = int(page.locator("body").get_attribute("data-seq"))
-        box = page.locator("#pad").bounding_box()
-        page.mouse.move(box["x"] + 140, box["y"] + 50)
-        page.mouse.down()
-        page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
-        page.mouse.up()
-        wait_until(page, "document.body.dataset.state === 'error'")
+        draw(page, LINE, "error")
         assert "API key" in page.locator("#status").inner_text()
         assert int(page.locator("body").get_attribute("data-shown")) <= before
 
@@ -325,12 +327,7 @@ def test_a_page_pointed_at_another_origin_sends_nothing_there_until_the_user_con
         page.goto(f"{base}/?api={other}")
         page.wait_for_load_state("networkidle")
         assert page.locator("#connect").is_visible() and other in page.locator("#connect-origin").inner_text()
-        box = page.locator("#pad").bounding_box()
-        page.mouse.move(box["x"] + 140, box["y"] + 50)
-        page.mouse.down()
-        page.mouse.move(box["x"] + 138, box["y"] + 230, steps=6)
-        page.mouse.up()
-        wait_until(page, "document.body.dataset.state === 'error'")
+        draw(page, LINE, "error")
         assert "until you connect" in page.locator("#status").inner_text()
         assert requests == []
         assert page.locator("#api-key").input_value() == ""
@@ -359,8 +356,7 @@ def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_
     strip, and the plain sentence when the digit judge says the drawing is no digit."""
     with running_service() as (base, _):
         page.goto(f"{base}/")
-        draw(page, SEVEN)
-        assert predicted(page) == "7"
+        assert draw(page, SEVEN) == "7"
         page.wait_for_selector('#invariance[data-curves="rotate"]')  # the curves of this drawing, from /v1/invariance
         assert page.evaluate("document.body.dataset.digitLike") == "true"
         assert not page.locator("#not-digit").is_visible()
@@ -442,8 +438,7 @@ def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_
 def test_the_explain_panel_shows_the_predicted_class_then_a_clicked_bars_class(page):
     with running_service() as (base, _):
         page.goto(f"{base}/")
-        draw(page, SEVEN)
-        assert predicted(page) == "7"
+        assert draw(page, SEVEN) == "7"
         page.wait_for_function("() => document.getElementById('explain').dataset.state === 'ready'")
         explain = page.locator("#explain")
         assert explain.get_attribute("data-target") == "7"

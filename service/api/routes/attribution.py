@@ -1,13 +1,13 @@
 """Why the network decides: attribution maps of one upload or a batch (``service.explain``, the math in
 ``service.attribution``), and their faithfulness over the test set (``python -m training analyze``)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
-from service.api.deps import AttributionLimits, Batch, Digit, Format, ModelDep, Scale, StatisticsDep
+from service.api.deps import AttributionLimits, AttributionQuery, Batch, Digit, Format, ModelDep, Scale, StatisticsDep
 from service.api.error_responses import ERRORS, STATISTICS_ERRORS
 from service.api.errors import NotFound
 from service.api.render import (
@@ -42,14 +42,6 @@ METHOD_TEXT = (
     "`grad-cam` or `occlusion`"
 )
 Method = Annotated[str, Path(description=METHOD_TEXT)]
-Target = Annotated[int | None, Query(description="the class to explain, 0-9 (default: the predicted one)")]
-Steps = Annotated[int | None, Query(description="integrated-gradients: path steps (default 50, at most the limit)")]
-Samples = Annotated[int | None, Query(description="smoothgrad: noisy copies (default 25, at most the limit)")]
-Noise = Annotated[float | None, Query(description="smoothgrad: noise standard deviation, 0-1 (default 0.15)")]
-Seed = Annotated[int | None, Query(description="smoothgrad: the noise's random seed (default 0)")]
-Layer = Annotated[str | None, Query(description="grad-cam: `conv1`, `conv2` (default) or `pool`")]
-Patch = Annotated[int | None, Query(description="occlusion: the square's side in pixels, 1-28 (default 4)")]
-Stride = Annotated[int | None, Query(description="occlusion: the square's step in pixels, 1-28 (default 2)")]
 PNG_HEAT_MAP = {
     200: {
         "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
@@ -63,10 +55,6 @@ NPY_ANSWER = {
         "description": "JSON, or with `Accept: application/x-npy` a .npy float32 array (N, ...) of the raw maps",
     }
 }
-
-
-def _parameters(**given: Any) -> dict[str, Any]:
-    return {name: value for name, value in given.items() if value is not None}
 
 
 def _grid(array: np.ndarray) -> list[list[float]]:
@@ -86,22 +74,16 @@ def attribution(
     digit: Digit,
     model: ModelDep,
     limits: AttributionLimits,
-    target: Target = None,
-    steps: Steps = None,
-    samples: Samples = None,
-    noise: Noise = None,
-    seed: Seed = None,
-    layer: Layer = None,
-    patch: Patch = None,
-    stride: Stride = None,
+    query: AttributionQuery,
     faithfulness: Annotated[
         bool, Query(description="JSON only: add this map's deletion and insertion areas (and a random order's)")
     ] = False,
     format: Format = "png",
     scale: Scale = 8,
 ) -> Response:
-    given = _parameters(steps=steps, samples=samples, noise=noise, seed=seed, layer=layer, patch=patch, stride=stride)
-    result = explain(model, digit, method, target, given, limits, faithfulness and format == "json")
+    result = explain(
+        model, digit, method, query.target, query.method_parameters(), limits, faithfulness and format == "json"
+    )
     if format == "png":
         picture = heat_map(digit, result.pixels[0], result.signed, scale)
         headers = {
@@ -152,14 +134,7 @@ def attribution_batch(
     images: Batch,
     model: ModelDep,
     limits: AttributionLimits,
-    target: Target = None,
-    steps: Steps = None,
-    samples: Samples = None,
-    noise: Noise = None,
-    seed: Seed = None,
-    layer: Layer = None,
-    patch: Patch = None,
-    stride: Stride = None,
+    query: AttributionQuery,
     maps: Annotated[
         Literal["values", "pixels"],
         Query(
@@ -169,8 +144,7 @@ def attribution_batch(
     ] = "values",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    given = _parameters(steps=steps, samples=samples, noise=noise, seed=seed, layer=layer, patch=patch, stride=stride)
-    result = explain(model, images, method, target, given, limits)
+    result = explain(model, images, method, query.target, query.method_parameters(), limits)
     if wants_npy(accept):
         targets = ",".join(str(int(t)) for t in result.targets)
         return npy_response(getattr(result, maps), {TARGET_HEADER: targets})

@@ -4,14 +4,14 @@ Every served model (variants included) is a v2 model with the one version "1". E
 ``{"error": "..."}`` (``errors.error_document``).
 """
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
 from service.api.deps import RegistryDep, SettingsDep, find_model
 from service.api.errors import ApiError, NotFound
-from service.api.settings import Settings
 from service.api.v2_tensors import (
     EXTENSIONS,
     HEADER_LENGTH,
@@ -93,11 +93,10 @@ async def served_model(registry: RegistryDep, model_name: str) -> LoadedModel:
     return find_model(registry, model_name)
 
 
-async def versioned_model(model: Annotated[LoadedModel, Depends(served_model)], model_version: str) -> LoadedModel:
-    """The model, when the path's version is one it has (only "1"); 404 otherwise."""
+async def known_version(model: Annotated[LoadedModel, Depends(served_model)], model_version: str) -> None:
+    """404 unless the path's version is one the model has (only "1")."""
     if model_version != VERSION:
         raise NotFound(f"model {model.name!r} has no version {model_version!r}; versions: {VERSION}")
-    return model
 
 
 async def inference_body(request: Request) -> bytes:
@@ -109,7 +108,6 @@ async def inference_body(request: Request) -> bytes:
 
 
 Served = Annotated[LoadedModel, Depends(served_model)]
-Versioned = Annotated[LoadedModel, Depends(versioned_model)]
 Body = Annotated[bytes, Depends(inference_body)]
 HeaderLength = Annotated[
     str | None,
@@ -120,60 +118,62 @@ HeaderLength = Annotated[
 ]
 
 
-@router.get("/models/{model_name}", response_model=ModelMetadata, responses=LOOKUP_ERRORS, summary="v2: model metadata")
+def model_routes(
+    path: str, method: str, *, summary: str, versioned_summary: str, **options: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated endpoint twice: at ``/models/{model_name}<path>``, and at
+    ``/models/{model_name}/versions/{model_version}<path>`` as ``versioned_<name>``, which answers 404 for a
+    version the model does not have."""
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        router.add_api_route(f"/models/{{model_name}}{path}", endpoint, methods=[method], summary=summary, **options)
+        router.add_api_route(
+            f"/models/{{model_name}}/versions/{{model_version}}{path}",
+            endpoint,
+            methods=[method],
+            name=f"versioned_{endpoint.__name__}",
+            summary=versioned_summary,
+            dependencies=[Depends(known_version)],
+            **options,
+        )
+        return endpoint
+
+    return register
+
+
+@model_routes(
+    "",
+    "GET",
+    summary="v2: model metadata",
+    versioned_summary="v2: model metadata of a version",
+    response_model=ModelMetadata,
+    responses=LOOKUP_ERRORS,
+)
 def metadata(model: Served) -> ModelMetadata:
     return model_metadata(model)
 
 
-@router.get(
-    "/models/{model_name}/versions/{model_version}",
-    response_model=ModelMetadata,
+@model_routes(
+    "/ready",
+    "GET",
+    summary="v2: model ready",
+    versioned_summary="v2: model version ready",
+    response_model=ModelReady,
     responses=LOOKUP_ERRORS,
-    summary="v2: model metadata of a version",
 )
-def versioned_metadata(model: Versioned) -> ModelMetadata:
-    return model_metadata(model)
-
-
-@router.get("/models/{model_name}/ready", response_model=ModelReady, responses=LOOKUP_ERRORS, summary="v2: model ready")
 def model_ready(model: Served) -> ModelReady:
     return ModelReady(name=model.name, ready=True)
 
 
-@router.get(
-    "/models/{model_name}/versions/{model_version}/ready",
-    response_model=ModelReady,
-    responses=LOOKUP_ERRORS,
-    summary="v2: model version ready",
-)
-def versioned_model_ready(model: Versioned) -> ModelReady:
-    return ModelReady(name=model.name, ready=True)
-
-
-def _infer(model: LoadedModel, body: bytes, header_length: str | None, settings: Settings) -> Response:
-    call = read_inference(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
-    return inference_response(model, call, model.run(call.images, list(call.outputs)))
-
-
-@router.post(
-    "/models/{model_name}/infer",
+@model_routes(
+    "/infer",
+    "POST",
+    summary="v2: inference (JSON or binary tensors)",
+    versioned_summary="v2: inference on a version (JSON or binary tensors)",
     response_model=InferenceResponse,
     responses={**INFER_ERRORS, **INFER_ANSWER},
     openapi_extra=INFER_BODY,
-    summary="v2: inference (JSON or binary tensors)",
 )
 def infer(model: Served, body: Body, settings: SettingsDep, header_length: HeaderLength = None) -> Response:
-    return _infer(model, body, header_length, settings)
-
-
-@router.post(
-    "/models/{model_name}/versions/{model_version}/infer",
-    response_model=InferenceResponse,
-    responses={**INFER_ERRORS, **INFER_ANSWER},
-    openapi_extra=INFER_BODY,
-    summary="v2: inference on a version (JSON or binary tensors)",
-)
-def versioned_infer(
-    model: Versioned, body: Body, settings: SettingsDep, header_length: HeaderLength = None
-) -> Response:
-    return _infer(model, body, header_length, settings)
+    call = read_inference(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
+    return inference_response(model, call, model.run(call.images, list(call.outputs)))
