@@ -1,8 +1,10 @@
-"""Attribution maps of the classifier's decisions, in plain numpy over onnxruntime's forward activations.
+"""Attribution maps of the classifier's decisions: onnxruntime for the network, numpy for the methods' own sums.
 
-One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass and weights.py's
-reading of the ONNX graph. METHODS is the registry the API serves: each method's entry point with the uniform
-signature ``compute(run, weights, images, targets, **parameters)`` and its parameters' defaults and ranges.
+One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass (an ONNX graph built
+from the classifier's weights, backward_graph.py) and weights.py's reading of the ONNX graph. METHODS is the
+registry the API serves: each method's entry point with the uniform signature
+``compute(run, weights, images, targets, **parameters)`` (``run`` the served model, which the gradient methods do
+not need: the backward graph computes its own forward pass) and its parameters' defaults and ranges.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The numpy backward pass against TensorFlow's GradientTape on the same network with the ONNX file's weights, for
+"""The backward pass (the ONNX backward graph run by onnxruntime) against TensorFlow's GradientTape on the same network with the ONNX file's weights, for
 24 real test digits and two real classifiers (the shipped ReLU model and a tanh variant); every map within 1e-4
 of the TensorFlow map's max abs. See tf_reference for why the pooling switches are onnxruntime's."""
 
@@ -39,7 +39,7 @@ def tensorflow():
 
 def test_the_target_logits_equal_tensorflow(classifier, digits, tensorflow):
     images, targets = digits
-    ours = backward(classifier.run, classifier.weights, images, targets).logits
+    ours = backward(classifier.weights, images, targets).logits
     reference = tensorflow(classifier, images, targets)["logits"][np.arange(len(targets)), targets]
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4)
 
@@ -47,7 +47,7 @@ def test_the_target_logits_equal_tensorflow(classifier, digits, tensorflow):
 @pytest.mark.parametrize("layer", SPATIAL_LAYERS)
 def test_the_gradient_at_each_spatial_layer_equals_tensorflow(classifier, digits, tensorflow, layer):
     images, targets = digits
-    ours = getattr(backward(classifier.run, classifier.weights, images, targets), layer)
+    ours = getattr(backward(classifier.weights, images, targets), layer)
     assert_maps_close(ours, tensorflow(classifier, images, targets)[f"grad_{layer}"])
 
 
