@@ -1,6 +1,7 @@
-"""The backward pass (the ONNX backward graph run by onnxruntime) against TensorFlow's GradientTape on the same network with the ONNX file's weights, for
-24 real test digits and two real classifiers (the shipped ReLU model and a tanh variant); every map within 1e-4
-of the TensorFlow map's max abs. See tf_reference for why the pooling switches are onnxruntime's."""
+"""The backward pass (the ONNX backward graph run by onnxruntime) against TensorFlow's GradientTape on the same
+network with the ONNX file's weights, for 24 real test digits and two real classifiers (the shipped ReLU model and a
+tanh variant); every map within 1e-4 of the TensorFlow map's max abs. See tf_reference for why the pooling switches
+are onnxruntime's."""
 
 from __future__ import annotations
 
