@@ -13,13 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from service.attribution import grad_cam, integrated_gradients, occlusion, smoothgrad
 from service.attribution.backward import GuidedBackpropNeedsRelu
 from service.attribution.gradient_x_input import gradient_x_input
 from service.attribution.guided_backprop import guided_backprop
-from service.attribution.inputs import Choice, Range, RunFn
+from service.attribution.inputs import Choice, Range
 from service.attribution.saliency import saliency
 from service.attribution.weights import ClassifierWeights, classifier_weights
 
@@ -34,13 +32,6 @@ class Method:
     compute: Callable[..., Any]
     parameters: dict[str, Range | Choice]
     returns: str
-
-
-def _occlusion(
-    run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, **parameters: Any
-) -> occlusion.OcclusionMaps:
-    """Occlusion needs no weights (it only runs the model); this gives it the registry's uniform signature."""
-    return occlusion.occlusion(run, images, targets, **parameters)
 
 
 PIXELS = "(N,28,28) float32"
@@ -65,7 +56,7 @@ METHODS: dict[str, Method] = {
         Method("grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer"),
         Method(
             "occlusion",
-            _occlusion,
+            occlusion.occlusion,
             {"patch": occlusion.PATCH, "stride": occlusion.STRIDE, "fill": occlusion.FILL},
             "OcclusionMaps",
         ),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.attribution.backward_graph import OUTPUTS, SPATIAL, backward_graph
+from service.attribution.backward_graph import OUTPUTS, SPATIAL, graphs_of
 from service.attribution.weights import ClassifierWeights
 
 CHUNK = 256  # images per forward/backward pass when a method evaluates many copies of each image
@@ -57,7 +57,7 @@ def backward(weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray
     GuidedBackpropNeedsRelu otherwise.
     """
     _check_guided(weights, guided)
-    result = backward_graph(weights).run(np.asarray(images, dtype=np.float32), targets, list(OUTPUTS), guided)
+    result = graphs_of(weights).backward(np.asarray(images, dtype=np.float32), targets, list(OUTPUTS), guided)
     nhwc = {name: result[name].transpose(0, 2, 3, 1) for name in (*SPATIAL, *(f"{layer}_grad" for layer in SPATIAL))}
     return Gradients(
         {**{layer: nhwc[layer] for layer in SPATIAL}, "dense1": result["dense1"]},
@@ -69,7 +69,7 @@ def backward(weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray
 
 def input_gradients(weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """∂logit_target/∂x (N,28,28) alone: the other outputs are not copied out of onnxruntime."""
-    return backward_graph(weights).run(np.asarray(images, dtype=np.float32), targets, ["input_grad"])["input_grad"]
+    return graphs_of(weights).backward(np.asarray(images, dtype=np.float32), targets, ["input_grad"])["input_grad"]
 
 
 def summed_input_gradients(

@@ -26,6 +26,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
+from functools import partial
 
 import numpy as np
 import onnx
@@ -36,7 +37,7 @@ from service.attribution.weights import CLASSES, IMAGE_SIZE, ClassifierWeights
 from service.cancellation import checkpoint
 
 OPSET = 17
-CHUNK = 256  # images per onnxruntime run: bounds the arena (about 150 MB at 256 images)
+CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
 BATCH_FROM = 64  # runs of at least this many images use the session with every core
 SPATIAL = ("conv1", "conv2", "pool")
 OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
@@ -55,7 +56,7 @@ def slots(slot: Callable[[], AbstractContextManager]) -> Iterator[None]:
         _slot.reset(reset)
 
 
-class _Builder:
+class GraphBuilder:
     """Nodes and initializers of the graph under construction, with fresh tensor names."""
 
     def __init__(self) -> None:
@@ -77,12 +78,25 @@ class _Builder:
         self.nodes.append(helper.make_node(op_type, list(inputs), names, **attributes))
         return names[0] if outputs == 1 else names
 
+    def model(self, name: str, inputs: dict[str, list], outputs: dict[str, list]) -> onnx.ModelProto:
+        """The checked float32 model of the nodes so far, with these inputs and outputs and their shapes."""
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in inputs.items()],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in outputs.items()],
+            self.initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        onnx.checker.check_model(model)
+        return model
 
-def _activation(b: _Builder, op: str, pre: str, name: str = "") -> str:
+
+def _activation(b: GraphBuilder, op: str, pre: str, name: str = "") -> str:
     return b.op({"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "elu": "Elu"}[op], pre, name=name)
 
 
-def _through_activation(b: _Builder, activation: str, grad: str, out: str, guided: bool) -> str:
+def _through_activation(b: GraphBuilder, activation: str, grad: str, out: str, guided: bool) -> str:
     """Gradient w.r.t. an activation's input from the one w.r.t. its output ``out``; guided: Springenberg's rule.
 
     ReLU's derivative (out > 0) is Sign(out), since out >= 0; ELU's (1 where out > 0, out + 1 elsewhere) is
@@ -102,7 +116,7 @@ def _through_activation(b: _Builder, activation: str, grad: str, out: str, guide
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def _conv_transpose(b: _Builder, grad: str, kernel: np.ndarray, name: str = "") -> str:
+def _conv_transpose(b: GraphBuilder, grad: str, kernel: np.ndarray, name: str = "") -> str:
     """The adjoint of a stride-1 valid Conv with OIHW ``kernel``: a full Conv with the kernel flipped and its
     two channel axes swapped (onnxruntime runs Conv in its blocked layout, faster than ConvTranspose)."""
     kh, kw = kernel.shape[2:]
@@ -110,33 +124,52 @@ def _conv_transpose(b: _Builder, grad: str, kernel: np.ndarray, name: str = "") 
     return b.op("Conv", grad, flipped, name=name, pads=[kh - 1, kw - 1, kh - 1, kw - 1])
 
 
-def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.ModelProto:
-    """The ONNX model of the forward pass and of the seeded logits' backward pass for these weights."""
+def conv_layers(b: GraphBuilder, weights: ClassifierWeights, x: str, indices: bool = False) -> list[str]:
+    """conv1, conv2 and pool (NCHW) of the NCHW images ``x``, and with ``indices`` the pooling's switches."""
     act = weights.activation
-    b = _Builder()
-    k1, k2 = (kernel.transpose(3, 2, 0, 1) for kernel in (weights.conv1_kernel, weights.conv2_kernel))  # OIHW
-    w1, w2 = b.constant("w1", k1), b.constant("w2", k2)
-    side = (IMAGE_SIZE - weights.conv1_kernel.shape[0] + 1 - weights.conv2_kernel.shape[0] + 1) // 2
-    channels = weights.conv2_kernel.shape[3]
-
-    x = b.op("Reshape", "images", b.constant("nchw_input", np.array([-1, 1, IMAGE_SIZE, IMAGE_SIZE], np.int64)))
+    w1, w2 = (
+        b.constant(name, oihw(kernel)) for name, kernel in (("w1", weights.conv1_kernel), ("w2", weights.conv2_kernel))
+    )
     conv1 = _activation(b, act, b.op("Conv", x, w1, b.constant("b1", weights.conv1_bias)), name="conv1")
     conv2 = _activation(b, act, b.op("Conv", conv1, w2, b.constant("b2", weights.conv2_bias)), name="conv2")
-    pool, indices = b.op("MaxPool", conv2, outputs=2, name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    pool = b.op("MaxPool", conv2, outputs=2 if indices else 1, name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    return [conv1, conv2, *pool] if indices else [conv1, conv2, pool]
+
+
+def dense_layers(b: GraphBuilder, weights: ClassifierWeights, pool: str) -> tuple[str, str]:
+    """dense1 and the logits (N,10) of the NCHW ``pool``, flattened in Keras' NHWC order as the file does."""
     flat = b.op(
         "Reshape",
         b.op("Transpose", pool, perm=[0, 2, 3, 1]),
-        b.constant("flat", np.array([-1, side * side * channels], np.int64)),
+        b.constant("flat", np.array([-1, weights.dense1_kernel.shape[0]], np.int64)),
     )
     dense1_pre = b.op(
         "Add", b.op("MatMul", flat, b.constant("wd1", weights.dense1_kernel)), b.constant("bd1", weights.dense1_bias)
     )
-    dense1 = _activation(b, act, dense1_pre, name="dense1")
-    all_logits = b.op(
+    dense1 = _activation(b, weights.activation, dense1_pre, name="dense1")
+    logits = b.op(
         "Add",
         b.op("MatMul", dense1, b.constant("wout", weights.output_kernel)),
         b.constant("bout", weights.output_bias),
     )
+    return dense1, logits
+
+
+def oihw(kernel: np.ndarray) -> np.ndarray:
+    """A Keras HWIO kernel in ONNX's OIHW layout (the model file's own)."""
+    return kernel.transpose(3, 2, 0, 1)
+
+
+def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.ModelProto:
+    """The ONNX model of the forward pass and of the seeded logits' backward pass for these weights."""
+    act = weights.activation
+    b = GraphBuilder()
+    side = (IMAGE_SIZE - weights.conv1_kernel.shape[0] + 1 - weights.conv2_kernel.shape[0] + 1) // 2
+    channels = weights.conv2_kernel.shape[3]
+
+    x = b.op("Reshape", "images", b.constant("nchw_input", np.array([-1, 1, IMAGE_SIZE, IMAGE_SIZE], np.int64)))
+    conv1, conv2, _, indices = conv_layers(b, weights, x, indices=True)
+    dense1, all_logits = dense_layers(b, weights, "pool")
     b.op(
         "ReduceSum",
         b.op("Mul", all_logits, "seeds"),
@@ -156,19 +189,18 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
     g_conv2 = b.op(
         "MaxUnpool", g_pool, indices, b.op("Shape", conv2), name="conv2_grad", kernel_shape=[2, 2], strides=[2, 2]
     )
-    g_conv1 = _conv_transpose(b, _through_activation(b, act, g_conv2, conv2, guided), k2, name="conv1_grad")
-    g_input = _conv_transpose(b, _through_activation(b, act, g_conv1, conv1, guided), k1, name="input_conv")
+    g_conv1 = _conv_transpose(
+        b, _through_activation(b, act, g_conv2, conv2, guided), oihw(weights.conv2_kernel), "conv1_grad"
+    )
+    g_input = _conv_transpose(
+        b, _through_activation(b, act, g_conv1, conv1, guided), oihw(weights.conv1_kernel), "input_conv"
+    )
     b.op(
         "Reshape",
         g_input,
         b.constant("input_shape", np.array([-1, IMAGE_SIZE, IMAGE_SIZE], np.int64)),
         name="input_grad",
     )
-
-    inputs = [
-        helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", IMAGE_SIZE, IMAGE_SIZE]),
-        helper.make_tensor_value_info("seeds", TensorProto.FLOAT, ["N", CLASSES]),
-    ]
     c1, c2 = weights.conv1_kernel.shape[3], channels
     shapes = {
         "logits": [],
@@ -179,63 +211,78 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
         "dense1": [weights.dense1_kernel.shape[1]],
     }
     shapes.update(conv1=shapes["conv1_grad"], conv2=shapes["conv2_grad"], pool=shapes["pool_grad"])
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shapes[name]]) for name in OUTPUTS]
-    graph = helper.make_graph(
-        b.nodes, "convlens_backward" + ("_guided" if guided else ""), inputs, outputs, b.initializers
+    return b.model(
+        "convlens_backward" + ("_guided" if guided else ""),
+        {"images": ["N", IMAGE_SIZE, IMAGE_SIZE], "seeds": ["N", CLASSES]},
+        {name: ["N", *shapes[name]] for name in OUTPUTS},
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    onnx.checker.check_model(model)
-    return model
 
 
-class BackwardGraph:
-    """The backward model's onnxruntime sessions for one classifier, plain and guided, made on first use."""
+class ClassifierGraphs:
+    """onnxruntime sessions of the ONNX models built from one classifier's weights, each made on first use with
+    one intra-op thread or with every core."""
 
     def __init__(self, weights: ClassifierWeights) -> None:
-        self._weights = weights
-        self._models: dict[bool, bytes] = {}
-        self._sessions: dict[tuple[bool, int], ort.InferenceSession] = {}
+        self.weights = weights
+        self._models: dict[str, bytes] = {}
+        self._sessions: dict[tuple[str, int], ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
-    def _session(self, guided: bool, threads: int) -> ort.InferenceSession:
+    def _session(
+        self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto], threads: int
+    ) -> ort.InferenceSession:
         with self._lock:
-            if (guided, threads) not in self._sessions:
-                if guided not in self._models:
-                    self._models[guided] = backward_model(self._weights, guided).SerializeToString()
+            if (name, threads) not in self._sessions:
+                if name not in self._models:
+                    self._models[name] = build(self.weights).SerializeToString()
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
-                self._sessions[guided, threads] = ort.InferenceSession(
-                    self._models[guided], options, providers=["CPUExecutionProvider"]
+                self._sessions[name, threads] = ort.InferenceSession(
+                    self._models[name], options, providers=["CPUExecutionProvider"]
                 )
-            return self._sessions[guided, threads]
+            return self._sessions[name, threads]
 
     def run(
+        self,
+        name: str,
+        build: Callable[[ClassifierWeights], onnx.ModelProto],
+        feeds: dict[str, np.ndarray],
+        outputs: list[str],
+    ) -> list[np.ndarray]:
+        """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, holding the bound
+        inference slot; every core when the batch has BATCH_FROM items or more."""
+        batch = len(next(iter(feeds.values())))
+        session = self._session(name, build, len(os.sched_getaffinity(0)) if batch >= BATCH_FROM else 1)
+        checkpoint()
+        with (_slot.get() or nullcontext)():
+            return session.run(outputs, feeds)
+
+    def backward(
         self, images: np.ndarray, targets: np.ndarray, outputs: list[str], guided: bool = False
     ) -> dict[str, np.ndarray]:
-        """``outputs`` (of OUTPUTS) for images (N,28,28) float32 and their target classes (N,), CHUNK at a time."""
-        threads = len(os.sched_getaffinity(0)) if len(images) >= BATCH_FROM else 1
-        session = self._session(guided, threads)
+        """``outputs`` (of OUTPUTS) of the backward model for images (N,28,28) float32 and their target classes
+        (N,), CHUNK images per run."""
+        name, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
         seeds = np.eye(CLASSES, dtype=np.float32)[targets]
-        slot = _slot.get() or nullcontext
-        parts = []
-        for start in range(0, len(images), CHUNK):
-            checkpoint()
-            feeds = {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}
-            with slot():
-                parts.append(session.run(outputs, feeds))
+        parts = [
+            self.run(
+                name, build, {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}, outputs
+            )
+            for start in range(0, len(images), CHUNK)
+        ]
         if len(parts) == 1:
             return dict(zip(outputs, parts[0], strict=True))
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
 
 
-_graphs: weakref.WeakKeyDictionary[ClassifierWeights, BackwardGraph] = weakref.WeakKeyDictionary()
+_graphs: weakref.WeakKeyDictionary[ClassifierWeights, ClassifierGraphs] = weakref.WeakKeyDictionary()
 _graphs_lock = threading.Lock()
 
 
-def backward_graph(weights: ClassifierWeights) -> BackwardGraph:
-    """The (cached) backward graph of these weights."""
+def graphs_of(weights: ClassifierWeights) -> ClassifierGraphs:
+    """The sessions of these weights' graphs (cached per weights object: one per model file in the service)."""
     with _graphs_lock:
         if weights not in _graphs:
-            _graphs[weights] = BackwardGraph(weights)
+            _graphs[weights] = ClassifierGraphs(weights)
         return _graphs[weights]
