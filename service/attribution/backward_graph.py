@@ -168,8 +168,8 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
     channels = weights.conv2_kernel.shape[3]
 
     x = b.op("Reshape", "images", b.constant("nchw_input", np.array([-1, 1, IMAGE_SIZE, IMAGE_SIZE], np.int64)))
-    conv1, conv2, _, indices = conv_layers(b, weights, x, indices=True)
-    dense1, all_logits = dense_layers(b, weights, "pool")
+    conv1, conv2, pool, indices = conv_layers(b, weights, x, indices=True)
+    dense1, all_logits = dense_layers(b, weights, pool)
     b.op(
         "ReduceSum",
         b.op("Mul", all_logits, "seeds"),
@@ -186,12 +186,13 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
         name="pool_grad",
         perm=[0, 3, 1, 2],
     )
-    g_conv2 = b.op(
-        "MaxUnpool", g_pool, indices, b.op("Shape", conv2), name="conv2_grad", kernel_shape=[2, 2], strides=[2, 2]
-    )
-    g_conv1 = _conv_transpose(
-        b, _through_activation(b, act, g_conv2, conv2, guided), oihw(weights.conv2_kernel), "conv1_grad"
-    )
+    shape = b.op("Shape", conv2)
+    unpool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    b.op("MaxUnpool", g_pool, indices, shape, name="conv2_grad", **unpool)
+    # conv2's activation derivative is needed only at the switches, where conv2 equals pool: taken at pool's
+    # resolution (a quarter of the units), then unpooled
+    g_conv2_pre = b.op("MaxUnpool", _through_activation(b, act, g_pool, pool, guided), indices, shape, **unpool)
+    g_conv1 = _conv_transpose(b, g_conv2_pre, oihw(weights.conv2_kernel), "conv1_grad")
     g_input = _conv_transpose(
         b, _through_activation(b, act, g_conv1, conv1, guided), oihw(weights.conv1_kernel), "input_conv"
     )
