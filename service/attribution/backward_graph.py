@@ -2,25 +2,29 @@
 
 The graph takes images (N,28,28) and a seed (N,10) over the logits (one-hot of each image's target, so the
 target's pre-softmax logit is what is differentiated) and returns the forward activations, the seeded logits and
-the gradients w.r.t. the input, conv1, conv2 and pool: the same numbers as the hand-written chain rule it replaced,
-in onnxruntime's kernels instead of numpy's (one run instead of nine tap-wise products per transposed convolution).
+the gradients w.r.t. the input, conv1, conv2 and pool: the numbers of the hand-written numpy chain rule it
+replaced (within float32 round-off), in one onnxruntime run.
 
 Layout: NCHW inside, as tf2onnx lays out the classifier (weights.py), so the convolutions are the model file's own
-Conv nodes on its own OIHW kernels; the spatial outputs stay NCHW and ``backward.py`` hands them on as NHWC views.
+Conv ops on its own OIHW kernels; the spatial outputs stay NCHW and ``backward.py`` hands them on as NHWC views.
 The dense layer's rows are in Keras' NHWC flatten order, so pool is transposed before flattening, as in the file.
 Chain rule, layer by layer: the output layer's kernel times the seed; the activation's derivative written in
-terms of its output (relu, tanh, sigmoid, elu); MatMul by the transposed kernels; max pooling's gradient routed
+terms of its output (relu, tanh, sigmoid, elu); Gemm by the transposed dense kernel; max pooling's gradient routed
 through the first maximum of each window (MaxPool's Indices output, then MaxUnpool: onnxruntime's switches, the
-ones its forward pass used); the transposed convolutions as ConvTranspose with the forward kernels. The guided
-variant (Springenberg et al. 2015) passes only positive gradients, and only where the ReLU's input was positive.
+ones its forward pass used), conv2's activation derivative taken at those switches, where conv2 equals pool; the
+transposed convolutions as full Convs with the kernels flipped (faster in onnxruntime than ConvTranspose). The
+guided variant (Springenberg et al. 2015) passes only positive gradients, and only where the ReLU's output is
+positive. The builders (conv_layers, dense_layers) also serve occlusion's two forward pieces.
 
-Sessions are built once per weights object (one per model file, as service.explain caches the weights): one
-intra-op thread for small runs, every core for runs of BATCH_FROM images or more, CHUNK images per run.
+Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights)
+and model, with one intra-op thread, CHUNK images per run, each run holding the inference slot the caller bound.
+One thread even for the large batches (integrated-gradients steps, SmoothGrad samples, occlusion squares, /batch):
+on the shared 2-core machine a second session with every core was slower for each of them (README, Performance),
+and concurrent requests use the cores anyway.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -38,7 +42,6 @@ from service.cancellation import checkpoint
 
 OPSET = 17
 CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
-BATCH_FROM = 64  # runs of at least this many images use the session with every core
 SPATIAL = ("conv1", "conv2", "pool")
 OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
 
@@ -220,29 +223,24 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
 
 
 class ClassifierGraphs:
-    """onnxruntime sessions of the ONNX models built from one classifier's weights, each made on first use with
-    one intra-op thread or with every core."""
+    """onnxruntime sessions (one intra-op thread) of the ONNX models built from one classifier's weights, each
+    made on first use."""
 
     def __init__(self, weights: ClassifierWeights) -> None:
-        self.weights = weights
-        self._models: dict[str, bytes] = {}
-        self._sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+        self._weights = weakref.ref(weights)  # not a strong one: the cache below is keyed by the weights
+        self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
-    def _session(
-        self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto], threads: int
-    ) -> ort.InferenceSession:
+    def _session(self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto]) -> ort.InferenceSession:
         with self._lock:
-            if (name, threads) not in self._sessions:
-                if name not in self._models:
-                    self._models[name] = build(self.weights).SerializeToString()
+            if name not in self._sessions:
                 options = ort.SessionOptions()
-                options.intra_op_num_threads = threads
+                options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
-                self._sessions[name, threads] = ort.InferenceSession(
-                    self._models[name], options, providers=["CPUExecutionProvider"]
+                self._sessions[name] = ort.InferenceSession(
+                    build(self._weights()).SerializeToString(), options, providers=["CPUExecutionProvider"]
                 )
-            return self._sessions[name, threads]
+            return self._sessions[name]
 
     def run(
         self,
@@ -252,9 +250,8 @@ class ClassifierGraphs:
         outputs: list[str],
     ) -> list[np.ndarray]:
         """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, holding the bound
-        inference slot; every core when the batch has BATCH_FROM items or more."""
-        batch = len(next(iter(feeds.values())))
-        session = self._session(name, build, len(os.sched_getaffinity(0)) if batch >= BATCH_FROM else 1)
+        inference slot."""
+        session = self._session(name, build)
         checkpoint()
         with (_slot.get() or nullcontext)():
             return session.run(outputs, feeds)
@@ -264,11 +261,11 @@ class ClassifierGraphs:
     ) -> dict[str, np.ndarray]:
         """``outputs`` (of OUTPUTS) of the backward model for images (N,28,28) float32 and their target classes
         (N,), CHUNK images per run."""
-        name, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
+        model, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
         seeds = np.eye(CLASSES, dtype=np.float32)[targets]
         parts = [
             self.run(
-                name, build, {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}, outputs
+                model, build, {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}, outputs
             )
             for start in range(0, len(images), CHUNK)
         ]
