@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import onnx
 
 from service.attribution import METHODS, ClassifierWeights, GuidedBackpropNeedsRelu, Method, classifier_weights
+from service.attribution.backward_graph import slots
 from service.attribution.faithfulness import Faithfulness, faithfulness
 from service.attribution.heatmap import to_input_size
 from service.attribution.inputs import Choice, Range
@@ -191,7 +193,8 @@ def explain(
         checkpoint()
         x, t = images[start : start + CHUNK], targets[start : start + CHUNK]
         try:
-            result = spec.compute(model.run, weights, x, t, **chosen)
+            with slots(partial(model.gate.slot, model.name)):
+                result = spec.compute(model.run, weights, x, t, **chosen)
         except GuidedBackpropNeedsRelu as exc:  # also checked above; kept for any other path to it
             raise NotApplicable(str(exc)) from exc
         if method == "occlusion":

@@ -1,8 +1,10 @@
-"""Attribution maps of the classifier's decisions, in plain numpy over onnxruntime's forward activations.
+"""Attribution maps of the classifier's decisions: onnxruntime for the network, numpy for the methods' own sums.
 
-One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass and weights.py's
-reading of the ONNX graph. METHODS is the registry the API serves: each method's entry point with the uniform
-signature ``compute(run, weights, images, targets, **parameters)`` and its parameters' defaults and ranges.
+One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass (an ONNX graph built
+from the classifier's weights, backward_graph.py) and weights.py's reading of the ONNX graph. METHODS is the
+registry the API serves: each method's entry point with the uniform signature
+``compute(run, weights, images, targets, **parameters)`` (``run`` the served model, which the gradient methods do
+not need: the backward graph computes its own forward pass) and its parameters' defaults and ranges.
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from service.attribution import grad_cam, integrated_gradients, occlusion, smoothgrad
 from service.attribution.backward import GuidedBackpropNeedsRelu
 from service.attribution.gradient_x_input import gradient_x_input
 from service.attribution.guided_backprop import guided_backprop
-from service.attribution.inputs import Choice, Range, RunFn
+from service.attribution.inputs import Choice, Range
 from service.attribution.saliency import saliency
 from service.attribution.weights import ClassifierWeights, classifier_weights
 
@@ -32,13 +32,6 @@ class Method:
     compute: Callable[..., Any]
     parameters: dict[str, Range | Choice]
     returns: str
-
-
-def _occlusion(
-    run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, **parameters: Any
-) -> occlusion.OcclusionMaps:
-    """Occlusion needs no weights (it only runs the model); this gives it the registry's uniform signature."""
-    return occlusion.occlusion(run, images, targets, **parameters)
 
 
 PIXELS = "(N,28,28) float32"
@@ -63,7 +56,7 @@ METHODS: dict[str, Method] = {
         Method("grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer"),
         Method(
             "occlusion",
-            _occlusion,
+            occlusion.occlusion,
             {"patch": occlusion.PATCH, "stride": occlusion.STRIDE, "fill": occlusion.FILL},
             "OcclusionMaps",
         ),

@@ -22,7 +22,7 @@ def grad_cam(
     """ReLU(Σ_k α_k A^k) of ``layer`` for each image, (N,H,W) of the layer (Captum's LayerGradCam, ReLU on)."""
     LAYER.check("layer", layer)
     x, t = batch(images, targets)
-    result = backward(run, weights, x, t)
+    result = backward(weights, x, t)
     maps, grads = result.activations[layer], getattr(result, layer)
     alphas = grads.mean(axis=(1, 2))
     return np.maximum(np.einsum("nhwc,nc->nhw", maps, alphas), 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.attribution.backward import backward
+from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
 from service.attribution.weights import ClassifierWeights
 
@@ -12,4 +12,4 @@ from service.attribution.weights import ClassifierWeights
 def gradient_x_input(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """x · ∂logit_target/∂x for each image (N,28,28) (Captum's InputXGradient)."""
     x, t = batch(images, targets)
-    return x * backward(run, weights, x, t).input
+    return x * input_gradients(weights, x, t)

@@ -15,4 +15,4 @@ def guided_backprop(run: RunFn, weights: ClassifierWeights, images: np.ndarray, 
     Raises backward.GuidedBackpropNeedsRelu for a network whose hidden layers are not ReLUs.
     """
     x, t = batch(images, targets)
-    return backward(run, weights, x, t, guided=True).input
+    return backward(weights, x, t, guided=True).input

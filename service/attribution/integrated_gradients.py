@@ -33,5 +33,5 @@ def integrated_gradients(
     STEPS.check("steps", steps)
     x, t = batch(images, targets)
     alphas, rule = trapezoid_rule(steps)
-    path_integral = summed_input_gradients(run, weights, t, steps, lambda i, k: alphas[k, None, None] * x[i], rule)
+    path_integral = summed_input_gradients(weights, t, steps, lambda i, k: alphas[k, None, None] * x[i], rule)
     return (x * path_integral).astype(np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.attribution.backward import backward
+from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
 from service.attribution.weights import ClassifierWeights
 
@@ -12,4 +12,4 @@ from service.attribution.weights import ClassifierWeights
 def saliency(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """∂logit_target/∂x for each image (N,28,28); signed (Captum's Saliency with abs=False)."""
     x, t = batch(images, targets)
-    return backward(run, weights, x, t).input
+    return input_gradients(weights, x, t)

@@ -41,4 +41,4 @@ def smoothgrad(
     x, t = batch(images, targets)
     fields = smoothgrad_noise(samples, noise, seed)
     scale = np.full(samples, 1 / samples)
-    return summed_input_gradients(run, weights, t, samples, lambda i, k: x[i] + fields[k], scale).astype(np.float32)
+    return summed_input_gradients(weights, t, samples, lambda i, k: x[i] + fields[k], scale).astype(np.float32)

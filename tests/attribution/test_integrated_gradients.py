@@ -12,15 +12,15 @@ from service.attribution.integrated_gradients import integrated_gradients
 def test_integrated_gradients_is_complete_within_1_percent_at_64_steps(classifier, digits):
     images, targets = digits[0][:8], digits[1][:8]
     maps = integrated_gradients(classifier.run, classifier.weights, images, targets, steps=64)
-    logit = backward(classifier.run, classifier.weights, images, targets).logits
-    black = backward(classifier.run, classifier.weights, np.zeros_like(images), targets).logits
+    logit = backward(classifier.weights, images, targets).logits
+    black = backward(classifier.weights, np.zeros_like(images), targets).logits
     np.testing.assert_allclose(maps.sum(axis=(1, 2)), logit - black, rtol=0.01)
 
 
 def test_two_steps_are_the_mean_of_the_gradients_at_black_and_at_the_image_times_the_image(shipped, digits):
     images, targets = digits[0][:4], digits[1][:4]
-    at_image = backward(shipped.run, shipped.weights, images, targets).input
-    at_black = backward(shipped.run, shipped.weights, np.zeros_like(images), targets).input
+    at_image = backward(shipped.weights, images, targets).input
+    at_black = backward(shipped.weights, np.zeros_like(images), targets).input
     np.testing.assert_allclose(
         integrated_gradients(shipped.run, shipped.weights, images, targets, steps=2),
         images * (at_black + at_image) / 2,

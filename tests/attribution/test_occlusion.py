@@ -29,10 +29,10 @@ def brute_force(run, image: np.ndarray, target: int, patch: int, stride: int, fi
     return grid, pixels
 
 
-@pytest.mark.parametrize(("patch", "stride", "fill"), [(4, 2, 0.0), (5, 3, 0.5)])
+@pytest.mark.parametrize(("patch", "stride", "fill"), [(4, 2, 0.0), (5, 3, 0.5), (1, 9, 0.0), (13, 5, 1.0)])
 def test_occlusion_equals_a_brute_force_loop(shipped, digits, patch, stride, fill):
     images, targets = digits[0][:2], digits[1][:2]
-    result = occlusion(shipped.run, images, targets, patch=patch, stride=stride, fill=fill)
+    result = occlusion(shipped.run, shipped.weights, images, targets, patch=patch, stride=stride, fill=fill)
     for n in range(len(images)):
         grid, pixels = brute_force(shipped.run, images[n], int(targets[n]), patch, stride, fill)
         np.testing.assert_allclose(result.grid[n], grid, atol=1e-6)
@@ -40,12 +40,12 @@ def test_occlusion_equals_a_brute_force_loop(shipped, digits, patch, stride, fil
 
 
 def test_the_grid_has_one_cell_per_square_position(shipped, digits):
-    result = occlusion(shipped.run, digits[0][:2], digits[1][:2])
+    result = occlusion(shipped.run, shipped.weights, digits[0][:2], digits[1][:2])
     assert result.grid.shape == (2, 13, 13) and result.pixels.shape == (2, 28, 28)
     np.testing.assert_array_equal(result.starts, np.arange(0, 25, 2))
 
 
 def test_pixels_that_no_square_covers_are_zero(shipped, digits):
-    result = occlusion(shipped.run, digits[0][:2], digits[1][:2], patch=5, stride=3)
+    result = occlusion(shipped.run, shipped.weights, digits[0][:2], digits[1][:2], patch=5, stride=3)
     assert result.starts[-1] + 5 == 26
     assert not result.pixels[:, 26:].any() and not result.pixels[:, :, 26:].any()

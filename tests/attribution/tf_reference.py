@@ -1,5 +1,5 @@
 """The classifier rebuilt in Keras with an ONNX file's own weights, differentiated by TensorFlow's GradientTape: the
-independent reference for the numpy backward pass.
+independent reference for the backward pass (the ONNX backward graph).
 
 Max pooling's gradient is discontinuous where two units of a window are equal, and saturated tanh or sigmoid
 units and blank regions make such ties common; TensorFlow and onnxruntime round those sums differently, so each

@@ -1,0 +1,286 @@
+"""The classifier's forward and backward pass as one ONNX graph, built from its weights and run by onnxruntime.
+
+The graph takes images (N,28,28) and a seed (N,10) over the logits (one-hot of each image's target, so the
+target's pre-softmax logit is what is differentiated) and returns the forward activations, the seeded logits and
+the gradients w.r.t. the input, conv1, conv2 and pool: the numbers of the hand-written numpy chain rule it
+replaced (within float32 round-off), in one onnxruntime run.
+
+Layout: NCHW inside, as tf2onnx lays out the classifier (weights.py), so the convolutions are the model file's own
+Conv ops on its own OIHW kernels; the spatial outputs stay NCHW and ``backward.py`` hands them on as NHWC views.
+The dense layer's rows are in Keras' NHWC flatten order, so pool is transposed before flattening, as in the file.
+Chain rule, layer by layer: the output layer's kernel times the seed; the activation's derivative written in
+terms of its output (relu, tanh, sigmoid, elu); Gemm by the transposed dense kernel; max pooling's gradient routed
+through the first maximum of each window (MaxPool's Indices output, then MaxUnpool: onnxruntime's switches, the
+ones its forward pass used), conv2's activation derivative taken at those switches, where conv2 equals pool; the
+transposed convolutions as full Convs with the kernels flipped (faster in onnxruntime than ConvTranspose). The
+guided variant (Springenberg et al. 2015) passes only positive gradients, and only where the ReLU's output is
+positive. The builders (conv_layers, dense_layers) also serve occlusion's two forward pieces.
+
+Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights)
+and model, with one intra-op thread, CHUNK images per run, each run holding the inference slot the caller bound.
+One thread even for the large batches (integrated-gradients steps, SmoothGrad samples, occlusion squares, /batch):
+on the shared 2-core machine a second session with every core was slower for each of them (README, Performance),
+and concurrent requests use the cores anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from functools import partial
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from service.attribution.weights import CLASSES, IMAGE_SIZE, ClassifierWeights
+from service.cancellation import checkpoint
+
+OPSET = 17
+CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
+SPATIAL = ("conv1", "conv2", "pool")
+OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
+
+# The inference slot a run must hold, if the caller bound one (service.explain binds its model's gate).
+_slot: ContextVar[Callable[[], AbstractContextManager] | None] = ContextVar("convlens_backward_slot", default=None)
+
+
+@contextmanager
+def slots(slot: Callable[[], AbstractContextManager]) -> Iterator[None]:
+    """Hold ``slot()`` around every backward-graph run made in this context (the model's inference gate)."""
+    reset = _slot.set(slot)
+    try:
+        yield
+    finally:
+        _slot.reset(reset)
+
+
+class GraphBuilder:
+    """Nodes and initializers of the graph under construction, with fresh tensor names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        """An initializer ``name`` (added once: the scalars are shared by every use)."""
+        if name not in {initializer.name for initializer in self.initializers}:
+            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, name: str = "", **attributes) -> str | list[str]:
+        self.count += 1
+        names = [name or f"{op_type.lower()}_{self.count}"] + [
+            f"{op_type.lower()}_{self.count}_{i}" for i in range(1, outputs)
+        ]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def model(self, name: str, inputs: dict[str, list], outputs: dict[str, list]) -> onnx.ModelProto:
+        """The checked float32 model of the nodes so far, with these inputs and outputs and their shapes."""
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in inputs.items()],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in outputs.items()],
+            self.initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        onnx.checker.check_model(model)
+        return model
+
+
+def _activation(b: GraphBuilder, op: str, pre: str, name: str = "") -> str:
+    return b.op({"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "elu": "Elu"}[op], pre, name=name)
+
+
+def _through_activation(b: GraphBuilder, activation: str, grad: str, out: str, guided: bool) -> str:
+    """Gradient w.r.t. an activation's input from the one w.r.t. its output ``out``; guided: Springenberg's rule.
+
+    ReLU's derivative (out > 0) is Sign(out), since out >= 0; ELU's (1 where out > 0, out + 1 elsewhere) is
+    Min(out, 0) + 1. Elementwise arithmetic, cheaper in onnxruntime than Where over a broadcast zero.
+    """
+    one = b.constant("one", np.float32(1)) if activation in ("tanh", "sigmoid", "elu") else ""
+    if guided:
+        return b.op("Mul", b.op("Relu", grad), b.op("Sign", out))
+    if activation == "relu":
+        return b.op("Mul", grad, b.op("Sign", out))
+    if activation == "tanh":
+        return b.op("Mul", grad, b.op("Sub", one, b.op("Mul", out, out)))
+    if activation == "sigmoid":
+        return b.op("Mul", grad, b.op("Mul", out, b.op("Sub", one, out)))
+    if activation == "elu":
+        return b.op("Mul", grad, b.op("Add", b.op("Min", out, b.constant("zero", np.float32(0))), one))
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def _conv_transpose(b: GraphBuilder, grad: str, kernel: np.ndarray, name: str = "") -> str:
+    """The adjoint of a stride-1 valid Conv with OIHW ``kernel``: a full Conv with the kernel flipped and its
+    two channel axes swapped (onnxruntime runs Conv in its blocked layout, faster than ConvTranspose)."""
+    kh, kw = kernel.shape[2:]
+    flipped = b.constant(f"{name}_kernel", kernel[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    return b.op("Conv", grad, flipped, name=name, pads=[kh - 1, kw - 1, kh - 1, kw - 1])
+
+
+def conv_layers(b: GraphBuilder, weights: ClassifierWeights, x: str, indices: bool = False) -> list[str]:
+    """conv1, conv2 and pool (NCHW) of the NCHW images ``x``, and with ``indices`` the pooling's switches."""
+    act = weights.activation
+    w1, w2 = (
+        b.constant(name, oihw(kernel)) for name, kernel in (("w1", weights.conv1_kernel), ("w2", weights.conv2_kernel))
+    )
+    conv1 = _activation(b, act, b.op("Conv", x, w1, b.constant("b1", weights.conv1_bias)), name="conv1")
+    conv2 = _activation(b, act, b.op("Conv", conv1, w2, b.constant("b2", weights.conv2_bias)), name="conv2")
+    pool = b.op("MaxPool", conv2, outputs=2 if indices else 1, name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    return [conv1, conv2, *pool] if indices else [conv1, conv2, pool]
+
+
+def dense_layers(b: GraphBuilder, weights: ClassifierWeights, pool: str) -> tuple[str, str]:
+    """dense1 and the logits (N,10) of the NCHW ``pool``, flattened in Keras' NHWC order as the file does."""
+    flat = b.op(
+        "Reshape",
+        b.op("Transpose", pool, perm=[0, 2, 3, 1]),
+        b.constant("flat", np.array([-1, weights.dense1_kernel.shape[0]], np.int64)),
+    )
+    dense1_pre = b.op(
+        "Add", b.op("MatMul", flat, b.constant("wd1", weights.dense1_kernel)), b.constant("bd1", weights.dense1_bias)
+    )
+    dense1 = _activation(b, weights.activation, dense1_pre, name="dense1")
+    logits = b.op(
+        "Add",
+        b.op("MatMul", dense1, b.constant("wout", weights.output_kernel)),
+        b.constant("bout", weights.output_bias),
+    )
+    return dense1, logits
+
+
+def oihw(kernel: np.ndarray) -> np.ndarray:
+    """A Keras HWIO kernel in ONNX's OIHW layout (the model file's own)."""
+    return kernel.transpose(3, 2, 0, 1)
+
+
+def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.ModelProto:
+    """The ONNX model of the forward pass and of the seeded logits' backward pass for these weights."""
+    act = weights.activation
+    b = GraphBuilder()
+    side = (IMAGE_SIZE - weights.conv1_kernel.shape[0] + 1 - weights.conv2_kernel.shape[0] + 1) // 2
+    channels = weights.conv2_kernel.shape[3]
+
+    x = b.op("Reshape", "images", b.constant("nchw_input", np.array([-1, 1, IMAGE_SIZE, IMAGE_SIZE], np.int64)))
+    conv1, conv2, pool, indices = conv_layers(b, weights, x, indices=True)
+    dense1, all_logits = dense_layers(b, weights, pool)
+    b.op(
+        "ReduceSum",
+        b.op("Mul", all_logits, "seeds"),
+        b.constant("classes", np.array([1], np.int64)),
+        name="logits",
+        keepdims=0,
+    )
+
+    g_dense1 = b.op("Gemm", "seeds", "wout", transB=1)
+    g_flat = b.op("Gemm", _through_activation(b, act, g_dense1, dense1, guided), "wd1", transB=1)
+    g_pool = b.op(
+        "Transpose",
+        b.op("Reshape", g_flat, b.constant("nhwc_pool", np.array([-1, side, side, channels], np.int64))),
+        name="pool_grad",
+        perm=[0, 3, 1, 2],
+    )
+    shape = b.op("Shape", conv2)
+    unpool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    b.op("MaxUnpool", g_pool, indices, shape, name="conv2_grad", **unpool)
+    # conv2's activation derivative is needed only at the switches, where conv2 equals pool: taken at pool's
+    # resolution (a quarter of the units), then unpooled
+    g_conv2_pre = b.op("MaxUnpool", _through_activation(b, act, g_pool, pool, guided), indices, shape, **unpool)
+    g_conv1 = _conv_transpose(b, g_conv2_pre, oihw(weights.conv2_kernel), "conv1_grad")
+    g_input = _conv_transpose(
+        b, _through_activation(b, act, g_conv1, conv1, guided), oihw(weights.conv1_kernel), "input_conv"
+    )
+    b.op(
+        "Reshape",
+        g_input,
+        b.constant("input_shape", np.array([-1, IMAGE_SIZE, IMAGE_SIZE], np.int64)),
+        name="input_grad",
+    )
+    c1, c2 = weights.conv1_kernel.shape[3], channels
+    shapes = {
+        "logits": [],
+        "input_grad": [IMAGE_SIZE, IMAGE_SIZE],
+        "conv1_grad": [c1, 2 * side + 2, 2 * side + 2],
+        "conv2_grad": [c2, 2 * side, 2 * side],
+        "pool_grad": [c2, side, side],
+        "dense1": [weights.dense1_kernel.shape[1]],
+    }
+    shapes.update(conv1=shapes["conv1_grad"], conv2=shapes["conv2_grad"], pool=shapes["pool_grad"])
+    return b.model(
+        "convlens_backward" + ("_guided" if guided else ""),
+        {"images": ["N", IMAGE_SIZE, IMAGE_SIZE], "seeds": ["N", CLASSES]},
+        {name: ["N", *shapes[name]] for name in OUTPUTS},
+    )
+
+
+class ClassifierGraphs:
+    """onnxruntime sessions (one intra-op thread) of the ONNX models built from one classifier's weights, each
+    made on first use."""
+
+    def __init__(self, weights: ClassifierWeights) -> None:
+        self._weights = weakref.ref(weights)  # not a strong one: the cache below is keyed by the weights
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto]) -> ort.InferenceSession:
+        with self._lock:
+            if name not in self._sessions:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                self._sessions[name] = ort.InferenceSession(
+                    build(self._weights()).SerializeToString(), options, providers=["CPUExecutionProvider"]
+                )
+            return self._sessions[name]
+
+    def run(
+        self,
+        name: str,
+        build: Callable[[ClassifierWeights], onnx.ModelProto],
+        feeds: dict[str, np.ndarray],
+        outputs: list[str],
+    ) -> list[np.ndarray]:
+        """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, holding the bound
+        inference slot."""
+        session = self._session(name, build)
+        checkpoint()
+        with (_slot.get() or nullcontext)():
+            return session.run(outputs, feeds)
+
+    def backward(
+        self, images: np.ndarray, targets: np.ndarray, outputs: list[str], guided: bool = False
+    ) -> dict[str, np.ndarray]:
+        """``outputs`` (of OUTPUTS) of the backward model for images (N,28,28) float32 and their target classes
+        (N,), CHUNK images per run."""
+        model, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
+        seeds = np.eye(CLASSES, dtype=np.float32)[targets]
+        parts = [
+            self.run(
+                model, build, {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}, outputs
+            )
+            for start in range(0, len(images), CHUNK)
+        ]
+        if len(parts) == 1:
+            return dict(zip(outputs, parts[0], strict=True))
+        return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
+
+
+_graphs: weakref.WeakKeyDictionary[ClassifierWeights, ClassifierGraphs] = weakref.WeakKeyDictionary()
+_graphs_lock = threading.Lock()
+
+
+def graphs_of(weights: ClassifierWeights) -> ClassifierGraphs:
+    """The sessions of these weights' graphs (cached per weights object: one per model file in the service)."""
+    with _graphs_lock:
+        if weights not in _graphs:
+            _graphs[weights] = ClassifierGraphs(weights)
+        return _graphs[weights]
