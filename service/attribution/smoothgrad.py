@@ -20,9 +20,12 @@ SEED = Range(default=0, low=0, high=2**32 - 1)
 
 
 def smoothgrad_noise(samples: int, noise: float, seed: int) -> np.ndarray:
-    """The (samples, 28, 28) float32 noise fields that smoothgrad adds for these parameters."""
+    """The (samples, 28, 28) float32 noise fields that smoothgrad adds for these parameters.
+
+    ``abs``: a noise of -0.0 passes the range check and means no noise, but numpy refuses a negative-signed scale.
+    """
     rng = np.random.default_rng(seed)
-    return rng.normal(0.0, noise, (samples, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    return rng.normal(0.0, abs(noise), (samples, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
 
 
 def smoothgrad(

@@ -113,6 +113,20 @@ def test_bad_requests_say_what_to_change(client, digits, path, params, status, m
     assert message in response.json()["error"]
 
 
+def test_a_noise_of_minus_zero_is_no_noise(client, digits):
+    image = encode(digits[0][0])
+    answers = [
+        client.post(
+            "/v1/attribution/smoothgrad",
+            params={"noise": noise, "samples": 2, "format": "json"},
+            files={"image": image},
+        )
+        for noise in ("-0", "0")
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
+    assert answers[0].json()["values"] == answers[1].json()["values"]
+
+
 def test_the_limits_are_settings(digits):
     with make_client(max_attribution_steps=8, max_occlusion_squares=1000) as client:
         image = {"image": encode(digits[0][0])}
