@@ -56,12 +56,15 @@ def wrk(
     seconds: float,
     max_requests: int | None = None,
     headers: dict[str, str] | None = None,
+    method: str = "POST",
 ) -> Load:
-    """POST ``body`` to ``url`` (with extra ``headers``) from ``connections`` connections for ``seconds``; each wrk
-    thread stops sending after its share of ``max_requests`` (wrk itself still waits out the duration)."""
+    """POST ``body`` to ``url`` (with extra ``headers``; ``method`` GET sends no body) from ``connections``
+    connections for ``seconds``; each wrk thread stops sending after its share of ``max_requests`` (wrk itself
+    still waits out the duration)."""
     threads = min(2, connections)
     env = {
         **os.environ,
+        "BENCH_METHOD": method,
         "BENCH_BODY": str(body),
         "BENCH_CONTENT_TYPE": content_type,
         "BENCH_HEADERS": "\n".join(f"{name}: {value}" for name, value in (headers or {}).items()),

@@ -1,9 +1,9 @@
 """The reference for the hot path: a minimal raw-ASGI app doing what ``POST /v1/classify`` does for a small PNG.
 
 It reads the body, decodes the PNG with Pillow, scales it to [0, 1], runs onnxruntime once on one thread and
-writes the JSON bytes: no framework, no middleware, no validation. ``bench`` serves it under the same uvicorn with
-the same settings as the service, so the ratio of the two is what the service's own machinery costs.
-Run: ``python -m uvicorn bench.raw_asgi:app --port 8001``.
+writes the JSON bytes: no framework, no middleware, no validation. ``bench.hotpath`` serves it under the same
+uvicorn with the same settings as the service, so the ratio of the two is what the service's own machinery costs.
+Run: ``python -m bench.raw_asgi`` (HOST and PORT from the environment, as ``python -m service``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,26 @@ async def app(scope, receive, send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def main() -> int:
+    """Serve ``app`` with the service's uvicorn settings: its HTTP protocol class, keep-alive, no access log."""
+    import uvicorn
+
+    from service.api.http_protocol import BoundedHttpToolsProtocol
+    from service.api.settings import get_settings
+
+    uvicorn.run(
+        app,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "8001")),
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=get_settings().keep_alive_seconds,
+        access_log=False,
+        lifespan="off",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ log = logging.getLogger("convlens.registry")
 CHUNK = 64
 # Runs of at least this many images use a second session with every core (single requests stay on one thread).
 BATCH_FROM = 64
+# The last run of a large batch gives the batch session's arena back (it would otherwise keep what the largest run
+# needed), and the C heap then returns what was freed to the system: RSS stays near the single-image level.
+SHRINK = ort.RunOptions()
+SHRINK.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 _models_used: ContextVar[list[str] | None] = ContextVar("convlens_models_used", default=None)
 
 
@@ -62,6 +67,22 @@ PASS_THROUGH = {"Relu", "Transpose", "Identity", "Sigmoid", "Tanh", "Elu"}
 
 class ModelLoadError(RuntimeError):
     """A model file is missing, tampered with or unreadable; the service must not start."""
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``; nothing elsewhere)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -91,12 +112,18 @@ class LoadedModel:
         """
         note_use(self)
         batch = images.reshape(-1, 28, 28, 1).astype(np.float32, copy=False)
-        session = self.session if len(batch) < BATCH_FROM else self.batch_session()
+        large = len(batch) >= BATCH_FROM
+        session = self.batch_session() if large else self.session
         parts = []
         for start in range(0, len(batch), CHUNK):
             checkpoint()
+            last = start + CHUNK >= len(batch)
             with self.gate.slot(self.name):
-                parts.append(session.run(outputs, {INPUT_NAME: batch[start : start + CHUNK]}))
+                parts.append(
+                    session.run(outputs, {INPUT_NAME: batch[start : start + CHUNK]}, SHRINK if large and last else None)
+                )
+        if large:
+            release_freed_memory()
         if len(parts) == 1:
             return dict(zip(outputs, parts[0]))
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}

@@ -46,7 +46,12 @@ SLOW_PATHS = {
     "training": ("tests/training/",),
     "containers": ("tests/deploy/test_containers.py",),
     "browser": ("tests/e2e/",),
-    "load": ("tests/test_bench.py", "tests/test_schemathesis.py", "tests/test_hostile_clients.py"),
+    "load": (
+        "tests/test_bench.py",
+        "tests/test_schemathesis.py",
+        "tests/test_hostile_clients.py",
+        "tests/test_mixed_load.py",
+    ),
 }
 SLOW_FIXTURES = {"training": ("tiny_sweep", "tanh")}
 

@@ -1,9 +1,12 @@
--- POST one file as the body; optionally stop after N responses per thread; print a JSON summary line.
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+-- POST one file as the body (or GET, with BENCH_METHOD=GET); optionally stop after N responses per thread; print a
+-- JSON summary line.
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
+if wrk.method == "POST" then
+  local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+end
 -- extra request headers, one "Name: value" per line
 for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
   local name, value = line:match("^([^:]+):%s*(.*)$")

@@ -11,6 +11,7 @@ from service import digit_judge
 from service.api.admission_control import AdmissionControl
 from service.api.auth import require_api_key
 from service.api.caching import FixedContentCaching
+from service.api.classify_shortcut import ClassifyShortcut
 from service.api.errors import install_error_handlers
 from service.api.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
@@ -129,7 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
-    # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the routes.
+    # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the shortcut
+    # for plain classifications, then the routes.
+    app.add_middleware(ClassifyShortcut)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(
         AdmissionControl,

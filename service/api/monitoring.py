@@ -52,6 +52,11 @@ class BackgroundLogHandler(QueueHandler):
         self.listener.start()
         atexit.register(self.listener.stop)
 
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The record as it is: the writing thread formats it, not the event loop (QueueHandler's default copies
+        and formats every record on the caller's thread)."""
+        return record
+
     def enqueue(self, record: logging.LogRecord) -> None:
         try:
             self.queue.put_nowait(record)
@@ -124,6 +129,7 @@ class RequestMonitor:
         self.metrics = metrics
         self.request_timeout = request_timeout
         self.extra_headers = extra_headers or {}
+        self._series: dict[tuple[str, str, str], tuple] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -185,19 +191,36 @@ class RequestMonitor:
 
     def _record(self, scope: Scope, state: dict, seconds: float) -> None:
         route = route_template(scope)
-        self.metrics.requests.labels(route, scope["method"], str(state["status"])).inc()
-        self.metrics.latency.labels(route).observe(seconds)
-        access_log.info(
-            json.dumps(
-                {
-                    "method": scope["method"],
-                    "route": route,
-                    "path": scope["path"],
-                    "status": state["status"],
-                    "duration_ms": round(seconds * 1000, 2),
-                    "bytes_in": state["bytes_in"],
-                    "bytes_out": state["bytes_out"],
-                    "request_id": state["request_id"],
-                }
+        key = (route, scope["method"], str(state["status"]))
+        series = self._series.get(key)
+        if series is None:  # each label lookup takes a lock and builds a tuple: once per series, not per request
+            series = self._series[key] = (self.metrics.requests.labels(*key), self.metrics.latency.labels(route))
+        series[0].inc()
+        series[1].observe(seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                AccessLine(
+                    {
+                        "method": scope["method"],
+                        "route": route,
+                        "path": scope["path"],
+                        "status": state["status"],
+                        "duration_ms": round(seconds * 1000, 2),
+                        "bytes_in": state["bytes_in"],
+                        "bytes_out": state["bytes_out"],
+                        "request_id": state["request_id"],
+                    }
+                )
             )
-        )
+
+
+class AccessLine:
+    """An access-log message that becomes its JSON line when written (on the log's thread), not when logged."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return json.dumps(self.fields)

@@ -1,0 +1,59 @@
+"""A shortcut for the hottest request: ``POST /v1/classify`` with no query string and a raw image body.
+
+Such a request has nothing for FastAPI to parse: every parameter takes its default. This pure ASGI middleware
+(innermost, so admission control, the monitor, CORS and the limits all run as for any request) calls the route's
+own dependencies and endpoint with those defaults, and skips routing and dependency resolution, which cost more
+than the inference. An error is answered by the app's own exception handler for it, as FastAPI would; anything
+else (a query string, multipart, API keys, micro-batching) goes to FastAPI unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api import deps
+from service.api.routes import classify
+
+PATH = "/v1/classify"
+
+
+class ClassifyShortcut:
+    """Pure ASGI middleware: answers the plain single-image classification without FastAPI's request machinery."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.route = next(route for route in classify.router.routes if getattr(route, "path", None) == PATH)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._applies(scope):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route  # the metrics and the access log name the route, as after FastAPI's routing
+        request = Request(scope, receive)
+        try:
+            model = await deps.get_model(request)
+            digit = await deps.uploaded_digit(request)
+            response = await classify.classify(digit, model, request)
+        except Exception as exc:
+            handler = _handler(scope["app"].exception_handlers, exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _applies(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope["query_string"]:
+            return False
+        app = scope["app"]
+        if app.state.settings.api_keys or app.state.batcher is not None:
+            return False
+        return dict(scope["headers"]).get(b"content-type", b"").startswith(b"image/")
+
+
+def _handler(handlers: dict, exc: Exception) -> Callable | None:
+    """The app's handler for ``exc``: the one registered for its class or the nearest base, as Starlette finds it
+    (a handler for every ``Exception`` would be the server-error middleware's, which re-raises: not taken here)."""
+    return next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers and cls is not Exception), None)
