@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -95,3 +96,13 @@ def link_shipped_models(target: Path) -> Path:
         if path.name != VARIANTS_DIR:
             (target / path.name).symlink_to(path)
     return target
+
+
+def server_errors(base: str) -> dict[str, float]:
+    """Every 5xx but 503 the service has counted, by route and status (from /metrics)."""
+    found = {}
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        match = re.match(r'convlens_requests_total\{.*route="([^"]+)".*status="(5\d\d)"\} (\S+)', line)
+        if match and match[2] != "503" and float(match[3]) > 0:
+            found[f"{match[1]} {match[2]}"] = float(match[3])
+    return found

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from service.api.settings import Settings
-from tests.helpers import ROOT, encode, png_claiming
+from tests.helpers import ROOT, encode, png_claiming, server_errors
 from tests.server import running_service
 
 HEALTH_LIMIT = 0.5
@@ -98,16 +98,6 @@ async def burst(base: str, requests: list[dict], limit: int = 256) -> list[int]:
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=limit)) as client:
         answers = await asyncio.gather(*(client.request(**request) for request in requests), return_exceptions=True)
     return [answer.status_code if isinstance(answer, httpx.Response) else 0 for answer in answers]
-
-
-def server_errors(base: str) -> dict[str, float]:
-    """Every 5xx but 503 the service has counted, by route and status (from /metrics)."""
-    found = {}
-    for line in httpx.get(f"{base}/metrics").text.splitlines():
-        match = re.match(r'convlens_requests_total\{.*route="([^"]+)".*status="(5\d\d)"\} (\S+)', line)
-        if match and match[2] != "503" and float(match[3]) > 0:
-            found[f"{match[1]} {match[2]}"] = float(match[3])
-    return found
 
 
 def counter(base: str, name: str) -> float:

@@ -5,12 +5,11 @@ Retry-After, and the share of 503s is printed."""
 from __future__ import annotations
 
 import asyncio
-import re
 
 import httpx
 import numpy as np
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, server_errors
 from tests.server import running_service
 
 DIGITS = [(ROOT / "examples" / f"digit-{label}.png").read_bytes() for label in range(10)]
@@ -43,16 +42,6 @@ def same_answer(path: str, alone: httpx.Response, loaded: httpx.Response) -> boo
         and np.allclose(one["probabilities"], other["probabilities"], rtol=0, atol=1e-6)
         and np.isclose(one["digit_like_score"], other["digit_like_score"], rtol=1e-5, atol=1e-6)
     )
-
-
-def server_errors(base: str) -> dict[str, float]:
-    """Every 5xx but 503 the service has counted, by route and status (from /metrics)."""
-    found = {}
-    for line in httpx.get(f"{base}/metrics").text.splitlines():
-        match = re.match(r'convlens_requests_total\{.*route="([^"]+)".*status="(5\d\d)"\} (\S+)', line)
-        if match and match[2] != "503" and float(match[3]) > 0:
-            found[f"{match[1]} {match[2]}"] = float(match[3])
-    return found
 
 
 def test_200_concurrent_mixed_requests_answer_as_alone_or_503_with_retry_after():

@@ -12,7 +12,6 @@ on the full data, from one recipe.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from service.contract import (
     read_document,
 )
 from training.config import VARIANT_NAMES, TrainConfig, variant_name
+from training.data import sha256_of
 
 PAPER_RULE = "image-mean"
 COMPARISON_FORMAT = 1
@@ -129,14 +129,6 @@ def comparison_markdown(rows: list[dict], missing: list[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_variant(folder: Path) -> tuple[ModelEntry, Statistics]:
     """The classifier entry and statistics of a complete variant folder; CollectError saying what is missing."""
     try:
@@ -147,7 +139,7 @@ def read_variant(folder: Path) -> tuple[ModelEntry, Statistics]:
             raise CollectError(f"{MANIFEST_FILE} is of another variant")
         if not (folder / entry.file).is_file():
             raise CollectError(f"no {entry.file}")
-        if _sha256(folder / entry.file) != entry.sha256:
+        if sha256_of(folder / entry.file) != entry.sha256:
             raise CollectError(f"{entry.file} is not the file {MANIFEST_FILE} lists")
         statistics = read_document(folder / STATISTICS_FILE, Statistics)
     except ContractError as exc:
@@ -155,7 +147,7 @@ def read_variant(folder: Path) -> tuple[ModelEntry, Statistics]:
     if statistics.model_sha256 != entry.sha256:
         raise CollectError(f"{STATISTICS_FILE} is of another {entry.file}")
     top = folder / statistics.top_images.file
-    if not top.is_file() or _sha256(top) != statistics.top_images.sha256:
+    if not top.is_file() or sha256_of(top) != statistics.top_images.sha256:
         raise CollectError(f"{statistics.top_images.file} is missing or not the file {STATISTICS_FILE} lists")
     return entry, statistics
 
