@@ -19,10 +19,10 @@ import numpy as np
 import onnx
 
 from service.attribution import METHODS, ClassifierWeights, GuidedBackpropNeedsRelu, Method, classifier_weights
-from service.attribution.backward_graph import slots
+from service.attribution.backward_graph import Decisions, RunPolicy, run_policy
 from service.attribution.faithfulness import Faithfulness, faithfulness
 from service.attribution.heatmap import to_input_size
-from service.attribution.inputs import Choice, Range
+from service.attribution.inputs import PREDICTED, Choice, Range
 from service.attribution.occlusion import square_starts
 from service.cancellation import checkpoint
 from service.contract import PROBABILITIES
@@ -153,15 +153,21 @@ def check_work(method: str, parameters: dict[str, Any], images: int, limits: Lim
         )
 
 
-def _targets(model: LoadedModel, images: np.ndarray, target: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each image's target (``target``, or its predicted class), that class's softmax probability and the
-    predicted class."""
+def _check_target(target: int | None) -> None:
     if target is not None and not (isinstance(target, (int, np.integer)) and 0 <= target < CLASSES):
         raise NotApplicable(f"target must be a class 0-{CLASSES - 1}, got {target!r}")
+
+
+def _decided(probabilities: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's target, that class's softmax probability and the predicted class."""
+    return targets.astype(np.intp), probabilities[np.arange(len(targets)), targets], probabilities.argmax(axis=1)
+
+
+def _targets(model: LoadedModel, images: np.ndarray, target: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's target (``target``, or its predicted class), that class's softmax probability and the
+    predicted class, from a forward run of the served model."""
     probabilities = model.run(images, [PROBABILITIES])[PROBABILITIES]
-    predicted = probabilities.argmax(axis=1)
-    targets = predicted if target is None else np.full(len(images), target)
-    return targets.astype(np.intp), probabilities[np.arange(len(images)), targets], predicted
+    return _decided(probabilities, probabilities.argmax(axis=1) if target is None else np.full(len(images), target))
 
 
 def explain(
@@ -187,13 +193,20 @@ def explain(
             f"guided-backprop is defined for ReLU networks; model {model.name!r} uses {weights.activation}: "
             "use another method or a relu variant"
         )
-    targets, probabilities, predicted = _targets(model, images, target)
+    _check_target(target)
+    # one backward pass per image: the pass itself finds the probabilities and the predicted class (no forward run)
+    decisions = Decisions() if spec.one_pass else None
+    if spec.one_pass:
+        targets = np.full(len(images), PREDICTED if target is None else target, dtype=np.intp)
+    else:
+        targets, probabilities, predicted = _targets(model, images, target)
+    policy = RunPolicy(partial(model.gate.slot, model.name), model.batch_threads, decisions)
     values, pixels = [], []
     for start in range(0, len(images), CHUNK):
         checkpoint()
         x, t = images[start : start + CHUNK], targets[start : start + CHUNK]
         try:
-            with slots(partial(model.gate.slot, model.name)):
+            with run_policy(policy):
                 result = spec.compute(model.run, weights, x, t, **chosen)
         except GuidedBackpropNeedsRelu as exc:  # also checked above; kept for any other path to it
             raise NotApplicable(str(exc)) from exc
@@ -203,6 +216,10 @@ def explain(
         else:
             values.append(result)
             pixels.append(result if result.shape[1:] == (28, 28) else np.stack([to_input_size(m) for m in result]))
+    if decisions is not None:
+        targets, probabilities, predicted = _decided(
+            np.concatenate(decisions.probabilities), np.concatenate(decisions.targets)
+        )
     explanation = Explanation(
         method,
         chosen,

@@ -32,15 +32,16 @@ class Method:
     compute: Callable[..., Any]
     parameters: dict[str, Range | Choice]
     returns: str
+    one_pass: bool = False  # one backward pass per image: takes PREDICTED targets, whose class the graph chooses
 
 
 PIXELS = "(N,28,28) float32"
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("saliency", saliency, {}, PIXELS),
-        Method("gradient-x-input", gradient_x_input, {}, PIXELS),
-        Method("guided-backprop", guided_backprop, {}, PIXELS),
+        Method("saliency", saliency, {}, PIXELS, one_pass=True),
+        Method("gradient-x-input", gradient_x_input, {}, PIXELS, one_pass=True),
+        Method("guided-backprop", guided_backprop, {}, PIXELS, one_pass=True),
         Method(
             "integrated-gradients",
             integrated_gradients.integrated_gradients,
@@ -53,7 +54,7 @@ METHODS: dict[str, Method] = {
             {"samples": smoothgrad.SAMPLES, "noise": smoothgrad.NOISE, "seed": smoothgrad.SEED},
             PIXELS,
         ),
-        Method("grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer"),
+        Method("grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer", one_pass=True),
         Method(
             "occlusion",
             occlusion.occlusion,

@@ -1,9 +1,11 @@
 """The classifier's forward and backward pass as one ONNX graph, built from its weights and run by onnxruntime.
 
 The graph takes images (N,28,28) and a seed (N,10) over the logits (one-hot of each image's target, so the
-target's pre-softmax logit is what is differentiated) and returns the forward activations, the seeded logits and
-the gradients w.r.t. the input, conv1, conv2 and pool: the numbers of the hand-written numpy chain rule it
-replaced (within float32 round-off), in one onnxruntime run.
+target's pre-softmax logit is what is differentiated; an all-zero row stands for the image's predicted class,
+the first maximum of its softmax probabilities, chosen inside the graph) and returns the forward activations, the
+class probabilities, the seed used, the seeded logits and the gradients w.r.t. the input, conv1, conv2 and pool:
+the numbers of the hand-written numpy chain rule it replaced (within float32 round-off), in one onnxruntime run.
+A method that needs one backward pass per image therefore needs no forward run to find its default target.
 
 Layout: NCHW inside, as tf2onnx lays out the classifier (weights.py), so the convolutions are the model file's own
 Conv ops on its own OIHW kernels; the spatial outputs stay NCHW and ``backward.py`` hands them on as NHWC views.
@@ -16,20 +18,23 @@ transposed convolutions as full Convs with the kernels flipped (faster in onnxru
 guided variant (Springenberg et al. 2015) passes only positive gradients, and only where the ReLU's output is
 positive. The builders (conv_layers, dense_layers) also serve occlusion's two forward pieces.
 
-Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights)
-and model, with one intra-op thread, CHUNK images per run, each run holding the inference slot the caller bound.
-One thread even for the large batches (integrated-gradients steps, SmoothGrad samples, occlusion squares, /batch):
-on the shared 2-core machine a second session with every core was slower for each of them (README, Performance),
-and concurrent requests use the cores anyway.
+Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights),
+model and thread count, CHUNK images per run, each run under the caller's RunPolicy: the inference slot it holds,
+and the intra-op threads of large runs. A run of fewer than LARGE_RUN images has one thread (at batch 1 a second
+one only adds hand-offs); a large one (integrated-gradients steps, SmoothGrad samples, occlusion squares, /batch
+chunks) has ``batch_threads`` (0: every core), as the registry's batch session for classification: on an idle
+2-core machine two threads ran a chunk of 64 backward passes 1.6x as fast as one (README, Performance).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -37,26 +42,50 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from service.attribution.inputs import PREDICTED
 from service.attribution.weights import CLASSES, IMAGE_SIZE, ClassifierWeights
 from service.cancellation import checkpoint
 
 OPSET = 17
 CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
+LARGE_RUN = 32  # images per run from which a run gets the policy's batch threads
 SPATIAL = ("conv1", "conv2", "pool")
 OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
+DECISIONS = ("probabilities", "target_seeds")  # each image's class probabilities and the one-hot seed it used
 
-# The inference slot a run must hold, if the caller bound one (service.explain binds its model's gate).
-_slot: ContextVar[Callable[[], AbstractContextManager] | None] = ContextVar("convlens_backward_slot", default=None)
+
+@dataclass
+class Decisions:
+    """What the backward runs of a context found, in run order: each image's class probabilities (N,10) and the
+    class whose logit was differentiated (N,): for a PREDICTED target, the class the graph chose."""
+
+    probabilities: list[np.ndarray] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """How runs are made: ``slot()`` held around each one (service.explain binds its model's inference gate), the
+    intra-op threads of runs of LARGE_RUN images or more (0: one per core), and where backward runs report their
+    Decisions (None: nowhere)."""
+
+    slot: Callable[[], AbstractContextManager] = nullcontext
+    batch_threads: int = 0
+    decisions: Decisions | None = None
+
+
+_policy: ContextVar[RunPolicy | None] = ContextVar("convlens_backward_policy", default=None)
+DEFAULT_POLICY = RunPolicy()
 
 
 @contextmanager
-def slots(slot: Callable[[], AbstractContextManager]) -> Iterator[None]:
-    """Hold ``slot()`` around every backward-graph run made in this context (the model's inference gate)."""
-    reset = _slot.set(slot)
+def run_policy(policy: RunPolicy) -> Iterator[None]:
+    """Make every backward-graph run in this context under ``policy``."""
+    reset = _policy.set(policy)
     try:
         yield
     finally:
-        _slot.reset(reset)
+        _policy.reset(reset)
 
 
 class GraphBuilder:
@@ -173,15 +202,27 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
     x = b.op("Reshape", "images", b.constant("nchw_input", np.array([-1, 1, IMAGE_SIZE, IMAGE_SIZE], np.int64)))
     conv1, conv2, pool, indices = conv_layers(b, weights, x, indices=True)
     dense1, all_logits = dense_layers(b, weights, pool)
+    # a row of zeros in "seeds" asks for the predicted class: the one-hot of the probabilities' first maximum
+    probabilities = b.op("Softmax", all_logits, name="probabilities", axis=-1)
+    predicted = b.op(
+        "OneHot",
+        b.op("ArgMax", probabilities, axis=1, keepdims=0),
+        b.constant("classes_depth", np.array(CLASSES, np.int64)),
+        b.constant("off_on", np.array([0, 1], np.float32)),
+    )
+    unset = b.op(
+        "Equal", b.op("ReduceMax", b.op("Abs", "seeds"), axes=[1], keepdims=1), b.constant("zero", np.float32(0))
+    )
+    seeds = b.op("Where", unset, predicted, "seeds", name="target_seeds")
     b.op(
         "ReduceSum",
-        b.op("Mul", all_logits, "seeds"),
+        b.op("Mul", all_logits, seeds),
         b.constant("classes", np.array([1], np.int64)),
         name="logits",
         keepdims=0,
     )
 
-    g_dense1 = b.op("Gemm", "seeds", "wout", transB=1)
+    g_dense1 = b.op("Gemm", seeds, "wout", transB=1)
     g_flat = b.op("Gemm", _through_activation(b, act, g_dense1, dense1, guided), "wd1", transB=1)
     g_pool = b.op(
         "Transpose",
@@ -213,12 +254,14 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
         "conv2_grad": [c2, 2 * side, 2 * side],
         "pool_grad": [c2, side, side],
         "dense1": [weights.dense1_kernel.shape[1]],
+        "probabilities": [CLASSES],
+        "target_seeds": [CLASSES],
     }
     shapes.update(conv1=shapes["conv1_grad"], conv2=shapes["conv2_grad"], pool=shapes["pool_grad"])
     return b.model(
         "convlens_backward" + ("_guided" if guided else ""),
         {"images": ["N", IMAGE_SIZE, IMAGE_SIZE], "seeds": ["N", CLASSES]},
-        {name: ["N", *shapes[name]] for name in OUTPUTS},
+        {name: ["N", *shapes[name]] for name in (*OUTPUTS, *DECISIONS)},
     )
 
 
@@ -228,19 +271,31 @@ class ClassifierGraphs:
 
     def __init__(self, weights: ClassifierWeights) -> None:
         self._weights = weakref.ref(weights)  # not a strong one: the cache below is keyed by the weights
-        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._models: dict[str, bytes] = {}
+        self._sessions: dict[tuple[str, int], ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
-    def _session(self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto]) -> ort.InferenceSession:
+    def _session(
+        self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto], threads: int
+    ) -> ort.InferenceSession:
         with self._lock:
-            if name not in self._sessions:
+            if (name, threads) not in self._sessions:
+                if name not in self._models:
+                    self._models[name] = build(self._weights()).SerializeToString()
                 options = ort.SessionOptions()
-                options.intra_op_num_threads = 1
+                options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
-                self._sessions[name] = ort.InferenceSession(
-                    build(self._weights()).SerializeToString(), options, providers=["CPUExecutionProvider"]
+                if threads > 1:  # idle workers sleep instead of spinning on a core concurrent requests need
+                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._sessions[name, threads] = ort.InferenceSession(
+                    self._models[name], options, providers=["CPUExecutionProvider"]
                 )
-            return self._sessions[name]
+            return self._sessions[name, threads]
+
+    def threads_used(self) -> set[int]:
+        """The intra-op thread counts of the sessions made so far."""
+        with self._lock:
+            return {threads for _, threads in self._sessions}
 
     def run(
         self,
@@ -249,26 +304,34 @@ class ClassifierGraphs:
         feeds: dict[str, np.ndarray],
         outputs: list[str],
     ) -> list[np.ndarray]:
-        """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, holding the bound
-        inference slot."""
-        session = self._session(name, build)
+        """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, under the bound
+        RunPolicy: its slot held, and its batch threads if the run has LARGE_RUN images or more."""
+        policy = _policy.get() or DEFAULT_POLICY
+        large = len(next(iter(feeds.values()))) >= LARGE_RUN
+        threads = (policy.batch_threads or len(os.sched_getaffinity(0))) if large else 1
+        session = self._session(name, build, threads)
         checkpoint()
-        with (_slot.get() or nullcontext)():
+        with policy.slot():
             return session.run(outputs, feeds)
 
     def backward(
         self, images: np.ndarray, targets: np.ndarray, outputs: list[str], guided: bool = False
     ) -> dict[str, np.ndarray]:
         """``outputs`` (of OUTPUTS) of the backward model for images (N,28,28) float32 and their target classes
-        (N,), CHUNK images per run."""
+        (N,; PREDICTED: the image's predicted class), CHUNK images per run; the runs' Decisions go to the policy's."""
         model, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
-        seeds = np.eye(CLASSES, dtype=np.float32)[targets]
-        parts = [
-            self.run(
-                model, build, {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}, outputs
-            )
-            for start in range(0, len(images), CHUNK)
-        ]
+        seeds = np.eye(CLASSES + 1, CLASSES, dtype=np.float32)[np.where(targets == PREDICTED, CLASSES, targets)]
+        decisions = (_policy.get() or DEFAULT_POLICY).decisions
+        asked = outputs if decisions is None else [*outputs, *DECISIONS]
+        parts = []
+        for start in range(0, len(images), CHUNK):
+            feeds = {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}
+            part = self.run(model, build, feeds, asked)
+            if decisions is not None:
+                probabilities, target_seeds = part[len(outputs) :]
+                decisions.probabilities.append(probabilities)
+                decisions.targets.append(target_seeds.argmax(axis=1))
+            parts.append(part[: len(outputs)])
         if len(parts) == 1:
             return dict(zip(outputs, parts[0], strict=True))
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}

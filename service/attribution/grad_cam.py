@@ -21,7 +21,7 @@ def grad_cam(
 ) -> np.ndarray:
     """ReLU(Σ_k α_k A^k) of ``layer`` for each image, (N,H,W) of the layer (Captum's LayerGradCam, ReLU on)."""
     LAYER.check("layer", layer)
-    x, t = batch(images, targets)
+    x, t = batch(images, targets, predicted=True)
     result = backward(weights, x, t)
     maps, grads = result.activations[layer], getattr(result, layer)
     alphas = grads.mean(axis=(1, 2))

@@ -11,5 +11,5 @@ from service.attribution.weights import ClassifierWeights
 
 def gradient_x_input(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """x · ∂logit_target/∂x for each image (N,28,28) (Captum's InputXGradient)."""
-    x, t = batch(images, targets)
+    x, t = batch(images, targets, predicted=True)
     return x * input_gradients(weights, x, t)

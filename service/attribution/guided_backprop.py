@@ -14,5 +14,5 @@ def guided_backprop(run: RunFn, weights: ClassifierWeights, images: np.ndarray, 
 
     Raises backward.GuidedBackpropNeedsRelu for a network whose hidden layers are not ReLUs.
     """
-    x, t = batch(images, targets)
+    x, t = batch(images, targets, predicted=True)
     return backward(weights, x, t, guided=True).input

@@ -9,6 +9,8 @@ import numpy as np
 
 from service.attribution.weights import CLASSES, IMAGE_SIZE
 
+PREDICTED = -1  # a target standing for the image's predicted class, for the methods that find it themselves
+
 # LoadedModel.run's signature: images (N,28,28) and the graph outputs to compute -> {output: array}.
 RunFn = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]
 
@@ -47,8 +49,11 @@ class Choice:
             raise ValueError(f"{name} must be one of {', '.join(self.options)}, got {value!r}")
 
 
-def batch(images: np.ndarray, targets: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Images as float32 (N,28,28) and targets as int (N,) class indices; ValueError on any mismatch."""
+def batch(
+    images: np.ndarray, targets: Sequence[int] | np.ndarray, predicted: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images as float32 (N,28,28) and targets as int (N,) class indices (with ``predicted``, PREDICTED too: the
+    methods of one backward pass per image let the graph choose); ValueError on any mismatch."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
@@ -57,6 +62,6 @@ def batch(images: np.ndarray, targets: Sequence[int] | np.ndarray) -> tuple[np.n
     t = np.asarray(targets)
     if t.shape != (len(x),) or not np.issubdtype(t.dtype, np.integer):
         raise ValueError(f"targets must be {len(x)} integer class indices, got shape {t.shape} of {t.dtype}")
-    if t.min() < 0 or t.max() >= CLASSES:
+    if t.min() < (PREDICTED if predicted else 0) or t.max() >= CLASSES:
         raise ValueError(f"targets must be classes in [0, {CLASSES - 1}], got {t.min()}..{t.max()}")
     return x, t.astype(np.intp)

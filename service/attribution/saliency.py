@@ -11,5 +11,5 @@ from service.attribution.weights import ClassifierWeights
 
 def saliency(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """∂logit_target/∂x for each image (N,28,28); signed (Captum's Saliency with abs=False)."""
-    x, t = batch(images, targets)
+    x, t = batch(images, targets, predicted=True)
     return input_gradients(weights, x, t)
