@@ -194,9 +194,9 @@ def explain(
             "use another method or a relu variant"
         )
     _check_target(target)
-    # one backward pass per image: the pass itself finds the probabilities and the predicted class (no forward run)
-    decisions = Decisions() if spec.one_pass else None
-    if spec.one_pass:
+    # the method's own runs find the probabilities and the predicted class: no forward run first
+    decisions = Decisions() if spec.finds_targets else None
+    if spec.finds_targets:
         targets = np.full(len(images), PREDICTED if target is None else target, dtype=np.intp)
     else:
         targets, probabilities, predicted = _targets(model, images, target)

@@ -32,16 +32,17 @@ class Method:
     compute: Callable[..., Any]
     parameters: dict[str, Range | Choice]
     returns: str
-    one_pass: bool = False  # one backward pass per image: takes PREDICTED targets, whose class the graph chooses
+    # takes PREDICTED targets: its own runs find each image's predicted class (and report their Decisions)
+    finds_targets: bool = False
 
 
 PIXELS = "(N,28,28) float32"
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("saliency", saliency, {}, PIXELS, one_pass=True),
-        Method("gradient-x-input", gradient_x_input, {}, PIXELS, one_pass=True),
-        Method("guided-backprop", guided_backprop, {}, PIXELS, one_pass=True),
+        Method("saliency", saliency, {}, PIXELS, finds_targets=True),
+        Method("gradient-x-input", gradient_x_input, {}, PIXELS, finds_targets=True),
+        Method("guided-backprop", guided_backprop, {}, PIXELS, finds_targets=True),
         Method(
             "integrated-gradients",
             integrated_gradients.integrated_gradients,
@@ -54,12 +55,15 @@ METHODS: dict[str, Method] = {
             {"samples": smoothgrad.SAMPLES, "noise": smoothgrad.NOISE, "seed": smoothgrad.SEED},
             PIXELS,
         ),
-        Method("grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer", one_pass=True),
+        Method(
+            "grad-cam", grad_cam.grad_cam, {"layer": grad_cam.LAYER}, "(N,H,W) float32 of the layer", finds_targets=True
+        ),
         Method(
             "occlusion",
             occlusion.occlusion,
             {"patch": occlusion.PATCH, "stride": occlusion.STRIDE, "fill": occlusion.FILL},
             "OcclusionMaps",
+            finds_targets=True,
         ),
     )
 }

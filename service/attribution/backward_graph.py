@@ -78,6 +78,14 @@ _policy: ContextVar[RunPolicy | None] = ContextVar("convlens_backward_policy", d
 DEFAULT_POLICY = RunPolicy()
 
 
+def report(probabilities: np.ndarray, targets: np.ndarray) -> None:
+    """Add what a run found (its images' probabilities (N,10) and targets (N,)) to the bound policy's Decisions."""
+    decisions = (_policy.get() or DEFAULT_POLICY).decisions
+    if decisions is not None:
+        decisions.probabilities.append(probabilities)
+        decisions.targets.append(targets)
+
+
 @contextmanager
 def run_policy(policy: RunPolicy) -> Iterator[None]:
     """Make every backward-graph run in this context under ``policy``."""
@@ -321,16 +329,15 @@ class ClassifierGraphs:
         (N,; PREDICTED: the image's predicted class), CHUNK images per run; the runs' Decisions go to the policy's."""
         model, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
         seeds = np.eye(CLASSES + 1, CLASSES, dtype=np.float32)[np.where(targets == PREDICTED, CLASSES, targets)]
-        decisions = (_policy.get() or DEFAULT_POLICY).decisions
-        asked = outputs if decisions is None else [*outputs, *DECISIONS]
+        reporting = (_policy.get() or DEFAULT_POLICY).decisions is not None
+        asked = [*outputs, *DECISIONS] if reporting else outputs
         parts = []
         for start in range(0, len(images), CHUNK):
             feeds = {"images": images[start : start + CHUNK], "seeds": seeds[start : start + CHUNK]}
             part = self.run(model, build, feeds, asked)
-            if decisions is not None:
+            if reporting:
                 probabilities, target_seeds = part[len(outputs) :]
-                decisions.probabilities.append(probabilities)
-                decisions.targets.append(target_seeds.argmax(axis=1))
+                report(probabilities, target_seeds.argmax(axis=1))
             parts.append(part[: len(outputs)])
         if len(parts) == 1:
             return dict(zip(outputs, parts[0], strict=True))

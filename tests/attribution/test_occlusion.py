@@ -49,3 +49,18 @@ def test_pixels_that_no_square_covers_are_zero(shipped, digits):
     result = occlusion(shipped.run, shipped.weights, digits[0][:2], digits[1][:2], patch=5, stride=3)
     assert result.starts[-1] + 5 == 26
     assert not result.pixels[:, 26:].any() and not result.pixels[:, :, 26:].any()
+
+
+def test_a_square_that_leaves_the_image_as_it_is_scores_exactly_zero(shipped, digits):
+    images, targets = digits[0][:2], digits[1][:2]
+    result = occlusion(shipped.run, shipped.weights, images, targets)
+    starts = result.starts
+    for n, image in enumerate(images):
+        unchanged = np.array([[not image[r : r + 4, c : c + 4].any() for c in starts] for r in starts])
+        assert unchanged.any() and not unchanged.all()
+        assert not result.grid[n][unchanged].any()
+
+
+def test_an_image_that_is_all_fill_gets_a_zero_map(shipped):
+    result = occlusion(shipped.run, shipped.weights, np.ones((1, 28, 28), np.float32), np.array([3]), fill=1.0)
+    assert not result.grid.any() and not result.pixels.any()
