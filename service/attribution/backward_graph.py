@@ -14,9 +14,10 @@ Chain rule, layer by layer: the output layer's kernel times the seed; the activa
 terms of its output (relu, tanh, sigmoid, elu); Gemm by the transposed dense kernel; max pooling's gradient routed
 through the first maximum of each window (MaxPool's Indices output, then MaxUnpool: onnxruntime's switches, the
 ones its forward pass used), conv2's activation derivative taken at those switches, where conv2 equals pool; the
-transposed convolutions as full Convs with the kernels flipped (faster in onnxruntime than ConvTranspose). The
-guided variant (Springenberg et al. 2015) passes only positive gradients, and only where the ReLU's output is
-positive. The builders (conv_layers, dense_layers) also serve occlusion's two forward pieces.
+transposed convolution back to conv1 as a full Conv with the kernel flipped (faster in onnxruntime than
+ConvTranspose), the one back to the one-channel input a ConvTranspose (there a Conv's blocked layout has no
+channels to block: 0.9x the graph's time for 50 images). The guided variant (Springenberg et al. 2015) passes
+only positive gradients, and only where the ReLU's output is positive. The builders (conv_layers, dense_layers) also serve occlusion's two forward pieces.
 
 Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights),
 model and thread count, CHUNK images per run, each run under the caller's RunPolicy: the inference slot it holds,
@@ -245,9 +246,7 @@ def backward_model(weights: ClassifierWeights, guided: bool = False) -> onnx.Mod
     # resolution (a quarter of the units), then unpooled
     g_conv2_pre = b.op("MaxUnpool", _through_activation(b, act, g_pool, pool, guided), indices, shape, **unpool)
     g_conv1 = _conv_transpose(b, g_conv2_pre, oihw(weights.conv2_kernel), "conv1_grad")
-    g_input = _conv_transpose(
-        b, _through_activation(b, act, g_conv1, conv1, guided), oihw(weights.conv1_kernel), "input_conv"
-    )
+    g_input = b.op("ConvTranspose", _through_activation(b, act, g_conv1, conv1, guided), "w1", name="input_conv")
     b.op(
         "Reshape",
         g_input,
