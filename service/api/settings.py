@@ -60,7 +60,12 @@ class Settings(BaseSettings):
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"
     )
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per inference (0: one per core)")
-    batch_threads: int = Field(0, ge=0, description="onnxruntime threads for runs of 64 images or more (0: every core)")
+    batch_threads: int = Field(
+        0,
+        ge=0,
+        description="onnxruntime threads for large runs: classification batches of 64 images or more, attribution "
+        "runs of 32 or more (integrated-gradients steps, occlusion squares, /batch chunks) (0: every core)",
+    )
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
     inference_wait_seconds: float = Field(
         2.0, ge=0, description="how long a request waits for a free inference slot before 503 with Retry-After"
