@@ -5,12 +5,12 @@ the legend), the tracked class's probability, and the predicted class."""
 from __future__ import annotations
 
 import functools
-import io
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from service.invariance import TRANSFORMS, Invariance
+from service.png_encoding import png_bytes
 
 PANEL = (300, 230)
 MARGIN = (46, 40, 14, 40)  # left, top, right, bottom inside a panel
@@ -89,6 +89,4 @@ def invariance_png(result: Invariance) -> bytes:
     predicted.axes(f"predicted class (red: {result.target})", xlabel, np.arange(10), "d")
     predicted.dots(x, result.predicted, [TARGET if c == result.target else INK for c in result.predicted])
 
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return png_bytes(np.asarray(image))

@@ -9,12 +9,12 @@ from typing import Annotated
 import numpy as np
 from fastapi import Query
 from fastapi.responses import Response
-from PIL import Image
 from pydantic import BaseModel
 
 from service.cancellation import checkpoint
 from service.featuremaps.grids import side_by_side, tile, to_uint8, upscale_nearest
 from service.featuremaps.labels import labelled_grid, labelled_row, labelled_top_images, with_caption
+from service.png_encoding import png_bytes as encode_png
 
 PNG = "image/png"
 Labels = Annotated[
@@ -43,11 +43,9 @@ def json_response(model: BaseModel) -> Response:
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """Encode a 2-D uint8 array as a grayscale PNG (fast compression: these are small, short-lived images)."""
+    """Encode a 2-D uint8 array as a grayscale PNG (``service.png_encoding``: fast, for short-lived pictures)."""
     checkpoint()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return encode_png(pixels)
 
 
 def png_response(pixels: np.ndarray) -> Response:
@@ -106,6 +104,4 @@ def npy_response(array: np.ndarray, headers: dict[str, str] | None = None) -> Re
 def rgb_png_response(pixels: np.ndarray, headers: dict[str, str] | None = None) -> Response:
     """An (H, W, 3) uint8 array as an RGB PNG response."""
     checkpoint()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG", compress_level=1)
-    return Response(buffer.getvalue(), media_type=PNG, headers=headers)
+    return Response(encode_png(pixels), media_type=PNG, headers=headers)

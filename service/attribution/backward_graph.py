@@ -17,7 +17,8 @@ ones its forward pass used), conv2's activation derivative taken at those switch
 transposed convolution back to conv1 as a full Conv with the kernel flipped (faster in onnxruntime than
 ConvTranspose), the one back to the one-channel input a ConvTranspose (there a Conv's blocked layout has no
 channels to block: 0.9x the graph's time for 50 images). The guided variant (Springenberg et al. 2015) passes
-only positive gradients, and only where the ReLU's output is positive. The builders (conv_layers, dense_layers) also serve occlusion's two forward pieces.
+only positive gradients, and only where the ReLU's output is positive. The builders (conv_layers, dense_layers)
+also serve occlusion's two forward pieces.
 
 Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights),
 model and thread count, CHUNK images per run, each run under the caller's RunPolicy: the inference slot it holds,
