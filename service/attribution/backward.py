@@ -91,5 +91,6 @@ def summed_input_gradients(
     for start in range(0, len(image_of), CHUNK):
         i, k = image_of[start : start + CHUNK], copy_of[start : start + CHUNK]
         grads = input_gradients(weights, copy(i, k), targets[i])
-        np.add.at(total, i, scale[k, None, None] * grads)
+        first = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])  # i is sorted: each image's copies are one run
+        total[i[first]] += np.add.reduceat(scale[k, None, None] * grads, first, axis=0)
     return total
