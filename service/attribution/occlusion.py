@@ -17,6 +17,7 @@ the first 1,000 test digits) leaves the image as it is, so its difference is exa
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,17 +117,31 @@ def occlusion(
             crops = sliding_window_view(image, (crop, crop))[2 * a, 2 * c]
             crops = np.where(mask[moved], np.float32(fill), crops)[:, None]
             patched = graphs.run("features", features_model, {"crops": crops}, ["pool"])[0]
-            for s, (row, col) in enumerate(zip(a, c, strict=True), 1):
-                pools[s, :, row : row + size, col : col + size] = patched[s - 1]
+            cells = np.arange(size)  # each occluded pool takes its square's window, all in one assignment
+            pools[
+                np.arange(1, len(moved) + 1)[:, None, None, None],
+                np.arange(pools.shape[1])[None, :, None, None],
+                (a[:, None] + cells)[:, None, :, None],
+                (c[:, None] + cells)[:, None, None, :],
+            ] = patched
         p = graphs.run("head", head_model, {"pool": pools}, ["output"])[0]
         target = int(p[0].argmax()) if t[n] == PREDICTED else t[n]
         report(p[:1], np.array([target]))
         grid[n, moved] = p[0, target] - p[1:, target]
 
-    total = np.zeros(x.shape, dtype=np.float64)
-    count = np.zeros(x.shape[1:], dtype=np.int64)
-    for s, (r, c) in enumerate(zip(starts[rows], starts[cols], strict=True)):
-        total[:, r : r + patch, c : c + patch] += grid[:, s, None, None]
-        count[r : r + patch, c : c + patch] += 1
+    cover = coverage(patch, stride)
+    count = cover.sum(axis=0)
+    total = grid.astype(np.float64) @ cover
     pixels = np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(np.float32)
-    return OcclusionMaps(grid.reshape(len(x), len(starts), len(starts)), starts, pixels)
+    return OcclusionMaps(grid.reshape(len(x), len(starts), len(starts)), starts, pixels.reshape(x.shape))
+
+
+@functools.lru_cache(maxsize=64)
+def coverage(patch: int, stride: int) -> np.ndarray:
+    """(squares, 784) float64: 1 where the square (row-major over the positions) covers the pixel."""
+    starts = square_starts(patch, stride)
+    inside = np.arange(IMAGE_SIZE)[None, :] - starts[:, None]
+    line = ((inside >= 0) & (inside < patch)).astype(np.float64)  # (positions, 28)
+    cover = line[:, None, :, None] * line[None, :, None, :]  # (row position, col position, 28, 28)
+    cover.setflags(write=False)
+    return cover.reshape(len(starts) ** 2, IMAGE_SIZE * IMAGE_SIZE)
