@@ -67,9 +67,23 @@ def backward(weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray
     )
 
 
-def input_gradients(weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """∂logit_target/∂x (N,28,28) alone: the other outputs are not copied out of onnxruntime."""
-    return graphs_of(weights).backward(np.asarray(images, dtype=np.float32), targets, ["input_grad"])["input_grad"]
+def layer_gradients(
+    weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, layer: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``layer``'s output (of SPATIAL) and ∂logit_target/∂ that output, both NHWC, alone: the other outputs are
+    not copied out of onnxruntime."""
+    result = graphs_of(weights).backward(np.asarray(images, dtype=np.float32), targets, [layer, f"{layer}_grad"])
+    return result[layer].transpose(0, 2, 3, 1), result[f"{layer}_grad"].transpose(0, 2, 3, 1)
+
+
+def input_gradients(
+    weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, guided: bool = False
+) -> np.ndarray:
+    """∂logit_target/∂x (N,28,28) alone (``guided``: guided backpropagation's, as in ``backward``): the other
+    outputs are not copied out of onnxruntime."""
+    _check_guided(weights, guided)
+    images = np.asarray(images, dtype=np.float32)
+    return graphs_of(weights).backward(images, targets, ["input_grad"], guided)["input_grad"]
 
 
 def summed_input_gradients(

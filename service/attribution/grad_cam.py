@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.attribution.backward import backward
+from service.attribution.backward import layer_gradients
 from service.attribution.inputs import Choice, RunFn, batch
 from service.attribution.weights import ClassifierWeights
 
@@ -22,7 +22,6 @@ def grad_cam(
     """ReLU(Σ_k α_k A^k) of ``layer`` for each image, (N,H,W) of the layer (Captum's LayerGradCam, ReLU on)."""
     LAYER.check("layer", layer)
     x, t = batch(images, targets, predicted=True)
-    result = backward(weights, x, t)
-    maps, grads = result.activations[layer], getattr(result, layer)
+    maps, grads = layer_gradients(weights, x, t, layer)
     alphas = grads.mean(axis=(1, 2))
     return np.maximum(np.einsum("nhwc,nc->nhw", maps, alphas), 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.attribution.backward import backward
+from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
 from service.attribution.weights import ClassifierWeights
 
@@ -15,4 +15,4 @@ def guided_backprop(run: RunFn, weights: ClassifierWeights, images: np.ndarray, 
     Raises backward.GuidedBackpropNeedsRelu for a network whose hidden layers are not ReLUs.
     """
     x, t = batch(images, targets, predicted=True)
-    return backward(weights, x, t, guided=True).input
+    return input_gradients(weights, x, t, guided=True)
