@@ -52,8 +52,8 @@ class Choice:
 def batch(
     images: np.ndarray, targets: Sequence[int] | np.ndarray, predicted: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images as float32 (N,28,28) and targets as int (N,) class indices (with ``predicted``, PREDICTED too: the
-    methods of one backward pass per image let the graph choose); ValueError on any mismatch."""
+    """Images as float32 (N,28,28) and targets as int (N,) class indices (with ``predicted``, PREDICTED too: for
+    the methods whose own runs find each image's predicted class); ValueError on any mismatch."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
