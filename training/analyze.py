@@ -13,7 +13,6 @@ the live endpoints share one definition. Over a split of MNIST this writes, into
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -47,17 +46,13 @@ from service.contract import (
 from service.featuremaps.norms import active_mask, feature_map_norms, threshold
 from service.registry import ModelLoadError, load_registry
 from training import studies as studies_
-from training.data import FILES, load_split
+from training.data import FILES, load_split, sha256_of
 
 TOP_K = 9
 
 
 class AnalysisError(RuntimeError):
     """The analysis cannot run on what it was given (no model, a slice missing a digit, ...)."""
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -240,7 +235,7 @@ def analyze(
                 "label_counts": np.bincount(labels, minlength=LABELS),
                 "rules": list(RULES),
                 "layers": layers,
-                "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_file(top_path)},
+                "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_of(top_path)},
                 "plots": {},
                 **extra,
             }
@@ -249,7 +244,7 @@ def analyze(
     if plots:
         written = figures.statistics_plots(document, registry.manifest, out_dir / PLOTS_DIR, progress=progress)
         document.plots = {
-            name: FileRef(file=f"{PLOTS_DIR}/{path.name}", sha256=sha256_file(path)) for name, path in written.items()
+            name: FileRef(file=f"{PLOTS_DIR}/{path.name}", sha256=sha256_of(path)) for name, path in written.items()
         }
         for stale in set((out_dir / PLOTS_DIR).glob("*.png")) - set(written.values()):
             stale.unlink()
@@ -311,7 +306,7 @@ def add_attribution(
         )
         document.plots = {
             **document.plots,
-            name: FileRef(file=f"{PLOTS_DIR}/{figure.name}", sha256=sha256_file(figure)),
+            name: FileRef(file=f"{PLOTS_DIR}/{figure.name}", sha256=sha256_of(figure)),
         }
     path.write_text(dumps(document.model_dump()) + "\n")
     if progress:

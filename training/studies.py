@@ -77,7 +77,8 @@ def optimized_statistics(
     """The optimized inputs written to ``OPTIMIZED_INPUTS_FILE`` in ``out_dir``, and per layer each one's mean
     activation (classes: logit) through onnxruntime beside the largest over the uint8 ``images``."""
     from training import optimize
-    from training.analyze import sha256_file, write_npz
+    from training.analyze import write_npz
+    from training.data import sha256_of
 
     started = time.perf_counter()
     inputs = optimize.optimized_inputs(model, onnx_path, progress)
@@ -91,7 +92,7 @@ def optimized_statistics(
     write_npz(path, **inputs)
     if progress:
         print(f"optimized inputs in {time.perf_counter() - started:.1f} s; {optimized_share(layers):.1%} beat the data")
-    return {"file": OPTIMIZED_INPUTS_FILE, "sha256": sha256_file(path), "method": optimize.METHOD, "layers": layers}
+    return {"file": OPTIMIZED_INPUTS_FILE, "sha256": sha256_of(path), "method": optimize.METHOD, "layers": layers}
 
 
 def optimized_share(layers: dict) -> float:
@@ -115,8 +116,8 @@ def judge_statistics(
     progress: bool = True,
 ) -> dict:
     """The digit judge fitted on the training split, calibrated on ``digits``, written to ``DIGIT_JUDGE_FILE``."""
-    from training.analyze import sha256_file, write_npz
-    from training.data import load_split
+    from training.analyze import write_npz
+    from training.data import load_split, sha256_of
     from training.judge import fit_judge
 
     started = time.perf_counter()
@@ -130,7 +131,7 @@ def judge_statistics(
             f"digits, {section['flagged_letters']:.1%} of {section['letters']} letters, "
             f"{section['flagged_noise']:.1%} of the noise"
         )
-    return {"file": DIGIT_JUDGE_FILE, "sha256": sha256_file(path), **section}
+    return {"file": DIGIT_JUDGE_FILE, "sha256": sha256_of(path), **section}
 
 
 ATTRIBUTION_IMAGES = 1000
