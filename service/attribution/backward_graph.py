@@ -20,12 +20,14 @@ channels to block: 0.9x the graph's time for 50 images). The guided variant (Spr
 only positive gradients, and only where the ReLU's output is positive. The builders (conv_layers, dense_layers)
 also serve occlusion's two forward pieces.
 
-Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights),
-model and thread count, CHUNK images per run, each run under the caller's RunPolicy: the inference slot it holds,
-and the intra-op threads of large runs. A run of fewer than LARGE_RUN images has one thread (at batch 1 a second
-one only adds hand-offs); a large one (integrated-gradients steps, SmoothGrad samples, occlusion squares, /batch
-chunks) has ``batch_threads`` (0: every core), as the registry's batch session for classification: on an idle
-2-core machine two threads ran a chunk of 64 backward passes 1.6x as fast as one (README, Performance).
+Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights)
+and model, with one intra-op thread, CHUNK images per run, each run under the caller's RunPolicy: the inference
+slot it holds, and how many cores a large run may use. A run of LARGE_RUN images or more (integrated-gradients
+steps, SmoothGrad samples, occlusion squares, /batch chunks) is cut into ``batch_threads`` parts (0: one per
+core) that run at once on the same session, one thread each: on the idle 2-core machine two halves of 50
+backward passes took 22-26 ms against 28-45 ms for one run on two intra-op threads, whose operator-level
+hand-offs cost more than they share (README, Performance). Smaller runs stay whole: at batch 1 a second thread
+only adds hand-offs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -279,31 +282,19 @@ class ClassifierGraphs:
 
     def __init__(self, weights: ClassifierWeights) -> None:
         self._weights = weakref.ref(weights)  # not a strong one: the cache below is keyed by the weights
-        self._models: dict[str, bytes] = {}
-        self._sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+        self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
-    def _session(
-        self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto], threads: int
-    ) -> ort.InferenceSession:
+    def _session(self, name: str, build: Callable[[ClassifierWeights], onnx.ModelProto]) -> ort.InferenceSession:
         with self._lock:
-            if (name, threads) not in self._sessions:
-                if name not in self._models:
-                    self._models[name] = build(self._weights()).SerializeToString()
+            if name not in self._sessions:
                 options = ort.SessionOptions()
-                options.intra_op_num_threads = threads
+                options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
-                if threads > 1:  # idle workers sleep instead of spinning on a core concurrent requests need
-                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._sessions[name, threads] = ort.InferenceSession(
-                    self._models[name], options, providers=["CPUExecutionProvider"]
+                self._sessions[name] = ort.InferenceSession(
+                    build(self._weights()).SerializeToString(), options, providers=["CPUExecutionProvider"]
                 )
-            return self._sessions[name, threads]
-
-    def threads_used(self) -> set[int]:
-        """The intra-op thread counts of the sessions made so far."""
-        with self._lock:
-            return {threads for _, threads in self._sessions}
+            return self._sessions[name]
 
     def run(
         self,
@@ -313,14 +304,20 @@ class ClassifierGraphs:
         outputs: list[str],
     ) -> list[np.ndarray]:
         """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, under the bound
-        RunPolicy: its slot held, and its batch threads if the run has LARGE_RUN images or more."""
+        RunPolicy: its slot held, and with LARGE_RUN images or more split into ``batch_threads`` parts (0: one per
+        core) that run at once, each on one thread of the same session."""
         policy = _policy.get() or DEFAULT_POLICY
-        large = len(next(iter(feeds.values()))) >= LARGE_RUN
-        threads = (policy.batch_threads or len(os.sched_getaffinity(0))) if large else 1
-        session = self._session(name, build, threads)
+        rows = len(next(iter(feeds.values())))
+        parts = min(rows, policy.batch_threads or len(os.sched_getaffinity(0))) if rows >= LARGE_RUN else 1
+        session = self._session(name, build)
         checkpoint()
         with policy.slot():
-            return session.run(outputs, feeds)
+            if parts == 1:
+                return session.run(outputs, feeds)
+            pieces = split_feeds(feeds, parts)
+            others = [_pool(parts - 1).submit(session.run, outputs, piece) for piece in pieces[1:]]
+            results = [session.run(outputs, pieces[0]), *(future.result() for future in others)]
+        return [np.concatenate([result[i] for result in results]) for i in range(len(outputs))]
 
     def backward(
         self, images: np.ndarray, targets: np.ndarray, outputs: list[str], guided: bool = False
@@ -342,6 +339,24 @@ class ClassifierGraphs:
         if len(parts) == 1:
             return dict(zip(outputs, parts[0], strict=True))
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
+
+
+def split_feeds(feeds: dict[str, np.ndarray], parts: int) -> list[dict[str, np.ndarray]]:
+    """``feeds`` cut along the batch axis into ``parts`` consecutive pieces of (nearly) equal size."""
+    bounds = np.linspace(0, len(next(iter(feeds.values()))), parts + 1).astype(int)
+    return [{name: array[a:b] for name, array in feeds.items()} for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The threads that run the other parts of a split run beside the caller's (one pool per size, made once)."""
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convlens-attribution")
+        return _pools[workers]
 
 
 _graphs: weakref.WeakKeyDictionary[ClassifierWeights, ClassifierGraphs] = weakref.WeakKeyDictionary()
