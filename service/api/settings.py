@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     batch_threads: int = Field(
         0,
         ge=0,
-        description="onnxruntime threads for large runs: classification batches of 64 images or more, attribution "
-        "runs of 32 or more (integrated-gradients steps, occlusion squares, /batch chunks) (0: every core)",
+        description="cores for large runs (0: every core): classification batches of 64 images or more run on this "
+        "many onnxruntime threads; attribution runs of 32 or more (integrated-gradients steps, occlusion squares, "
+        "/batch chunks) are cut into this many parts that run at once",
     )
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
     inference_wait_seconds: float = Field(
