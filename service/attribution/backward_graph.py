@@ -53,7 +53,7 @@ from service.cancellation import checkpoint
 
 OPSET = 17
 CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
-LARGE_RUN = 32  # images per run from which a run gets the policy's batch threads
+LARGE_RUN = 32  # images per run from which a run is cut into the policy's batch_threads parts
 SPATIAL = ("conv1", "conv2", "pool")
 OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
 DECISIONS = ("probabilities", "target_seeds")  # each image's class probabilities and the one-hot seed it used
@@ -71,8 +71,8 @@ class Decisions:
 @dataclass(frozen=True)
 class RunPolicy:
     """How runs are made: ``slot()`` held around each one (service.explain binds its model's inference gate), the
-    intra-op threads of runs of LARGE_RUN images or more (0: one per core), and where backward runs report their
-    Decisions (None: nowhere)."""
+    parts a run of LARGE_RUN images or more is cut into, each on one thread (0: one per core), and where backward
+    runs report their Decisions (None: nowhere)."""
 
     slot: Callable[[], AbstractContextManager] = nullcontext
     batch_threads: int = 0
