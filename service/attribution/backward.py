@@ -57,7 +57,7 @@ def backward(weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray
     GuidedBackpropNeedsRelu otherwise.
     """
     _check_guided(weights, guided)
-    result = graphs_of(weights).backward(np.asarray(images, dtype=np.float32), targets, list(OUTPUTS), guided)
+    result = graphs_of(weights).backward(images, targets, list(OUTPUTS), guided)
     nhwc = {name: result[name].transpose(0, 2, 3, 1) for name in (*SPATIAL, *(f"{layer}_grad" for layer in SPATIAL))}
     return Gradients(
         {**{layer: nhwc[layer] for layer in SPATIAL}, "dense1": result["dense1"]},
@@ -72,7 +72,7 @@ def layer_gradients(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``layer``'s output (of SPATIAL) and ∂logit_target/∂ that output, both NHWC, alone: the other outputs are
     not copied out of onnxruntime."""
-    result = graphs_of(weights).backward(np.asarray(images, dtype=np.float32), targets, [layer, f"{layer}_grad"])
+    result = graphs_of(weights).backward(images, targets, [layer, f"{layer}_grad"])
     return result[layer].transpose(0, 2, 3, 1), result[f"{layer}_grad"].transpose(0, 2, 3, 1)
 
 
@@ -82,7 +82,6 @@ def input_gradients(
     """∂logit_target/∂x (N,28,28) alone (``guided``: guided backpropagation's, as in ``backward``): the other
     outputs are not copied out of onnxruntime."""
     _check_guided(weights, guided)
-    images = np.asarray(images, dtype=np.float32)
     return graphs_of(weights).backward(images, targets, ["input_grad"], guided)["input_grad"]
 
 

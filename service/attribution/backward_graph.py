@@ -322,8 +322,10 @@ class ClassifierGraphs:
     def backward(
         self, images: np.ndarray, targets: np.ndarray, outputs: list[str], guided: bool = False
     ) -> dict[str, np.ndarray]:
-        """``outputs`` (of OUTPUTS) of the backward model for images (N,28,28) float32 and their target classes
-        (N,; PREDICTED: the image's predicted class), CHUNK images per run; the runs' Decisions go to the policy's."""
+        """``outputs`` (of OUTPUTS) of the backward model for images (N,28,28) (as float32) and their target
+        classes (N,; PREDICTED: the image's predicted class), CHUNK images per run; the runs' Decisions go to the
+        policy's."""
+        images = np.asarray(images, dtype=np.float32)
         model, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
         seeds = np.eye(CLASSES + 1, CLASSES, dtype=np.float32)[np.where(targets == PREDICTED, CLASSES, targets)]
         reporting = (_policy.get() or DEFAULT_POLICY).decisions is not None
