@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 
 class Busy(RuntimeError):
@@ -35,6 +35,17 @@ class InferenceGate:
             raise Busy(
                 f"the service is busy: every inference slot stayed taken for {self._wait:g} s; retry after a second"
             )
+        with self._held(model):
+            yield
+
+    def free_slot(self, model: str) -> AbstractContextManager[None] | None:
+        """A slot for ``model`` taken now if one is free (held while the returned block runs), else None: for work
+        too short to be worth a thread, which must never wait on the event loop."""
+        return self._held(model) if self._slots.acquire(blocking=False) else None
+
+    @contextmanager
+    def _held(self, model: str) -> Iterator[None]:
+        """Time the block that holds an acquired slot, then release the slot."""
         start = time.perf_counter()
         try:
             yield

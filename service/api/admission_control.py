@@ -27,6 +27,9 @@ from service.api.monitoring import CLIENT_GONE, Metrics
 from service.cancellation import current_token
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A request's work runs this long before a task starts watching for its client hanging up: the watch then cancels
+# the work at its next step boundary, and the many requests answered sooner never pay for a task of their own.
+WATCH_AFTER_SECONDS = 0.05
 
 
 async def send_error(scope: Scope, send: Send, status: int, message: str, retry_after: bool = False) -> None:
@@ -147,16 +150,27 @@ class AdmissionControl:
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         """Run the app under a work slot, the body replayed, watching for the client hanging up."""
-        try:
-            async with asyncio.timeout(self.wait_seconds):  # not wait_for: on 3.11 it can swallow a cancellation
-                await self.slots.acquire()
-        except TimeoutError:
-            await self._busy(
-                scope, send, "work", f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s"
-            )
-            return
-        gone: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        watcher = asyncio.create_task(self._watch(scope, receive, gone))
+        if self.slots.locked():  # a free slot is taken at once: no timer to arm
+            try:
+                async with asyncio.timeout(self.wait_seconds):  # not wait_for: on 3.11 it can swallow a cancellation
+                    await self.slots.acquire()
+            except TimeoutError:
+                await self._busy(
+                    scope,
+                    send,
+                    "work",
+                    f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s",
+                )
+                return
+        else:
+            await self.slots.acquire()
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[Message] = loop.create_future()
+        watcher: list[asyncio.Task] = []
+        # most requests are answered before the watcher would start, and then cost no task at all
+        start_watching = loop.call_later(
+            WATCH_AFTER_SECONDS, lambda: watcher.append(asyncio.create_task(self._watch(scope, receive, gone)))
+        )
         delivered = False
 
         async def replay() -> Message:
@@ -169,7 +183,9 @@ class AdmissionControl:
         try:
             await self.app(scope, replay, send)
         finally:
-            watcher.cancel()
+            start_watching.cancel()
+            for task in watcher:
+                task.cancel()
             self.slots.release()
 
     @staticmethod

@@ -15,12 +15,13 @@ import asyncio
 import atexit
 import json
 import logging
-import queue
 import re
 import sys
+import threading
 import time
 import uuid
-from logging.handlers import QueueHandler, QueueListener
+from collections import deque
+from typing import TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,28 +41,70 @@ COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class BackgroundLogHandler(QueueHandler):
-    """Hands log records to a thread that writes them to stdout, so the event loop never waits on a slow reader of
-    the log; past ``capacity`` records waiting, new ones are dropped rather than held."""
+class BackgroundLogHandler(logging.Handler):
+    """Writes log records to stdout from a thread of its own, so the event loop never waits on a slow reader of
+    the log and does not wake a thread for every line.
 
-    def __init__(self, capacity: int = 10_000) -> None:
-        super().__init__(queue.Queue(capacity))
-        target = logging.StreamHandler(sys.stdout)
-        target.setFormatter(logging.Formatter("%(message)s"))
-        self.listener = QueueListener(self.queue, target)
-        self.listener.start()
-        atexit.register(self.listener.stop)
+    The caller's thread only appends the record to a buffer. The writer formats what waits and writes it in one
+    call, every ``interval`` seconds, or sooner once ``batch`` records wait. Past ``capacity`` waiting records, new
+    ones are dropped rather than held (``dropped`` counts them).
+    """
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        """The record as it is: the writing thread formats it, not the event loop (QueueHandler's default copies
-        and formats every record on the caller's thread)."""
-        return record
+    def __init__(
+        self, capacity: int = 10_000, interval: float = 0.05, batch: int = 256, stream: TextIO | None = None
+    ) -> None:
+        super().__init__()
+        self.stream = stream or sys.stdout
+        self.capacity, self.interval, self.batch = capacity, interval, batch
+        self.dropped = 0
+        self._waiting: deque[logging.LogRecord] = deque()
+        self._wake = threading.Event()
+        self._writing = threading.Lock()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_until_closed, name="convlens-log-writer", daemon=True)
+        self._writer.start()
+        atexit.register(self.close)
 
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            pass
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record as it is: the writer formats it (deque appends need no lock)."""
+        if len(self._waiting) >= self.capacity:
+            self.dropped += 1
+            return
+        self._waiting.append(record)
+        if len(self._waiting) == self.batch:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write every waiting record now."""
+        with self._writing:
+            lines, last = [], None
+            while self._waiting:
+                last = self._waiting.popleft()
+                try:
+                    lines.append(self.format(last))
+                except Exception:
+                    self.handleError(last)
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except Exception:
+                    self.handleError(last)
+
+    def close(self) -> None:
+        """Write what waits and stop the writer (it gives up after a few seconds on a stuck stream)."""
+        if not self._closed:
+            self._closed = True
+            self._wake.set()
+            self._writer.join(timeout=5)
+        super().close()
+
+    def _write_until_closed(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+        self.flush()
 
 
 class Metrics:

@@ -18,11 +18,17 @@ from service.registry import LoadedModel
 router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 
 
-def _classified(request: Request, model: LoadedModel, images) -> tuple[list[list[float]], list[dict]]:
-    """Each image's probabilities and the digit judge's fields (the judge needs dense1 too, from the same run)."""
+def _classified(
+    request: Request, model: LoadedModel, images, now: bool = False
+) -> tuple[list[list[float]], list[dict]] | None:
+    """Each image's probabilities and the digit judge's fields (the judge needs dense1 too, from the same run).
+    With ``now``, only if the model runs it at once on this thread (``LoadedModel.run_now``), else None."""
     require_classifier(model)
     judge = judge_of(request, model)
-    outputs = model.run(images, list(OUTPUTS) if judge is not None else ["output"])
+    names = list(OUTPUTS) if judge is not None else ["output"]
+    outputs = model.run_now(images, names) if now else model.run(images, names)
+    if outputs is None:
+        return None
     return outputs["output"].tolist(), judge_fields(judge, images, outputs)
 
 
@@ -39,7 +45,10 @@ async def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
         outputs = {name: values[None] for name, values in row.items()}
         probabilities, judged = outputs["output"][0].tolist(), judge_fields(judge_of(request, model), digit, outputs)
     else:
-        rows, judged = await run_in_threadpool(_classified, request, model, digit)
+        # one image runs on the event loop when an inference slot is free (cheaper than a thread hop)
+        rows, judged = _classified(request, model, digit, now=True) or await run_in_threadpool(
+            _classified, request, model, digit
+        )
         probabilities = rows[0]
     return json_response(
         Classification(
