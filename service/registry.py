@@ -5,8 +5,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,18 +28,19 @@ from service.contract import (
     read_document,
 )
 from service.inference_gate import InferenceGate
+from service.split_runs import parts_for, run_split
 
 log = logging.getLogger("convlens.registry")
 
 # Images per onnxruntime run: its arena keeps what the largest run needed (about 40 MB at 64 images, 150 MB at
 # 256), and 64 images already run as fast per image as 256.
 CHUNK = 64
-# Runs of at least this many images use a second session with every core (single requests stay on one thread).
-BATCH_FROM = 64
 # At most this many images run on the caller's thread (``LoadedModel.run_now``): one image takes about 0.15 ms.
 INLINE_IMAGES = 1
-# The last run of a large batch gives the batch session's arena back (it would otherwise keep what the largest run
-# needed), and the C heap then returns what was freed to the system: RSS stays near the single-image level.
+# The last run of a batch of at least SHRINK_FROM images gives the session's arena back (it would otherwise keep what
+# the largest run needed), and the C heap then returns what was freed to the system: RSS stays near the
+# single-image level.
+SHRINK_FROM = 64
 SHRINK = ort.RunOptions()
 SHRINK.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 _models_used: ContextVar[list[str] | None] = ContextVar("convlens_models_used", default=None)
@@ -98,8 +97,6 @@ class LoadedModel:
     kernels: dict[str, np.ndarray] = field(default_factory=dict)
     onnx_bytes: bytes = b""
     batch_threads: int = 0
-    _batch_session: ort.InferenceSession | None = field(default=None, repr=False)
-    _batch_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def layer_shapes(self) -> dict[str, list[int]]:
@@ -110,19 +107,22 @@ class LoadedModel:
         """Inference over ``images`` (N, 28, 28) or (N, 28, 28, 1) asking only for ``outputs``.
 
         Batches run CHUNK images at a time, which bounds onnxruntime's working memory (its arena keeps
-        whatever the largest run needed) and lets other requests take an inference slot in between.
+        whatever the largest run needed) and lets other requests take an inference slot in between; a chunk of
+        SPLIT_FROM images or more runs as ``batch_threads`` parts at once (``service.split_runs``).
         """
         note_use(self)
         batch = as_batch(images)
-        large = len(batch) >= BATCH_FROM
-        session = self.batch_session() if large else self.session
+        large = len(batch) >= SHRINK_FROM
         parts = []
         for start in range(0, len(batch), CHUNK):
             checkpoint()
-            last = start + CHUNK >= len(batch)
+            chunk = batch[start : start + CHUNK]
+            shrink = SHRINK if large and start + CHUNK >= len(batch) else None
             with self.gate.slot(self.name):
                 parts.append(
-                    session.run(outputs, {INPUT_NAME: batch[start : start + CHUNK]}, SHRINK if large and last else None)
+                    run_split(
+                        self.session, outputs, {INPUT_NAME: chunk}, parts_for(len(chunk), self.batch_threads), shrink
+                    )
                 )
         if large:
             release_freed_memory()
@@ -143,22 +143,6 @@ class LoadedModel:
         note_use(self)
         with slot:
             return dict(zip(outputs, self.session.run(outputs, {INPUT_NAME: batch})))
-
-    def batch_session(self) -> ort.InferenceSession:
-        """The session for large batches, with ``batch_threads`` intra-op threads (0: every core), made on first
-        use; the main session when there are no model bytes to make it from."""
-        if not self.onnx_bytes:
-            return self.session
-        with self._batch_lock:
-            if self._batch_session is None:
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self.batch_threads or len(os.sched_getaffinity(0))
-                options.inter_op_num_threads = 1
-                # idle workers sleep: spinning between chunks took a core from the request's own thread (1,000
-                # images over HTTP: 245-269 ms a request against 273-288 ms, 4 alternating rounds)
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._batch_session = ort.InferenceSession(self.onnx_bytes, options, providers=["CPUExecutionProvider"])
-            return self._batch_session
 
 
 def as_batch(images: np.ndarray) -> np.ndarray:

@@ -63,9 +63,9 @@ class Settings(BaseSettings):
     batch_threads: int = Field(
         0,
         ge=0,
-        description="cores for large runs (0: every core): classification batches of 64 images or more run on this "
-        "many onnxruntime threads; attribution runs of 32 or more (integrated-gradients steps, occlusion squares, "
-        "/batch chunks) are cut into this many parts that run at once",
+        description="cores for large runs (0: one per core): onnxruntime runs of 32 images or more (classification "
+        "batch chunks, integrated-gradients steps, SmoothGrad samples, occlusion squares) are cut into this many "
+        "parts that run at once, one thread each",
     )
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
     inference_wait_seconds: float = Field(

@@ -22,21 +22,16 @@ also serve occlusion's two forward pieces.
 
 Sessions are made on first use, per weights object (one per model file, as service.explain caches the weights)
 and model, with one intra-op thread, CHUNK images per run, each run under the caller's RunPolicy: the inference
-slot it holds, and how many cores a large run may use. A run of LARGE_RUN images or more (integrated-gradients
-steps, SmoothGrad samples, occlusion squares, /batch chunks) is cut into ``batch_threads`` parts (0: one per
-core) that run at once on the same session, one thread each: on the idle 2-core machine two halves of 50
-backward passes took 22-26 ms against 28-45 ms for one run on two intra-op threads, whose operator-level
-hand-offs cost more than they share (README, Performance). Smaller runs stay whole: at batch 1 a second thread
-only adds hand-offs.
+slot it holds, and into how many parts a large run is cut (``service.split_runs``: from SPLIT_FROM images on,
+integrated-gradients steps, SmoothGrad samples, occlusion squares and /batch chunks run as parts at once on the
+same session, one thread each).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -50,10 +45,10 @@ from onnx import TensorProto, helper, numpy_helper
 from service.attribution.inputs import PREDICTED
 from service.attribution.weights import CLASSES, IMAGE_SIZE, ClassifierWeights
 from service.cancellation import checkpoint
+from service.split_runs import parts_for, run_split
 
 OPSET = 17
 CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
-LARGE_RUN = 32  # images per run from which a run is cut into the policy's batch_threads parts
 SPATIAL = ("conv1", "conv2", "pool")
 OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
 DECISIONS = ("probabilities", "target_seeds")  # each image's class probabilities and the one-hot seed it used
@@ -71,7 +66,7 @@ class Decisions:
 @dataclass(frozen=True)
 class RunPolicy:
     """How runs are made: ``slot()`` held around each one (service.explain binds its model's inference gate), the
-    parts a run of LARGE_RUN images or more is cut into, each on one thread (0: one per core), and where backward
+    parts a run of SPLIT_FROM images or more is cut into, each on one thread (0: one per core), and where backward
     runs report their Decisions (None: nowhere)."""
 
     slot: Callable[[], AbstractContextManager] = nullcontext
@@ -304,20 +299,14 @@ class ClassifierGraphs:
         outputs: list[str],
     ) -> list[np.ndarray]:
         """One run of the model ``name`` (built by ``build`` on first use) over ``feeds``, under the bound
-        RunPolicy: its slot held, and with LARGE_RUN images or more split into ``batch_threads`` parts (0: one per
+        RunPolicy: its slot held, and with SPLIT_FROM images or more split into ``batch_threads`` parts (0: one per
         core) that run at once, each on one thread of the same session."""
         policy = _policy.get() or DEFAULT_POLICY
-        rows = len(next(iter(feeds.values())))
-        parts = min(rows, policy.batch_threads or len(os.sched_getaffinity(0))) if rows >= LARGE_RUN else 1
+        parts = parts_for(len(next(iter(feeds.values()))), policy.batch_threads)
         session = self._session(name, build)
         checkpoint()
         with policy.slot():
-            if parts == 1:
-                return session.run(outputs, feeds)
-            pieces = split_feeds(feeds, parts)
-            others = [_pool(parts - 1).submit(session.run, outputs, piece) for piece in pieces[1:]]
-            results = [session.run(outputs, pieces[0]), *(future.result() for future in others)]
-        return [np.concatenate([result[i] for result in results]) for i in range(len(outputs))]
+            return run_split(session, outputs, feeds, parts)
 
     def backward(
         self, images: np.ndarray, targets: np.ndarray, outputs: list[str], guided: bool = False
@@ -341,24 +330,6 @@ class ClassifierGraphs:
         if len(parts) == 1:
             return dict(zip(outputs, parts[0], strict=True))
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
-
-
-def split_feeds(feeds: dict[str, np.ndarray], parts: int) -> list[dict[str, np.ndarray]]:
-    """``feeds`` cut along the batch axis into ``parts`` consecutive pieces of (nearly) equal size."""
-    bounds = np.linspace(0, len(next(iter(feeds.values()))), parts + 1).astype(int)
-    return [{name: array[a:b] for name, array in feeds.items()} for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """The threads that run the other parts of a split run beside the caller's (one pool per size, made once)."""
-    with _pools_lock:
-        if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convlens-attribution")
-        return _pools[workers]
 
 
 _graphs: weakref.WeakKeyDictionary[ClassifierWeights, ClassifierGraphs] = weakref.WeakKeyDictionary()

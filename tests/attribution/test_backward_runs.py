@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.attribution import METHODS, backward_graph
-from service.attribution.backward_graph import Decisions, RunPolicy, run_policy, split_feeds
+from service import split_runs
+from service.attribution import METHODS
+from service.attribution.backward_graph import Decisions, RunPolicy, run_policy
 from service.attribution.inputs import PREDICTED
 
 IMAGES = 300  # real test digits: enough for close calls between two classes, and more than one run of 64
@@ -56,8 +57,8 @@ def test_large_runs_cut_into_two_parts_give_the_maps_of_one_run(shipped, test_im
     if name != "saliency":
         images, targets = images[:2], targets[:2]
     cuts = []
-    split = backward_graph.split_feeds
-    monkeypatch.setattr(backward_graph, "split_feeds", lambda feeds, parts: cuts.append(parts) or split(feeds, parts))
+    split = split_runs.split_feeds
+    monkeypatch.setattr(split_runs, "split_feeds", lambda feeds, parts: cuts.append(parts) or split(feeds, parts))
     answers = []
     for threads in (1, 2):
         with run_policy(RunPolicy(batch_threads=threads)):
@@ -65,11 +66,3 @@ def test_large_runs_cut_into_two_parts_give_the_maps_of_one_run(shipped, test_im
         answers.append(result.pixels if name == "occlusion" else result)
     np.testing.assert_allclose(answers[1], answers[0], atol=1e-5 * float(np.abs(answers[0]).max()))
     assert cuts and set(cuts) == {2}
-
-
-def test_split_feeds_cuts_every_feed_into_consecutive_pieces_of_nearly_equal_size():
-    feeds = {"images": np.arange(70 * 2).reshape(70, 2), "seeds": np.arange(70)}
-    pieces = split_feeds(feeds, 3)
-    assert [len(piece["seeds"]) for piece in pieces] == [23, 23, 24]
-    for name, array in feeds.items():
-        np.testing.assert_array_equal(np.concatenate([piece[name] for piece in pieces]), array)
