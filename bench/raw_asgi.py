@@ -56,9 +56,11 @@ async def app(scope, receive, send) -> None:
 
 
 def main() -> int:
-    """Serve ``app`` with the service's uvicorn settings: its HTTP protocol class, keep-alive, no access log."""
+    """Serve ``app`` with the service's uvicorn settings: its event loop, HTTP protocol class, keep-alive, no access
+    log."""
     import uvicorn
 
+    from service.__main__ import EVENT_LOOP
     from service.api.http_protocol import BoundedHttpToolsProtocol
     from service.api.settings import get_settings
 
@@ -66,6 +68,7 @@ def main() -> int:
         app,
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8001")),
+        loop=EVENT_LOOP,
         http=BoundedHttpToolsProtocol,
         timeout_keep_alive=get_settings().keep_alive_seconds,
         access_log=False,
