@@ -18,6 +18,7 @@ guard fires first, it is reported as `ImageTooLargeError` as well.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -153,7 +154,7 @@ def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
     Pillow raises UnidentifiedImageError when no allowed parser accepts the
     bytes, but a parser that accepts them can still fail on a cut-off header.
     """
-    allowed = sorted(f.upper() for f in formats)
+    allowed = _pillow_formats(formats)
     try:
         return Image.open(io.BytesIO(data), formats=allowed)
     except UnidentifiedImageError:
@@ -165,6 +166,12 @@ def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise CorruptImageError(CORRUPT_MESSAGE) from None
+
+
+@functools.cache
+def _pillow_formats(formats: frozenset[str]) -> list[str]:
+    """The allowed formats as Pillow names them, sorted (made once per set of formats)."""
+    return sorted(f.upper() for f in formats)
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
@@ -237,8 +244,9 @@ def _shrink(gray: Image.Image) -> Image.Image:
 
 def _to_array(gray: Image.Image) -> np.ndarray:
     """The grayscale band as float32 in [0, 1], scaled by its true full range (255 or 65535)."""
-    full_scale = UINT16_MAX if gray.mode == "I" else 255.0
-    return np.clip(np.asarray(gray, dtype=np.float32) / full_scale, 0.0, 1.0)
+    if gray.mode != "I":  # 8-bit: already within [0, 255]
+        return np.asarray(gray, dtype=np.float32) / np.float32(255.0)
+    return np.clip(np.asarray(gray, dtype=np.float32) / UINT16_MAX, 0.0, 1.0)
 
 
 def prepare(gray: np.ndarray, mode: str = "auto") -> np.ndarray:

@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     gate = InferenceGate(
         settings.max_concurrent_inferences,
         settings.inference_wait_seconds,
-        observe=lambda model, seconds: telemetry.inference.labels(model).observe(seconds),
+        observe=telemetry.observe_inference,
         on_busy=telemetry.busy.labels("inference").inc,
     )
 

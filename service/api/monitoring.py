@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import itertools
 import json
 import logging
+import os
 import re
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from typing import TextIO
 
@@ -142,12 +143,30 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=self.registry,
         )
+        self._inference_series: dict[str, Histogram] = {}
         self.busy = Counter(
             "convlens_busy_rejections_total",
             "requests refused with 503 by admission control, by what was full: in_flight, uploads, work, inference",
             ["reason"],
             registry=self.registry,
         )
+
+    def observe_inference(self, model: str, seconds: float) -> None:
+        """One onnxruntime run of ``model`` took ``seconds`` (its series looked up once, not per run)."""
+        series = self._inference_series.get(model)
+        if series is None:
+            series = self._inference_series[model] = self.inference.labels(model)
+        series.observe(seconds)
+
+
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def new_request_id() -> str:
+    """A request ID unique across processes and restarts (32 hex digits, as a UUID's): this process's random prefix
+    and a counter, without uuid4's system call per request (10 us each under load in a profile)."""
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def route_template(scope: Scope) -> str:
@@ -179,7 +198,7 @@ class RequestMonitor:
             await self.app(scope, receive, send)
             return
         offered = dict(scope["headers"]).get(b"x-request-id", b"")
-        request_id = offered.decode() if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        request_id = offered.decode() if REQUEST_ID.fullmatch(offered) else new_request_id()
         state = {"status": 500, "started": False, "bytes_in": 0, "bytes_out": 0, "request_id": request_id}
         token, used = CancelToken(), []
 
@@ -241,20 +260,22 @@ class RequestMonitor:
         series[0].inc()
         series[1].observe(seconds)
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                AccessLine(
-                    {
-                        "method": scope["method"],
-                        "route": route,
-                        "path": scope["path"],
-                        "status": state["status"],
-                        "duration_ms": round(seconds * 1000, 2),
-                        "bytes_in": state["bytes_in"],
-                        "bytes_out": state["bytes_out"],
-                        "request_id": state["request_id"],
-                    }
-                )
+            # handle(makeRecord(...)) is what info() does, less the walk up the deep ASGI stack for the caller's file
+            # and line, which the line does not show (with new_request_id: the service's own cost per request,
+            # inference and decoding aside, 104 -> 83 us in-process)
+            line = AccessLine(
+                {
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": state["status"],
+                    "duration_ms": round(seconds * 1000, 2),
+                    "bytes_in": state["bytes_in"],
+                    "bytes_out": state["bytes_out"],
+                    "request_id": state["request_id"],
+                }
             )
+            access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, None, None))
 
 
 class AccessLine:
