@@ -2,7 +2,9 @@
 
 import json
 import logging
+import re
 
+from service.api.monitoring import new_request_id
 from tests.helpers import post_image
 
 
@@ -77,3 +79,9 @@ def test_answers_that_used_a_model_carry_its_sha256_prefix(client, digit_png, ma
     inspected = post_image(client, "/v1/inspect", digit_png).headers["x-model-version"]
     assert inspected == f"{classifier},{autoencoder}"
     assert "x-model-version" not in client.get("/healthz").headers
+
+
+def test_fresh_request_ids_are_distinct_32_hex_digits():
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
