@@ -5,7 +5,8 @@ the same settings; each round measures one, then the other, so that both see the
 machine. What it prints, each as a ratio to its reference:
 
 - ``/v1/classify`` req/s at concurrency 16, one worker, against the raw-ASGI app doing the same work;
-- (classify p50 - ``/healthz`` p50) at concurrency 1 against bare onnxruntime's batch-1 p50 in-process;
+- (classify p50 - ``/healthz`` p50) at concurrency 1 against bare onnxruntime's batch-1 p50 in-process, and the
+  same difference for the raw-ASGI reference (its classification against its readiness GET), the floor of that;
 - p99 / p50 at concurrency 16;
 - ``/v1/classify/batch`` of 1,000 images against bare onnxruntime with every core;
 - RSS of each worker after all of the above;
@@ -81,6 +82,11 @@ def worker_rss(service_pid: int) -> list[float]:
     return [rss_mb(pid) for pid in pids if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+def p50(loads: list[Load]) -> float:
+    """The median of the rounds' p50 latencies, ms."""
+    return float(np.median([load.p50_ms for load in loads]))
+
+
 def best(loads: list[Load]) -> Load:
     """The round with the median throughput (its latencies come with it)."""
     return sorted(loads, key=lambda load: load.rps)[len(loads) // 2]
@@ -114,16 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         raw = stack.enter_context(serving(server_command(args.server, args.python, "raw", Path(files)), env=env))
         for target in (service, raw):
             wrk(f"{target.url}/v1/classify", DIGIT, "image/png", 4, 2)
-        c16, ref16, c1, health1 = [], [], [], []
+        c16, ref16, c1, health1, ref1, ref_get1 = [], [], [], [], [], []
         for _ in range(rounds):
             c16.append(wrk(f"{service.url}/v1/classify", DIGIT, "image/png", 16, seconds))
             ref16.append(wrk(f"{raw.url}/v1/classify", DIGIT, "image/png", 16, seconds))
         for _ in range(rounds):
             c1.append(wrk(f"{service.url}/v1/classify", DIGIT, "image/png", 1, seconds))
             health1.append(wrk(f"{service.url}/healthz", DIGIT, "", 1, seconds, method="GET"))
+            ref1.append(wrk(f"{raw.url}/v1/classify", DIGIT, "image/png", 1, seconds))
+            ref_get1.append(wrk(f"{raw.url}/healthz", DIGIT, "", 1, seconds, method="GET"))
         ours, ref = best(c16), best(ref16)
-        one_p50 = float(np.median([load.p50_ms for load in c1]))
-        health_p50 = float(np.median([load.p50_ms for load in health1]))
+        one_p50, health_p50 = p50(c1), p50(health1)
+        ref_added = p50(ref1) - p50(ref_get1)
         b1 = ort["b1_p50_ms_1t"]
         served, bare_runs = [], []
         for _ in range(rounds):  # alternating, so that both see the same machine
@@ -137,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             "raw_c16": [vars(load) for load in ref16],
             "classify_c1": [vars(load) for load in c1],
             "healthz_c1": [vars(load) for load in health1],
+            "raw_c1": [vars(load) for load in ref1],
+            "raw_get_c1": [vars(load) for load in ref_get1],
         }
         rows += [
             Row(
@@ -157,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
                 b1,
                 ratio(one_p50 - health_p50, b1),
                 f"times the bare run; target <= 2 (classify p50 {one_p50:.3g} ms, /healthz p50 {health_p50:.3g} ms)",
+            ),
+            Row(
+                "the raw-ASGI reference's own classify p50 - its GET p50, c=1 (what no framework costs)",
+                ref_added,
+                "ms",
+                "bare onnxruntime batch-1 p50 in-process (1 thread)",
+                b1,
+                ratio(ref_added, b1),
+                "times the bare run: the floor for the row above",
             ),
             Row(
                 "classify p99 at c=16",
