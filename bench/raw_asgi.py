@@ -60,7 +60,7 @@ def main() -> int:
     log."""
     import uvicorn
 
-    from service.__main__ import EVENT_LOOP
+    from service.api.event_loop import EVENT_LOOP
     from service.api.http_protocol import BoundedHttpToolsProtocol
     from service.api.settings import get_settings
 

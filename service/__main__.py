@@ -11,14 +11,10 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from service.api.event_loop import EVENT_LOOP
 from service.api.http_protocol import BoundedHttpToolsProtocol
 from service.api.settings import Settings, get_settings
 from service.registry import ModelLoadError, verify_model_files
-
-# asyncio's own event loop, not uvloop: with single classifications computed on the loop, uvloop served some
-# connections far later than others once the loop was saturated (c=64: p99 0.75-0.82 s against 51-57 ms with
-# asyncio's loop, at a throughput within 5 %; the raw-ASGI reference showed the same, 327 against 22 ms).
-EVENT_LOOP = "asyncio"
 
 
 def log_config() -> dict:
