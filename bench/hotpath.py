@@ -56,8 +56,9 @@ def server_command(server: str, python: str, app: str, files: Path) -> list[str]
 
 
 class BareBatch:
-    """Bare onnxruntime over 1,000 images with every core, run as the service runs them (chunks of 64, the two
-    outputs the classification and its digit judge need)."""
+    """Bare onnxruntime over 1,000 images with every core, run as the service runs them (its chunks of 32, which are
+    also the fastest for this two-thread session, and the two outputs the classification and its digit judge
+    need)."""
 
     def __init__(self, model: Path) -> None:
         self.session = inprocess.session(model, len(os.sched_getaffinity(0)))
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 "`/v1/classify/batch` of 1,000 images (.npy)",
                 batch_load.rps * 1000,
                 "img/s",
-                "bare onnxruntime in-process, every core, the same 1,000 images in chunks of 64, alternating",
+                "bare onnxruntime in-process, every core, the same 1,000 images in chunks of 32, alternating",
                 bare_batch,
                 round(float(np.median([a.rps * 1000 / b for a, b in zip(served, bare_runs)])), 2),
                 "times the bare run (median of the rounds' ratios); target >= 0.9; per round: "

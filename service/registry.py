@@ -32,9 +32,11 @@ from service.split_runs import parts_for, run_split
 
 log = logging.getLogger("convlens.registry")
 
-# Images per onnxruntime run: its arena keeps what the largest run needed (about 40 MB at 64 images, 150 MB at
-# 256), and 64 images already run as fast per image as 256.
-CHUNK = 64
+# Images per onnxruntime run (each cut into two parts of 16, service.split_runs): smaller runs stay in the caches.
+# 1,000 images took 72-74 ms in chunks of 32 against 78-80 in chunks of 64 and 95 in chunks of 256 (bare onnxruntime
+# on two threads is fastest at 32 too: 66-73 ms against 72-77), and onnxruntime's arena, which keeps what the largest
+# run needed, stays small (RSS after 15 batches 116-120 MB against 129 at 64 and 181 at 256).
+CHUNK = 32
 # At most this many images run on the caller's thread (``LoadedModel.run_now``): one image takes about 0.15 ms.
 INLINE_IMAGES = 1
 # The last run of a batch of at least SHRINK_FROM images gives the session's arena back (it would otherwise keep what

@@ -5,7 +5,7 @@ import pytest
 
 from service import split_runs
 from service.inference_gate import InferenceGate
-from service.registry import load_registry
+from service.registry import CHUNK, load_registry
 from service.split_runs import SPLIT_FROM, parts_for, run_split, split_feeds
 from tests.helpers import MODELS
 
@@ -44,7 +44,7 @@ def test_a_run_in_three_parts_gives_the_outputs_of_one_run(classifier):
 
 
 def test_a_classification_batch_cuts_each_chunk_into_parts(classifier, monkeypatch):
-    batch = images(150)  # chunks of 64, 64 and 22: the last is below the threshold
+    batch = images(3 * CHUNK + SPLIT_FROM - 10)  # three full chunks and one below the threshold
     classifier.batch_threads = 1
     whole = classifier.run(batch, OUTPUTS)
     cuts = []
@@ -52,6 +52,6 @@ def test_a_classification_batch_cuts_each_chunk_into_parts(classifier, monkeypat
     monkeypatch.setattr(split_runs, "split_feeds", lambda feeds, parts: cuts.append(parts) or split(feeds, parts))
     classifier.batch_threads = 2
     in_parts = classifier.run(batch, OUTPUTS)
-    assert cuts == [2, 2]
+    assert cuts == [2, 2, 2]
     for name in OUTPUTS:
         np.testing.assert_allclose(in_parts[name], whole[name], rtol=1e-5, atol=1e-6)
