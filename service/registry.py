@@ -133,8 +133,8 @@ class LoadedModel:
         return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(outputs)}
 
     def run_now(self, images: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray] | None:
-        """``run`` on the calling thread, for a few images (one chunk on the one-thread session), if an inference
-        slot is free at once; None when none is (or for more images), and the caller runs ``run`` in a worker thread.
+        """``run`` on the calling thread, for at most INLINE_IMAGES images, if an inference slot is free at once;
+        None when none is (or for more images), and the caller runs ``run`` in a worker thread.
 
         One image takes about 0.15 ms: less than handing it to a thread and back, so it may run on the event loop.
         """

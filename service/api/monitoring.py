@@ -76,8 +76,11 @@ class BackgroundLogHandler(logging.Handler):
             self._wake.set()
 
     def flush(self) -> None:
-        """Write every waiting record now."""
-        with self._writing:
+        """Write every waiting record now (giving up after a few seconds when another write is stuck on the stream,
+        so that a process never hangs at exit on a reader that stopped reading)."""
+        if not self._writing.acquire(timeout=5):
+            return
+        try:
             lines, last = [], None
             while self._waiting:
                 last = self._waiting.popleft()
@@ -91,6 +94,8 @@ class BackgroundLogHandler(logging.Handler):
                     self.stream.flush()
                 except Exception:
                     self.handleError(last)
+        finally:
+            self._writing.release()
 
     def close(self) -> None:
         """Write what waits and stop the writer (it gives up after a few seconds on a stuck stream)."""
@@ -159,14 +164,22 @@ class Metrics:
         series.observe(seconds)
 
 
-_ID_PREFIX = os.urandom(8).hex()
+_id_prefix = os.urandom(8).hex()
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix
+    _id_prefix = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked worker must not repeat its parent's IDs
 _id_counter = itertools.count()
 
 
 def new_request_id() -> str:
     """A request ID unique across processes and restarts (32 hex digits, as a UUID's): this process's random prefix
     and a counter, without uuid4's system call per request (10 us each under load in a profile)."""
-    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+    return f"{_id_prefix}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def route_template(scope: Scope) -> str:

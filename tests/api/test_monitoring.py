@@ -2,6 +2,7 @@
 
 import json
 import logging
+import multiprocessing
 import re
 
 from service.api.monitoring import new_request_id
@@ -85,3 +86,9 @@ def test_fresh_request_ids_are_distinct_32_hex_digits():
     ids = [new_request_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
+
+
+def test_a_forked_worker_makes_request_ids_of_its_own():
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply(new_request_id)
+    assert child[:16] != new_request_id()[:16]
