@@ -13,7 +13,8 @@ less like a digit:
   clutter, which the classifier maps onto confident digits, stand out here.
 
 The threshold is calibrated on the test set by ``analyze``; its parameters travel in ``DIGIT_JUDGE_FILE``.
-Pure numpy: the extra work per image is a few small matrix products.
+Pure numpy: the extra work per image is a few small matrix products. The service runs the same formula as ONNX nodes
+in the classifier's own run (``service.digit_judge_graph``).
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ class LoadedModel:
     kernels: dict[str, np.ndarray] = field(default_factory=dict)
     onnx_bytes: bytes = b""
     batch_threads: int = 0
+    _output_names: frozenset[str] | None = field(default=None, repr=False)
 
     @property
     def layer_shapes(self) -> dict[str, list[int]]:
@@ -145,6 +146,20 @@ class LoadedModel:
         note_use(self)
         with slot:
             return dict(zip(outputs, self.session.run(outputs, {INPUT_NAME: batch})))
+
+    @property
+    def output_names(self) -> frozenset[str]:
+        """The outputs its session can compute."""
+        if self._output_names is None:
+            self._output_names = frozenset(output.name for output in self.session.get_outputs())
+        return self._output_names
+
+    def serve_graph(self, graph: onnx.ModelProto) -> None:
+        """Serve ``graph`` (this model's own, with more outputs) instead of the file's, with the same session
+        options; the manifest's SHA-256, the weights and the kernels stay the file's."""
+        options = self.session.get_session_options()
+        self.session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self._output_names = None
 
 
 def as_batch(images: np.ndarray) -> np.ndarray:

@@ -4,9 +4,11 @@ service's own judge (``service.digit_judge``, the calibration in the shipped sta
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from service.digit_judge import OUTPUTS, part_scores
+from service.digit_judge_graph import SCORE, attach_judges, judged_classifier
 from service.registry import load_registry
 from service.statistics import load_statistics
 from tests.helpers import MODELS
@@ -58,3 +60,30 @@ def test_the_served_score_is_the_larger_part_as_the_parts_define_it(mnist_test):
     parts = part_scores(judge.arrays, images, outputs["dense1"], outputs["output"])
     expected = ((parts - judge.arrays["centre"]) / judge.arrays["spread"]).max(axis=1)
     np.testing.assert_allclose(judge.scores(images, outputs), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_score_computed_in_the_classifier_s_run_is_the_parts_definition(mnist_test):
+    """The judged graph (``service.digit_judge_graph``, what /v1/classify runs) against the plain numpy definition
+    of the parts, on digits, letters and noise; the classifier's own outputs stay bit for bit the file's."""
+    registry = load_registry(MODELS, variants=False)
+    judge = load_statistics(MODELS, registry).judge
+    classifier = registry.models["classifier"]
+    images = np.concatenate(
+        [mnist_test[0][:200].astype(np.float32) / 255.0, nondigits.letters()[0][:50], nondigits.uniform_noise(50)]
+    )
+    before = classifier.run(images, list(OUTPUTS))
+    attach_judges(registry, {"classifier": load_statistics(MODELS, registry)})
+    after = classifier.run(images, [*OUTPUTS, SCORE])
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(after[name], before[name])
+    parts = part_scores(judge.arrays, images, before["dense1"], before["output"])
+    expected = ((parts - judge.arrays["centre"]) / judge.arrays["spread"]).max(axis=1)
+    np.testing.assert_allclose(after[SCORE], expected, rtol=1e-4, atol=1e-4)
+    assert ((after[SCORE] > judge.threshold) == (expected > judge.threshold)).mean() >= 0.99
+
+
+def test_a_graph_without_the_classifier_s_outputs_cannot_take_the_judge():
+    registry = load_registry(MODELS, variants=False)
+    judge = load_statistics(MODELS, registry).judge
+    with pytest.raises(ValueError, match="dense1 and output"):
+        judged_classifier(onnx.load(str(MODELS / "autoencoder.onnx")), judge)

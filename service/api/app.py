@@ -37,6 +37,7 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
+from service.digit_judge_graph import SCORE, attach_judges
 from service.evolution import load_all_evolution
 from service.inference_gate import InferenceGate
 from service.microbatching import MicroBatcher
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.model_dir, settings.intra_op_threads, gate, batch_threads=settings.batch_threads
         )
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
+        attach_judges(app.state.registry, app.state.statistics)
         app.state.evolution = load_all_evolution(settings.model_dir, app.state.registry)
         classifier = app.state.registry.models.get("classifier")
         if settings.micro_batching and classifier is not None:
@@ -115,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.micro_batch_window_ms / 1000,
                 settings.micro_batch_max,
                 telemetry.microbatch_size.observe,
-                digit_judge.OUTPUTS,
+                # what a classification asks for (deps.judge_outputs): the judge's score when the run computes it
+                ("output", SCORE) if SCORE in classifier.output_names else digit_judge.OUTPUTS,
             )
         yield
         if app.state.batcher is not None:

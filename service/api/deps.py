@@ -16,7 +16,8 @@ from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.contract import CLASSIFIER, STATISTICS_NORM
-from service.digit_judge import DigitJudgeModel
+from service.digit_judge import OUTPUTS, DigitJudgeModel
+from service.digit_judge_graph import SCORE
 from service.explain import Limits
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.npy_images import check_count, parse_npy
@@ -220,17 +221,27 @@ def judge_of(request: Request, model: LoadedModel) -> DigitJudgeModel | None:
     return statistics.judge if isinstance(statistics, DatasetStatistics) else None
 
 
+def judge_outputs(model: LoadedModel, judge: DigitJudgeModel | None) -> list[str]:
+    """What a classification asks of ``model``: ``output``, and the judge's score when the run computes it (else
+    dense1, for the judge's numpy path)."""
+    if judge is None:
+        return ["output"]
+    return ["output", SCORE] if SCORE in model.output_names else list(OUTPUTS)
+
+
 def judge_fields(judge: DigitJudgeModel | None, images: np.ndarray, outputs: dict[str, np.ndarray]) -> list[dict]:
-    """Per image, ``digit_like``, ``digit_like_score`` and ``digit_like_threshold`` (all null without a judge)."""
+    """Per image, ``digit_like``, ``digit_like_score`` and ``digit_like_threshold`` (all null without a judge); the
+    score from the run's SCORE output when it has one."""
     if judge is None:
         return [{"digit_like": None, "digit_like_score": None, "digit_like_threshold": None}] * len(images)
+    scores = outputs[SCORE] if SCORE in outputs else judge.scores(images.reshape(-1, 28, 28), outputs)
     return [
         {
             "digit_like": bool(score <= judge.threshold),
             "digit_like_score": float(score),
             "digit_like_threshold": judge.threshold,
         }
-        for score in judge.scores(images.reshape(-1, 28, 28), outputs)
+        for score in scores
     ]
 
 

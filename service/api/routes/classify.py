@@ -6,12 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import Batch, Digit, ModelDep, judge_fields, judge_of
+from service.api.deps import Batch, Digit, ModelDep, judge_fields, judge_of, judge_outputs
 from service.api.error_responses import ERRORS
 from service.api.render import json_response
 from service.api.schemas import BatchClassification, BatchItem, Classification
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
-from service.digit_judge import OUTPUTS
 from service.inference import require_classifier
 from service.registry import LoadedModel
 
@@ -25,7 +24,7 @@ def _classified(
     With ``now``, only if the model runs it at once on this thread (``LoadedModel.run_now``), else None."""
     require_classifier(model)
     judge = judge_of(request, model)
-    names = list(OUTPUTS) if judge is not None else ["output"]
+    names = judge_outputs(model, judge)
     outputs = model.run_now(images, names) if now else model.run(images, names)
     if outputs is None:
         return None
