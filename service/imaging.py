@@ -169,9 +169,9 @@ def _open(data: bytes, formats: frozenset[str], max_pixels: int) -> Image.Image:
 
 
 @functools.cache
-def _pillow_formats(formats: frozenset[str]) -> list[str]:
+def _pillow_formats(formats: frozenset[str]) -> tuple[str, ...]:
     """The allowed formats as Pillow names them, sorted (made once per set of formats)."""
-    return sorted(f.upper() for f in formats)
+    return tuple(sorted(f.upper() for f in formats))
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:

@@ -30,4 +30,5 @@ class FewAcceptsLoop(asyncio.SelectorEventLoop):
     def _accept_connection(self, protocol_factory: Any, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         # asyncio's signature: (protocol_factory, sock, sslcontext, server, backlog, ...); backlog is how many to take
         sslcontext, server = (list(args) + [None, None])[:2]
+        kwargs.pop("backlog", None)
         super()._accept_connection(protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, *args[3:], **kwargs)
