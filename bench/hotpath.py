@@ -31,7 +31,7 @@ import numpy as np
 from bench import inprocess
 from bench.__main__ import machine, markdown, npy_body, say
 from bench.load import ROOT, Load, rss_mb, serving, wrk
-from bench.measure import Row, latencies_ms, ratio
+from bench.measure import Row, latencies_ms, p50, ratio
 from service.contract import INPUT_NAME
 
 DIGIT = ROOT / "examples" / "digit-7.png"
@@ -83,9 +83,9 @@ def worker_rss(service_pid: int) -> list[float]:
     return [rss_mb(pid) for pid in pids if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
-def p50(loads: list[Load]) -> float:
+def median_p50(loads: list[Load]) -> float:
     """The median of the rounds' p50 latencies, ms."""
-    return float(np.median([load.p50_ms for load in loads]))
+    return p50(np.array([load.p50_ms for load in loads]))
 
 
 def best(loads: list[Load]) -> Load:
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             ref1.append(wrk(f"{raw.url}/v1/classify", DIGIT, "image/png", 1, seconds))
             ref_get1.append(wrk(f"{raw.url}/healthz", DIGIT, "", 1, seconds, method="GET"))
         ours, ref = best(c16), best(ref16)
-        one_p50, health_p50 = p50(c1), p50(health1)
-        ref_added = p50(ref1) - p50(ref_get1)
+        one_p50, health_p50 = median_p50(c1), median_p50(health1)
+        ref_added = median_p50(ref1) - median_p50(ref_get1)
         b1 = ort["b1_p50_ms_1t"]
         served, bare_runs = [], []
         for _ in range(rounds):  # alternating, so that both see the same machine

@@ -42,8 +42,8 @@ def judged_classifier(classifier: onnx.ModelProto, judge: DigitJudgeModel) -> on
     def i64(value: int) -> str:
         return b.constant(f"judge_i64_{value}", np.array([value], np.int64))
 
-    def over_classes(op: str, x: str) -> str:
-        """``op`` (a Reduce*) along axis 1, kept as a column."""
+    def per_row(op: str, x: str) -> str:
+        """``op`` (a Reduce*) over each image's row (axis 1), kept as a column."""
         if op == "ReduceSum" or opset >= AXES_AS_INPUT_OPSET:
             return b.op(op, x, i64(1), keepdims=1)
         return b.op(op, x, axes=[1], keepdims=1)
@@ -55,9 +55,9 @@ def judged_classifier(classifier: onnx.ModelProto, judge: DigitJudgeModel) -> on
     both = b.op("MatMul", "dense1", c("w_dense1", f["w_dense1"]))  # whitened dense1, and its part of the first layer
     z = columns(both, 0, units)
     distances = b.op("Add", b.op("MatMul", z, c("centres_t", f["centres_t"])), c("centre_norms", f["centre_norms"]))
-    squared = b.op("Add", over_classes("ReduceSum", b.op("Mul", z, z)), over_classes("ReduceMin", distances))
-    entropy = over_classes("ReduceSum", b.op("Mul", p, b.op("Neg", b.op("Log", p))))
-    top = b.op("Log", over_classes("ReduceMax", p))
+    squared = b.op("Add", per_row("ReduceSum", b.op("Mul", z, z)), per_row("ReduceMin", distances))
+    entropy = per_row("ReduceSum", b.op("Mul", p, b.op("Neg", b.op("Log", p))))
+    top = b.op("Log", per_row("ReduceMax", p))
     distance = b.op("Log", b.op("Max", squared, c("tiny_distance", 1e-9)))
     summary = b.op("Concat", entropy, top, distance, axis=1)
     first = b.op(
@@ -66,7 +66,7 @@ def judged_classifier(classifier: onnx.ModelProto, judge: DigitJudgeModel) -> on
     hidden = b.op("Relu", b.op("Add", first, c("b1", f["b1"])))
     shape = b.op("Add", b.op("MatMul", hidden, c("w2", f["w2"].reshape(-1, 1))), c("shape_offset", shape_offset))
     pixels = b.op("Reshape", INPUT_NAME, b.constant("judge_flat", np.array([-1, 28 * 28], np.int64)))
-    ink_sum = b.op("Sub", over_classes("ReduceSum", pixels), c("ink_centre", ink_centre * 28 * 28))
+    ink_sum = b.op("Sub", per_row("ReduceSum", pixels), c("ink_centre", ink_centre * 28 * 28))
     ink = b.op("Div", ink_sum, c("ink_scale", ink_scale))
     b.op("Reshape", b.op("Max", shape, ink), i64(-1), name=SCORE)
 

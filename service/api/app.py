@@ -9,11 +9,11 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from threadpoolctl import threadpool_limits
 
-from service import digit_judge
 from service.api.admission_control import AdmissionControl
 from service.api.auth import require_api_key
 from service.api.caching import FixedContentCaching
 from service.api.classify_shortcut import ClassifyShortcut
+from service.api.deps import judge_in, judge_outputs
 from service.api.errors import install_error_handlers
 from service.api.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
@@ -38,7 +38,7 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
-from service.digit_judge_graph import SCORE, attach_judges
+from service.digit_judge_graph import attach_judges
 from service.evolution import load_all_evolution
 from service.inference_gate import InferenceGate
 from service.microbatching import MicroBatcher
@@ -118,8 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.micro_batch_window_ms / 1000,
                 settings.micro_batch_max,
                 telemetry.microbatch_size.observe,
-                # what a classification asks for (deps.judge_outputs): the judge's score when the run computes it
-                ("output", SCORE) if SCORE in classifier.output_names else digit_judge.OUTPUTS,
+                judge_outputs(classifier, judge_in(app.state.statistics, classifier)),
             )
         # what start-up made lives as long as the app: out of the collector's way, since a full collection over it
         # made the first seconds' slowest answers (first 5 s at c=16: p99 11-14 ms against 16-66 ms, 3 rounds)

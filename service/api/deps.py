@@ -216,8 +216,12 @@ StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
 
 def judge_of(request: Request, model: LoadedModel) -> DigitJudgeModel | None:
     """The calibrated digit judge of ``model``'s statistics, or None when there is none (``digit_like`` is null)."""
-    loaded = getattr(request.app.state, "statistics", None) or {}
-    statistics = loaded.get(model.name)
+    return judge_in(getattr(request.app.state, "statistics", None), model)
+
+
+def judge_in(loaded: dict[str, DatasetStatistics | Exception] | None, model: LoadedModel) -> DigitJudgeModel | None:
+    """``judge_of`` from the loaded statistics themselves (None: not loaded)."""
+    statistics = (loaded or {}).get(model.name)
     return statistics.judge if isinstance(statistics, DatasetStatistics) else None
 
 

@@ -27,8 +27,15 @@ class FewAcceptsLoop(asyncio.SelectorEventLoop):
     """asyncio's selector loop, accepting at most ACCEPTS_PER_WAKE connections each time the listening socket is
     readable (the rest wait in the kernel for the next turn of this loop, or another worker's)."""
 
-    def _accept_connection(self, protocol_factory: Any, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-        # asyncio's signature: (protocol_factory, sock, sslcontext, server, backlog, ...); backlog is how many to take
-        sslcontext, server = (list(args) + [None, None])[:2]
-        kwargs.pop("backlog", None)
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, *args[3:], **kwargs)
+    def _accept_connection(
+        self,
+        protocol_factory: Any,
+        sock: socket.socket,
+        sslcontext: Any = None,
+        server: Any = None,
+        backlog: int = 100,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """asyncio's own, taking ACCEPTS_PER_WAKE connections where it would take ``backlog``."""
+        super()._accept_connection(protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, *args, **kwargs)
