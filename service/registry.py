@@ -32,11 +32,15 @@ from service.split_runs import parts_for, run_split
 
 log = logging.getLogger("convlens.registry")
 
-# Images per onnxruntime run (each cut into two parts of 16, service.split_runs): smaller runs stay in the caches.
-# 1,000 images took 72-74 ms in chunks of 32 against 78-80 in chunks of 64 and 95 in chunks of 256 (bare onnxruntime
-# on two threads is fastest at 32 too: 66-73 ms against 72-77), and onnxruntime's arena, which keeps what the largest
-# run needed, stays small (RSS after 15 batches 116-120 MB against 129 at 64 and 181 at 256).
-CHUNK = 32
+# Images per inference slot: a batch takes a slot (and checks for cancellation) once per CHUNK images, so that other
+# requests get slots in between; 256 images take about 16 ms.
+CHUNK = 256
+# Images per onnxruntime run: the batch threads take runs of ROWS_PER_RUN images from a shared queue
+# (``service.split_runs``), so conv2's activations (0.9 MB for 6 images) stay in a core's cache and onnxruntime's arena
+# stays as small as one such run. 1,000 images in-process, the configurations interleaved: 60.9 ms in runs of 6,
+# 60.5 of 4, 63.0 of 8 (64.2 in chunks of 128) and about 80 of 16, against bare onnxruntime on two intra-op threads
+# at 60.7 in runs of 16 and 62.2 of 8; before, chunks of 32 cut in two parts of 16 took 71-72 ms.
+ROWS_PER_RUN = 6
 # At most this many images run on the caller's thread (``LoadedModel.run_now``): one image takes about 0.15 ms.
 INLINE_IMAGES = 1
 # The last run of a batch of at least SHRINK_FROM images gives the session's arena back (it would otherwise keep what
@@ -124,7 +128,12 @@ class LoadedModel:
             with self.gate.slot(self.name):
                 parts.append(
                     run_split(
-                        self.session, outputs, {INPUT_NAME: chunk}, parts_for(len(chunk), self.batch_threads), shrink
+                        self.session,
+                        outputs,
+                        {INPUT_NAME: chunk},
+                        parts_for(len(chunk), self.batch_threads),
+                        shrink,
+                        ROWS_PER_RUN,
                     )
                 )
         if large:

@@ -5,6 +5,7 @@ import io
 import numpy as np
 import pytest
 
+from service.api.schemas import BatchClassification
 from tests.api.conftest import make_client
 from tests.helpers import encode, post_image
 
@@ -27,6 +28,11 @@ def test_npy_batch_keeps_input_order_and_equals_single_classification(client, mn
     assert [r["digit"] for r in body["results"]] == [s["digit"] for s in singles]
     assert np.allclose([r["probabilities"] for r in body["results"]], [s["probabilities"] for s in singles], atol=1e-6)
     assert np.mean(np.array([r["digit"] for r in body["results"]]) == labels) >= 0.95
+
+
+def test_batch_json_is_the_response_models_own_serialisation(client, mnist_test):
+    response = post_npy(client, npy(mnist_test[0][:20]))
+    assert BatchClassification.model_validate_json(response.content).model_dump_json().encode() == response.content
 
 
 def test_float32_npy_in_unit_range_gives_the_same_answer_as_uint8(client, mnist_test):
