@@ -11,6 +11,12 @@ and the other none (two workers then served 0.88-0.98x one worker, in 4 rounds o
 connections at once: one per wake balanced the workers (1.67-1.78x one worker) but made a burst of 64 wait for
 64 loop turns (c=64 p99 271 ms); 4 balanced them (1.66-1.80x) with c=64 p99 40 ms; 8 and 16 let one worker take
 wrk's bursts again (0.9-1.0x).
+
+That still left it to chance which worker woke first, and the connections stay with the worker that took them
+(keep-alive): in 1 round of 10 one worker took all 16 (two workers 1,752 req/s, one worker's rate) and other rounds
+split them unevenly (2,617-3,336 req/s). So a worker also waits ``accept_delay`` before it accepts, 0.1 ms per
+connection it has open (at most 2 ms): the worker with fewer connections takes the next ones. In 22 rounds after
+that, two workers served 3,085-3,872 req/s, none collapsed.
 """
 
 from __future__ import annotations
@@ -19,13 +25,28 @@ import asyncio
 import socket
 from typing import Any
 
+from service.api.http_protocol import BoundedHttpToolsProtocol
+
 EVENT_LOOP = "service.api.event_loop:FewAcceptsLoop"
 ACCEPTS_PER_WAKE = 4
+ACCEPT_DELAY_PER_CONNECTION = 0.0001  # seconds a worker waits before accepting, per connection it already has open
+MAX_ACCEPT_DELAY = 0.002
+
+
+def accept_delay(open_connections: int) -> float:
+    """How long a worker with ``open_connections`` waits before it accepts: the one with fewer connections gets the
+    next ones first, and none waits longer than MAX_ACCEPT_DELAY (a busy or stuck other worker takes none away)."""
+    return min(open_connections * ACCEPT_DELAY_PER_CONNECTION, MAX_ACCEPT_DELAY)
 
 
 class FewAcceptsLoop(asyncio.SelectorEventLoop):
     """asyncio's selector loop, accepting at most ACCEPTS_PER_WAKE connections each time the listening socket is
-    readable (the rest wait in the kernel for the next turn of this loop, or another worker's)."""
+    readable (the rest wait in the kernel for the next turn of this loop, or another worker's), after waiting
+    ``accept_delay`` of the connections this process has open."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waited: set[int] = set()  # listening sockets whose current readiness has had its wait
 
     def _accept_connection(
         self,
@@ -35,7 +56,24 @@ class FewAcceptsLoop(asyncio.SelectorEventLoop):
         server: Any = None,
         backlog: int = 100,
         *args: Any,
-        **kwargs: Any,
     ) -> None:
-        """asyncio's own, taking ACCEPTS_PER_WAKE connections where it would take ``backlog``."""
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, *args, **kwargs)
+        """asyncio's own, taking ACCEPTS_PER_WAKE connections where it would take ``backlog``, after the wait."""
+        fd = sock.fileno()
+        delay = accept_delay(BoundedHttpToolsProtocol.open_connections)
+        if delay and fd not in self._waited:
+            # stop watching the socket for the wait, as asyncio itself does when accept() runs out of descriptors
+            self._waited.add(fd)
+            self._remove_reader(fd)
+            self.call_later(delay, self._serve_again, protocol_factory, sock, sslcontext, server, backlog, *args)
+            return
+        self._waited.discard(fd)
+        super()._accept_connection(protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, *args)
+
+    def _serve_again(
+        self, protocol_factory: Any, sock: socket.socket, sslcontext: Any, server: Any, backlog: int, *args: Any
+    ) -> None:
+        """Watch the listening socket again after the wait, unless the server closed it meanwhile."""
+        if sock.fileno() == -1 or (server is not None and not server.is_serving()):
+            self._waited.clear()
+            return
+        self._start_serving(protocol_factory, sock, sslcontext, server, backlog, *args)
