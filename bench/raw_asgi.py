@@ -1,8 +1,11 @@
 """The reference for the hot path: a minimal raw-ASGI app doing what ``POST /v1/classify`` does for a small PNG.
 
 It reads the body, decodes the PNG with Pillow, scales it to [0, 1], runs onnxruntime once on one thread and
-writes the JSON bytes: no framework, no middleware, no validation. ``bench.hotpath`` serves it under the same
-uvicorn with the same settings as the service, so the ratio of the two is what the service's own machinery costs.
+writes the JSON bytes: no framework, no middleware, no validation. Its answer is the service's, field for field
+(``tests/api/test_raw_reference.py``): the run is of the classifier with the digit judge's score as one more output, as
+the service builds it at start-up (``service.digit_judge_graph``), so that the judge's part of the work is in both.
+``bench.hotpath`` serves it under the same uvicorn with the same settings as the service, so the ratio of the two is
+what the service's own machinery costs.
 Run: ``python -m bench.raw_asgi`` (HOST and PORT from the environment, as ``python -m service``).
 """
 
@@ -15,16 +18,31 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from PIL import Image
 
-from service.contract import INPUT_NAME
+from service.contract import CLASSIFIER, INPUT_NAME
+from service.digit_judge_graph import SCORE, judged_classifier
+from service.registry import load_registry
+from service.statistics import load_statistics
 
-MODEL = Path(os.environ.get("CONVLENS_MODEL_DIR", Path(__file__).resolve().parents[1] / "models")) / "classifier.onnx"
-_options = ort.SessionOptions()
-_options.intra_op_num_threads = 1
-_options.inter_op_num_threads = 1
-SESSION = ort.InferenceSession(str(MODEL), _options, providers=["CPUExecutionProvider"])
+MODEL_DIR = Path(os.environ.get("CONVLENS_MODEL_DIR", Path(__file__).resolve().parents[1] / "models"))
+
+
+def judged_session(model_dir: Path) -> tuple[ort.InferenceSession, float]:
+    """The classifier with the digit judge's score as one more output, on a session of its own with one thread, and
+    the judge's threshold (start-up only: the same verified files and graph as the service's)."""
+    registry = load_registry(model_dir, 1, variants=False)
+    judge = load_statistics(model_dir, registry, CLASSIFIER).judge
+    graph = judged_classifier(onnx.load_from_string(registry.models[CLASSIFIER].onnx_bytes), judge)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"]), judge.threshold
+
+
+SESSION, THRESHOLD = judged_session(MODEL_DIR)
 
 
 async def app(scope, receive, send) -> None:
@@ -41,9 +59,17 @@ async def app(scope, receive, send) -> None:
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     pixels = np.asarray(Image.open(io.BytesIO(b"".join(chunks))).convert("L"), dtype=np.float32) / 255.0
-    probabilities = SESSION.run(["output"], {INPUT_NAME: pixels.reshape(1, 28, 28, 1)})[0][0].tolist()
+    output, score = SESSION.run(["output", SCORE], {INPUT_NAME: pixels.reshape(1, 28, 28, 1)})
+    probabilities, score = output[0].tolist(), float(score[0])
     body = json.dumps(
-        {"model": "classifier", "digit": int(np.argmax(probabilities)), "probabilities": probabilities}
+        {
+            "model": CLASSIFIER,
+            "digit": probabilities.index(max(probabilities)),
+            "probabilities": probabilities,
+            "digit_like": score <= THRESHOLD,
+            "digit_like_score": score,
+            "digit_like_threshold": THRESHOLD,
+        }
     ).encode()
     await send(
         {
