@@ -102,8 +102,14 @@ def best(loads: list[Load]) -> Load:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair (the median counts)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=8,
+        help="alternating rounds per pair (the median of the rounds' ratios counts): many short rounds, because this "
+        "machine's speed drifts by 10-20 %% from one few-second stretch to the next",
+    )
+    parser.add_argument("--seconds", type=float, default=2.5, help="seconds per wrk run")
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the servers")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the service (repeatable)")
@@ -143,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         b1 = ort["b1_p50_ms_1t"]
         served, bare_runs = [], []
         for _ in range(rounds):  # alternating, so that both see the same machine
-            served.append(wrk(f"{service.url}/v1/classify/batch", batch, "application/x-npy", 1, max(seconds, 5.0)))
-            bare_runs.append(bare.img_s(max(seconds, 5.0) / 2))
+            served.append(wrk(f"{service.url}/v1/classify/batch", batch, "application/x-npy", 1, max(seconds, 4.0)))
+            bare_runs.append(bare.img_s(max(seconds, 4.0) / 2))
         batch_load = best(served)
         bare_batch = float(np.median(bare_runs))
         rss = worker_rss(service.pid)
