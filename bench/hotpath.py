@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=8,
         help="alternating rounds per pair (the median of the rounds' ratios counts): many short rounds, because this "
-        "machine's speed drifts by 10-20 %% from one few-second stretch to the next",
+        "machine's speed drifts by 10-40 %% from one few-second stretch to the next",
     )
     parser.add_argument("--seconds", type=float, default=2.5, help="seconds per wrk run")
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")

@@ -47,10 +47,10 @@ def parse_npy(data: bytes, max_images: int) -> np.ndarray:
     if dtype not in (np.dtype(np.uint8), np.dtype("<f4")):
         raise BatchError(f"array dtype {dtype} is not uint8 (0-255) or float32 ([0, 1])")
     check_count(shape[0], max_images)
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - stream.tell() != expected:
-        raise BatchError(f"the .npy header promises {expected} bytes of data but {len(data) - stream.tell()} follow")
-    array = np.frombuffer(data, dtype=dtype, offset=stream.tell()).reshape(shape, order="F" if fortran_order else "C")
+    offset, expected = stream.tell(), int(np.prod(shape)) * dtype.itemsize
+    if len(data) - offset != expected:
+        raise BatchError(f"the .npy header promises {expected} bytes of data but {len(data) - offset} follow")
+    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape, order="F" if fortran_order else "C")
     images = array.reshape(shape[0], 28, 28)
     if dtype == np.uint8:  # one float32 array, no uint8 -> float32 copy before the division (2.3 -> 0.14 ms for 1,000)
         return np.divide(images, np.float32(255), dtype=np.float32)

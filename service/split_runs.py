@@ -64,12 +64,20 @@ def run_split(
     try:
         take_runs()
     finally:
-        while not queue.empty():  # after a failure here, the other threads stop after their current run
-            queue.get_nowait()
+        _drain(queue)  # after a failure here, the other threads stop after their current run
         wait(others)  # no part outlives the call (and the inference slot its caller holds)
     for future in others:
         future.result()  # a failed run raises here
     return [np.concatenate([result[i] for result in results]) for i in range(len(outputs))]
+
+
+def _drain(queue: SimpleQueue[int]) -> None:
+    """Take every run still waiting in ``queue`` (another thread may be taking them at the same time)."""
+    try:
+        while True:
+            queue.get_nowait()
+    except Empty:
+        return
 
 
 def split_feeds(feeds: dict[str, np.ndarray], parts: int) -> list[dict[str, np.ndarray]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from asyncio.constants import SSL_HANDSHAKE_TIMEOUT, SSL_SHUTDOWN_TIMEOUT
 from typing import Any
 
 from service.api.http_protocol import BoundedHttpToolsProtocol
@@ -55,25 +56,29 @@ class FewAcceptsLoop(asyncio.SelectorEventLoop):
         sslcontext: Any = None,
         server: Any = None,
         backlog: int = 100,
-        *args: Any,
+        ssl_handshake_timeout: float = SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float = SSL_SHUTDOWN_TIMEOUT,
     ) -> None:
         """asyncio's own, taking ACCEPTS_PER_WAKE connections where it would take ``backlog``, after the wait."""
+        serving = (protocol_factory, sock, sslcontext, server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
         fd = sock.fileno()
         delay = accept_delay(BoundedHttpToolsProtocol.open_connections)
         if delay and fd not in self._waited:
             # stop watching the socket for the wait, as asyncio itself does when accept() runs out of descriptors
             self._waited.add(fd)
             self._remove_reader(fd)
-            self.call_later(delay, self._serve_again, protocol_factory, sock, sslcontext, server, backlog, *args)
+            self.call_later(delay, self._serve_again, fd, serving)
             return
         self._waited.discard(fd)
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, *args)
+        super()._accept_connection(
+            protocol_factory, sock, sslcontext, server, ACCEPTS_PER_WAKE, ssl_handshake_timeout, ssl_shutdown_timeout
+        )
 
-    def _serve_again(
-        self, protocol_factory: Any, sock: socket.socket, sslcontext: Any, server: Any, backlog: int, *args: Any
-    ) -> None:
-        """Watch the listening socket again after the wait, unless the server closed it meanwhile."""
+    def _serve_again(self, fd: int, serving: tuple) -> None:
+        """Watch the listening socket again after the wait (``serving``: ``_start_serving``'s arguments), unless the
+        server closed it meanwhile."""
+        sock, server = serving[1], serving[3]
         if sock.fileno() == -1 or (server is not None and not server.is_serving()):
-            self._waited.clear()
+            self._waited.discard(fd)
             return
-        self._start_serving(protocol_factory, sock, sslcontext, server, backlog, *args)
+        self._start_serving(*serving)
