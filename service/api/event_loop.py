@@ -47,7 +47,9 @@ class FewAcceptsLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._waited: set[int] = set()  # listening sockets whose current readiness has had its wait
+        # listening sockets whose current readiness has had its wait (when another worker takes those connections
+        # meanwhile, this socket's next readiness skips its wait once: no harm, the wait only orders the workers)
+        self._waited: set[int] = set()
 
     def _accept_connection(
         self,
