@@ -58,13 +58,16 @@ def run_split(
                 index = queue.get_nowait()
             except Empty:
                 return
-            results[index] = session.run(outputs, pieces[index], run_options)
+            try:
+                results[index] = session.run(outputs, pieces[index], run_options)
+            except BaseException:
+                _drain(queue)  # after a failure on any thread, the others stop after their current run
+                raise
 
     others = [_pool(parts - 1).submit(take_runs) for _ in range(parts - 1)] if parts > 1 else []
     try:
         take_runs()
     finally:
-        _drain(queue)  # after a failure here, the other threads stop after their current run
         wait(others)  # no part outlives the call (and the inference slot its caller holds)
     for future in others:
         future.result()  # a failed run raises here
