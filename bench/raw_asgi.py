@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from PIL import Image
 
 from service.contract import CLASSIFIER, INPUT_NAME
-from service.digit_judge_graph import SCORE, judged_classifier
+from service.digit_judge_graph import SCORE, attach_judges
 from service.registry import load_registry
 from service.statistics import load_statistics
 
@@ -31,15 +30,12 @@ MODEL_DIR = Path(os.environ.get("CONVLENS_MODEL_DIR", Path(__file__).resolve().p
 
 
 def judged_session(model_dir: Path) -> tuple[ort.InferenceSession, float]:
-    """The classifier with the digit judge's score as one more output, on a session of its own with one thread, and
-    the judge's threshold (start-up only: the same verified files and graph as the service's)."""
+    """The classifier's session as the service serves it (one thread, the digit judge's score as one more output,
+    ``attach_judges``) and the judge's threshold; start-up only."""
     registry = load_registry(model_dir, 1, variants=False)
-    judge = load_statistics(model_dir, registry, CLASSIFIER).judge
-    graph = judged_classifier(onnx.load_from_string(registry.models[CLASSIFIER].onnx_bytes), judge)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"]), judge.threshold
+    statistics = load_statistics(model_dir, registry, CLASSIFIER)
+    attach_judges(registry, {CLASSIFIER: statistics})
+    return registry.models[CLASSIFIER].session, statistics.judge.threshold
 
 
 SESSION, THRESHOLD = judged_session(MODEL_DIR)

@@ -113,9 +113,10 @@ class LoadedModel:
     def run(self, images: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
         """Inference over ``images`` (N, 28, 28) or (N, 28, 28, 1) asking only for ``outputs``.
 
-        Batches run CHUNK images at a time, which bounds onnxruntime's working memory (its arena keeps
-        whatever the largest run needed) and lets other requests take an inference slot in between; a chunk of
-        SPLIT_FROM images or more runs as ``batch_threads`` parts at once (``service.split_runs``).
+        Batches take an inference slot CHUNK images at a time, which lets other requests take a slot in between;
+        within a chunk, onnxruntime runs ROWS_PER_RUN images at a time, which bounds its working memory (its arena
+        keeps whatever the largest run needed), on ``batch_threads`` threads from SPLIT_FROM images on
+        (``service.split_runs``).
         """
         note_use(self)
         batch = as_batch(images)

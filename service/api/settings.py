@@ -63,9 +63,9 @@ class Settings(BaseSettings):
     batch_threads: int = Field(
         0,
         ge=0,
-        description="cores for large runs (0: one per core): onnxruntime runs of 32 images or more (classification "
-        "batch chunks, integrated-gradients steps, SmoothGrad samples, occlusion squares) are cut into this many "
-        "parts that run at once, one thread each",
+        description="cores for large runs (0: one per core): onnxruntime runs of 32 images or more run on this many "
+        "threads at once, one each (classification batch chunks as runs of 6 images that the threads share; "
+        "integrated-gradients steps, SmoothGrad samples, occlusion squares cut into this many parts)",
     )
     max_concurrent_inferences: int = Field(4, ge=1, description="inferences running at once in one process")
     inference_wait_seconds: float = Field(

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 def _classified(
     request: Request, model: LoadedModel, images, now: bool = False
 ) -> tuple[list[list[float]], list[dict]] | None:
-    """Each image's probabilities and the digit judge's fields (the judge needs dense1 too, from the same run).
+    """Each image's probabilities and the digit judge's fields (its score, or the dense1 it needs, from the same run).
     With ``now``, only if the model runs it at once on this thread (``LoadedModel.run_now``), else None."""
     require_classifier(model)
     judge = judge_of(request, model)
