@@ -31,8 +31,8 @@ import torch
 from bench.load import serving, wrk
 from bench.measure import latencies_ms, p50
 from service.attribution import METHODS, classifier_weights
-from service.attribution.backward_graph import RunPolicy, run_policy
-from service.registry import load_registry
+from service.graphs.backward_graph import RunPolicy, run_policy
+from service.runtime.registry import load_registry
 from tests.attribution.captum_reference import captum_maps
 from training.data import load_split
 

@@ -73,7 +73,7 @@ class BareBatch:
         self.chunk = min(rounds, key=lambda chunk: np.median(rounds[chunk]))
 
     def run(self, chunk: int) -> None:
-        from service.digit_judge import OUTPUTS
+        from service.studies.digit_judge import OUTPUTS
 
         for start in range(0, len(self.batch), chunk):
             self.session.run(list(OUTPUTS), {INPUT_NAME: self.batch[start : start + chunk]})

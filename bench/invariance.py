@@ -56,15 +56,15 @@ def http_figures(rounds: int, seconds: float, baseline: Path | None = None) -> d
 
 def inprocess_figures(seconds: float) -> dict[str, float]:
     """p50 in ms of each part of the invariance answer (33 rotations of the shipped example), in this process."""
-    from service import imaging
     from service.api.routes.invariance import _data_urls
     from service.contract import PROBABILITIES
-    from service.invariance import LAYERS, _distances_in_place, amounts, invariance, transformed
-    from service.registry import load_registry
+    from service.images import decoding
+    from service.runtime.registry import load_registry
+    from service.studies.invariance import LAYERS, _distances_in_place, amounts, invariance, transformed
 
     model = load_registry(ROOT / "models", variants=False).models["classifier"]
     data = (ROOT / "examples" / "digit-7.png").read_bytes()
-    digit = imaging.prepare(imaging.decode(data, max_pixels=16_000_000), "auto").reshape(28, 28)
+    digit = decoding.prepare(decoding.decode(data, max_pixels=16_000_000), "auto").reshape(28, 28)
     values = amounts("rotate", steps=STEPS)
     inputs = transformed(digit, "rotate", values)
     batch = inputs  # 0 degrees among the 33 amounts: the original itself

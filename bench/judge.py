@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.measure import Row, latencies_ms, p50, ratio
-from service import imaging
-from service.digit_judge import OUTPUTS
-from service.registry import load_registry
-from service.statistics import load_statistics
+from service.images import decoding
+from service.runtime.registry import load_registry
+from service.studies.digit_judge import OUTPUTS
+from service.studies.statistics import load_statistics
 from tests.helpers import MODELS, ROOT
 
 
@@ -34,7 +34,7 @@ def judge_figures(seconds: float) -> dict[str, float]:
     data = (ROOT / "examples" / "digit-7.png").read_bytes()
 
     def classify(judged: bool) -> str:
-        digit = imaging.prepare(imaging.decode(data, max_pixels=16_000_000), "auto")
+        digit = decoding.prepare(decoding.decode(data, max_pixels=16_000_000), "auto")
         outputs = model.run(digit, list(OUTPUTS) if judged else ["output"])
         answer = {"digit": int(outputs["output"][0].argmax()), "probabilities": outputs["output"][0].tolist()}
         if judged:
@@ -42,7 +42,7 @@ def judge_figures(seconds: float) -> dict[str, float]:
             answer |= {"digit_like": score <= judge.threshold, "digit_like_score": score}
         return repr(answer)
 
-    digit = imaging.prepare(imaging.decode(data, max_pixels=16_000_000), "auto").reshape(1, 28, 28)
+    digit = decoding.prepare(decoding.decode(data, max_pixels=16_000_000), "auto").reshape(1, 28, 28)
     outputs = model.run(digit, list(OUTPUTS))
     plain, judged = [], []
     for _ in range(10):  # alternate, so that both see the same load on a shared machine

@@ -14,14 +14,17 @@ from pydantic import ValidationError
 from service.api.event_loop import EVENT_LOOP
 from service.api.http_protocol import BoundedHttpToolsProtocol
 from service.api.settings import Settings, get_settings
-from service.registry import ModelLoadError, verify_model_files
+from service.runtime.registry import ModelLoadError, verify_model_files
 
 
 def log_config() -> dict:
     """uvicorn's logging, plus the ``convlens`` loggers (one JSON access line per request) on stdout."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["formatters"]["convlens"] = {"format": "%(message)s"}
-    config["handlers"]["convlens"] = {"()": "service.api.monitoring.BackgroundLogHandler", "formatter": "convlens"}
+    config["handlers"]["convlens"] = {
+        "()": "service.api.middleware.monitoring.BackgroundLogHandler",
+        "formatter": "convlens",
+    }
     config["loggers"]["convlens"] = {"handlers": ["convlens"], "level": "INFO", "propagate": False}
     return config
 

@@ -153,7 +153,8 @@ class TransformInvariance(_Document):
 
 
 class InvarianceStatistics(_Document):
-    """Zeiler and Fergus' figure 5 over the first ``images`` of the split, per transform (``service.invariance``):
+    """Zeiler and Fergus' figure 5 over the first ``images`` of the split, per transform
+    (``service.studies.invariance``):
     the probability of the true digit, the share still classified as it, and each layer's distance from the
     untransformed image."""
 
@@ -180,7 +181,8 @@ class OptimizedInputs(_Document):
 
 
 class DigitJudge(_Document):
-    """The "is this a digit?" judge (``service.digit_judge``): its parameters (``DIGIT_JUDGE_FILE``), the threshold
+    """The "is this a digit?" judge (``service.studies.digit_judge``): its parameters (``DIGIT_JUDGE_FILE``), the
+    threshold
     above which an input is judged not digit-like (calibrated on the analysed split to flag ``target_rate`` of its
     digits), the shares it flags of those digits, of letters rendered from fonts and of uniform noise, and the ROC AUC
     (letters and noise against the digits) of every score tried, the judge's own included."""

@@ -17,8 +17,8 @@ from service.contract import (
     plot_name,
     read_document,
 )
-from service.registry import ModelLoadError, load_registry
-from service.statistics import StatisticsUnavailable, load_statistics
+from service.runtime.registry import ModelLoadError, load_registry
+from service.studies.statistics import StatisticsUnavailable, load_statistics
 from tests.helpers import MODELS, link_shipped_models
 
 

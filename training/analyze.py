@@ -1,6 +1,6 @@
 """Dataset statistics of the shipped classifier (the paper's sections 3.2-4), computed once and shipped beside it.
 
-The classifier runs through the service's own runtime (``service.registry``) and every norm, threshold and
+The classifier runs through the service's own runtime (``service.runtime.registry``) and every norm, threshold and
 active-filter decision through the service's own math (``service.featuremaps.norms``), so the statistics and
 the live endpoints share one definition. Over a split of MNIST this writes, into the model folder:
 
@@ -44,7 +44,7 @@ from service.contract import (
     read_document,
 )
 from service.featuremaps.norms import active_mask, feature_map_norms, threshold
-from service.registry import ModelLoadError, load_registry
+from service.runtime.registry import ModelLoadError, load_registry
 from training import studies as studies_
 from training.data import FILES, load_split, sha256_of
 

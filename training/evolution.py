@@ -3,7 +3,7 @@
 At a fixed set of epochs, every conv1, conv2 and pool filter's strongest activation over a fixed subset of the
 test images is found with the service's own norm (``service.featuremaps.norms``, L2) and projected back to pixels
 with the service's own deconvnet (``service.featuremaps.deconv.project``) and that epoch's weights. The arrays
-go to ``EVOLUTION_FILE`` beside the models (layout: ``service.contract``), read back by ``service.evolution``.
+go to ``EVOLUTION_FILE`` beside the models (layout: ``service.contract``), read back by ``service.studies.evolution``.
 """
 
 from __future__ import annotations

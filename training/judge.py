@@ -1,4 +1,4 @@
-"""Fit and calibrate the "is this a digit?" judge (``service.digit_judge``) for ``python -m training analyze``.
+"""Fit and calibrate the "is this a digit?" judge (``service.studies.digit_judge``) for ``python -m training analyze``.
 
 - Class means and the shared covariance of dense1 come from ``FIT_DIGITS`` training digits.
 - The shape network (one hidden layer of ``HIDDEN`` ReLUs, Keras) learns those digits against ``STROKES`` synthetic
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.digit_judge import OUTPUTS, DigitJudgeModel, features, part_scores
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
+from service.studies.digit_judge import OUTPUTS, DigitJudgeModel, features, part_scores
 from training import nondigits
 
 FIT_DIGITS = 20_000

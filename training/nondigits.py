@@ -1,4 +1,5 @@
-"""Inputs that are not digits, all through the service's own ``preprocess=mnist`` path (``service.imaging.prepare``):
+"""Inputs that are not digits, all through the service's own ``preprocess=mnist`` path
+(``service.images.decoding.prepare``):
 
 - ``strokes``: random lines, arcs, rings and polylines, the synthetic non-digits the judge is trained against
   (outlier exposure);
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from service import imaging
+from service.images import decoding
 
 LETTERS = "ACEFHKLMNPRTUVWXY"
 FONT_FILES = (
@@ -45,8 +46,8 @@ def fonts() -> list[tuple[str, int, ImageFont.FreeTypeFont | ImageFont.ImageFont
 def _prepared(canvas: Image.Image) -> np.ndarray | None:
     """The canvas (black on white) as the network's input, or None when preprocessing finds nothing."""
     try:
-        return imaging.prepare(np.asarray(canvas, np.float32) / 255.0, "mnist")
-    except imaging.NoDigitError:
+        return decoding.prepare(np.asarray(canvas, np.float32) / 255.0, "mnist")
+    except decoding.NoDigitError:
         return None
 
 

@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from tqdm import tqdm
 
 from service.contract import CLASSES_KEY, PROBABILITIES, SPATIAL_LAYERS
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
 
 STEPS = 240
 SETTLE = 40

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from service.contract import AUTOENCODER, CLASSIFIER, EVOLUTION_FILE, MANIFEST_FILE, ModelEntry
-from service.registry import ModelLoadError, read_manifest
+from service.runtime.registry import ModelLoadError, read_manifest
 from training.config import TrainConfig
 from training.data import dataset_checksums, load_split, sha256_of
 from training.evolution import SUBSET, EvolutionRecorder, recorded_epochs

@@ -22,7 +22,6 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from service.attribution.heatmap import DIVERGING, SEQUENTIAL, colormap  # noqa: E402
 from service.contract import (  # noqa: E402
     CLASSIFIER,
     AttributionStatistics,
@@ -31,6 +30,7 @@ from service.contract import (  # noqa: E402
     TransformInvariance,
     plot_name,
 )
+from service.pictures.heatmap import DIVERGING, SEQUENTIAL, colormap  # noqa: E402
 
 DPI = 100
 RULE_TEXT = {
@@ -418,7 +418,7 @@ def attribution_methods_figure(
     tiles: np.ndarray, methods: Sequence[str], row_labels: Sequence[str], signed: Sequence[bool], title: str
 ) -> Figure:
     """A grid of attribution heat maps: ``tiles`` (rows, 1 + methods, H, W, 3) uint8, the input first in each row,
-    then one already-coloured map per method (``service.attribution.heatmap``); ``methods`` over the columns,
+    then one already-coloured map per method (``service.pictures.heatmap``); ``methods`` over the columns,
     ``row_labels`` beside the rows, and a colour bar for each of the service's two colour maps that is used."""
     rows, columns = tiles.shape[:2]
     fig = Figure(figsize=(1.3 * columns + 1.2, 1.3 * rows + 1.4), layout="constrained")

@@ -1,8 +1,10 @@
 """``python -m training report``: the paper's figures reproduced from the shipped models, as a Markdown report.
 
 Everything comes from the model folder (manifest, ONNX files, ``statistics.json``, ``top_images.npz``) through
-the service's own runtime and math (``service.registry``, ``service.statistics``, ``service.featuremaps``,
-``service.explain``); MNIST is read only for the example digits (the first "3", "7" and "9" of the test set, one of
+the service's own runtime and math (``service.runtime.registry``, ``service.studies.statistics``,
+``service.featuremaps``,
+``service.studies.explain``); MNIST is read only for the example digits (the first "3", "7" and "9" of the test set,
+one of
 each digit for the autoencoder, and the first 0, 2, 4, 7 and 9 for the attribution maps). Writes ``README.md`` and
 its PNG figures into the output folder.
 """
@@ -18,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from service.attribution import METHODS
-from service.attribution.heatmap import heat_map
 from service.contract import (
     AUTOENCODER,
     CLASSIFIER,
@@ -30,13 +31,14 @@ from service.contract import (
     AttributionStatistics,
     plot_name,
 )
-from service.digit_judge import OUTPUTS
-from service.evolution import EvolutionUnavailable, NotRecorded, load_evolution
-from service.explain import explain
-from service.featuremaps.grids import side_by_side, tile
-from service.inference import filter_projections, layer_activity, projection_of_digit
-from service.registry import ModelLoadError, load_registry
-from service.statistics import DatasetStatistics, StatisticsUnavailable, load_statistics
+from service.pictures.grids import side_by_side, tile
+from service.pictures.heatmap import heat_map
+from service.runtime.registry import ModelLoadError, load_registry
+from service.studies.digit_judge import OUTPUTS
+from service.studies.evolution import EvolutionUnavailable, NotRecorded, load_evolution
+from service.studies.explain import explain
+from service.studies.layers import filter_projections, layer_activity, projection_of_digit
+from service.studies.statistics import DatasetStatistics, StatisticsUnavailable, load_statistics
 from training import plots
 from training.analyze import AnalysisError
 from training.data import load_split
@@ -536,7 +538,8 @@ class Report:
 
     def attribution_tiles(self, digits: tuple[int, ...] = ATTRIBUTION_DIGITS) -> AttributionTiles:
         """The first test image of each of ``digits`` and its map by every attribution method for the predicted class,
-        computed by the service (``service.explain``) and coloured as it colours them (``heat_map``: diverging for
+        computed by the service (``service.studies.explain``) and coloured as it colours them (``heat_map``: diverging
+        for
         signed maps, sequential for Grad-CAM's; Grad-CAM and occlusion at input size)."""
         indices = [self.first[d] for d in digits]
         images = _input(self.images[indices])

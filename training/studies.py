@@ -1,7 +1,7 @@
 """The studies ``python -m training analyze`` adds to the statistics, beyond the active filters:
 
 - feature invariance (Zeiler and Fergus' figure 5) averaged over the first ``INVARIANCE_IMAGES`` images, per
-  transform and per digit (``service.invariance`` does the transforms, as the service does for one upload);
+  transform and per digit (``service.studies.invariance`` does the transforms, as the service does for one upload);
 - the optimized inputs of every filter and class (``training.optimize``), with each one's activation measured
   through onnxruntime next to the largest over the analysed images;
 - the "is this a digit?" judge (``training.judge``), fitted and calibrated.
@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from service.contract import DIGIT_JUDGE_FILE, LABELS, OPTIMIZED_INPUTS_FILE, PROBABILITIES
-from service.invariance import LAYERS, TRANSFORMS, amounts, layer_distances, transformed
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
+from service.studies.invariance import LAYERS, TRANSFORMS, amounts, layer_distances, transformed
 
 INVARIANCE_IMAGES = 1000
 IMAGES_PER_RUN = 24
@@ -139,12 +139,12 @@ ATTRIBUTION_CHUNK = 100  # images per call: each method's maps, then their curve
 
 
 def attribution_statistics(model: LoadedModel, images: np.ndarray, progress: bool = True) -> dict:
-    """Faithfulness of every attribution method (``service.explain``, the service's own maps, default
+    """Faithfulness of every attribution method (``service.studies.explain``, the service's own maps, default
     parameters) over uint8 ``images`` (N, 28, 28): the mean deletion and insertion curves of each method's maps
     for the predicted class, and of a random pixel order (``attribution.faithfulness``, steps of 1/32)."""
     from service.attribution import METHODS
     from service.attribution.faithfulness import STEPS, curves, faithfulness
-    from service.explain import Limits, explain
+    from service.studies.explain import Limits, explain
 
     inputs = images.astype(np.float32) / 255.0
     n = len(inputs)

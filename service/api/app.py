@@ -9,13 +9,13 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from threadpoolctl import threadpool_limits
 
-from service.api.admission_control import AdmissionControl
-from service.api.auth import require_api_key
-from service.api.caching import FixedContentCaching
-from service.api.classify_shortcut import ClassifyShortcut
 from service.api.deps import judge_in, judge_outputs
 from service.api.errors import install_error_handlers
-from service.api.monitoring import Metrics, RequestMonitor
+from service.api.middleware.admission_control import AdmissionControl
+from service.api.middleware.auth import require_api_key
+from service.api.middleware.caching import FixedContentCaching
+from service.api.middleware.classify_shortcut import ClassifyShortcut
+from service.api.middleware.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
     activations,
     active_filters,
@@ -38,12 +38,12 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
-from service.digit_judge_graph import attach_judges
-from service.evolution import load_all_evolution
-from service.inference_gate import InferenceGate
-from service.microbatching import MicroBatcher
-from service.registry import load_registry
-from service.statistics import load_all_statistics
+from service.graphs.digit_judge_graph import attach_judges
+from service.runtime.inference_gate import InferenceGate
+from service.runtime.microbatching import MicroBatcher
+from service.runtime.registry import load_registry
+from service.studies.evolution import load_all_evolution
+from service.studies.statistics import load_all_statistics
 
 DESCRIPTION = """Look inside the paper's MNIST convolutional network: classify a digit, read every layer's
 activations, find the active filters, project feature maps back to pixels (deconvolution) and run the

@@ -11,18 +11,18 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from service import imaging
 from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.contract import CLASSIFIER, STATISTICS_NORM
-from service.digit_judge import OUTPUTS, DigitJudgeModel
-from service.digit_judge_graph import SCORE
-from service.explain import Limits
 from service.featuremaps.norms import THRESHOLD_RULES
-from service.npy_images import check_count, parse_npy
-from service.registry import LoadedModel, Registry
-from service.statistics import DATASET_THRESHOLD, DatasetStatistics
+from service.graphs.digit_judge_graph import SCORE
+from service.images import decoding
+from service.images.npy import check_count, parse_npy
+from service.runtime.registry import LoadedModel, Registry
+from service.studies.digit_judge import OUTPUTS, DigitJudgeModel
+from service.studies.explain import Limits
+from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics
 
 
 async def app_settings(request: Request) -> Settings:
@@ -150,26 +150,26 @@ async def uploaded_digit(
     """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
     settings: Settings = request.app.state.settings  # read here: one dependency less to resolve per request
     data = await image_bytes(request)
-    if len(data) > imaging.INLINE_BYTES:
+    if len(data) > decoding.INLINE_BYTES:
         return await run_in_threadpool(_prepare, data, settings, preprocess)
     # a small file: the header walk (a fixed budget) is cheap enough for the event loop, and decoding skips it
-    header = imaging.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
-    if imaging.cheap_to_decode(data, header):
-        return _prepare(data, settings, preprocess, imaging.decode_checked)
-    return await run_in_threadpool(_prepare, data, settings, preprocess, imaging.decode_checked)
+    header = decoding.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
+    if decoding.cheap_to_decode(data, header):
+        return _prepare(data, settings, preprocess, decoding.decode_checked)
+    return await run_in_threadpool(_prepare, data, settings, preprocess, decoding.decode_checked)
 
 
 def _prepare(
-    data: bytes, settings: Settings, preprocess: str, decode: Callable[..., np.ndarray] = imaging.decode
+    data: bytes, settings: Settings, preprocess: str, decode: Callable[..., np.ndarray] = decoding.decode
 ) -> np.ndarray:
-    """``data`` decoded (by ``decode``: ``imaging.decode_checked`` once its header is checked) and prepared."""
+    """``data`` decoded (by ``decode``: ``decoding.decode_checked`` once its header is checked) and prepared."""
     gray = decode(
         data,
         max_pixels=settings.max_pixels,
         formats=frozenset(settings.image_formats),
         max_aspect_ratio=settings.max_aspect_ratio,
     )
-    return imaging.prepare(gray, preprocess)
+    return decoding.prepare(gray, preprocess)
 
 
 async def uploaded_batch(
@@ -287,7 +287,7 @@ AttributionLimits = Annotated[Limits, Depends(attribution_limits)]
 
 class AttributionParams(BaseModel):
     """The query of an attribution request: the class to explain and the method's own parameters, each None for
-    its default (``service.explain`` checks the ones the method reads against its range and the limits)."""
+    its default (``service.studies.explain`` checks the ones the method reads against its range and the limits)."""
 
     target: int | None = Field(None, description="the class to explain, 0-9 (default: the predicted one)")
     steps: int | None = Field(None, description="integrated-gradients: path steps (default 50, at most the limit)")
@@ -299,7 +299,7 @@ class AttributionParams(BaseModel):
     stride: int | None = Field(None, description="occlusion: the square's step in pixels, 1-28 (default 2)")
 
     def method_parameters(self) -> dict[str, Any]:
-        """The method parameters the request set (all but ``target``), for ``service.explain``."""
+        """The method parameters the request set (all but ``target``), for ``service.studies.explain``."""
         return self.model_dump(exclude={"target"}, exclude_none=True)
 
 

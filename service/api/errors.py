@@ -9,14 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import imaging
-from service.explain import UnknownMethod
-from service.inference import NotApplicable, UnknownLayer
-from service.inference_gate import Busy
-from service.invariance import UnknownTransform
-from service.npy_images import BatchError, TooManyImages
-from service.output_budget import OutputTooLarge
-from service.statistics import StatisticsUnavailable
+from service.images import decoding
+from service.images.npy import BatchError, TooManyImages
+from service.runtime.inference_gate import Busy
+from service.runtime.output_budget import OutputTooLarge
+from service.studies.explain import UnknownMethod
+from service.studies.invariance import UnknownTransform
+from service.studies.layers import NotApplicable, UnknownLayer
+from service.studies.statistics import StatisticsUnavailable
 
 
 class ApiError(Exception):
@@ -59,12 +59,12 @@ class UnsupportedMediaType(ApiError):
 
 
 IMAGE_ERRORS = {
-    imaging.UnsupportedFormatError: (415, "unsupported_format"),
-    imaging.ImageTooLargeError: (413, "too_many_pixels"),
-    imaging.AspectRatioError: (422, "aspect_ratio"),
-    imaging.MalformedImageError: (400, "too_many_segments"),
-    imaging.CorruptImageError: (400, "corrupt_image"),
-    imaging.NoDigitError: (422, "no_digit"),
+    decoding.UnsupportedFormatError: (415, "unsupported_format"),
+    decoding.ImageTooLargeError: (413, "too_many_pixels"),
+    decoding.AspectRatioError: (422, "aspect_ratio"),
+    decoding.MalformedImageError: (400, "too_many_segments"),
+    decoding.CorruptImageError: (400, "corrupt_image"),
+    decoding.NoDigitError: (422, "no_digit"),
 }
 
 # The core's exceptions whose message is the answer as it is: the status each maps to.
@@ -131,8 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
             _count_rejection(request, exc.rejected_upload)
         return _json(request, exc.status, exc.message, exc.headers)
 
-    @app.exception_handler(imaging.ImageError)
-    async def image_error(request: Request, exc: imaging.ImageError) -> JSONResponse:
+    @app.exception_handler(decoding.ImageError)
+    async def image_error(request: Request, exc: decoding.ImageError) -> JSONResponse:
         status, reason = next((v for kind, v in IMAGE_ERRORS.items() if isinstance(exc, kind)), (422, "unusable_image"))
         _count_rejection(request, reason)
         return _json(request, status, str(exc))

@@ -12,10 +12,10 @@ from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from service.cancellation import checkpoint
-from service.featuremaps.grids import side_by_side, tile, to_uint8, upscale_nearest
-from service.featuremaps.labels import labelled_grid, labelled_row, labelled_top_images, with_caption
-from service.png_encoding import png_bytes as encode_png
+from service.pictures.grids import side_by_side, tile, to_uint8, upscale_nearest
+from service.pictures.labels import labelled_grid, labelled_row, labelled_top_images, with_caption
+from service.pictures.png import png_bytes as encode_png
+from service.runtime.cancellation import checkpoint
 
 PNG = "image/png"
 Labels = Annotated[
@@ -51,7 +51,7 @@ def document_response(document: dict) -> Response:
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """Encode a 2-D uint8 array as a grayscale PNG (``service.png_encoding``: fast, for short-lived pictures)."""
+    """Encode a 2-D uint8 array as a grayscale PNG (``service.pictures.png``: fast, for short-lived pictures)."""
     checkpoint()
     return encode_png(pixels)
 

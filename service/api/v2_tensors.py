@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.api.errors import ApiError, NotFound, PayloadTooLarge
 from service.contract import INPUT_NAME
-from service.npy_images import check_count
-from service.registry import LoadedModel
+from service.images.npy import check_count
+from service.runtime.registry import LoadedModel
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_DATA_SIZE = "binary_data_size"

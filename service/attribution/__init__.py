@@ -19,7 +19,7 @@ from service.attribution.gradient_x_input import gradient_x_input
 from service.attribution.guided_backprop import guided_backprop
 from service.attribution.inputs import Choice, Range
 from service.attribution.saliency import saliency
-from service.attribution.weights import ClassifierWeights, classifier_weights
+from service.graphs.classifier_weights import ClassifierWeights, classifier_weights
 
 __all__ = ["METHODS", "ClassifierWeights", "GuidedBackpropNeedsRelu", "Method", "classifier_weights"]
 

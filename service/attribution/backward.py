@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.attribution.backward_graph import OUTPUTS, SPATIAL, graphs_of
-from service.attribution.weights import ClassifierWeights
+from service.graphs.backward_graph import OUTPUTS, SPATIAL, graphs_of
+from service.graphs.classifier_weights import ClassifierWeights
 
 CHUNK = 256  # images per forward/backward pass when a method evaluates many copies of each image
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.attribution.inputs import Range, RunFn, batch
-from service.attribution.weights import IMAGE_SIZE
+from service.graphs.classifier_weights import IMAGE_SIZE
 
 STEPS = 32
 SEED = Range(default=0, low=0, high=2**32 - 1)

@@ -11,7 +11,7 @@ import numpy as np
 
 from service.attribution.backward import layer_gradients
 from service.attribution.inputs import Choice, RunFn, batch
-from service.attribution.weights import ClassifierWeights
+from service.graphs.classifier_weights import ClassifierWeights
 
 LAYER = Choice(default="conv2", options=("conv1", "conv2", "pool"))
 

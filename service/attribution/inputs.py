@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.attribution.weights import CLASSES, IMAGE_SIZE
+from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE
 
 PREDICTED = -1  # a target standing for the image's predicted class, for the methods that find it themselves
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from service.attribution.backward import summed_input_gradients
 from service.attribution.inputs import Range, RunFn, batch
-from service.attribution.weights import ClassifierWeights
+from service.graphs.classifier_weights import ClassifierWeights
 
 STEPS = Range(default=50, low=2, high=512)
 

@@ -24,9 +24,9 @@ import numpy as np
 import onnx
 from numpy.lib.stride_tricks import sliding_window_view
 
-from service.attribution.backward_graph import GraphBuilder, conv_layers, dense_layers, graphs_of, report
 from service.attribution.inputs import PREDICTED, Range, RunFn, batch
-from service.attribution.weights import CLASSES, IMAGE_SIZE, ClassifierWeights
+from service.graphs.backward_graph import GraphBuilder, conv_layers, dense_layers, graphs_of, report
+from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, ClassifierWeights
 
 PATCH = Range(default=4, low=1, high=IMAGE_SIZE)
 STRIDE = Range(default=2, low=1, high=IMAGE_SIZE)

@@ -6,7 +6,7 @@ import numpy as np
 
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
-from service.attribution.weights import ClassifierWeights
+from service.graphs.classifier_weights import ClassifierWeights
 
 
 def saliency(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray) -> np.ndarray:

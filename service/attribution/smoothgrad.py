@@ -12,7 +12,7 @@ import numpy as np
 
 from service.attribution.backward import summed_input_gradients
 from service.attribution.inputs import Range, RunFn, batch
-from service.attribution.weights import IMAGE_SIZE, ClassifierWeights
+from service.graphs.classifier_weights import IMAGE_SIZE, ClassifierWeights
 
 SAMPLES = Range(default=25, low=1, high=200)
 NOISE = Range(default=0.15, low=0.0, high=1.0, integer=False)

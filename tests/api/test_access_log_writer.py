@@ -3,7 +3,7 @@
 import logging
 import threading
 
-from service.api.monitoring import BackgroundLogHandler
+from service.api.middleware.monitoring import BackgroundLogHandler
 
 
 class RecordingStream:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from service.api import classify_shortcut
+from service.api.middleware import classify_shortcut
 from tests.helpers import ROOT, post_image
 
 CORRUPT = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -14,8 +14,8 @@ from PIL import Image
 from service.api.app import create_app
 from service.api.settings import Settings
 from service.contract import EVOLUTION_FILE
-from service.featuremaps.labels import ROW_GAP as LABEL_GAP
-from service.featuremaps.labels import ROW_LABEL_HEIGHT as LABEL_HEIGHT
+from service.pictures.labels import ROW_GAP as LABEL_GAP
+from service.pictures.labels import ROW_LABEL_HEIGHT as LABEL_HEIGHT
 from tests.helpers import MODELS, decode_png, link_shipped_models
 
 EPOCHS = [1, 2, 3, 5, 8, 15]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
 from tests.api.conftest import make_client
 from tests.helpers import decode_png, encode, post_image
 

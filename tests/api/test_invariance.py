@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.invariance import transformed
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
+from service.studies.invariance import transformed
 from tests.api.conftest import MODELS
 from tests.helpers import decode_png, encode, post_image
 

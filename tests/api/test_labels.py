@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.featuremaps.grids import GAP
-from service.featuremaps.labels import (
+from service.pictures.grids import GAP
+from service.pictures.labels import (
     CAPTION_SIZE,
     UNDER_SIZE,
     caption,

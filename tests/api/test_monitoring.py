@@ -5,7 +5,7 @@ import logging
 import multiprocessing
 import re
 
-from service.api.monitoring import new_request_id
+from service.api.middleware.monitoring import new_request_id
 from tests.helpers import post_image
 
 

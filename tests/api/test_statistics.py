@@ -15,7 +15,7 @@ from PIL import Image
 
 from service.api.app import create_app
 from service.api.settings import Settings
-from service.featuremaps.grids import tile, to_uint8
+from service.pictures.grids import tile, to_uint8
 from tests.api.conftest import MODELS
 from tests.helpers import decode_png, encode, post_image
 

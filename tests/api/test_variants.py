@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.api.settings import Settings
 from service.contract import VARIANTS_DIR
-from service.featuremaps.labels import ROW_GAP, ROW_LABEL_HEIGHT
-from service.registry import ModelLoadError, load_registry, verify_model_files
+from service.pictures.labels import ROW_GAP, ROW_LABEL_HEIGHT
+from service.runtime.registry import ModelLoadError, load_registry, verify_model_files
 from tests.helpers import decode_png, link_shipped_models, post_image
 
 VARIANTS = ("relu-adam", "relu-sgd", "tanh-adam", "tanh-sgd")

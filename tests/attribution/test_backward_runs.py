@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service import split_runs
 from service.attribution import METHODS
-from service.attribution.backward_graph import Decisions, RunPolicy, run_policy
 from service.attribution.inputs import PREDICTED
+from service.graphs.backward_graph import Decisions, RunPolicy, run_policy
+from service.runtime import split_runs
 
 IMAGES = 300  # real test digits: enough for close calls between two classes, and more than one run of 64
 

@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 from service.attribution import classifier_weights
-from service.registry import conv_kernels
+from service.runtime.registry import conv_kernels
 from tests.attribution.conftest import ROOT
 
 

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 
 from service.contract import EVOLUTION_FILE, SPATIAL_LAYERS, evolution_key
-from service.inference import filter_projections
-from service.registry import load_registry
+from service.runtime.registry import load_registry
+from service.studies.layers import filter_projections
 from tests.helpers import MODELS
 from training.config import TrainConfig
 from training.data import sha256_of

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.invariance import LAYERS, invariance
-from service.registry import load_registry
+from service.runtime.registry import load_registry
+from service.studies.invariance import LAYERS, invariance
 from tests.helpers import MODELS
 from training.judge import roc_auc
 from training.studies import invariance_statistics

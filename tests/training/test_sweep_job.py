@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.api.settings import Settings
 from service.contract import VARIANTS_DIR
-from service.registry import model_files
+from service.runtime.registry import model_files
 from tests.helpers import ROOT, encode, link_shipped_models, post_image
 from training.config import VARIANT_NAMES
 

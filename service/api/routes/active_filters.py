@@ -8,7 +8,7 @@ from service.api.error_responses import ERRORS
 from service.api.render import json_response
 from service.api.schemas import ActiveFilters
 from service.api.uploads import IMAGE_BODY
-from service.inference import layer_activity, spatial_layer
+from service.studies.layers import layer_activity, spatial_layer
 
 router = APIRouter(prefix="/v1/active-filters", tags=["active filters"], responses=ERRORS)
 

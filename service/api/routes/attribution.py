@@ -1,4 +1,4 @@
-"""Why the network decides: attribution maps of one upload or a batch (``service.explain``, the math in
+"""Why the network decides: attribution maps of one upload or a batch (``service.studies.explain``, the math in
 ``service.attribution``), and their faithfulness over the test set (``python -m training analyze``)."""
 
 from typing import Annotated, Literal
@@ -28,9 +28,9 @@ from service.api.schemas import (
     AttributionStatisticsAnswer,
 )
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
-from service.attribution.heatmap import heat_map
 from service.contract import plot_name
-from service.explain import Explanation, explain
+from service.pictures.heatmap import heat_map
+from service.studies.explain import Explanation, explain
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
 

@@ -9,7 +9,7 @@ from service.api.error_responses import ERRORS
 from service.api.render import PNG_RESPONSE, Labels, grid_png, json_response, map_png
 from service.api.schemas import Encoding, Reconstruction
 from service.api.uploads import IMAGE_BODY
-from service.featuremaps.labels import caption
+from service.pictures.labels import caption
 
 router = APIRouter(prefix="/v1/autoencoder", tags=["autoencoder"], responses=ERRORS)
 

@@ -11,8 +11,8 @@ from service.api.error_responses import ERRORS
 from service.api.render import document_response, json_response
 from service.api.schemas import BatchClassification, Classification
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
-from service.inference import require_classifier
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
+from service.studies.layers import require_classifier
 
 router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 

@@ -12,8 +12,8 @@ from service.api.errors import Unprocessable
 from service.api.render import PNG_RESPONSE, json_response, labelled_row_png
 from service.api.schemas import ComparedProjection, ProjectionComparison
 from service.api.uploads import IMAGE_BODY
-from service.inference import check_filter, is_paper_classifier, projection_of_digit
-from service.registry import LoadedModel, Registry
+from service.runtime.registry import LoadedModel, Registry
+from service.studies.layers import check_filter, is_paper_classifier, projection_of_digit
 
 router = APIRouter(prefix="/v1/compare", tags=["compare"], responses=ERRORS)
 

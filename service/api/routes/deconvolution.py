@@ -8,8 +8,8 @@ from service.api.error_responses import ERRORS
 from service.api.render import PNG_RESPONSE, Labels, grid_png, json_response, map_png
 from service.api.schemas import Projection
 from service.api.uploads import IMAGE_BODY
-from service.featuremaps.labels import caption
-from service.inference import check_filter, projection_of_digit
+from service.pictures.labels import caption
+from service.studies.layers import check_filter, projection_of_digit
 
 router = APIRouter(prefix="/v1/deconvolution", tags=["deconvolution"], responses=ERRORS)
 

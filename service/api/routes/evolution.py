@@ -13,10 +13,10 @@ from service.api.error_responses import EVOLUTION_ERRORS
 from service.api.errors import ApiError, NotFound
 from service.api.render import PNG_RESPONSE, json_response, labelled_row_png
 from service.api.schemas import EvolutionEpoch, FilterEvolution
-from service.evolution import EvolutionUnavailable, FeatureEvolution
-from service.featuremaps.grids import to_uint8
-from service.inference import check_filter
-from service.registry import LoadedModel
+from service.pictures.grids import to_uint8
+from service.runtime.registry import LoadedModel
+from service.studies.evolution import EvolutionUnavailable, FeatureEvolution
+from service.studies.layers import check_filter
 
 router = APIRouter(prefix="/v1/filters", tags=["filters"], responses=EVOLUTION_ERRORS)
 

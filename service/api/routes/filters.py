@@ -12,8 +12,8 @@ from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import Unprocessable
 from service.api.render import PNG_RESPONSE, Labels, grid_png, top_images_png
 from service.api.schemas import ConvWeights, TopImages
-from service.featuremaps.labels import caption
-from service.inference import check_filter, filter_projections
+from service.pictures.labels import caption
+from service.studies.layers import check_filter, filter_projections
 
 router = APIRouter(prefix="/v1/filters", tags=["filters"], responses=STATISTICS_ERRORS)
 

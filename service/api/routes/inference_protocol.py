@@ -29,7 +29,7 @@ from service.api.v2_tensors import (
     model_metadata,
     read_inference,
 )
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
 
 TAGS = ["open inference protocol (KServe v2)"]
 

@@ -13,9 +13,9 @@ from service.api.error_responses import ERRORS
 from service.api.render import json_response, png_bytes
 from service.api.schemas import ActivationGrid, InspectedLayer, Inspection
 from service.api.uploads import IMAGE_BODY
-from service.digit_judge import OUTPUTS
-from service.featuremaps.grids import tile, to_uint8
-from service.inference import layer_activity, require_classifier, spatial_layers
+from service.pictures.grids import tile, to_uint8
+from service.studies.digit_judge import OUTPUTS
+from service.studies.layers import layer_activity, require_classifier, spatial_layers
 
 router = APIRouter(prefix="/v1", tags=["inspect"], responses=ERRORS)
 

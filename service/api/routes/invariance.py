@@ -22,9 +22,9 @@ from service.api.schemas import (
 )
 from service.api.uploads import IMAGE_BODY
 from service.contract import plot_name
-from service.featuremaps.grids import to_uint8
-from service.invariance import DEFAULT_STEPS, MAX_STEPS, TRANSFORMS, invariance, transform_spec
-from service.invariance_figure import invariance_png
+from service.pictures.grids import to_uint8
+from service.pictures.invariance_figure import invariance_png
+from service.studies.invariance import DEFAULT_STEPS, MAX_STEPS, TRANSFORMS, invariance, transform_spec
 
 router = APIRouter(prefix="/v1", tags=["invariance"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from service.api.deps import RegistryDep, find_model
 from service.api.error_responses import LOOKUP_ERRORS
 from service.api.schemas import Layer, ModelDetail, ModelList, ModelSummary
-from service.registry import LoadedModel
+from service.runtime.registry import LoadedModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=LOOKUP_ERRORS)
 

@@ -13,9 +13,9 @@ from service.api.errors import NotFound
 from service.api.render import PNG, PNG_RESPONSE, json_response, png_bytes
 from service.api.schemas import OptimizedInput
 from service.contract import CLASSES_KEY
-from service.featuremaps.grids import tile, upscale_nearest
-from service.inference import check_filter, spatial_layer
-from service.statistics import DatasetStatistics
+from service.pictures.grids import tile, upscale_nearest
+from service.studies.layers import check_filter, spatial_layer
+from service.studies.statistics import DatasetStatistics
 
 router = APIRouter(prefix="/v1", tags=["optimized inputs"], responses=STATISTICS_ERRORS)
 

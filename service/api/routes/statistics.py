@@ -20,7 +20,7 @@ from service.api.schemas import (
     TrainingHistory,
 )
 from service.contract import RULES, plot_name
-from service.statistics import DatasetStatistics
+from service.studies.statistics import DatasetStatistics
 
 router = APIRouter(prefix="/v1/statistics", tags=["statistics"], responses=STATISTICS_ERRORS)
 

@@ -1,0 +1,203 @@
+"""Admission control for every request that costs CPU: bounded uploads, bounded waiting, 503 fast.
+
+A pure ASGI middleware. For each request outside the open paths (health, metrics, the page and the docs):
+
+1. at most ``max_in_flight`` such requests at once, beyond that 503 at once (health never counts);
+2. the body is received in full before any work starts, counted as it streams: over ``max_body_bytes`` is 413,
+   and every body being received counts against ``max_buffered_bytes`` (over it: 503), so a slow uploader holds
+   memory it declared, never a work slot;
+3. then the request waits at most ``wait_seconds`` for one of ``work_slots`` (decoding, inference, the maths,
+   PNG encoding all run under it): still none free, 503 with Retry-After;
+4. while the work runs, a client that hangs up cancels it at its next step boundary (``service.runtime.cancellation``).
+
+The answer's status is then the app's; a request whose client left is recorded as 499.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import error_document
+from service.api.http_protocol import OVER_CONNECTION_CAP
+from service.api.middleware.monitoring import CLIENT_GONE, Metrics
+from service.runtime.cancellation import current_token
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A request's work runs this long before a task starts watching for its client hanging up: the watch then cancels
+# the work at its next step boundary, and the many requests answered sooner never pay for a task of their own.
+WATCH_AFTER_SECONDS = 0.05
+
+
+async def send_error(scope: Scope, send: Send, status: int, message: str, retry_after: bool = False) -> None:
+    """A JSON error answer sent straight from the middleware."""
+    body = json.dumps(error_document(scope["path"], status, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AdmissionControl:
+    """Bounds the requests that do work: how many are in flight, the bytes they buffer, and how many compute."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        open_path: Callable[[str], bool],
+        max_body_bytes: int,
+        max_buffered_bytes: int,
+        work_slots: int,
+        wait_seconds: float,
+        max_in_flight: int,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.open_path = open_path
+        self.max_body_bytes = max_body_bytes
+        self.max_buffered_bytes = max_buffered_bytes
+        self.wait_seconds = wait_seconds
+        self.max_in_flight = max_in_flight
+        self.slots = asyncio.Semaphore(work_slots)
+        self.in_flight = 0
+        self.buffered = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.open_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        cap = scope.get("state", {}).get(OVER_CONNECTION_CAP)
+        if cap is not None:
+            await self._busy(scope, send, "connections", f"the service holds more than {cap} connections, its limit")
+            return
+        if self.in_flight >= self.max_in_flight:
+            await self._busy(
+                scope, send, "in_flight", f"the service is busy: {self.max_in_flight} requests are in flight"
+            )
+            return
+        self.in_flight += 1
+        reserved = [0]
+        try:
+            body = b""
+            if scope["method"] in BODY_METHODS:
+                body = await self._receive_body(scope, receive, send, reserved)
+                if body is None:
+                    return
+            await self._admitted(scope, receive, send, body)
+        finally:
+            self.in_flight -= 1
+            self.buffered -= reserved[0]
+
+    def _reserve(self, reserved: list[int], size: int) -> bool:
+        """Count ``size`` more bytes of this request against the shared buffer budget; False when over it."""
+        extra = size - reserved[0]
+        if extra <= 0:
+            return True
+        if self.buffered + extra > self.max_buffered_bytes:
+            return False
+        self.buffered += extra
+        reserved[0] = size
+        return True
+
+    async def _receive_body(self, scope: Scope, receive: Receive, send: Send, reserved: list[int]) -> bytes | None:
+        """The whole body within the limits; None when an answer was already sent or the client left."""
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            self.metrics.rejected_uploads.labels("too_many_bytes").inc()
+            await send_error(
+                scope, send, 413, f"upload of {int(declared)} bytes is over the limit of {self.max_body_bytes} bytes"
+            )
+            return None
+        if declared.isdigit() and not self._reserve(reserved, int(declared)):
+            return await self._uploads_busy(scope, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope.setdefault("state", {})[CLIENT_GONE] = True
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                self.metrics.rejected_uploads.labels("too_many_bytes").inc()
+                await send_error(scope, send, 413, f"upload is over the limit of {self.max_body_bytes} bytes")
+                return None
+            if not self._reserve(reserved, size):
+                return await self._uploads_busy(scope, send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _busy(self, scope: Scope, send: Send, reason: str, message: str) -> None:
+        """503 with Retry-After, counted by what was full."""
+        self.metrics.busy.labels(reason).inc()
+        await send_error(scope, send, 503, f"{message}; retry after a second", retry_after=True)
+
+    async def _uploads_busy(self, scope: Scope, send: Send) -> None:
+        await self._busy(
+            scope,
+            send,
+            "uploads",
+            f"the service is busy receiving {self.buffered:,} bytes of uploads (its limit is "
+            f"{self.max_buffered_bytes:,})",
+        )
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        """Run the app under a work slot, the body replayed, watching for the client hanging up."""
+        if self.slots.locked():  # a free slot is taken at once: no timer to arm
+            try:
+                async with asyncio.timeout(self.wait_seconds):  # not wait_for: on 3.11 it can swallow a cancellation
+                    await self.slots.acquire()
+            except TimeoutError:
+                await self._busy(
+                    scope,
+                    send,
+                    "work",
+                    f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s",
+                )
+                return
+        else:
+            await self.slots.acquire()
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[Message] = loop.create_future()
+        watcher: list[asyncio.Task] = []
+        # most requests are answered before the watcher would start, and then cost no task at all
+        start_watching = loop.call_later(
+            WATCH_AFTER_SECONDS, lambda: watcher.append(asyncio.create_task(self._watch(scope, receive, gone)))
+        )
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await asyncio.shield(gone)
+
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            start_watching.cancel()
+            for task in watcher:
+                task.cancel()
+            self.slots.release()
+
+    @staticmethod
+    async def _watch(scope: Scope, receive: Receive, gone: asyncio.Future[Message]) -> None:
+        """Wait for the client to hang up; then cancel the request's work and note it for the access log."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        token = current_token()
+        if token is not None:
+            token.cancel("the client disconnected")
+        scope.setdefault("state", {})[CLIENT_GONE] = True
+        if not gone.done():
+            gone.set_result(message)

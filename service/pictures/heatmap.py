@@ -1,0 +1,80 @@
+"""Attribution maps drawn as heat maps over the network's 28x28 input (plain numpy, no matplotlib).
+
+A signed map gets a diverging colour map centred on zero (blue for negative, red for positive, the end colours of
+Moreland's cool-warm), scaled to [-m, m] with m = max |map|; a non-negative map gets a sequential one (black-red-
+yellow-white, like matplotlib's ``hot``), scaled to [0, max]. Each pixel of the input (gray) is blended with its
+colour in proportion to the map's magnitude there, so that zero attribution shows the digit as it is and the
+strongest pixels their full colour. The range is returned for the legend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from service.graphs.classifier_weights import IMAGE_SIZE
+
+# Anchors (position in [0, 1], RGB) of the two colour maps, interpolated linearly.
+DIVERGING = ((0.0, (59, 76, 192)), (0.5, (221, 221, 221)), (1.0, (180, 4, 38)))
+SEQUENTIAL = ((0.0, (0, 0, 0)), (0.4, (230, 0, 0)), (0.8, (255, 210, 0)), (1.0, (255, 255, 255)))
+DIVERGING_NAME, SEQUENTIAL_NAME = "diverging", "sequential"
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """The picture (H, W, 3) uint8, the colour map's name and the values at its two ends (the legend)."""
+
+    rgb: np.ndarray
+    colormap: str
+    low: float
+    high: float
+
+
+def colormap(positions: np.ndarray, anchors: tuple = DIVERGING) -> np.ndarray:
+    """RGB (..., 3) float in [0, 255] of ``positions`` in [0, 1] along the anchors (clipped outside)."""
+    where = np.array([a[0] for a in anchors])
+    colours = np.array([a[1] for a in anchors], dtype=np.float64)
+    t = np.clip(np.asarray(positions, dtype=np.float64), 0, 1)
+    return np.stack([np.interp(t, where, colours[:, c]) for c in range(3)], axis=-1)
+
+
+def to_input_size(values: np.ndarray) -> np.ndarray:
+    """A layer's map (H, W) placed over the 28x28 input where its units look.
+
+    conv1's unit (i, j) is centred on input pixel (i+1, j+1) and conv2's on (i+2, j+2), so their 26x26 and 24x24
+    maps are padded with zeros by 1 and 2; a pool unit covers 2x2 conv2 units, so its 12x12 map is repeated 2x2
+    and padded by 2. Any other size is resized bilinearly (as pytorch-grad-cam does). 28x28 maps are returned as
+    they are.
+    """
+    m = np.asarray(values, dtype=np.float32)
+    size = m.shape[0]
+    if m.shape == (IMAGE_SIZE, IMAGE_SIZE):
+        return m
+    if m.shape[0] == m.shape[1] and size * 2 + 4 == IMAGE_SIZE:
+        m, size = np.kron(m, np.ones((2, 2), np.float32)), size * 2
+    if m.shape[0] == m.shape[1] and (IMAGE_SIZE - size) % 2 == 0 and 0 < IMAGE_SIZE - size <= 4:
+        return np.pad(m, (IMAGE_SIZE - size) // 2)
+    return np.asarray(Image.fromarray(m, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
+
+
+def heat_map(image: np.ndarray, values: np.ndarray, signed: bool, scale: int = 1) -> HeatMap:
+    """``values`` (28x28, or a layer's H x W, resized) over the 28x28 ``image`` in [0, 1], upscaled by ``scale``."""
+    m = to_input_size(values).astype(np.float64)
+    gray = np.clip(np.asarray(image, dtype=np.float64).reshape(IMAGE_SIZE, IMAGE_SIZE), 0, 1)[..., None] * 255
+    if signed:
+        top = float(np.abs(m).max())
+        low, high, name = -top, top, DIVERGING_NAME
+        positions = 0.5 + 0.5 * m / top if top > 0 else np.full(m.shape, 0.5)
+        alpha = np.abs(m) / top if top > 0 else np.zeros(m.shape)
+        colours = colormap(positions, DIVERGING)
+    else:
+        top = float(max(m.max(), 0.0))
+        low, high, name = 0.0, top, SEQUENTIAL_NAME
+        positions = np.clip(m, 0, None) / top if top > 0 else np.zeros(m.shape)
+        alpha, colours = positions, colormap(positions, SEQUENTIAL)
+    rgb = np.rint(gray * (1 - alpha[..., None]) + colours * alpha[..., None]).astype(np.uint8)
+    if scale > 1:
+        rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    return HeatMap(rgb, name, low, high)

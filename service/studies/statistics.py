@@ -1,0 +1,231 @@
+"""The dataset statistics shipped beside the models (``python -m training analyze``): loaded, verified, looked up.
+
+``statistics.json`` records the SHA-256 of the classifier it was computed from and of every file it refers to
+(``top_images.npz``, ``plots/*.png``); start-up checks all of them. Statistics are optional: when they are
+absent, stale (another classifier) or damaged, the service still starts, and the endpoints that need them
+answer 503 with the reason and the command that makes them. Pure numpy, no web code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from service.contract import (
+    CLASSIFIER,
+    LABELS,
+    STATISTICS_FILE,
+    STATISTICS_FORMAT,
+    STATISTICS_NORM,
+    SUMMARY,
+    AttributionStatistics,
+    ContractError,
+    FileRef,
+    InvarianceStatistics,
+    LayerStatistics,
+    Statistics,
+    read_document,
+)
+from service.runtime.registry import Registry, variant_dirs
+from service.studies.digit_judge import DigitJudgeModel, load_judge
+
+log = logging.getLogger("convlens.statistics")
+
+DATASET_THRESHOLD = "dataset"
+ANALYZE = "run `python -m training analyze --data-dir MNIST_DIR --model-dir {model_dir}` to compute them"
+
+
+class StatisticsUnavailable(Exception):
+    """The statistics cannot be served; the message says why and how to make them."""
+
+
+@dataclass
+class DatasetStatistics:
+    """Verified statistics: the validated document, the top images (uint8, by dataset index) and the PNG plots."""
+
+    data: Statistics
+    images: dict[int, np.ndarray]
+    plots: dict[str, bytes]
+    hint: str = ANALYZE.format(model_dir="models")
+    optimized: dict[str, np.ndarray] = field(default_factory=dict)
+    judge: DigitJudgeModel | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.data.layers)
+
+    def layer(self, name: str) -> LayerStatistics:
+        """One layer's statistics; KeyError for a layer the statistics do not cover."""
+        return self.data.layers[name]
+
+    def dataset_threshold(self, layer: str) -> float:
+        """The mean L2 norm over every feature map of ``layer`` in the analysed split."""
+        return float(self.layer(layer).dataset_threshold)
+
+    def active_counts(self, layer: str, rule: str, label: int | None = None) -> dict:
+        """Images per [label][filter] in which the filter is active under ``rule``, for every label or one."""
+        stats = self.layer(layer)
+        labels = list(range(LABELS)) if label is None else [label]
+        counts = [stats.active_counts[rule][d] for d in labels]
+        thresholds = None
+        if rule == "filter-label-mean":
+            thresholds = [stats.filter_label_means[d] for d in labels]
+        images = [self.data.label_counts[d] for d in labels]
+        never = [k for k in range(stats.filters) if not any(row[k] for row in counts)]
+        return {
+            "labels": labels,
+            "images": images,
+            "counts": counts,
+            "filter_label_means": thresholds,
+            "dataset_threshold": stats.dataset_threshold if rule == "dataset-mean" else None,
+            "never_active": never,
+        }
+
+    def norm_summary(self, layer: str, label: int | None = None) -> list[dict]:
+        """Box-plot statistics of every filter's norm, over all images or the images of one label."""
+        summary = self.layer(layer).norms["all" if label is None else str(label)]
+        return [{"filter": k, **{name: summary[name][k] for name in SUMMARY}} for k in range(len(summary["median"]))]
+
+    def images_of(self, label: int | None) -> int:
+        return self.data.images if label is None else self.data.label_counts[label]
+
+    def top_images(self, layer: str, filter: int) -> tuple[list[dict], np.ndarray]:
+        """The filter's top images, strongest first: (index, label, norm) each, and the images (9, 28, 28) uint8."""
+        top = self.layer(layer).top_images
+        rows = [
+            {"rank": rank + 1, "index": index, "label": label, "norm": norm}
+            for rank, (index, label, norm) in enumerate(zip(top.indices[filter], top.labels[filter], top.norms[filter]))
+        ]
+        return rows, np.stack([self.images[row["index"]] for row in rows])
+
+    def plot(self, name: str) -> bytes | None:
+        return self.plots.get(name)
+
+    def invariance(self) -> InvarianceStatistics:
+        """The averaged invariance curves; StatisticsUnavailable when these statistics predate them."""
+        if self.data.invariance is None:
+            raise StatisticsUnavailable(f"these dataset statistics have no invariance curves; {self.hint}")
+        return self.data.invariance
+
+    def attribution(self) -> AttributionStatistics:
+        """Every attribution method's faithfulness; StatisticsUnavailable when these statistics predate it."""
+        if self.data.attribution is None:
+            only = self.hint.replace("` to compute them", " --only attribution` to add it")
+            raise StatisticsUnavailable(f"these dataset statistics have no attribution faithfulness; {only}")
+        return self.data.attribution
+
+    def optimized_inputs(self) -> dict[str, np.ndarray]:
+        """The optimized inputs (uint8, N x 28 x 28) by layer and ``classes``; StatisticsUnavailable when absent."""
+        if not self.optimized:
+            raise StatisticsUnavailable(f"these dataset statistics have no optimized inputs; {self.hint}")
+        return self.optimized
+
+
+def _verified(model_dir: Path, ref: FileRef, what: str) -> bytes:
+    path = model_dir / ref.file
+    if not path.is_file():
+        raise StatisticsUnavailable(f"{path} ({what}, listed in {STATISTICS_FILE}) is missing")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != ref.sha256:
+        raise StatisticsUnavailable(
+            f"{path} has SHA-256 {actual}, {STATISTICS_FILE} says {ref.sha256}: the file was changed or truncated"
+        )
+    return data
+
+
+def _load_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file; StatisticsUnavailable naming ``what`` when it cannot be read."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise StatisticsUnavailable(f"the {what} cannot be read: {exc}") from exc
+
+
+def _load_images(data: bytes) -> dict[int, np.ndarray]:
+    arrays = _load_arrays(data, "top images")
+    if not {"indices", "images"} <= set(arrays):
+        raise StatisticsUnavailable("the top images cannot be read: expected the arrays indices and images")
+    indices, images = arrays["indices"], arrays["images"]
+    if images.dtype != np.uint8 or images.shape != (len(indices), 28, 28):
+        raise StatisticsUnavailable(f"the top images are {images.dtype} {images.shape}, expected uint8 (N, 28, 28)")
+    return {int(index): image for index, image in zip(indices, images, strict=True)}
+
+
+def load_statistics(model_dir: Path, registry: Registry, name: str = CLASSIFIER) -> DatasetStatistics:
+    """Read and verify ``model_dir/statistics.json`` and its files against the served model ``name``.
+
+    ``analyze`` names the classifier of its own folder ``classifier``; a variant's folder is served under the
+    variant's name, so the file is checked against the model served as ``name``.
+
+    Raises StatisticsUnavailable with a one-line reason (absent, invalid, made for another classifier,
+    a file changed).
+    """
+    hint = ANALYZE.format(model_dir=model_dir)
+    path = model_dir / STATISTICS_FILE
+    if not path.is_file():
+        raise StatisticsUnavailable(f"no dataset statistics: {path} does not exist; {hint}")
+    try:
+        data = read_document(path, Statistics)
+    except ContractError as exc:
+        raise StatisticsUnavailable(f"{exc}; {hint}") from exc
+    if data.format != STATISTICS_FORMAT:
+        raise StatisticsUnavailable(f"{path} has format {data.format!r}, expected {STATISTICS_FORMAT}; {hint}")
+    if data.model != CLASSIFIER or data.norm != STATISTICS_NORM:
+        raise StatisticsUnavailable(
+            f"{path} describes the {data.norm} norms of {data.model!r}, expected "
+            f"the {STATISTICS_NORM} norms of {CLASSIFIER!r}; {hint}"
+        )
+    model = registry.models.get(name)
+    if model is None:
+        raise StatisticsUnavailable(f"{path} describes model {name!r}, which is not served; {hint}")
+    if data.model_sha256 != model.entry.sha256:
+        raise StatisticsUnavailable(
+            f"{path} was computed from another {data.model} (SHA-256 "
+            f"{data.model_sha256[:12]}…, served: {model.entry.sha256[:12]}…); {hint}"
+        )
+    for layer, stats in data.layers.items():
+        shape = model.layer_shapes.get(layer)
+        if shape is None or shape[-1] != stats.filters:
+            raise StatisticsUnavailable(f"{path}: layer {layer!r} does not match the served {data.model}")
+    images = _load_images(_verified(model_dir, data.top_images, "top images"))
+    plots = {name: _verified(model_dir, ref, "plot") for name, ref in data.plots.items()}
+    optimized = {}
+    if data.optimized_inputs is not None:
+        ref = FileRef(file=data.optimized_inputs.file, sha256=data.optimized_inputs.sha256)
+        optimized = _load_arrays(_verified(model_dir, ref, "optimized inputs"), "optimized inputs")
+        if any(a.dtype != np.uint8 or a.shape[1:] != (28, 28) for a in optimized.values()):
+            raise StatisticsUnavailable("the optimized inputs must be uint8 (N, 28, 28) arrays")
+    judge = None
+    if data.digit_judge is not None:
+        ref = FileRef(file=data.digit_judge.file, sha256=data.digit_judge.sha256)
+        try:
+            judge = load_judge(_load_arrays(_verified(model_dir, ref, "digit judge"), "digit judge"), data.digit_judge)
+        except ValueError as exc:
+            raise StatisticsUnavailable(f"the digit judge cannot be used: {exc}; {hint}") from exc
+    return DatasetStatistics(data, images, plots, hint, optimized, judge)
+
+
+def try_load_statistics(
+    model_dir: Path, registry: Registry, name: str = CLASSIFIER
+) -> DatasetStatistics | StatisticsUnavailable:
+    """The statistics, or the reason they are unavailable (logged as a warning); never stops the service."""
+    try:
+        return load_statistics(model_dir, registry, name)
+    except StatisticsUnavailable as reason:
+        log.warning("dataset statistics of %s unavailable: %s", name, reason)
+        return reason
+
+
+def load_all_statistics(model_dir: Path, registry: Registry) -> dict[str, DatasetStatistics | StatisticsUnavailable]:
+    """The statistics of the shipped classifier and of every served variant, by model name."""
+    folders = {CLASSIFIER: model_dir} if CLASSIFIER in registry.models else {}
+    folders |= {folder.name: folder for folder in variant_dirs(model_dir) if folder.name in registry.models}
+    return {name: try_load_statistics(folder, registry, name) for name, folder in folders.items()}
