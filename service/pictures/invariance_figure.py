@@ -5,17 +5,29 @@ the legend), the tracked class's probability, and the predicted class."""
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from service.pictures.png import png_bytes
-from service.studies.invariance import TRANSFORMS, Invariance
 
 PANEL = (300, 230)
 MARGIN = (46, 40, 14, 40)  # left, top, right, bottom inside a panel
 LAYER_COLOURS = {"conv1": (31, 119, 180), "conv2": (255, 127, 14), "pool": (44, 160, 44), "dense1": (214, 39, 40)}
 INK, GRID, TARGET = (0, 0, 0), (225, 225, 225), (214, 39, 40)
+
+
+class InvarianceCurves(Protocol):
+    """What the figure draws (``service.studies.invariance.Invariance`` has these fields): the amounts of one
+    transform, each layer's distance from the original, the tracked class's probability and the predicted class."""
+
+    transform: str
+    amounts: np.ndarray
+    distance: dict[str, np.ndarray]
+    probability: np.ndarray
+    predicted: np.ndarray
+    target: int
 
 
 @functools.cache
@@ -64,12 +76,12 @@ class _Panel:
             self.draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=colour)
 
 
-def invariance_png(result: Invariance) -> bytes:
-    """The three panels side by side as an RGB PNG."""
+def invariance_png(result: InvarianceCurves, unit: str) -> bytes:
+    """The three panels side by side as an RGB PNG; ``unit`` is the transform's (px, degrees, ...)."""
     x = result.amounts
     image = Image.new("RGB", (3 * PANEL[0], PANEL[1]), "white")
     draw = ImageDraw.Draw(image)
-    xlabel = f"{result.transform} ({TRANSFORMS[result.transform].unit})"
+    xlabel = f"{result.transform} ({unit})"
 
     distance = _Panel(draw, 0, x, (0.0, 1.05))
     distance.axes("distance from the original / its max (legend: max)", xlabel, _ticks(0, 1), ".2f")

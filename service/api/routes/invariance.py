@@ -79,7 +79,7 @@ def invariance_curves(
 ) -> Response:
     result = invariance(model, digit, transform, start, stop, steps, target)
     if format == "png":
-        return Response(invariance_png(result), media_type=PNG)
+        return Response(invariance_png(result, TRANSFORMS[result.transform].unit), media_type=PNG)
     return json_response(
         InvarianceCurves(
             model=model.name,
