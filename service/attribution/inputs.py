@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE
-
-PREDICTED = -1  # a target standing for the image's predicted class, for the methods that find it themselves
+from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, PREDICTED
 
 # LoadedModel.run's signature: images (N,28,28) and the graph outputs to compute -> {output: array}.
 RunFn = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]

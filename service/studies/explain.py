@@ -4,8 +4,8 @@ This is the step the HTTP wing and ``analyze`` share: the method looked up, its 
 method's own ranges and the caller's limits, the target chosen (by default the predicted class), the maps computed
 a chunk of images at a time (a cancellation checkpoint between chunks), and optionally each map's deletion and
 insertion curves (``attribution.faithfulness``). The classifier's weights are read once per model file from its
-ONNX graph. Errors are domain errors: ``UnknownMethod`` and ``inference.UnknownLayer`` (404),
-``inference.NotApplicable`` (422), ``npy_images.TooManyImages`` (413).
+ONNX graph. Errors are the core's kinds (``service.errors``): ``UnknownMethod`` and ``layers.UnknownLayer`` (not
+found), ``layers.NotApplicable`` (not applicable), ``TooMuchWork`` (too large).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from service.attribution.faithfulness import Faithfulness, faithfulness
 from service.attribution.inputs import PREDICTED, Choice, Range
 from service.attribution.occlusion import square_starts
 from service.contract import PROBABILITIES
+from service.errors import NotFoundError, TooLargeError
 from service.graphs.backward_graph import Decisions, RunPolicy, run_policy
-from service.images.npy import TooManyImages
 from service.pictures.heatmap import to_input_size
 from service.runtime.cancellation import checkpoint
 from service.runtime.registry import LoadedModel
@@ -37,8 +37,14 @@ SIGNED = {name: name != "grad-cam" for name in METHODS}  # Grad-CAM is ReLU(...)
 REQUEST_PARAMETERS = ("steps", "samples", "noise", "seed", "layer", "patch", "stride")
 
 
-class UnknownMethod(LookupError):
+class UnknownMethod(NotFoundError, LookupError):
     """No such attribution method; the message lists the methods."""
+
+
+class TooMuchWork(TooLargeError):
+    """A batch whose images x evaluations per image is over the limit; refused like a batch of too many images."""
+
+    code = "too_many_images"
 
 
 @dataclass(frozen=True)
@@ -144,10 +150,10 @@ def evaluations(method: str, parameters: dict[str, Any]) -> int:
 
 
 def check_work(method: str, parameters: dict[str, Any], images: int, limits: Limits) -> None:
-    """TooManyImages when ``images`` x evaluations per image is over ``limits.max_batch_work``."""
+    """TooMuchWork when ``images`` x evaluations per image is over ``limits.max_batch_work``."""
     work = images * evaluations(method, parameters)
     if work > limits.max_batch_work:
-        raise TooManyImages(
+        raise TooMuchWork(
             f"{images} images x {evaluations(method, parameters)} evaluations each ({method}) is {work:,}; the limit "
             f"is {limits.max_batch_work:,} per request: send fewer images or fewer steps, samples or squares"
         )
