@@ -15,12 +15,19 @@ RunFn = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class Range:
-    """A numeric parameter's default and inclusive bounds, for validation and for the API's documentation."""
+    """A numeric parameter's default and inclusive bounds, for validation and for the API's documentation.
+
+    ``text`` is what the API says of it (``{low}`` and ``{high}`` stand for the bounds), ``limit`` the field of
+    ``method.Limits`` that lowers its upper bound per request (None: only ``high``), ``offered`` whether a request
+    may set it (a parameter that is not keeps its default in the API)."""
 
     default: float
     low: float
     high: float
     integer: bool = True
+    text: str = ""
+    limit: str | None = None
+    offered: bool = True
 
     def check(self, name: str, value: float) -> None:
         """ValueError naming the allowed range unless ``low <= value <= high`` (and an integer where required)."""
@@ -36,10 +43,11 @@ class Range:
 
 @dataclass(frozen=True)
 class Choice:
-    """A parameter taking one of a few names."""
+    """A parameter taking one of a few names (the API lists them)."""
 
     default: str
     options: tuple[str, ...]
+    offered: bool = True
 
     def check(self, name: str, value: str) -> None:
         """ValueError naming the options unless ``value`` is one of them."""
