@@ -12,6 +12,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
+from service.errors import UnavailableError
+
 MANIFEST_FILE = "manifest.json"
 STATISTICS_FILE = "statistics.json"
 TOP_IMAGES_FILE = "top_images.npz"
@@ -46,7 +48,7 @@ SUMMARY = ("min", "q1", "median", "q3", "max", "mean", "std")
 LABELS = 10
 
 
-class ContractError(ValueError):
+class ContractError(UnavailableError, ValueError):
     """A file of the model folder does not follow the contract; the message names the file and the field."""
 
 

@@ -8,12 +8,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
+from service.attribution import offered_parameters
+from service.attribution.inputs import Choice, Range
+from service.attribution.method import parameter_text
 from service.contract import CLASSIFIER, STATISTICS_NORM
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.graphs.digit_judge_graph import SCORE
@@ -285,22 +288,32 @@ async def attribution_limits(settings: SettingsDep) -> Limits:
 AttributionLimits = Annotated[Limits, Depends(attribution_limits)]
 
 
-class AttributionParams(BaseModel):
-    """The query of an attribution request: the class to explain and the method's own parameters, each None for
-    its default (``service.studies.explain`` checks the ones the method reads against its range and the limits)."""
+class AttributionTarget(BaseModel):
+    """The class an attribution request explains; ``AttributionParams`` adds the methods' parameters."""
 
     target: int | None = Field(None, description="the class to explain, 0-9 (default: the predicted one)")
-    steps: int | None = Field(None, description="integrated-gradients: path steps (default 50, at most the limit)")
-    samples: int | None = Field(None, description="smoothgrad: noisy copies (default 25, at most the limit)")
-    noise: float | None = Field(None, description="smoothgrad: noise standard deviation, 0-1 (default 0.15)")
-    seed: int | None = Field(None, description="smoothgrad: the noise's random seed (default 0)")
-    layer: str | None = Field(None, description="grad-cam: `conv1`, `conv2` (default) or `pool`")
-    patch: int | None = Field(None, description="occlusion: the square's side in pixels, 1-28 (default 4)")
-    stride: int | None = Field(None, description="occlusion: the square's step in pixels, 1-28 (default 2)")
 
     def method_parameters(self) -> dict[str, Any]:
         """The method parameters the request set (all but ``target``), for ``service.studies.explain``."""
         return self.model_dump(exclude={"target"}, exclude_none=True)
 
 
+def _query_type(spec: Range | Choice) -> type:
+    """The type a query parameter of ``spec`` is read as."""
+    if isinstance(spec, Choice):
+        return str
+    return int if spec.integer else float
+
+
+AttributionParams = create_model(
+    "AttributionParams",
+    __base__=AttributionTarget,
+    __doc__="The query of an attribution request: the class to explain and every parameter a method offers (the "
+    "methods' own text), each None for its default (``service.studies.explain`` checks the ones the method reads "
+    "against its range and the limits).",
+    **{
+        name: (_query_type(spec) | None, Field(None, description=parameter_text(method, spec)))
+        for name, (method, spec) in offered_parameters().items()
+    },
+)
 AttributionQuery = Annotated[AttributionParams, Query()]

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.images import decoding
-from service.images.npy import BatchError, TooManyImages
-from service.runtime.inference_gate import Busy
+from service.errors import (
+    BadInputError,
+    BusyError,
+    NotApplicableError,
+    NotFoundError,
+    ServiceError,
+    TooLargeError,
+    UnavailableError,
+    UnsupportedError,
+    kind_of,
+)
 from service.runtime.output_budget import OutputTooLarge
-from service.studies.explain import UnknownMethod
-from service.studies.invariance import UnknownTransform
-from service.studies.layers import NotApplicable, UnknownLayer
-from service.studies.statistics import StatisticsUnavailable
 
 
 class ApiError(Exception):
@@ -58,23 +60,19 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
-IMAGE_ERRORS = {
-    decoding.UnsupportedFormatError: (415, "unsupported_format"),
-    decoding.ImageTooLargeError: (413, "too_many_pixels"),
-    decoding.AspectRatioError: (422, "aspect_ratio"),
-    decoding.MalformedImageError: (400, "too_many_segments"),
-    decoding.CorruptImageError: (400, "corrupt_image"),
-    decoding.NoDigitError: (422, "no_digit"),
+# The status each kind of the core's errors answers (``service.errors``: a class answers its first kind's).
+STATUS_OF_KIND: dict[type[ServiceError], int] = {
+    BadInputError: 400,
+    NotFoundError: 404,
+    TooLargeError: 413,
+    UnsupportedError: 415,
+    NotApplicableError: 422,
+    UnavailableError: 503,
+    BusyError: 503,
 }
 
-# The core's exceptions whose message is the answer as it is: the status each maps to.
-DOMAIN_ERRORS: dict[type[Exception], int] = {
-    UnknownLayer: 404,
-    UnknownMethod: 404,
-    UnknownTransform: 404,
-    NotApplicable: 422,
-    StatisticsUnavailable: 503,
-}
+# The setting behind a limit of the core, named after the error's message: what an operator raises.
+LIMIT_SETTINGS: dict[type[ServiceError], str] = {OutputTooLarge: "CONVLENS_MAX_OUTPUT_PIXELS"}
 
 OPEN_INFERENCE_PREFIX = "/v2"
 
@@ -111,45 +109,33 @@ def _count_rejection(request: Request, reason: str) -> None:
     request.app.state.metrics.rejected_uploads.labels(reason).inc()
 
 
-def _answer_with(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler answering ``status`` with the exception's message."""
-
-    async def handler(request: Request, exc: Exception) -> JSONResponse:
-        return _json(request, status, str(exc))
-
-    return handler
+def core_error_answer(exc: ServiceError) -> tuple[int, str, dict[str, str] | None]:
+    """The status, message and headers that answer one of the core's errors: its kind's status, its message (and
+    the setting behind its limit, if one bounds it), Retry-After for a busy service."""
+    kind = kind_of(type(exc))
+    status = STATUS_OF_KIND[kind]
+    setting = next((name for error, name in LIMIT_SETTINGS.items() if isinstance(exc, error)), None)
+    message = f"{exc} ({setting})" if setting else str(exc)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BusyError) else None
+    return status, message, headers
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map API, image, validation and routing errors to JSON responses (counting refused uploads)."""
-    for kind, status in DOMAIN_ERRORS.items():
-        app.add_exception_handler(kind, _answer_with(status))
+    """Map the core's errors (by kind), API, validation and routing errors to JSON responses (counting refused
+    uploads by their code)."""
+
+    @app.exception_handler(ServiceError)
+    async def core_error(request: Request, exc: ServiceError) -> JSONResponse:
+        status, message, headers = core_error_answer(exc)
+        if exc.code is not None:
+            _count_rejection(request, exc.code)
+        return _json(request, status, message, headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         if exc.rejected_upload:
             _count_rejection(request, exc.rejected_upload)
         return _json(request, exc.status, exc.message, exc.headers)
-
-    @app.exception_handler(decoding.ImageError)
-    async def image_error(request: Request, exc: decoding.ImageError) -> JSONResponse:
-        status, reason = next((v for kind, v in IMAGE_ERRORS.items() if isinstance(exc, kind)), (422, "unusable_image"))
-        _count_rejection(request, reason)
-        return _json(request, status, str(exc))
-
-    @app.exception_handler(BatchError)
-    async def batch_error(request: Request, exc: BatchError) -> JSONResponse:
-        reason, status = ("too_many_images", 413) if isinstance(exc, TooManyImages) else ("bad_batch", 400)
-        _count_rejection(request, reason)
-        return _json(request, status, str(exc))
-
-    @app.exception_handler(OutputTooLarge)
-    async def output_too_large(request: Request, exc: OutputTooLarge) -> JSONResponse:
-        return _json(request, 422, f"{exc} (CONVLENS_MAX_OUTPUT_PIXELS)")
-
-    @app.exception_handler(Busy)
-    async def busy(request: Request, exc: Busy) -> JSONResponse:
-        return _json(request, 503, str(exc), {"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.errors import NotApplicableError
 from service.graphs.backward_graph import OUTPUTS, SPATIAL, graphs_of
 from service.graphs.classifier_weights import ClassifierWeights
 
 CHUNK = 256  # images per forward/backward pass when a method evaluates many copies of each image
 
 
-class GuidedBackpropNeedsRelu(ValueError):
+class GuidedBackpropNeedsRelu(NotApplicableError, ValueError):
     """Guided backpropagation is defined at ReLUs only; the classifier uses another activation."""
 
 

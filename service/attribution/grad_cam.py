@@ -11,6 +11,7 @@ import numpy as np
 
 from service.attribution.backward import layer_gradients
 from service.attribution.inputs import Choice, RunFn, batch
+from service.attribution.method import Method, resized_to_input
 from service.graphs.classifier_weights import ClassifierWeights
 
 LAYER = Choice(default="conv2", options=("conv1", "conv2", "pool"))
@@ -25,3 +26,15 @@ def grad_cam(
     maps, grads = layer_gradients(weights, x, t, layer)
     alphas = grads.mean(axis=(1, 2))
     return np.maximum(np.einsum("nhwc,nc->nhw", maps, alphas), 0)
+
+
+METHOD = Method(
+    "grad-cam",
+    grad_cam,
+    parameters={"layer": LAYER},
+    returns="(N,H,W) float32 of the layer",
+    signed=False,  # ReLU(...) >= 0
+    layers=LAYER.options,
+    finds_targets=True,
+    maps=resized_to_input,
+)

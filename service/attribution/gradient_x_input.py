@@ -6,6 +6,7 @@ import numpy as np
 
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
+from service.attribution.method import Method
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -13,3 +14,6 @@ def gradient_x_input(run: RunFn, weights: ClassifierWeights, images: np.ndarray,
     """x · ∂logit_target/∂x for each image (N,28,28) (Captum's InputXGradient)."""
     x, t = batch(images, targets, predicted=True)
     return x * input_gradients(weights, x, t)
+
+
+METHOD = Method("gradient-x-input", gradient_x_input, finds_targets=True)

@@ -6,6 +6,7 @@ import numpy as np
 
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
+from service.attribution.method import Method, NeedsActivation
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -16,3 +17,12 @@ def guided_backprop(run: RunFn, weights: ClassifierWeights, images: np.ndarray, 
     """
     x, t = batch(images, targets, predicted=True)
     return input_gradients(weights, x, t, guided=True)
+
+
+METHOD = Method(
+    "guided-backprop",
+    guided_backprop,
+    text="(ReLU networks only)",
+    finds_targets=True,
+    requires=NeedsActivation("relu", "ReLU"),
+)

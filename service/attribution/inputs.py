@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE
-
-PREDICTED = -1  # a target standing for the image's predicted class, for the methods that find it themselves
+from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, PREDICTED
 
 # LoadedModel.run's signature: images (N,28,28) and the graph outputs to compute -> {output: array}.
 RunFn = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]
@@ -17,12 +15,19 @@ RunFn = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class Range:
-    """A numeric parameter's default and inclusive bounds, for validation and for the API's documentation."""
+    """A numeric parameter's default and inclusive bounds, for validation and for the API's documentation.
+
+    ``text`` is what the API says of it (``{low}`` and ``{high}`` stand for the bounds), ``limit`` the field of
+    ``method.Limits`` that lowers its upper bound per request (None: only ``high``), ``offered`` whether a request
+    may set it (a parameter that is not keeps its default in the API)."""
 
     default: float
     low: float
     high: float
     integer: bool = True
+    text: str = ""
+    limit: str | None = None
+    offered: bool = True
 
     def check(self, name: str, value: float) -> None:
         """ValueError naming the allowed range unless ``low <= value <= high`` (and an integer where required)."""
@@ -38,10 +43,11 @@ class Range:
 
 @dataclass(frozen=True)
 class Choice:
-    """A parameter taking one of a few names."""
+    """A parameter taking one of a few names (the API lists them)."""
 
     default: str
     options: tuple[str, ...]
+    offered: bool = True
 
     def check(self, name: str, value: str) -> None:
         """ValueError naming the options unless ``value`` is one of them."""

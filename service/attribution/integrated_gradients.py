@@ -9,13 +9,16 @@ the backward pass as batches (backward.summed_input_gradients).
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from service.attribution.backward import summed_input_gradients
 from service.attribution.inputs import Range, RunFn, batch
+from service.attribution.method import Method
 from service.graphs.classifier_weights import ClassifierWeights
 
-STEPS = Range(default=50, low=2, high=512)
+STEPS = Range(default=50, low=2, high=512, text="path steps", limit="max_steps")
 
 
 def trapezoid_rule(steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,3 +38,8 @@ def integrated_gradients(
     alphas, rule = trapezoid_rule(steps)
     path_integral = summed_input_gradients(weights, t, steps, lambda i, k: alphas[k, None, None] * x[i], rule)
     return (x * path_integral).astype(np.float32)
+
+
+METHOD = Method(
+    "integrated-gradients", integrated_gradients, parameters={"steps": STEPS}, evaluations=itemgetter("steps")
+)

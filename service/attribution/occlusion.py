@@ -18,19 +18,22 @@ the first 1,000 test digits) leaves the image as it is, so its difference is exa
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 from numpy.lib.stride_tricks import sliding_window_view
 
 from service.attribution.inputs import PREDICTED, Range, RunFn, batch
+from service.attribution.method import Limits, Maps, Method
 from service.graphs.backward_graph import GraphBuilder, conv_layers, dense_layers, graphs_of, report
 from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, ClassifierWeights
 
-PATCH = Range(default=4, low=1, high=IMAGE_SIZE)
-STRIDE = Range(default=2, low=1, high=IMAGE_SIZE)
-FILL = Range(default=0.0, low=0.0, high=1.0, integer=False)
+PATCH = Range(default=4, low=1, high=IMAGE_SIZE, text="the square's side in pixels, {low}-{high}")
+STRIDE = Range(default=2, low=1, high=IMAGE_SIZE, text="the square's step in pixels, {low}-{high}")
+FILL = Range(default=0.0, low=0.0, high=1.0, integer=False, offered=False)  # the API keeps the MNIST background
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class OcclusionMaps:
 def square_starts(patch: int, stride: int) -> np.ndarray:
     """First row (and column) of every square position: 0, stride, ... while the square stays in the image."""
     return np.arange(0, IMAGE_SIZE - patch + 1, stride)
+
+
+def squares(patch: int, stride: int) -> int:
+    """How many square positions occlusion evaluates for ``patch`` and ``stride``."""
+    return len(square_starts(patch, stride)) ** 2
 
 
 def features_model(weights: ClassifierWeights) -> onnx.ModelProto:
@@ -145,3 +153,43 @@ def coverage(patch: int, stride: int) -> np.ndarray:
     cover = line[:, None, :, None] * line[None, :, None, :]  # (row position, col position, 28, 28)
     cover.setflags(write=False)
     return cover.reshape(len(starts) ** 2, IMAGE_SIZE * IMAGE_SIZE)
+
+
+def evaluations(parameters: Mapping[str, Any]) -> int:
+    """Runs one image costs: one per square position, and the image itself."""
+    return squares(parameters["patch"], parameters["stride"]) + 1
+
+
+def check_squares(parameters: Mapping[str, Any], limits: Limits) -> None:
+    """ValueError when ``patch`` and ``stride`` make more squares per image than ``limits.max_squares``."""
+    count = squares(parameters["patch"], parameters["stride"])
+    if count > limits.max_squares:
+        raise ValueError(
+            f"patch {parameters['patch']} and stride {parameters['stride']} make {count} squares; at most "
+            f"{limits.max_squares} per image: raise the stride or the patch"
+        )
+
+
+def maps(result: OcclusionMaps) -> Maps:
+    """The grid of drops per square position, and the per-pixel means of the squares covering each pixel."""
+    return result.grid, result.pixels
+
+
+def starts_of(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The first row (and column) of the squares, for reading the grid."""
+    return {"starts": square_starts(parameters["patch"], parameters["stride"])}
+
+
+METHOD = Method(
+    "occlusion",
+    occlusion,
+    parameters={"patch": PATCH, "stride": STRIDE, "fill": FILL},
+    returns="OcclusionMaps",
+    needs_gradients=False,
+    finds_targets=True,
+    evaluations=evaluations,
+    check_limits=check_squares,
+    maps=maps,
+    answers_pixels=True,
+    extra=starts_of,
+)

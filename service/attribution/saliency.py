@@ -6,6 +6,7 @@ import numpy as np
 
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
+from service.attribution.method import Method
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -13,3 +14,6 @@ def saliency(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets
     """∂logit_target/∂x for each image (N,28,28); signed (Captum's Saliency with abs=False)."""
     x, t = batch(images, targets, predicted=True)
     return input_gradients(weights, x, t)
+
+
+METHOD = Method("saliency", saliency, finds_targets=True)

@@ -8,15 +8,18 @@ clipped to [0, 1] (Captum's NoiseTunnel does not clip either).
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from service.attribution.backward import summed_input_gradients
 from service.attribution.inputs import Range, RunFn, batch
+from service.attribution.method import Method
 from service.graphs.classifier_weights import IMAGE_SIZE, ClassifierWeights
 
-SAMPLES = Range(default=25, low=1, high=200)
-NOISE = Range(default=0.15, low=0.0, high=1.0, integer=False)
-SEED = Range(default=0, low=0, high=2**32 - 1)
+SAMPLES = Range(default=25, low=1, high=200, text="noisy copies", limit="max_samples")
+NOISE = Range(default=0.15, low=0.0, high=1.0, integer=False, text="noise standard deviation, {low:g}-{high:g}")
+SEED = Range(default=0, low=0, high=2**32 - 1, text="the noise's random seed")
 
 
 def smoothgrad_noise(samples: int, noise: float, seed: int) -> np.ndarray:
@@ -45,3 +48,11 @@ def smoothgrad(
     fields = smoothgrad_noise(samples, noise, seed)
     scale = np.full(samples, 1 / samples)
     return summed_input_gradients(weights, t, samples, lambda i, k: x[i] + fields[k], scale).astype(np.float32)
+
+
+METHOD = Method(
+    "smoothgrad",
+    smoothgrad,
+    parameters={"samples": SAMPLES, "noise": NOISE, "seed": SEED},
+    evaluations=itemgetter("samples"),
+)

@@ -42,8 +42,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from service.attribution.inputs import PREDICTED
-from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, ClassifierWeights
+from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, PREDICTED, ClassifierWeights
 from service.runtime.cancellation import checkpoint
 from service.runtime.split_runs import parts_for, run_split
 

@@ -20,6 +20,7 @@ CLASSIFIER_OUTPUTS = ("conv1", "conv2", "pool", "dense1", "output")
 ACTIVATION_OPS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Elu": "elu"}
 IMAGE_SIZE = 28
 CLASSES = 10
+PREDICTED = -1  # a target standing for the image's predicted class, for the methods that find it themselves
 
 
 @dataclass(frozen=True, eq=False)

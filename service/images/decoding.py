@@ -25,6 +25,7 @@ import math
 import numpy as np
 from PIL import Image, ImageChops, ImageOps, ImageStat, UnidentifiedImageError
 
+from service.errors import BadInputError, NotApplicableError, TooLargeError, UnsupportedError
 from service.images.headers import Header, TooManySegments, read_header
 from service.runtime.cancellation import checkpoint
 
@@ -56,36 +57,50 @@ CORRUPT_MESSAGE = "image data is truncated or corrupt and cannot be decoded"
 BLANK_MESSAGE = "the image looks blank: no digit stands out from the background"
 
 
-class ImageError(ValueError):
+class ImageError(NotApplicableError, ValueError):
     """An upload that cannot be turned into a digit; `message` is user-facing."""
+
+    code = "unusable_image"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class UnsupportedFormatError(ImageError):
+class UnsupportedFormatError(UnsupportedError, ImageError):
     """Not an image, or an image format outside the allowed set."""
 
+    code = "unsupported_format"
 
-class ImageTooLargeError(ImageError):
+
+class ImageTooLargeError(TooLargeError, ImageError):
     """The image has more pixels than the caller allows."""
 
+    code = "too_many_pixels"
 
-class CorruptImageError(ImageError):
+
+class CorruptImageError(BadInputError, ImageError):
     """Empty, truncated or otherwise undecodable image data."""
+
+    code = "corrupt_image"
 
 
 class MalformedImageError(CorruptImageError):
     """A file built to keep the parser busy: more markers, chunks or blocks than any real image holds."""
 
+    code = "too_many_segments"
+
 
 class AspectRatioError(ImageError):
     """An image far wider than tall, or the reverse: no digit looks like that."""
 
+    code = "aspect_ratio"
+
 
 class NoDigitError(ImageError):
     """The image is blank or uniform: nothing stands out to classify."""
+
+    code = "no_digit"
 
 
 class BadPreprocessError(ImageError):

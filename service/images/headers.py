@@ -12,6 +12,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from service.errors import BadInputError
+
 MAX_SEGMENTS = 4096
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,8 +23,10 @@ JPEG_SOS = 0xDA
 GIF_EXTENSION, GIF_IMAGE, GIF_TRAILER = 0x21, 0x2C, 0x3B
 
 
-class TooManySegments(ValueError):
+class TooManySegments(BadInputError, ValueError):
     """The file holds more markers, chunks or blocks than any real image of its kind needs."""
+
+    code = "too_many_segments"
 
 
 @dataclass(frozen=True)

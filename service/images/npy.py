@@ -7,15 +7,21 @@ import io
 import numpy as np
 from numpy.lib import format as npy_format
 
+from service.errors import BadInputError, TooLargeError
+
 SHAPES = ("(N, 28, 28)", "(N, 28, 28, 1)")
 
 
-class BatchError(ValueError):
+class BatchError(BadInputError, ValueError):
     """A batch body that cannot be used; the message says what is wrong."""
 
+    code = "bad_batch"
 
-class TooManyImages(BatchError):
+
+class TooManyImages(TooLargeError, BatchError):
     """More images than a request may carry."""
+
+    code = "too_many_images"
 
 
 def _header(stream: io.BytesIO) -> tuple[tuple[int, ...], bool, np.dtype]:

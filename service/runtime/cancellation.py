@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from service.errors import BusyError
 
-class Cancelled(Exception):
+
+class Cancelled(BusyError):
     """The request this work was for is gone; the message says why (timed out, client disconnected)."""
 
 

@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+from service.errors import BusyError
 
-class Busy(RuntimeError):
+
+class Busy(BusyError, RuntimeError):
     """Every inference slot stayed taken for the whole wait."""
 
 

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from service.errors import NotApplicableError
 
-class OutputTooLarge(ValueError):
+
+class OutputTooLarge(NotApplicableError, ValueError):
     """The pictures of one request would have more pixels than its budget."""
 
 

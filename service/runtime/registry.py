@@ -26,6 +26,7 @@ from service.contract import (
     ModelEntry,
     read_document,
 )
+from service.errors import UnavailableError
 from service.runtime.cancellation import checkpoint
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.split_runs import parts_for, run_split
@@ -73,7 +74,7 @@ def note_use(model: LoadedModel) -> None:
 PASS_THROUGH = {"Relu", "Transpose", "Identity", "Sigmoid", "Tanh", "Elu"}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UnavailableError, RuntimeError):
     """A model file is missing, tampered with or unreadable; the service must not start."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from service.contract import EVOLUTION_FIELDS, SPATIAL_LAYERS, evolution_key
+from service.errors import NotFoundError, UnavailableError
 from service.runtime.registry import LoadedModel, Registry, model_files
 
 log = logging.getLogger("convlens.evolution")
@@ -28,11 +29,11 @@ RECORD = (
 )
 
 
-class EvolutionUnavailable(Exception):
+class EvolutionUnavailable(UnavailableError):
     """The recording is listed but cannot be served; the message says why and how to make it."""
 
 
-class NotRecorded(LookupError):
+class NotRecorded(NotFoundError, LookupError):
     """The model has no recording of its training (an autoencoder, a variant of the sweep)."""
 
 

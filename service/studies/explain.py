@@ -4,12 +4,14 @@ This is the step the HTTP wing and ``analyze`` share: the method looked up, its 
 method's own ranges and the caller's limits, the target chosen (by default the predicted class), the maps computed
 a chunk of images at a time (a cancellation checkpoint between chunks), and optionally each map's deletion and
 insertion curves (``attribution.faithfulness``). The classifier's weights are read once per model file from its
-ONNX graph. Errors are domain errors: ``UnknownMethod`` and ``inference.UnknownLayer`` (404),
-``inference.NotApplicable`` (422), ``npy_images.TooManyImages`` (413).
+ONNX graph. What differs between methods is a trait each declares (``attribution.method.Method``): no method is
+named here. Errors are the core's kinds (``service.errors``): ``UnknownMethod`` and ``layers.UnknownLayer`` (not
+found), ``layers.NotApplicable`` (not applicable), ``TooMuchWork`` (too large).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,45 +20,37 @@ from typing import Any
 import numpy as np
 import onnx
 
-from service.attribution import METHODS, ClassifierWeights, GuidedBackpropNeedsRelu, Method, classifier_weights
+from service.attribution import METHODS, ClassifierWeights, Limits, Method, classifier_weights
 from service.attribution.faithfulness import Faithfulness, faithfulness
-from service.attribution.inputs import PREDICTED, Choice, Range
-from service.attribution.occlusion import square_starts
+from service.attribution.inputs import PREDICTED, Choice
 from service.contract import PROBABILITIES
+from service.errors import NotFoundError, TooLargeError
 from service.graphs.backward_graph import Decisions, RunPolicy, run_policy
-from service.images.npy import TooManyImages
-from service.pictures.heatmap import to_input_size
 from service.runtime.cancellation import checkpoint
 from service.runtime.registry import LoadedModel
 from service.studies.layers import NotApplicable, UnknownLayer, require_classifier
 
 CLASSES = 10
 CHUNK = 64  # images per step: bounds memory (the backward pass of 64 images holds about 40 MB) and is a checkpoint
-SIGNED = {name: name != "grad-cam" for name in METHODS}  # Grad-CAM is ReLU(...) >= 0; every other map is signed
-# The parameters a request may set, each method's own (``fill`` stays the MNIST background for the API).
-REQUEST_PARAMETERS = ("steps", "samples", "noise", "seed", "layer", "patch", "stride")
 
 
-class UnknownMethod(LookupError):
+class UnknownMethod(NotFoundError, LookupError):
     """No such attribution method; the message lists the methods."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The most work one request may ask for: integrated-gradients steps, smoothgrad samples and occlusion squares
-    per image, and in a batch images x evaluations (one evaluation: one image through forward and backward)."""
+class TooMuchWork(TooLargeError):
+    """A batch whose images x evaluations per image is over the limit; refused like a batch of too many images."""
 
-    max_steps: int = 64
-    max_samples: int = 50
-    max_squares: int = 196
-    max_batch_work: int = 10_000
+    code = "too_many_images"
 
 
 @dataclass
 class Explanation:
     """The maps of N images: ``values`` the raw maps (N, ...) as the method defines them, ``pixels`` (N, 28, 28)
-    the same over the input (Grad-CAM resized bilinearly, occlusion's per-pixel mean of the covering squares,
-    the others as they are), each image's ``targets`` and their probability, the ``parameters`` used."""
+    the same over the input (as the method's ``maps`` makes them: a layer's maps resized, position maps spread over
+    the pixels they cover, input maps as they are), each image's ``targets`` and their probability, the
+    ``parameters`` used, and the method's traits an answer shows (``signed``, ``answers_pixels``, its ``extra``
+    fields)."""
 
     method: str
     parameters: dict[str, Any]
@@ -66,6 +60,7 @@ class Explanation:
     values: np.ndarray
     pixels: np.ndarray
     signed: bool
+    answers_pixels: bool = False
     faithfulness: Faithfulness | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -95,61 +90,53 @@ def method_of(name: str) -> Method:
     return METHODS[name]
 
 
-def squares(patch: int, stride: int) -> int:
-    """How many square positions occlusion evaluates for ``patch`` and ``stride``."""
-    return len(square_starts(patch, stride)) ** 2
-
-
 def parameters_of(method: Method, given: dict[str, Any], limits: Limits) -> dict[str, Any]:
-    """The method's parameters: ``given`` (None: the default) checked against the method's range and ``limits``.
+    """The method's parameters: ``given`` (None: the default) checked against the method's range, the limit that
+    bounds it, and the method's own check against ``limits``.
 
-    Parameters of other methods are ignored. Unknown ``layer``: UnknownLayer listing the layers; out of range:
-    NotApplicable saying the range.
+    Parameters of other methods are ignored. A layer the method does not apply to: UnknownLayer listing its
+    layers; another value out of range: NotApplicable saying the range.
     """
     chosen = {}
     for name, spec in method.parameters.items():
         value = given.get(name)
         value = spec.default if value is None else value
         if isinstance(spec, Choice):
-            if value not in spec.options:
-                raise UnknownLayer(f"grad-cam has no layer {value!r}; layers: {', '.join(spec.options)}")
-        else:
-            high = {"steps": limits.max_steps, "samples": limits.max_samples}.get(name, spec.high)
-            bounded = Range(spec.default, spec.low, min(spec.high, high), spec.integer)
-            try:
-                bounded.check(name, value)
-            except ValueError as exc:
-                raise NotApplicable(str(exc)) from exc
-            value = value if spec.integer else float(value)
-        chosen[name] = value
-    if method.name == "occlusion":
-        count = squares(chosen["patch"], chosen["stride"])
-        if count > limits.max_squares:
-            raise NotApplicable(
-                f"patch {chosen['patch']} and stride {chosen['stride']} make {count} squares; at most "
-                f"{limits.max_squares} per image: raise the stride or the patch"
-            )
+            if value not in spec.options and set(spec.options) <= set(method.layers):
+                raise UnknownLayer(f"{method.name} has no {name} {value!r}; {name}s: {', '.join(spec.options)}")
+        elif spec.limit is not None:
+            spec = dataclasses.replace(spec, high=min(spec.high, getattr(limits, spec.limit)))
+        try:
+            spec.check(name, value)
+        except ValueError as exc:
+            raise NotApplicable(str(exc)) from exc
+        chosen[name] = value if isinstance(spec, Choice) or spec.integer else float(value)
+    if method.check_limits is not None:
+        try:
+            method.check_limits(chosen, limits)
+        except ValueError as exc:
+            raise NotApplicable(str(exc)) from exc
     return chosen
 
 
-def evaluations(method: str, parameters: dict[str, Any]) -> int:
-    """Forward (and backward) passes one image costs: steps, samples, squares + 1, or 1."""
-    if method == "integrated-gradients":
-        return parameters["steps"]
-    if method == "smoothgrad":
-        return parameters["samples"]
-    if method == "occlusion":
-        return squares(parameters["patch"], parameters["stride"]) + 1
-    return 1
-
-
-def check_work(method: str, parameters: dict[str, Any], images: int, limits: Limits) -> None:
-    """TooManyImages when ``images`` x evaluations per image is over ``limits.max_batch_work``."""
-    work = images * evaluations(method, parameters)
+def check_work(method: Method, parameters: dict[str, Any], images: int, limits: Limits) -> None:
+    """TooMuchWork when ``images`` x evaluations per image is over ``limits.max_batch_work``."""
+    evaluations = method.evaluations(parameters)
+    work = images * evaluations
     if work > limits.max_batch_work:
-        raise TooManyImages(
-            f"{images} images x {evaluations(method, parameters)} evaluations each ({method}) is {work:,}; the limit "
+        raise TooMuchWork(
+            f"{images} images x {evaluations} evaluations each ({method.name}) is {work:,}; the limit "
             f"is {limits.max_batch_work:,} per request: send fewer images or fewer steps, samples or squares"
+        )
+
+
+def check_model(method: Method, model: LoadedModel, weights: ClassifierWeights) -> None:
+    """NotApplicable when the method needs of the network what ``model`` does not have (an activation)."""
+    needs = method.requires
+    if needs is not None and weights.activation != needs.activation:
+        raise NotApplicable(
+            f"{method.name} is defined for {needs.label} networks; model {model.name!r} uses {weights.activation}: "
+            f"use another method or a {needs.activation} variant"
         )
 
 
@@ -186,13 +173,9 @@ def explain(
     chosen = parameters_of(spec, parameters or {}, limits)
     images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
     if len(images) > 1:
-        check_work(method, chosen, len(images), limits)
+        check_work(spec, chosen, len(images), limits)
     weights = weights_of(model)
-    if method == "guided-backprop" and weights.activation != "relu":
-        raise NotApplicable(
-            f"guided-backprop is defined for ReLU networks; model {model.name!r} uses {weights.activation}: "
-            "use another method or a relu variant"
-        )
+    check_model(spec, model, weights)
     _check_target(target)
     # the method's own runs find the probabilities and the predicted class: no forward run first
     decisions = Decisions() if spec.finds_targets else None
@@ -205,17 +188,10 @@ def explain(
     for start in range(0, len(images), CHUNK):
         checkpoint()
         x, t = images[start : start + CHUNK], targets[start : start + CHUNK]
-        try:
-            with run_policy(policy):
-                result = spec.compute(model.run, weights, x, t, **chosen)
-        except GuidedBackpropNeedsRelu as exc:  # also checked above; kept for any other path to it
-            raise NotApplicable(str(exc)) from exc
-        if method == "occlusion":
-            values.append(result.grid)
-            pixels.append(result.pixels)
-        else:
-            values.append(result)
-            pixels.append(result if result.shape[1:] == (28, 28) else np.stack([to_input_size(m) for m in result]))
+        with run_policy(policy):
+            raw, over_input = spec.maps(spec.compute(model.run, weights, x, t, **chosen))
+        values.append(raw)
+        pixels.append(over_input)
     if decisions is not None:
         targets, probabilities, predicted = _decided(
             np.concatenate(decisions.probabilities), np.concatenate(decisions.targets)
@@ -228,10 +204,11 @@ def explain(
         predicted,
         np.concatenate(values).astype(np.float32),
         np.concatenate(pixels).astype(np.float32),
-        SIGNED[method],
+        spec.signed,
+        spec.answers_pixels,
     )
-    if method == "occlusion":
-        explanation.extra["starts"] = square_starts(chosen["patch"], chosen["stride"])
+    if spec.extra is not None:
+        explanation.extra.update(spec.extra(chosen))
     if with_faithfulness:
         checkpoint()
         explanation.faithfulness = faithfulness(model.run, images, targets, explanation.pixels)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.contract import PROBABILITIES
+from service.errors import NotFoundError
 from service.runtime.registry import LoadedModel
 from service.studies.layers import NotApplicable, layer_shape, require_classifier
 
@@ -48,7 +49,7 @@ IDENTITY = {"shift-x": 0.0, "shift-y": 0.0, "rotate": 0.0, "scale": 1.0}  # the 
 DEFAULT_STEPS = 17
 
 
-class UnknownTransform(LookupError):
+class UnknownTransform(NotFoundError, LookupError):
     """No such transform; the message lists the transforms there are."""
 
 

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.contract import PROBABILITIES
+from service.errors import NotApplicableError, NotFoundError
 from service.featuremaps.deconv import PROJECTABLE_LAYERS, PROJECTION_INPUTS, project
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
 from service.runtime.cancellation import checkpoint
 from service.runtime.registry import LoadedModel
 
 
-class UnknownLayer(LookupError):
+class UnknownLayer(NotFoundError, LookupError):
     """The model has no such layer; the message lists the layers it has."""
 
 
-class NotApplicable(ValueError):
+class NotApplicable(NotApplicableError, ValueError):
     """The step is not defined for this model, layer or filter; the message says what is."""
 
 

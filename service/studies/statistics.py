@@ -32,6 +32,7 @@ from service.contract import (
     Statistics,
     read_document,
 )
+from service.errors import UnavailableError
 from service.runtime.registry import Registry, variant_dirs
 from service.studies.digit_judge import DigitJudgeModel, load_judge
 
@@ -41,7 +42,7 @@ DATASET_THRESHOLD = "dataset"
 ANALYZE = "run `python -m training analyze --data-dir MNIST_DIR --model-dir {model_dir}` to compute them"
 
 
-class StatisticsUnavailable(Exception):
+class StatisticsUnavailable(UnavailableError):
     """The statistics cannot be served; the message says why and how to make them."""
 
 

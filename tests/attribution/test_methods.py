@@ -8,6 +8,7 @@ import pytest
 from service.attribution import METHODS, GuidedBackpropNeedsRelu
 from service.attribution.guided_backprop import guided_backprop
 from service.attribution.occlusion import OcclusionMaps
+from service.graphs.backward_graph import ClassifierGraphs
 
 NAMES = (
     "saliency",
@@ -34,6 +35,28 @@ def test_every_method_runs_through_the_registry_with_its_defaults(shipped, digit
         assert result.shape == (2, 24, 24)
     else:
         assert result.shape == (2, 28, 28) and result.dtype == np.float32 and np.abs(result).max() > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_method_s_maps_hold_negative_values_exactly_when_it_is_signed(shipped, digits, name):
+    method = METHODS[name]
+    values, pixels = method.maps(method.compute(shipped.run, shipped.weights, digits[0][:4], digits[1][:4]))
+    assert pixels.shape == (4, 28, 28)
+    assert bool(values.min() < 0) == method.signed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_method_runs_the_backward_graph_exactly_when_it_needs_gradients(shipped, digits, name, monkeypatch):
+    backward_runs = []
+    original = ClassifierGraphs.backward
+
+    def counted(self, *args, **kwargs):
+        backward_runs.append(args[0].shape)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClassifierGraphs, "backward", counted)
+    METHODS[name].compute(shipped.run, shipped.weights, digits[0][:1], digits[1][:1])
+    assert bool(backward_runs) == METHODS[name].needs_gradients
 
 
 @pytest.mark.parametrize(

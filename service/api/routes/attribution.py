@@ -28,6 +28,8 @@ from service.api.schemas import (
     AttributionStatisticsAnswer,
 )
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
+from service.attribution import METHODS
+from service.attribution.method import methods_text
 from service.contract import plot_name
 from service.pictures.heatmap import heat_map
 from service.studies.explain import Explanation, explain
@@ -37,11 +39,7 @@ router = APIRouter(prefix="/v1", tags=["attribution"])
 COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
-METHOD_TEXT = (
-    "`saliency`, `gradient-x-input`, `guided-backprop` (ReLU networks only), `integrated-gradients`, `smoothgrad`, "
-    "`grad-cam` or `occlusion`"
-)
-Method = Annotated[str, Path(description=METHOD_TEXT)]
+Method = Annotated[str, Path(description=methods_text(METHODS))]
 PNG_HEAT_MAP = {
     200: {
         "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
@@ -115,7 +113,7 @@ def _single(model: str, result: Explanation) -> Attribution:
         signed=result.signed,
         shape=list(result.values.shape[1:]),
         values=_grid(result.values[0]),
-        pixels=_grid(result.pixels[0]) if result.method == "occlusion" else None,
+        pixels=_grid(result.pixels[0]) if result.answers_pixels else None,
         parameters=result.parameters,
         faithfulness=checked,
     )
@@ -148,7 +146,6 @@ def attribution_batch(
     if wants_npy(accept):
         targets = ",".join(str(int(t)) for t in result.targets)
         return npy_response(getattr(result, maps), {TARGET_HEADER: targets})
-    occlusion = result.method == "occlusion"
     return json_response(
         AttributionBatch(
             model=model.name,
@@ -159,7 +156,10 @@ def attribution_batch(
             parameters=result.parameters,
             results=[
                 AttributionItem(
-                    target=int(t), probability=float(p), values=_grid(v), pixels=_grid(px) if occlusion else None
+                    target=int(t),
+                    probability=float(p),
+                    values=_grid(v),
+                    pixels=_grid(px) if result.answers_pixels else None,
                 )
                 for t, p, v, px in zip(result.targets, result.probabilities, result.values, result.pixels)
             ],
