@@ -201,9 +201,9 @@ def test_shape_op_gradient_matches_finite_differences(case: str) -> None:
     assert_op_gradients(case.split("-")[0], {"x": normal(*shape)}, constants, **attributes)
 
 
-@pytest.mark.parametrize("axis", [1, -1], ids=["axis-2", "axis-minus-2"])
+@pytest.mark.parametrize("axis", [2, -1])
 def test_concat_gradients_match_finite_differences(axis: int) -> None:
-    assert_op_gradients("Concat", {"a": normal(2, 3, 2), "b": normal(2, 3, 1), "c": normal(2, 3, 3)}, axis=axis * 2)
+    assert_op_gradients("Concat", {"a": normal(2, 3, 2), "b": normal(2, 3, 1), "c": normal(2, 3, 3)}, axis=axis)
 
 
 def test_split_gradient_matches_finite_differences_when_all_parts_are_used() -> None:
