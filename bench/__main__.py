@@ -5,21 +5,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 from PIL import Image
 
 from bench import inprocess
 from bench.load import ROOT, Load, keras_serve, make_serve, serving, wrk
-from bench.measure import Row, ratio
+from bench.measure import Row, markdown, ratio
+from bench.results import RESULTS, machine, say, write_results
 
 PAPER_SECONDS_PER_EPOCH = 94.0
 VARIANTS = {
@@ -42,31 +38,6 @@ ENDPOINTS = {
     "attribution occlusion, 169 squares (PNG)": "/v1/attribution/occlusion",
     "attribution integrated-gradients, 50 steps (PNG)": "/v1/attribution/integrated-gradients",
 }
-
-
-def say(text: str) -> None:
-    """Progress on stderr, so the table on stdout stays clean."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__}
-    try:
-        import tensorflow
-
-        versions["tensorflow"] = tensorflow.__version__
-    except ImportError:
-        versions["tensorflow"] = None
-    return {"cores": os.cpu_count(), "cpu": cpu, "versions": versions, "commit": commit.strip()}
 
 
 def npy_body(count: int) -> bytes:
@@ -367,26 +338,10 @@ def training_row() -> Row:
     )
 
 
-def markdown(rows: list[Row]) -> str:
-    def fmt(value: float | None) -> str:
-        if value is None:
-            return "—"
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-    lines = ["| measure | value | reference | reference value | ratio |", "|---|---|---|---|---|"]
-    for row in rows:
-        ratio_text = f"{row.ratio:g}× ({row.ratio_meaning})" if row.ratio is not None else "—"
-        lines.append(
-            f"| {row.measure} | {fmt(row.value)} {row.unit} | {row.reference} | "
-            f"{fmt(row.reference_value)} | {ratio_text} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run (seconds, not minutes)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras reference columns")
     args = parser.parse_args(argv)
     seconds = 1.0 if args.quick else 5.0
@@ -408,19 +363,15 @@ def main(argv: list[str] | None = None) -> int:
 
     table = markdown(rows)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": machine(),
-                "quick": args.quick,
-                "http_errors": extra["errors"],
-                "rows": [row.as_dict() for row in rows],
-                "markdown": table,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        args.out,
+        {
+            "machine": machine(),
+            "quick": args.quick,
+            "http_errors": extra["errors"],
+            "rows": [row.as_dict() for row in rows],
+            "markdown": table,
+        },
     )
     print(f"\nwrote {args.out}")
     return 0

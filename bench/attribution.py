@@ -3,7 +3,7 @@ throughput, and (``--http``) the HTTP attribution rows beside classify's p50 on 
 Prints Markdown tables; nothing here is a pass/fail test (needs the dev extra: torch, captum).
 
 Ours: service.attribution over the service's own LoadedModel (onnxruntime forward and backward graph). Captum:
-the same weights in a PyTorch copy (tests.attribution.torch_reference), the same image, target and parameters
+the same weights in a PyTorch copy (references.torch_classifier), the same image, target and parameters
 (Captum's occlusion with perturbations_per_eval=64; SmoothGrad's noise is each library's own). Both batch 1, and
 in-process both on ``--threads`` threads (ours: its large runs too).
 HTTP: ``python -m service`` on loopback (the default settings: large runs on every core), wrk with one
@@ -28,15 +28,14 @@ import numpy as np
 import onnx
 import torch
 
-from bench.load import serving, wrk
+from bench.load import ROOT, serving, wrk
 from bench.measure import latencies_ms, p50
+from references.captum_maps import captum_maps
 from service.attribution import METHODS, classifier_weights
 from service.graphs.backward_graph import RunPolicy, run_policy
 from service.runtime.registry import load_registry
-from tests.attribution.captum_reference import captum_maps
 from training.data import load_split
 
-ROOT = Path(__file__).resolve().parents[1]
 THROUGHPUT_IMAGES = 1000
 HTTP_ROWS = {
     "saliency (PNG)": ("/v1/attribution/saliency", "≤ 3×"),

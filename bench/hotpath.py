@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from bench import inprocess
-from bench.__main__ import machine, markdown, npy_body, say
+from bench.__main__ import npy_body
 from bench.load import ROOT, Load, rss_mb, serving, wrk
-from bench.measure import Row, latencies_ms, p50, ratio
+from bench.measure import Row, latencies_ms, markdown, p50, ratio
+from bench.results import RESULTS, machine, say, write_results
 from service.contract import INPUT_NAME
 
 DIGIT = ROOT / "examples" / "digit-7.png"
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the servers")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the service (repeatable)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hotpath.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "hotpath.json")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     seconds, rounds = args.seconds, args.rounds
@@ -266,23 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows)
     print(table)
     print(f"\nserver {args.server}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": machine(),
-                "server": args.server,
-                "env": env,
-                "load_average": {"before": load_before, "after": load_after},
-                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "onnxruntime": {**ort, "batch_1000_all_cores_img_s": bare_runs},
-                "rows": [row.as_dict() for row in rows],
-                "runs": raw_runs,
-                "markdown": table,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        args.out,
+        {
+            "machine": machine(),
+            "server": args.server,
+            "env": env,
+            "load_average": {"before": load_before, "after": load_after},
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "onnxruntime": {**ort, "batch_1000_all_cores_img_s": bare_runs},
+            "rows": [row.as_dict() for row in rows],
+            "runs": raw_runs,
+            "markdown": table,
+        },
     )
     print(f"wrote {args.out}")
     return 0

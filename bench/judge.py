@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.load import MODELS, ROOT
 from bench.measure import Row, latencies_ms, p50, ratio
 from service.images import decoding
 from service.runtime.registry import load_registry
 from service.studies.digit_judge import OUTPUTS
 from service.studies.statistics import load_statistics
-from tests.helpers import MODELS, ROOT
 
 
 def judge_figures(seconds: float) -> dict[str, float]:

@@ -7,15 +7,17 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import free_port, wait_ready
-
 ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
 LUA = Path(__file__).with_name("wrk") / "post.lua"
 
 
@@ -99,6 +101,30 @@ def wrk(
         raw["p90_us"] / 1000,
         raw["p99_us"] / 1000,
     )
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float, process: subprocess.Popen) -> None:
+    """Poll ``url/readyz`` until it answers 200. RuntimeError on timeout, or when ``process`` exits first."""
+    started = time.perf_counter()
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode} before it was ready")
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"the service at {url} was not ready within {timeout:g} s")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.02)
 
 
 def _descendants(pid: int) -> list[int]:

@@ -47,3 +47,21 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator in (None, 0):
         return None
     return round(numerator / denominator, 2)
+
+
+def markdown(rows: list[Row]) -> str:
+    """The rows as a Markdown table: measure, value, reference, its value, and the ratio in words."""
+
+    def fmt(value: float | None) -> str:
+        if value is None:
+            return "—"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+    lines = ["| measure | value | reference | reference value | ratio |", "|---|---|---|---|---|"]
+    for row in rows:
+        ratio_text = f"{row.ratio:g}× ({row.ratio_meaning})" if row.ratio is not None else "—"
+        lines.append(
+            f"| {row.measure} | {fmt(row.value)} {row.unit} | {row.reference} | "
+            f"{fmt(row.reference_value)} | {ratio_text} |"
+        )
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.load import ROOT, make_serve, require_wrk, serving
+from bench.results import RESULTS, write_results
 
 LUA = Path(__file__).with_name("wrk") / "mix.lua"
 MAX_RSS_GROWTH = 0.10
@@ -116,11 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "soak.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "soak.json")
     args = parser.parse_args(argv)
     result = soak(args.seconds, args.warmup, args.connections)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
     print(json.dumps(result, indent=2))
     return 0 if result["passed"] else 1
 

@@ -24,9 +24,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.__main__ import machine, markdown, say
 from bench.load import ROOT
-from bench.measure import Row, ratio
+from bench.measure import Row, markdown, ratio
+from bench.results import RESULTS, machine, say, write_results
 
 BATCH = 128
 TRAIN_IMAGES = 60_000
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=2, help="rounds over the alternatives; the least disturbed counts"
     )
     parser.add_argument("--only", default=",".join(ALTERNATIVES), help="comma-separated alternatives")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "training.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "training.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -228,22 +228,18 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  {clock} per epoch {mine:.1f} against {beside:.1f}")
     table = markdown(rows(pairs))
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": machine(),
-                "steps": args.steps,
-                "repeats": args.repeats,
-                "load_average_after": os.getloadavg(),
-                "alternatives": {name: asdict(ALTERNATIVES[name]) for name in [REFERENCE, *names]},
-                "pairs": pairs,
-                "rows": [row.as_dict() for row in rows(pairs)],
-                "markdown": table,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        args.out,
+        {
+            "machine": machine(),
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "load_average_after": os.getloadavg(),
+            "alternatives": {name: asdict(ALTERNATIVES[name]) for name in [REFERENCE, *names]},
+            "pairs": pairs,
+            "rows": [row.as_dict() for row in rows(pairs)],
+            "markdown": table,
+        },
     )
     print(f"\nwrote {args.out}")
     return 0

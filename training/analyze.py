@@ -13,12 +13,10 @@ the live endpoints share one definition. Over a split of MNIST this writes, into
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,23 +45,13 @@ from service.featuremaps.norms import active_mask, feature_map_norms, threshold
 from service.runtime.registry import ModelLoadError, load_registry
 from training import studies as studies_
 from training.data import FILES, load_split, sha256_of
+from training.npz import write_npz
 
 TOP_K = 9
 
 
 class AnalysisError(RuntimeError):
     """The analysis cannot run on what it was given (no model, a slice missing a digit, ...)."""
-
-
-def write_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Like ``np.savez_compressed``, with fixed zip timestamps: the same arrays give the same bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(info, buffer.getvalue())
 
 
 def layer_norms(

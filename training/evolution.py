@@ -18,8 +18,8 @@ import numpy as np
 from service.contract import EVOLUTION_FIELDS, SPATIAL_LAYERS, STATISTICS_NORM, evolution_key
 from service.featuremaps.deconv import PROJECTION_INPUTS, project
 from service.featuremaps.norms import feature_map_norms
-from training.analyze import write_npz
 from training.export import layer_model
+from training.npz import write_npz
 
 EVOLUTION_EPOCHS = (1, 2, 3, 5, 8)  # and the last
 SUBSET = 2000  # the first 2,000 test images

@@ -17,9 +17,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from service.attribution import METHODS
+from service.attribution.faithfulness import STEPS, curves, faithfulness
 from service.contract import DIGIT_JUDGE_FILE, LABELS, OPTIMIZED_INPUTS_FILE, PROBABILITIES
 from service.runtime.registry import LoadedModel
+from service.studies.explain import Limits, explain
 from service.studies.invariance import LAYERS, TRANSFORMS, amounts, layer_distances, transformed
+from training import optimize
+from training.data import load_split, sha256_of
+from training.judge import fit_judge
+from training.npz import write_npz
 
 INVARIANCE_IMAGES = 1000
 IMAGES_PER_RUN = 24
@@ -76,9 +83,6 @@ def optimized_statistics(
 ) -> dict:
     """The optimized inputs written to ``OPTIMIZED_INPUTS_FILE`` in ``out_dir``, and per layer each one's mean
     activation (classes: logit) through onnxruntime beside the largest over the uint8 ``images``."""
-    from training import optimize
-    from training.analyze import write_npz
-    from training.data import sha256_of
 
     started = time.perf_counter()
     inputs = optimize.optimized_inputs(model, onnx_path, progress)
@@ -116,9 +120,6 @@ def judge_statistics(
     progress: bool = True,
 ) -> dict:
     """The digit judge fitted on the training split, calibrated on ``digits``, written to ``DIGIT_JUDGE_FILE``."""
-    from training.analyze import write_npz
-    from training.data import load_split, sha256_of
-    from training.judge import fit_judge
 
     started = time.perf_counter()
     train_images, train_labels = load_split(data_dir, "train")
@@ -142,9 +143,6 @@ def attribution_statistics(model: LoadedModel, images: np.ndarray, progress: boo
     """Faithfulness of every attribution method (``service.studies.explain``, the service's own maps, default
     parameters) over uint8 ``images`` (N, 28, 28): the mean deletion and insertion curves of each method's maps
     for the predicted class, and of a random pixel order (``attribution.faithfulness``, steps of 1/32)."""
-    from service.attribution import METHODS
-    from service.attribution.faithfulness import STEPS, curves, faithfulness
-    from service.studies.explain import Limits, explain
 
     inputs = images.astype(np.float32) / 255.0
     n = len(inputs)

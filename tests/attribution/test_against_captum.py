@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from references.captum_maps import captum_maps
 from service.attribution import METHODS
-from tests.attribution.captum_reference import captum_maps
 from tests.attribution.maps import pearson, relative_max_diff
 
 MIN_CORRELATION = 0.999

@@ -16,7 +16,10 @@ from service.attribution import METHODS
 from tests.helpers import MODELS, link_shipped_models
 from training import plots
 from training.__main__ import main
-from training.report import Report
+from training.report.attribution import attribution_faithfulness, attribution_tiles
+from training.report.folder import FigureFolder
+from training.report.sources import Sources
+from training.report.variants import variants
 
 FIGURES = [
     "training-curves",
@@ -148,28 +151,27 @@ def statistics_folder(tmp_path: Path, change) -> Path:
 
 def test_without_the_attribution_statistics_the_report_names_the_command_that_adds_them(mnist_dir, tmp_path):
     models = statistics_folder(tmp_path, lambda document: document.pop("attribution"))
-    report = Report(models, mnist_dir, tmp_path / "paper")
-    report.attribution_faithfulness()
-    section = report.markdown().split(ATTRIBUTION_SECTION)[1]
+    folder = FigureFolder(tmp_path / "paper")
+    section = attribution_faithfulness(Sources(models, mnist_dir), folder)
     assert f"python -m training analyze --data-dir MNIST_DIR --model-dir {models} --only attribution" in section
     assert "| rank |" not in section and "| `integrated-gradients` |" in section
-    assert report.figures == [] and not (tmp_path / "paper" / "attribution-faithfulness.png").exists()
+    assert folder.figures == [] and not (tmp_path / "paper" / "attribution-faithfulness.png").exists()
 
 
 def test_without_the_stored_curves_plot_the_report_draws_them_from_the_statistics(mnist_dir, tmp_path):
     models = statistics_folder(tmp_path, lambda document: document["plots"].pop("attribution"))
-    report = Report(models, mnist_dir, tmp_path / "paper")
-    report.attribution_faithfulness()
-    assert [figure.file for figure in report.figures] == ["attribution-faithfulness.png"]
+    folder = FigureFolder(tmp_path / "paper")
+    attribution_faithfulness(Sources(models, mnist_dir), folder)
+    assert [figure.file for figure in folder.figures] == ["attribution-faithfulness.png"]
     with Image.open(tmp_path / "paper" / "attribution-faithfulness.png") as image:
         assert image.format == "PNG" and image.width >= 800
 
 
 def test_the_methods_figure_shows_every_method_on_real_digits_in_a_row_each(mnist_dir, mnist_test, tmp_path):
     images, labels = mnist_test
-    report = Report(link_shipped_models(tmp_path / "models"), mnist_dir, tmp_path / "paper")
+    sources = Sources(link_shipped_models(tmp_path / "models"), mnist_dir)
     digits = (1, 8)
-    drawn = report.attribution_tiles(digits)
+    drawn = attribution_tiles(sources, digits)
     first = [int(np.flatnonzero(labels == d)[0]) for d in digits]
     assert drawn.tiles.shape == (len(digits), 1 + len(METHODS), 28, 28, 3)
     assert np.array_equal(drawn.tiles[:, 0], np.repeat(images[first][..., None], 3, axis=-1))
@@ -178,7 +180,7 @@ def test_the_methods_figure_shows_every_method_on_real_digits_in_a_row_each(mnis
         (index, name) for r, index in enumerate(first) for c, name in enumerate(METHODS) if coloured[r, c].any()
     }
     assert drawn_maps | set(drawn.empty) == {(index, name) for index in first for name in METHODS}
-    probabilities = report.classifier.run(images[first].astype(np.float32) / 255, ["output"])["output"]
+    probabilities = sources.classifier.run(images[first].astype(np.float32) / 255, ["output"])["output"]
     for label, index, p in zip(drawn.labels, first, probabilities):
         assert label == f"#{index}: a {labels[index]}\npredicted {p.argmax()}\np = {p.max():.3f}"
     fig = plots.attribution_methods_figure(drawn.tiles, list(METHODS), drawn.labels, drawn.signed, "title")
@@ -188,30 +190,32 @@ def test_the_methods_figure_shows_every_method_on_real_digits_in_a_row_each(mnis
     assert [grid[r * (1 + len(METHODS))].get_ylabel() for r in range(len(digits))] == drawn.labels
 
 
-def variants_section(mnist_dir, tmp_path: Path, variants: Path) -> tuple[Path, str]:
-    """The report's variants section alone, on the shipped models with ``variants`` beside them."""
+def variants_section(mnist_dir, tmp_path: Path, variants_dir: Path) -> tuple[FigureFolder, str]:
+    """The report's variants section alone, on the shipped models with ``variants_dir`` beside them: the folder
+    holding its figures, and its text."""
     models = link_shipped_models(tmp_path / "models")
-    (models / "variants").symlink_to(variants, target_is_directory=True)
-    report = Report(models, mnist_dir, tmp_path / "paper")
-    report.variants()
-    return report.out_dir, report.markdown().split("\n## Activation and optimizer variants\n")[1]
+    (models / "variants").symlink_to(variants_dir, target_is_directory=True)
+    folder = FigureFolder(tmp_path / "paper")
+    return folder, variants(Sources(models, mnist_dir), folder)
 
 
 def test_the_variants_get_their_table_curves_and_deconvolutions(mnist_dir, tmp_path, tiny_sweep):
-    out, section = variants_section(mnist_dir, tmp_path, tiny_sweep)
+    folder, section = variants_section(mnist_dir, tmp_path, tiny_sweep)
     assert "| variant | test accuracy |" in section and section.count("\n| relu-") == 2
-    figures = re.findall(r"\]\(([^)]+\.png)\)", section)
-    assert figures == ["variants-curves.png", "variants-deconv-conv1.png"]
-    for name in figures:
-        with Image.open(out / name) as image:
-            assert image.width >= 400 and (out / name).stat().st_size < 200_000
+    assert [(figure.file, figure.section) for figure in folder.figures] == [
+        ("variants-curves.png", "variants"),
+        ("variants-deconv-conv1.png", "variants"),
+    ]
+    for figure in folder.figures:
+        with Image.open(folder.out_dir / figure.file) as image:
+            assert image.width >= 400 and (folder.out_dir / figure.file).stat().st_size < 200_000
 
 
 def test_without_the_variants_onnx_files_the_deconvolutions_are_left_out(mnist_dir, tmp_path, tiny_sweep):
-    variants = tmp_path / "variants"
-    variants.mkdir()
+    without_onnx = tmp_path / "variants"
+    without_onnx.mkdir()
     for path in tiny_sweep.glob("*.*"):
-        (variants / path.name).symlink_to(path)
-    out, section = variants_section(mnist_dir, tmp_path, variants)
-    assert re.findall(r"\]\(([^)]+\.png)\)", section) == ["variants-curves.png"]
+        (without_onnx / path.name).symlink_to(path)
+    folder, section = variants_section(mnist_dir, tmp_path, without_onnx)
+    assert [figure.file for figure in folder.figures] == ["variants-curves.png"]
     assert "ONNX files are not here" in section

@@ -16,8 +16,8 @@ from captum.attr import (
     Saliency,
 )
 
+from references.torch_classifier import TorchClassifier, as_input
 from service.attribution import ClassifierWeights
-from tests.attribution.torch_reference import TorchClassifier, as_input
 
 
 @cache
