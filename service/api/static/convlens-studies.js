@@ -1,4 +1,4 @@
-// The studies of Zeiler and Fergus beside the drawing (issue #16), on the hooks convlens.js gives:
+// The studies of Zeiler and Fergus beside the drawing, on the hooks convlens.js gives:
 // - Invariance: a slider per transform (shift-x, shift-y, rotate, scale). Each drawing's curves come from
 //   POST /v1/invariance (JSON: per amount the transformed 28x28 input, the target's probability, the predicted class
 //   and each layer's distance from the original); moving a slider shows that amount's input and numbers at once and,
