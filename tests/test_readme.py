@@ -77,10 +77,7 @@ def all_shell_blocks() -> list[tuple[str, str, str]]:
 
 def test_every_curl_example_that_writes_a_file_fails_on_an_http_error():
     writing = [
-        line
-        for _, _, block in all_shell_blocks()
-        for line in commands(block)
-        if "curl " in line and " -o " in line
+        line for _, _, block in all_shell_blocks() for line in commands(block) if "curl " in line and " -o " in line
     ]
     assert writing, "the examples save pictures"
     assert [line for line in writing if not re.search(r"curl -f\w* ", line)] == []
