@@ -356,7 +356,7 @@ async function showFilter({ layer, filter }) {
   studies.filterController?.abort();
   const controller = studies.filterController = new AbortController();
   const slots = [
-    ["optimized", `/v1/filters/${layer}/${filter}/optimized?scale=6`],
+    ["optimized", `/v1/filters/${layer}/${filter}/optimized?scale=6&labels=false`],
     ["evolution", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=3`],
   ];
   for (const [slot] of slots) $(slot).classList.add("loading");
