@@ -26,8 +26,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 CHROMIUM = Path(os.environ.get("CONVLENS_CHROMIUM", "/usr/bin/chromium"))
 STATIC = ROOT / "service" / "api" / "static"
-# The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the
-# tree clean.
+# The README's picture is refreshed on purpose by make screenshot (CONVLENS_SCREENSHOT=docs/screenshot.png); a plain
+# run leaves the tree clean.
 SCREENSHOT = Path(os.environ.get("CONVLENS_SCREENSHOT", Path(tempfile.gettempdir()) / "convlens-screenshot.png"))
 FIRST_LOAD_SCREENSHOT = Path(tempfile.gettempdir()) / "convlens-first-load.png"  # the page before any drawing
 CHROMIUM_ARGS = [
@@ -204,6 +204,8 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
             page.keyboard.press("Escape")
         page.mouse.move(5, 5)
         page.evaluate("document.activeElement?.blur()")
+        wait_until(page, "() => document.getElementById('explain').dataset.state === 'ready'")
+        assert page.locator("#explain-map").evaluate("img => img.complete && img.naturalWidth > 0")
         page.wait_for_load_state("networkidle")
         save_screenshot(page, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 10_000
