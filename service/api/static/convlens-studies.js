@@ -357,7 +357,7 @@ async function showFilter({ layer, filter }) {
   const controller = studies.filterController = new AbortController();
   const slots = [
     ["optimized", `/v1/filters/${layer}/${filter}/optimized?scale=6&labels=false`],
-    ["evolution", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=3`],
+    ["evolution", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=2`],
   ];
   for (const [slot] of slots) $(slot).classList.add("loading");
   await Promise.all(slots.map(async ([slot, path]) => {
