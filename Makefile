@@ -9,31 +9,44 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test test-fast lint train analyze report variants bench bench-training openapi
+.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training openapi
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.serve-installed: $(PY) pyproject.toml constraints.txt
-	@echo "installing the serve extra into $(VENV)"
+	@echo "installing the serve extra into $(VENV) (FastAPI, uvicorn, onnxruntime, numpy, Pillow): about 80 s the first time"
 	@$(PIP) -e '.[serve]'
 	@touch $@
 
 $(VENV)/.all-installed: $(PY) pyproject.toml constraints.txt
-	@echo "installing the serve, train and dev extras into $(VENV)"
+	@echo "installing the serve, train and dev extras into $(VENV) (TensorFlow, PyTorch, Playwright, mkdocs-material...): several minutes the first time"
 	@$(PIP) -e '.[serve,train,dev]'
 	@touch $@ $(VENV)/.serve-installed
 
 serve: $(VENV)/.serve-installed
 	@HOST=$(HOST) PORT=$(PORT) $(PY) -m service
 
+# Everything, as CI runs it (the docs build and the examples included): about 10 minutes on 2 cores.
 test: $(VENV)/.all-installed
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 # The inner loop: everything but the slow lanes (training, containers, browser, load), on two pytest-xdist
-# workers (one test file each at a time, so a file's fixtures start once); under two minutes.
+# workers (one test file each at a time, so a file's fixtures start once); about 55 s on 2 cores.
 test-fast: $(VENV)/.all-installed
 	@$(PY) -m pytest -n 2 --dist loadfile -m "not (training or containers or browser or load)" $(PYTEST_ARGS)
+
+# The documentation site, docs/ -> site/, refused on any warning (a broken link, a page left out of the nav).
+docs: $(VENV)/.all-installed
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	@echo "wrote site/index.html"
+
+# docs/screenshot.png: the page in headless Chromium after drawing a 7, clicking a conv2 filter and opening the
+# Explain panel (needs /usr/bin/chromium).
+screenshot: $(VENV)/.all-installed
+	@CONVLENS_SCREENSHOT=docs/screenshot.png $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_page.py \
+		-k drawn_digits_are_recognised
+	@echo "wrote docs/screenshot.png"
 
 lint: $(VENV)/.all-installed
 	@$(VENV)/bin/ruff check .

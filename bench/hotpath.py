@@ -1,4 +1,4 @@
-"""``python -m bench.hotpath``: issue #18's table, every figure beside its reference measured in the same run.
+"""``python -m bench.hotpath``: the hot path's table, every figure beside its reference measured in the same run.
 
 The service and the raw-ASGI reference (``bench/raw_asgi.py``) run at the same time under the same HTTP server with
 the same settings; each round measures one, then the other, so that both see the same load from the rest of the

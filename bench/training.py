@@ -134,7 +134,7 @@ def child(name: str, steps: int) -> dict:
 
 
 def _batches(data: str, x, y, config):
-    """The shipped recipe's batches, or the recipe before issue #19 (kept here as the measured "before")."""
+    """The shipped recipe's batches, or Keras' ``RandomTranslation`` in a ``tf.data`` map (the alternative)."""
     import keras
     import tensorflow as tf
 

@@ -1,5 +1,5 @@
 """200 concurrent requests mixing classify, inspect and deconvolution against the real service with micro-batching
-on (issue #18): every 200 is the answer the same request gets alone, every refusal is admission control's 503 with
+on: every 200 is the answer the same request gets alone, every refusal is admission control's 503 with
 Retry-After, and the share of 503s is printed."""
 
 from __future__ import annotations

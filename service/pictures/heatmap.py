@@ -40,6 +40,13 @@ def colormap(positions: np.ndarray, anchors: tuple = DIVERGING) -> np.ndarray:
     return np.stack([np.interp(t, where, colours[:, c]) for c in range(3)], axis=-1)
 
 
+def bar_colours(name: str) -> np.ndarray:
+    """The colour map ``name`` (``diverging`` or ``sequential``) from its low end to its high end, (256, 3), for the
+    legend's colour bar."""
+    anchors = DIVERGING if name == DIVERGING_NAME else SEQUENTIAL
+    return colormap(np.linspace(0, 1, 256), anchors)
+
+
 def to_input_size(values: np.ndarray) -> np.ndarray:
     """A layer's map (H, W) placed over the 28x28 input where its units look.
 

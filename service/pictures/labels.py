@@ -2,8 +2,9 @@
 a line of text under tiles, a one-line caption under the whole picture (the layer, the image, the rule), and rows of
 maps each named under it. Plain uint8 arrays in and out, no web code: ``service/api/render.py`` encodes them.
 
-Labels never move a grid's tiles: an index is drawn in its tile's corner and the caption only adds rows below (and
-columns on the right when it is wider than the picture). Text under tiles adds a strip under each row of tiles.
+Labels never move a grid's tiles: an index is drawn in its tile's corner and the caption only adds rows below: it
+wraps to the picture's width, and widens the canvas only for a picture narrower than ``WRAP_MIN_WIDTH``. Text under
+tiles adds a strip under each row of tiles.
 Text is dark on the mid-gray of the gaps; a tile's index is white with a black outline, legible on any gray.
 """
 
@@ -24,6 +25,7 @@ ROW_LABEL_SIZE = 10  # px, names under the maps of a row
 MARGIN = 3  # px around a line of text
 ROW_GAP = 4  # px between the maps of a row
 ROW_LABEL_HEIGHT = 16  # px of the names' strip under a row
+WRAP_MIN_WIDTH = 160  # px: a caption wraps to pictures at least this wide, and widens narrower ones
 
 
 @cache
@@ -72,14 +74,33 @@ def draw_indices(image: np.ndarray, origins: list[tuple[int, int]], tile_shape: 
     return np.asarray(canvas)
 
 
+def wrap(text: str, size: int, width: int) -> list[str]:
+    """``text`` broken at spaces into lines of at most ``width`` columns (margins included); a word longer than that
+    keeps a line of its own."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and text_width(candidate, size) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
+
+
 def with_caption(image: np.ndarray, text: str) -> np.ndarray:
-    """``image`` with ``text`` on one line under it: the picture keeps its place and pixels, the canvas grows by the
-    caption's rows (and to the caption's width, when that is wider)."""
+    """``image`` with ``text`` under it: the picture keeps its place and pixels, the canvas grows by the caption's
+    rows. The caption wraps to the picture's width; under a picture narrower than ``WRAP_MIN_WIDTH`` it stays on one
+    line and the canvas grows to its width."""
     height, width = image.shape
-    out = np.full((height + line_height(CAPTION_SIZE), max(width, text_width(text, CAPTION_SIZE))), GAP, np.uint8)
+    lines = wrap(text, CAPTION_SIZE, width) if width >= WRAP_MIN_WIDTH else [text]
+    out_width = max(width, *(text_width(line, CAPTION_SIZE) for line in lines))
+    step = line_height(CAPTION_SIZE) - 2 * MARGIN
+    out = np.full((height + line_height(CAPTION_SIZE) + step * (len(lines) - 1), out_width), GAP, np.uint8)
     out[:height, :width] = image
     canvas = Image.fromarray(out, mode="L")
-    ImageDraw.Draw(canvas).text((MARGIN, height + MARGIN), text, fill=INK, font=font(CAPTION_SIZE))
+    draw = ImageDraw.Draw(canvas)
+    for row, line in enumerate(lines):
+        draw.text((MARGIN, height + MARGIN + row * step), line, fill=INK, font=font(CAPTION_SIZE))
     return np.asarray(canvas)
 
 

@@ -189,7 +189,9 @@ def _png(response) -> np.ndarray:
 
 def test_a_signed_map_is_drawn_on_a_diverging_colour_map_centred_on_zero(client, core, digits):
     image = digits[0][0]
-    response = client.post("/v1/attribution/saliency", params={"scale": 2}, files={"image": encode(image)})
+    response = client.post(
+        "/v1/attribution/saliency", params={"scale": 2, "labels": "false"}, files={"image": encode(image)}
+    )
     pixels = _png(response)
     assert pixels.shape == (56, 56, 3)
     assert response.headers["x-colormap"] == "diverging"
@@ -208,7 +210,9 @@ def test_a_signed_map_is_drawn_on_a_diverging_colour_map_centred_on_zero(client,
 
 def test_grad_cam_is_drawn_at_input_size_on_a_sequential_colour_map(client, core, digits):
     image = digits[0][0]
-    response = client.post("/v1/attribution/grad-cam", params={"scale": 1}, files={"image": encode(image)})
+    response = client.post(
+        "/v1/attribution/grad-cam", params={"scale": 1, "labels": "false"}, files={"image": encode(image)}
+    )
     pixels = _png(response)
     assert pixels.shape == (28, 28, 3) and response.headers["x-colormap"] == "sequential"
     values = to_input_size(_map(core, image, "grad-cam", 7)[0])

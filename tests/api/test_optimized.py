@@ -28,7 +28,7 @@ def test_one_filter_as_json_is_the_shipped_image_in_0_1(client, shipped):
 
 
 def test_one_filter_as_png_is_its_pixels_upscaled(client, shipped):
-    image = decode_png(client.get("/v1/filters/pool/12/optimized", params={"scale": 4}))
+    image = decode_png(client.get("/v1/filters/pool/12/optimized", params={"scale": 4, "labels": "false"}))
     assert image.size == (112, 112)
     np.testing.assert_array_equal(np.asarray(image)[::4, ::4], shipped["pool"][12])
 
@@ -42,7 +42,7 @@ def test_a_class_as_json_and_png(client, shipped):
     answer = client.get("/v1/classes/3/optimized", params={"format": "json"}).json()
     assert answer["layer"] == "output" and answer["index"] == 3
     np.testing.assert_allclose(answer["values"], shipped["classes"][3] / 255.0, atol=1e-6)
-    assert decode_png(client.get("/v1/classes/3/optimized")).size == (224, 224)
+    assert decode_png(client.get("/v1/classes/3/optimized", params={"labels": "false"})).size == (224, 224)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from typing import Literal
 import pytest
 from PIL import Image
 
+from service.pictures.labels import ROW_LABEL_SIZE
 from tests.helpers import ROOT
 from tests.server import running_service
 
@@ -26,8 +27,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 CHROMIUM = Path(os.environ.get("CONVLENS_CHROMIUM", "/usr/bin/chromium"))
 STATIC = ROOT / "service" / "api" / "static"
-# The README's picture is refreshed on purpose with CONVLENS_SCREENSHOT=docs/screenshot.png; a plain run leaves the
-# tree clean.
+# The README's picture is refreshed on purpose by make screenshot (CONVLENS_SCREENSHOT=docs/screenshot.png); a plain
+# run leaves the tree clean.
 SCREENSHOT = Path(os.environ.get("CONVLENS_SCREENSHOT", Path(tempfile.gettempdir()) / "convlens-screenshot.png"))
 FIRST_LOAD_SCREENSHOT = Path(tempfile.gettempdir()) / "convlens-first-load.png"  # the page before any drawing
 CHROMIUM_ARGS = [
@@ -204,6 +205,8 @@ def test_drawn_digits_are_recognised_and_a_clicked_filter_shows_its_deconvolutio
             page.keyboard.press("Escape")
         page.mouse.move(5, 5)
         page.evaluate("document.activeElement?.blur()")
+        wait_until(page, "() => document.getElementById('explain').dataset.state === 'ready'")
+        assert page.locator("#explain-map").evaluate("img => img.complete && img.naturalWidth > 0")
         page.wait_for_load_state("networkidle")
         save_screenshot(page, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 10_000
@@ -353,7 +356,8 @@ def shown(page) -> int:
 
 def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_no_digit(page):
     """Invariance sliders (the prediction and grids follow the moved input), a filter's optimized input and evolution
-    strip, and the plain sentence when the digit judge says the drawing is no digit."""
+    strip (its epoch labels legible at the page's size), and the plain sentence when the digit judge says the drawing
+    is no digit."""
     with running_service() as (base, _):
         page.goto(f"{base}/")
         assert draw(page, SEVEN) == "7"
@@ -421,6 +425,9 @@ def test_the_studies_move_the_digit_show_what_a_filter_wants_and_say_when_it_is_
         assert page.locator("#optimized").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
         assert page.locator("#optimized-figure").is_visible() and page.locator("#evolution-figure").is_visible()
         assert page.locator("#evolution").evaluate("img => img.naturalWidth > img.naturalHeight")
+        # the strip's epoch labels are drawn at ROW_LABEL_SIZE px: shown at its own size, they stay legible
+        rendered = page.locator("#evolution").evaluate("img => img.getBoundingClientRect().width / img.naturalWidth")
+        assert ROW_LABEL_SIZE * rendered >= 9.5, f"the epoch labels render at {ROW_LABEL_SIZE * rendered:.1f} px"
 
         # not a digit: the page says so plainly, and takes it back for a digit
         page.click("#clear")

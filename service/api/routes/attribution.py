@@ -31,7 +31,8 @@ from service.api.uploads import BATCH_BODY, IMAGE_BODY
 from service.attribution import METHODS
 from service.attribution.method import methods_text
 from service.contract import plot_name
-from service.pictures.heatmap import heat_map
+from service.pictures.heatmap import bar_colours, heat_map
+from service.pictures.legend import with_legend
 from service.studies.explain import Explanation, explain
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
@@ -40,6 +41,13 @@ COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
 Method = Annotated[str, Path(description=methods_text(METHODS))]
+Legend = Annotated[
+    bool,
+    Query(
+        description="PNG only: a colour bar under the heat map with the values of `X-Colormap-Range` at its ends and a "
+        "one-line caption (method, target, probability); `false`: the heat map alone, 28 x `scale` px square"
+    ),
+]
 PNG_HEAT_MAP = {
     200: {
         "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
@@ -78,6 +86,7 @@ def attribution(
     ] = False,
     format: Format = "png",
     scale: Scale = 8,
+    labels: Legend = True,
 ) -> Response:
     result = explain(
         model, digit, method, query.target, query.method_parameters(), limits, faithfulness and format == "json"
@@ -90,7 +99,12 @@ def attribution(
             TARGET_HEADER: str(int(result.targets[0])),
             PROBABILITY_HEADER: f"{float(result.probabilities[0]):.6g}",
         }
-        return rgb_png_response(picture.rgb, headers)
+        if not labels:
+            return rgb_png_response(picture.rgb, headers)
+        target, probability = int(result.targets[0]), float(result.probabilities[0])
+        text = f"{result.method} for class {target} (p = {probability:.3f}) · {picture.colormap} colour map"
+        legend = with_legend(picture.rgb, bar_colours(picture.colormap), picture.low, picture.high, text)
+        return rgb_png_response(legend, headers)
     return json_response(_single(model.name, result))
 
 

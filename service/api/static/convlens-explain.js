@@ -15,7 +15,7 @@ async function explain() {
   $("explain").dataset.state = "busy";
   try {
     const response = await panel.api.request(
-      `/v1/attribution/${method}?preprocess=auto&scale=6&target=${target}`,
+      `/v1/attribution/${method}?preprocess=auto&scale=6&labels=false&target=${target}`,
       { method: "POST", body: panel.image, signal: controller.signal,
         headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
     );

@@ -1,4 +1,4 @@
-// The studies of Zeiler and Fergus beside the drawing (issue #16), on the hooks convlens.js gives:
+// The studies of Zeiler and Fergus beside the drawing, on the hooks convlens.js gives:
 // - Invariance: a slider per transform (shift-x, shift-y, rotate, scale). Each drawing's curves come from
 //   POST /v1/invariance (JSON: per amount the transformed 28x28 input, the target's probability, the predicted class
 //   and each layer's distance from the original); moving a slider shows that amount's input and numbers at once and,
@@ -356,8 +356,8 @@ async function showFilter({ layer, filter }) {
   studies.filterController?.abort();
   const controller = studies.filterController = new AbortController();
   const slots = [
-    ["optimized", `/v1/filters/${layer}/${filter}/optimized?scale=6`],
-    ["evolution", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=3`],
+    ["optimized", `/v1/filters/${layer}/${filter}/optimized?scale=6&labels=false`],
+    ["evolution", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=2`],
   ];
   for (const [slot] of slots) $(slot).classList.add("loading");
   await Promise.all(slots.map(async ([slot, path]) => {
