@@ -11,13 +11,16 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from service.errors import NotApplicableError
+
 Rules = Literal["gradient", "guided", "deconvnet"]
 RULES: tuple[str, ...] = ("gradient", "guided", "deconvnet")
 Dim = int | str | None  # a static size, a symbolic one, or unknown
 
 
-class UnsupportedOp(ValueError):
-    """The forward graph holds an op on the differentiated path that no rule covers; names the op and the node."""
+class UnsupportedOp(NotApplicableError, ValueError):
+    """The forward graph holds an op on the differentiated path that no rule covers; names the op and the node
+    (a gradient method does not apply to such a model: 422)."""
 
     def __init__(self, op_type: str, node: str, why: str = "") -> None:
         self.op_type, self.node = op_type, node
