@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
-from service.contract import CLASSIFIER, STATISTICS_NORM
+from service.contract import CLASSIFIER
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.graphs.digit_judge_graph import SCORE
 from service.images import decoding
@@ -22,7 +22,7 @@ from service.images.npy import check_count, parse_npy
 from service.runtime.registry import LoadedModel, Registry
 from service.studies.digit_judge import OUTPUTS, DigitJudgeModel
 from service.studies.explain import Limits
-from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics
+from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics, LoadedStatistics, NoStatistics
 
 
 async def app_settings(request: Request) -> Settings:
@@ -193,17 +193,21 @@ Batch = Annotated[np.ndarray, Depends(uploaded_batch)]
 Filter = Annotated[int, Path(description="filter (channel) index within the layer")]
 
 
-def loaded_statistics(request: Request, name: str = CLASSIFIER) -> DatasetStatistics:
-    """The dataset statistics of model ``name``, loaded at start-up; 404 for a model without any, 503 with the
-    reason (and the command that makes them) when they could not be loaded."""
-    loaded = getattr(request.app.state, "statistics", None)
+def statistics_loaded(request: Request) -> LoadedStatistics:
+    """Every model's statistics as start-up loaded them; 503 while they are not there yet."""
+    loaded = request.app.state.statistics
     if loaded is None:
         raise ApiError("statistics are not loaded yet; retry shortly", status=503)
-    if name not in loaded:
-        raise NotFound(f"no dataset statistics for model {name!r}; statistics exist for: {', '.join(loaded) or 'none'}")
-    if isinstance(loaded[name], DatasetStatistics):
-        return loaded[name]
-    raise ApiError(str(loaded[name]), status=503)
+    return loaded
+
+
+def loaded_statistics(request: Request, name: str = CLASSIFIER) -> DatasetStatistics:
+    """The dataset statistics of model ``name`` (``LoadedStatistics.of``): 404 for a model without any, 503 with the
+    reason (and the command that makes them) when they could not be loaded."""
+    try:
+        return statistics_loaded(request).of(name)
+    except NoStatistics as missing:
+        raise NotFound(str(missing)) from None
 
 
 async def get_statistics(request: Request, model: ModelDep) -> DatasetStatistics:
@@ -249,27 +253,13 @@ def judge_fields(judge: DigitJudgeModel | None, images: np.ndarray, outputs: dic
     ]
 
 
-def statistics_layer(statistics: DatasetStatistics, layer: str) -> None:
-    """404 unless the statistics cover ``layer``, listing the layers they do."""
-    if layer not in statistics.layers:
-        raise NotFound(f"no statistics for layer {layer!r}; layers: {', '.join(statistics.layers)}")
-
-
-def dataset_threshold(request: Request, model: LoadedModel, layer: str, norm: str) -> float:
-    """``threshold=dataset``: the layer's mean L2 norm over the analysed images; 422 for another norm or model."""
-    if norm != STATISTICS_NORM:
-        raise Unprocessable(
-            f"threshold=dataset is the layer's mean {STATISTICS_NORM} norm over the test set; use it "
-            f"with norm={STATISTICS_NORM}"
-        )
-    statistics = loaded_statistics(request, model.name)
-    statistics_layer(statistics, layer)
-    return statistics.dataset_threshold(layer)
-
-
 def layer_rule(request: Request, model: LoadedModel, layer: str, norm: str, rule: str | float) -> str | float:
-    """The rule to apply to ``layer``'s norms: ``dataset`` becomes that layer's dataset threshold."""
-    return dataset_threshold(request, model, layer, norm) if rule == DATASET_THRESHOLD else rule
+    """The rule to apply to ``layer``'s norms (``LoadedStatistics.layer_rule``: ``dataset`` becomes that layer's
+    dataset threshold); 404 for a model without statistics."""
+    try:
+        return statistics_loaded(request).layer_rule(model.name, layer, norm, rule)
+    except NoStatistics as missing:
+        raise NotFound(str(missing)) from None
 
 
 async def attribution_limits(settings: SettingsDep) -> Limits:
