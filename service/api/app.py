@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the shortcut
     # for plain classifications, then the routes.
-    app.add_middleware(ClassifyShortcut)
+    app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(
         AdmissionControl,
