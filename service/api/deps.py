@@ -16,11 +16,10 @@ from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.contract import CLASSIFIER
 from service.featuremaps.norms import THRESHOLD_RULES
-from service.graphs.digit_judge_graph import SCORE
 from service.images import decoding
 from service.images.npy import check_count, parse_npy
 from service.runtime.registry import LoadedModel, Registry
-from service.studies.digit_judge import OUTPUTS, DigitJudgeModel
+from service.studies.digit_judge import DigitJudgeModel
 from service.studies.explain import Limits
 from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics, LoadedStatistics, NoStatistics
 
@@ -219,38 +218,9 @@ StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
 
 
 def judge_of(request: Request, model: LoadedModel) -> DigitJudgeModel | None:
-    """The calibrated digit judge of ``model``'s statistics, or None when there is none (``digit_like`` is null)."""
-    return judge_in(getattr(request.app.state, "statistics", None), model)
-
-
-def judge_in(loaded: dict[str, DatasetStatistics | Exception] | None, model: LoadedModel) -> DigitJudgeModel | None:
-    """``judge_of`` from the loaded statistics themselves (None: not loaded)."""
-    statistics = (loaded or {}).get(model.name)
-    return statistics.judge if isinstance(statistics, DatasetStatistics) else None
-
-
-def judge_outputs(model: LoadedModel, judge: DigitJudgeModel | None) -> list[str]:
-    """What a classification asks of ``model``: ``output``, and the judge's score when the run computes it (else
-    dense1, for the judge's numpy path)."""
-    if judge is None:
-        return ["output"]
-    return ["output", SCORE] if SCORE in model.output_names else list(OUTPUTS)
-
-
-def judge_fields(judge: DigitJudgeModel | None, images: np.ndarray, outputs: dict[str, np.ndarray]) -> list[dict]:
-    """Per image, ``digit_like``, ``digit_like_score`` and ``digit_like_threshold`` (all null without a judge); the
-    score from the run's SCORE output when it has one."""
-    if judge is None:
-        return [{"digit_like": None, "digit_like_score": None, "digit_like_threshold": None}] * len(images)
-    scores = outputs[SCORE] if SCORE in outputs else judge.scores(images.reshape(-1, 28, 28), outputs)
-    return [
-        {
-            "digit_like": bool(score <= judge.threshold),
-            "digit_like_score": float(score),
-            "digit_like_threshold": judge.threshold,
-        }
-        for score in scores
-    ]
+    """The calibrated digit judge of ``model`` (``LoadedStatistics.judge``), or None when there is none."""
+    loaded = request.app.state.statistics
+    return None if loaded is None else loaded.judge(model.name)
 
 
 def layer_rule(request: Request, model: LoadedModel, layer: str, norm: str, rule: str | float) -> str | float:
