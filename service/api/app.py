@@ -9,7 +9,6 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from threadpoolctl import threadpool_limits
 
-from service.api.deps import judge_in, judge_outputs
 from service.api.errors import install_error_handlers
 from service.api.middleware.admission_control import AdmissionControl
 from service.api.middleware.auth import require_api_key
@@ -42,6 +41,7 @@ from service.graphs.digit_judge_graph import attach_judges
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.microbatching import MicroBatcher
 from service.runtime.registry import load_registry
+from service.studies.classification import answering
 from service.studies.evolution import load_all_evolution
 from service.studies.statistics import load_all_statistics
 
@@ -115,10 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.micro_batching and classifier is not None:
             app.state.batcher = MicroBatcher(
                 classifier,
+                answering(classifier, app.state.statistics.judge(classifier.name)),
                 settings.micro_batch_window_ms / 1000,
                 settings.micro_batch_max,
                 telemetry.microbatch_size.observe,
-                judge_outputs(classifier, judge_in(app.state.statistics, classifier)),
             )
         # what start-up made lives as long as the app: out of the collector's way, since a full collection over it
         # made the first seconds' slowest answers (first 5 s at c=16: p99 11-14 ms against 16-66 ms, 3 rounds)
@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the shortcut
     # for plain classifications, then the routes.
-    app.add_middleware(ClassifyShortcut)
+    app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(
         AdmissionControl,

@@ -17,15 +17,14 @@ from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.attribution import offered_parameters
 from service.attribution.inputs import Choice, Range
 from service.attribution.method import parameter_text
-from service.contract import CLASSIFIER, STATISTICS_NORM
+from service.contract import CLASSIFIER
 from service.featuremaps.norms import THRESHOLD_RULES
-from service.graphs.digit_judge_graph import SCORE
 from service.images import decoding
 from service.images.npy import check_count, parse_npy
 from service.runtime.registry import LoadedModel, Registry
-from service.studies.digit_judge import OUTPUTS, DigitJudgeModel
+from service.studies.digit_judge import DigitJudgeModel
 from service.studies.explain import Limits
-from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics
+from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics, LoadedStatistics
 
 
 async def app_settings(request: Request) -> Settings:
@@ -196,17 +195,18 @@ Batch = Annotated[np.ndarray, Depends(uploaded_batch)]
 Filter = Annotated[int, Path(description="filter (channel) index within the layer")]
 
 
-def loaded_statistics(request: Request, name: str = CLASSIFIER) -> DatasetStatistics:
-    """The dataset statistics of model ``name``, loaded at start-up; 404 for a model without any, 503 with the
-    reason (and the command that makes them) when they could not be loaded."""
-    loaded = getattr(request.app.state, "statistics", None)
+def statistics_loaded(request: Request) -> LoadedStatistics:
+    """Every model's statistics as start-up loaded them; 503 while they are not there yet."""
+    loaded = request.app.state.statistics
     if loaded is None:
         raise ApiError("statistics are not loaded yet; retry shortly", status=503)
-    if name not in loaded:
-        raise NotFound(f"no dataset statistics for model {name!r}; statistics exist for: {', '.join(loaded) or 'none'}")
-    if isinstance(loaded[name], DatasetStatistics):
-        return loaded[name]
-    raise ApiError(str(loaded[name]), status=503)
+    return loaded
+
+
+def loaded_statistics(request: Request, name: str = CLASSIFIER) -> DatasetStatistics:
+    """The dataset statistics of model ``name`` (``LoadedStatistics.of``): 404 for a model without any, 503 with the
+    reason (and the command that makes them) when they could not be loaded."""
+    return statistics_loaded(request).of(name)
 
 
 async def get_statistics(request: Request, model: ModelDep) -> DatasetStatistics:
@@ -218,61 +218,15 @@ StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
 
 
 def judge_of(request: Request, model: LoadedModel) -> DigitJudgeModel | None:
-    """The calibrated digit judge of ``model``'s statistics, or None when there is none (``digit_like`` is null)."""
-    return judge_in(getattr(request.app.state, "statistics", None), model)
-
-
-def judge_in(loaded: dict[str, DatasetStatistics | Exception] | None, model: LoadedModel) -> DigitJudgeModel | None:
-    """``judge_of`` from the loaded statistics themselves (None: not loaded)."""
-    statistics = (loaded or {}).get(model.name)
-    return statistics.judge if isinstance(statistics, DatasetStatistics) else None
-
-
-def judge_outputs(model: LoadedModel, judge: DigitJudgeModel | None) -> list[str]:
-    """What a classification asks of ``model``: ``output``, and the judge's score when the run computes it (else
-    dense1, for the judge's numpy path)."""
-    if judge is None:
-        return ["output"]
-    return ["output", SCORE] if SCORE in model.output_names else list(OUTPUTS)
-
-
-def judge_fields(judge: DigitJudgeModel | None, images: np.ndarray, outputs: dict[str, np.ndarray]) -> list[dict]:
-    """Per image, ``digit_like``, ``digit_like_score`` and ``digit_like_threshold`` (all null without a judge); the
-    score from the run's SCORE output when it has one."""
-    if judge is None:
-        return [{"digit_like": None, "digit_like_score": None, "digit_like_threshold": None}] * len(images)
-    scores = outputs[SCORE] if SCORE in outputs else judge.scores(images.reshape(-1, 28, 28), outputs)
-    return [
-        {
-            "digit_like": bool(score <= judge.threshold),
-            "digit_like_score": float(score),
-            "digit_like_threshold": judge.threshold,
-        }
-        for score in scores
-    ]
-
-
-def statistics_layer(statistics: DatasetStatistics, layer: str) -> None:
-    """404 unless the statistics cover ``layer``, listing the layers they do."""
-    if layer not in statistics.layers:
-        raise NotFound(f"no statistics for layer {layer!r}; layers: {', '.join(statistics.layers)}")
-
-
-def dataset_threshold(request: Request, model: LoadedModel, layer: str, norm: str) -> float:
-    """``threshold=dataset``: the layer's mean L2 norm over the analysed images; 422 for another norm or model."""
-    if norm != STATISTICS_NORM:
-        raise Unprocessable(
-            f"threshold=dataset is the layer's mean {STATISTICS_NORM} norm over the test set; use it "
-            f"with norm={STATISTICS_NORM}"
-        )
-    statistics = loaded_statistics(request, model.name)
-    statistics_layer(statistics, layer)
-    return statistics.dataset_threshold(layer)
+    """The calibrated digit judge of ``model`` (``LoadedStatistics.judge``), or None when there is none."""
+    loaded = request.app.state.statistics
+    return None if loaded is None else loaded.judge(model.name)
 
 
 def layer_rule(request: Request, model: LoadedModel, layer: str, norm: str, rule: str | float) -> str | float:
-    """The rule to apply to ``layer``'s norms: ``dataset`` becomes that layer's dataset threshold."""
-    return dataset_threshold(request, model, layer, norm) if rule == DATASET_THRESHOLD else rule
+    """The rule to apply to ``layer``'s norms (``LoadedStatistics.layer_rule``: ``dataset`` becomes that layer's
+    dataset threshold); 404 for a model without statistics."""
+    return statistics_loaded(request).layer_rule(model.name, layer, norm, rule)
 
 
 async def attribution_limits(settings: SettingsDep) -> Limits:

@@ -18,11 +18,10 @@ from onnx import TensorProto, helper
 from service.contract import INPUT_NAME
 from service.graphs.backward_graph import GraphBuilder
 from service.runtime.registry import Registry
-from service.studies.digit_judge import DigitJudgeModel
+from service.studies.digit_judge import SCORE, DigitJudgeModel
 from service.studies.statistics import DatasetStatistics
 
 log = logging.getLogger("convlens.digit_judge")
-SCORE = "digit_like_score"  # the judged classifier's extra output: the judge's score per image, (N,)
 MIN_OPSET, AXES_AS_INPUT_OPSET = 13, 18  # ReduceSum's axes are an input from 13, ReduceMin's and ReduceMax's from 18
 
 

@@ -3,7 +3,8 @@
 With ``window`` 0 (the default) it never waits: when the model is idle a request runs at once, and the requests
 that arrive while it is busy run together as one batch when it frees up (Triton's dynamic batcher with a zero
 queue delay). A positive ``window`` also holds the first waiting request that long to collect others. At most
-``max_batch`` requests share a run; each caller gets its own row back.
+``max_batch`` requests share a run; ``answer`` (``service.studies.classification.answering``) turns the stacked
+images into one answer per image, and each caller gets its own.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Any
 
 import numpy as np
 
@@ -20,18 +22,18 @@ from service.runtime.registry import LoadedModel, note_use
 
 
 class MicroBatcher:
-    """A background thread that batches ``classify`` calls for one model."""
+    """A background thread that answers the images submitted for one model in shared batches."""
 
     def __init__(
         self,
         model: LoadedModel,
+        answer: Callable[[np.ndarray], Sequence[Any]],
         window: float,
         max_batch: int,
         observe_size: Callable[[int], None] = lambda size: None,
-        outputs: tuple[str, ...] = ("output",),
     ) -> None:
         self.model = model
-        self.outputs = list(outputs)
+        self.answer = answer
         self.window = window
         self.max_batch = max_batch
         self._observe_size = observe_size
@@ -40,15 +42,11 @@ class MicroBatcher:
         self._thread.start()
 
     def submit(self, image: np.ndarray) -> Future:
-        """A future of the ``outputs`` (each without the batch axis) of one 28x28 image, computed in a shared batch."""
+        """A future of ``answer``'s answer for one 28x28 image, computed in a shared batch."""
         note_use(self.model)
         done: Future = Future()
         self._pending.put((image.reshape(28, 28), done))
         return done
-
-    def classify(self, image: np.ndarray, timeout: float = 30.0) -> dict[str, np.ndarray]:
-        """The ``outputs`` for one 28x28 image, computed in a shared batch (blocking)."""
-        return self.submit(image).result(timeout=timeout)
 
     def close(self) -> None:
         """Stop the thread once the requests already queued are answered."""
@@ -79,10 +77,10 @@ class MicroBatcher:
             batch, closing = self._collect(first)
             self._observe_size(len(batch))
             try:
-                outputs = self.model.run(np.stack([image for image, _ in batch]), self.outputs)
+                answers = self.answer(np.stack([image for image, _ in batch]))
             except Exception as exc:  # every waiting caller gets the failure, e.g. Busy
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
-            for i, (_, done) in enumerate(batch):
-                done.set_result({name: values[i] for name, values in outputs.items()})
+            for answer, (_, done) in zip(answers, batch):
+                done.set_result(answer)

@@ -25,7 +25,8 @@ import numpy as np
 
 from service.contract import DigitJudge as JudgeSection
 
-OUTPUTS = ("dense1", "output")
+OUTPUTS = ("dense1", "output")  # what ``DigitJudgeModel.scores`` reads of the classifier's run
+SCORE = "digit_like_score"  # the judged classifier's extra output: the judge's score per image, (N,)
 ARRAYS = ("means", "whitening", "mu", "sd", "w1", "b1", "w2", "b2", "centre", "spread")
 PARTS = ("shape", "ink")
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +33,10 @@ from service.contract import (
     Statistics,
     read_document,
 )
-from service.errors import UnavailableError
+from service.errors import NotFoundError, UnavailableError
 from service.runtime.registry import Registry, variant_dirs
 from service.studies.digit_judge import DigitJudgeModel, load_judge
+from service.studies.layers import NotApplicable, UnknownLayer
 
 log = logging.getLogger("convlens.statistics")
 
@@ -44,6 +46,10 @@ ANALYZE = "run `python -m training analyze --data-dir MNIST_DIR --model-dir {mod
 
 class StatisticsUnavailable(UnavailableError):
     """The statistics cannot be served; the message says why and how to make them."""
+
+
+class NoStatistics(NotFoundError, LookupError):
+    """The model has no dataset statistics at all; the message lists the models that have."""
 
 
 @dataclass
@@ -64,6 +70,11 @@ class DatasetStatistics:
     def layer(self, name: str) -> LayerStatistics:
         """One layer's statistics; KeyError for a layer the statistics do not cover."""
         return self.data.layers[name]
+
+    def check_layer(self, layer: str) -> None:
+        """UnknownLayer, listing the layers these statistics cover, unless they cover ``layer``."""
+        if layer not in self.data.layers:
+            raise UnknownLayer(f"no statistics for layer {layer!r}; layers: {', '.join(self.layers)}")
 
     def dataset_threshold(self, layer: str) -> float:
         """The mean L2 norm over every feature map of ``layer`` in the analysed split."""
@@ -225,8 +236,57 @@ def try_load_statistics(
         return reason
 
 
-def load_all_statistics(model_dir: Path, registry: Registry) -> dict[str, DatasetStatistics | StatisticsUnavailable]:
+class LoadedStatistics(Mapping[str, DatasetStatistics | StatisticsUnavailable]):
+    """What start-up loaded for each served classifier, by model name: its statistics or why they are unavailable;
+    looked up by model (``of``), with each model's digit judge at hand for the hot path (``judge``)."""
+
+    def __init__(self, loaded: dict[str, DatasetStatistics | StatisticsUnavailable]) -> None:
+        self._loaded = loaded
+        self._judges = {name: s.judge for name, s in loaded.items() if isinstance(s, DatasetStatistics)}
+
+    def __getitem__(self, name: str) -> DatasetStatistics | StatisticsUnavailable:
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded)
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    def of(self, name: str) -> DatasetStatistics:
+        """The statistics of model ``name``: NoStatistics for a model without any, StatisticsUnavailable with the
+        reason (and the command that makes them) when they could not be loaded."""
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            raise NoStatistics(
+                f"no dataset statistics for model {name!r}; statistics exist for: {', '.join(self._loaded) or 'none'}"
+            )
+        if isinstance(loaded, StatisticsUnavailable):
+            raise StatisticsUnavailable(str(loaded))
+        return loaded
+
+    def judge(self, name: str) -> DigitJudgeModel | None:
+        """The calibrated digit judge of model ``name``'s statistics; None when there is none (``digit_like`` is
+        null)."""
+        return self._judges.get(name)
+
+    def layer_rule(self, name: str, layer: str, norm: str, rule: str | float) -> str | float:
+        """The rule to apply to ``layer``'s ``norm`` norms: ``dataset`` becomes the layer's mean L2 norm over the
+        analysed images (NotApplicable for another norm, NoStatistics, UnknownLayer for a layer not covered)."""
+        if rule != DATASET_THRESHOLD:
+            return rule
+        if norm != STATISTICS_NORM:
+            raise NotApplicable(
+                f"threshold=dataset is the layer's mean {STATISTICS_NORM} norm over the test set; use it "
+                f"with norm={STATISTICS_NORM}"
+            )
+        statistics = self.of(name)
+        statistics.check_layer(layer)
+        return statistics.dataset_threshold(layer)
+
+
+def load_all_statistics(model_dir: Path, registry: Registry) -> LoadedStatistics:
     """The statistics of the shipped classifier and of every served variant, by model name."""
     folders = {CLASSIFIER: model_dir} if CLASSIFIER in registry.models else {}
     folders |= {folder.name: folder for folder in variant_dirs(model_dir) if folder.name in registry.models}
-    return {name: try_load_statistics(folder, registry, name) for name, folder in folders.items()}
+    return LoadedStatistics({name: try_load_statistics(folder, registry, name) for name, folder in folders.items()})

@@ -52,6 +52,16 @@ def test_inspect_carries_the_judgement(client, digit_png):
     assert answer["digit_like"] is True and isinstance(answer["digit_like_score"], float)
 
 
+def test_inspect_judges_and_classifies_as_classify_does_to_the_bit(client, mnist_test):
+    noise = (np.random.default_rng(6).random((28, 28)) * 255).astype(np.uint8)
+    for image in (mnist_test[0][0], mnist_test[0][1], noise):
+        inspected = post_image(client, "/v1/inspect", encode(image), preprocess="none").json()
+        classified = post_image(client, "/v1/classify", encode(image), preprocess="none").json()
+        assert {field: inspected[field] for field in classified if field != "model"} == {
+            field: classified[field] for field in classified if field != "model"
+        }
+
+
 def test_without_the_calibration_digit_like_is_null(tmp_path, digit_png):
     for name in ("manifest.json", "classifier.onnx", "autoencoder.onnx"):
         os.symlink(MODELS / name, tmp_path / name)

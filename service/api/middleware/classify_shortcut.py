@@ -2,9 +2,9 @@
 
 Such a request has nothing for FastAPI to parse: every parameter takes its default. This pure ASGI middleware
 (innermost, so admission control, the monitor, CORS and the limits all run as for any request) calls the route's
-own dependencies and endpoint with those defaults, and skips routing and dependency resolution, which cost more
-than the inference. An error is answered by the app's own exception handler for it, as FastAPI would; anything
-else (a query string, multipart, API keys, micro-batching) goes to FastAPI unchanged.
+own dependencies and endpoint (from the router the app hands it) with those defaults, and skips routing and dependency
+resolution, which cost more than the inference. An error is answered by the app's own exception handler for it, as
+FastAPI would; anything else (a query string, multipart, API keys, micro-batching) goes to FastAPI unchanged.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.requests import Request
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import deps
-from service.api.routes import classify
 
 PATH = "/v1/classify"
 
@@ -23,9 +23,14 @@ PATH = "/v1/classify"
 class ClassifyShortcut:
     """Pure ASGI middleware: answers the plain single-image classification without FastAPI's request machinery."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, router: Router) -> None:
+        """``router``: the one holding the ``POST PATH`` route."""
         self.app = app
-        self.route = next(route for route in classify.router.routes if getattr(route, "path", None) == PATH)
+        self.route = next(
+            route
+            for route in router.routes
+            if isinstance(route, Route) and route.path == PATH and "POST" in route.methods
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applies(scope):
@@ -36,7 +41,7 @@ class ClassifyShortcut:
         try:
             model = await deps.get_model(request)
             digit = await deps.uploaded_digit(request)
-            response = await classify.classify(digit, model, request)
+            response = await self.route.endpoint(digit, model, request)
         except Exception as exc:
             handler = _handler(scope["app"].exception_handlers, exc)
             if handler is None:

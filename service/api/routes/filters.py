@@ -7,7 +7,7 @@ import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from service.api.deps import Filter, Format, ModelDep, StatisticsDep, scale_param, statistics_layer
+from service.api.deps import Filter, Format, ModelDep, StatisticsDep, scale_param
 from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import Unprocessable
 from service.api.render import PNG_RESPONSE, Labels, grid_png, top_images_png
@@ -55,7 +55,7 @@ def top_images(
     scale: PanelScale = 4,
     labels: Labels = True,
 ) -> TopImages | Response:
-    statistics_layer(statistics, layer)
+    statistics.check_layer(layer)
     check_filter(model, layer, filter)
     rows, images = statistics.top_images(layer, filter)
     if format == "png":

@@ -30,6 +30,7 @@ from service.api.v2_tensors import (
     read_inference,
 )
 from service.runtime.registry import LoadedModel
+from service.studies.classification import layers_of
 
 TAGS = ["open inference protocol (KServe v2)"]
 
@@ -176,4 +177,4 @@ def model_ready(model: Served) -> ModelReady:
 )
 def infer(model: Served, body: Body, settings: SettingsDep, header_length: HeaderLength = None) -> Response:
     call = read_inference(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
-    return inference_response(model, call, model.run(call.images, list(call.outputs)))
+    return inference_response(model, call, layers_of(model, call.images, list(call.outputs)))

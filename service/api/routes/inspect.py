@@ -8,14 +8,14 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.api.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, judge_fields, judge_of, layer_rule
+from service.api.deps import DatasetThreshold, Digit, ModelDep, Norm, RegistryDep, judge_of, layer_rule
 from service.api.error_responses import ERRORS
 from service.api.render import json_response, png_bytes
 from service.api.schemas import ActivationGrid, InspectedLayer, Inspection
 from service.api.uploads import IMAGE_BODY
 from service.pictures.grids import tile, to_uint8
-from service.studies.digit_judge import OUTPUTS
-from service.studies.layers import layer_activity, require_classifier, spatial_layers
+from service.studies import classification
+from service.studies.layers import layer_activity, spatial_layers
 
 router = APIRouter(prefix="/v1", tags=["inspect"], responses=ERRORS)
 
@@ -58,10 +58,9 @@ def inspect(
     rule: DatasetThreshold = "mean",
     norm: Norm = "l2",
 ) -> Response:
-    require_classifier(model)
     spatial = spatial_layers(model)
-    judge = judge_of(request, model)
-    outputs = model.run(digit, [*spatial, *(OUTPUTS if judge is not None else ["output"])])
+    classified = classification.classify(model, digit, judge_of(request, model), spatial)
+    outputs = classified.outputs
     layers = []
     for name in spatial:
         maps = outputs[name][0]
@@ -83,15 +82,12 @@ def inspect(
     if autoencoder is not None and "decoded" in autoencoder.layer_shapes:
         decoded = autoencoder.run(digit, ["decoded"])["decoded"][0, ..., 0]
         reconstruction = data_url(to_uint8(decoded))
-    probabilities = outputs["output"][0]
     return json_response(
         Inspection(
             model=model.name,
-            digit=int(probabilities.argmax()),
-            probabilities=probabilities.tolist(),
             input=data_url(to_uint8(digit.reshape(28, 28), 0.0, 1.0)),
             layers=layers,
             reconstruction=reconstruction,
-            **judge_fields(judge, digit, outputs)[0],
+            **classified.answers()[0],
         )
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from service.api.deps import Format, ModelDep, StatisticsDep, loaded_statistics, statistics_layer
+from service.api.deps import Format, ModelDep, StatisticsDep, loaded_statistics
 from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import NotFound, Unprocessable
 from service.api.render import PNG, PNG_RESPONSE
@@ -82,7 +82,7 @@ def statistics_summary(statistics: StatisticsDep, model: ModelDep) -> Statistics
 def active_filter_counts(
     layer: str, statistics: StatisticsDep, rule: Rule = "image-mean", label: Label = None, format: Format = "json"
 ) -> ActiveFilterCounts | Response:
-    statistics_layer(statistics, layer)
+    statistics.check_layer(layer)
     if format == "png":
         return plot_response(statistics, plot_name("active-filters", layer, rule, label))
     return ActiveFilterCounts(
@@ -103,7 +103,7 @@ def active_filter_counts(
 def norm_distribution(
     layer: str, statistics: StatisticsDep, label: Label = None, format: Format = "json"
 ) -> NormDistribution | Response:
-    statistics_layer(statistics, layer)
+    statistics.check_layer(layer)
     if format == "png":
         return plot_response(statistics, plot_name("norms", layer, label=label))
     return NormDistribution(
