@@ -3,7 +3,7 @@
 It reads the body, decodes the PNG with Pillow, scales it to [0, 1], runs onnxruntime once on one thread and
 writes the JSON bytes: no framework, no middleware, no validation. Its answer is the service's, field for field
 (``tests/api/test_raw_reference.py``): the run is of the classifier with the digit judge's score as one more output, as
-the service builds it at start-up (``service.graphs.digit_judge_graph``), so that the judge's part of the work is in
+the service builds it at start-up (``service.studies.digit_judge_graph``), so that the judge's part of the work is in
 both.
 ``bench.hotpath`` serves it under the same uvicorn with the same settings as the service, so the ratio of the two is
 what the service's own machinery costs.
@@ -23,8 +23,8 @@ import onnxruntime as ort
 from PIL import Image
 
 from service.contract import CLASSIFIER, INPUT_NAME
-from service.graphs.digit_judge_graph import SCORE, attach_judges
 from service.runtime.registry import load_registry
+from service.studies.digit_judge_graph import SCORE, attach_judges
 from service.studies.statistics import load_statistics
 
 MODEL_DIR = Path(os.environ.get("CONVLENS_MODEL_DIR", Path(__file__).resolve().parents[1] / "models"))

@@ -37,11 +37,11 @@ from service.api.routes import (
     statistics,
 )
 from service.api.settings import Settings, get_settings
-from service.graphs.digit_judge_graph import attach_judges
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.microbatching import MicroBatcher
 from service.runtime.registry import load_registry
 from service.studies.classification import answering
+from service.studies.digit_judge_graph import attach_judges
 from service.studies.evolution import load_all_evolution
 from service.studies.statistics import load_all_statistics
 

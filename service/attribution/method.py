@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from service.attribution.inputs import Choice, Range
-from service.pictures.heatmap import to_input_size
+from service.attribution.placement import to_input_size
 
 INPUT = "input"  # the layer of the methods whose maps are over the 28x28 input
 PIXELS = "(N,28,28) float32"

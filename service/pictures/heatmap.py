@@ -1,4 +1,4 @@
-"""Attribution maps drawn as heat maps over the network's 28x28 input (plain numpy, no matplotlib).
+"""Attribution maps drawn as heat maps over the network's input (plain numpy, no matplotlib).
 
 A signed map gets a diverging colour map centred on zero (blue for negative, red for positive, the end colours of
 Moreland's cool-warm), scaled to [-m, m] with m = max |map|; a non-negative map gets a sequential one (black-red-
@@ -12,9 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
-
-from service.graphs.classifier_weights import IMAGE_SIZE
 
 # Anchors (position in [0, 1], RGB) of the two colour maps, interpolated linearly.
 DIVERGING = ((0.0, (59, 76, 192)), (0.5, (221, 221, 221)), (1.0, (180, 4, 38)))
@@ -47,29 +44,11 @@ def bar_colours(name: str) -> np.ndarray:
     return colormap(np.linspace(0, 1, 256), anchors)
 
 
-def to_input_size(values: np.ndarray) -> np.ndarray:
-    """A layer's map (H, W) placed over the 28x28 input where its units look.
-
-    conv1's unit (i, j) is centred on input pixel (i+1, j+1) and conv2's on (i+2, j+2), so their 26x26 and 24x24
-    maps are padded with zeros by 1 and 2; a pool unit covers 2x2 conv2 units, so its 12x12 map is repeated 2x2
-    and padded by 2. Any other size is resized bilinearly (as pytorch-grad-cam does). 28x28 maps are returned as
-    they are.
-    """
-    m = np.asarray(values, dtype=np.float32)
-    size = m.shape[0]
-    if m.shape == (IMAGE_SIZE, IMAGE_SIZE):
-        return m
-    if m.shape[0] == m.shape[1] and size * 2 + 4 == IMAGE_SIZE:
-        m, size = np.kron(m, np.ones((2, 2), np.float32)), size * 2
-    if m.shape[0] == m.shape[1] and (IMAGE_SIZE - size) % 2 == 0 and 0 < IMAGE_SIZE - size <= 4:
-        return np.pad(m, (IMAGE_SIZE - size) // 2)
-    return np.asarray(Image.fromarray(m, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
-
-
 def heat_map(image: np.ndarray, values: np.ndarray, signed: bool, scale: int = 1) -> HeatMap:
-    """``values`` (28x28, or a layer's H x W, resized) over the 28x28 ``image`` in [0, 1], upscaled by ``scale``."""
-    m = to_input_size(values).astype(np.float64)
-    gray = np.clip(np.asarray(image, dtype=np.float64).reshape(IMAGE_SIZE, IMAGE_SIZE), 0, 1)[..., None] * 255
+    """``values`` over ``image`` in [0, 1] (both of the input's size: a layer's map is placed over the input first,
+    ``service.attribution.placement``), upscaled by ``scale``."""
+    m = np.asarray(values, dtype=np.float64)
+    gray = np.clip(np.asarray(image, dtype=np.float64).reshape(m.shape), 0, 1)[..., None] * 255
     if signed:
         top = float(np.abs(m).max())
         low, high, name = -top, top, DIVERGING_NAME

@@ -14,7 +14,7 @@ less like a digit:
 
 The threshold is calibrated on the test set by ``analyze``; its parameters travel in ``DIGIT_JUDGE_FILE``.
 Pure numpy: the extra work per image is a few small matrix products. The service runs the same formula as ONNX nodes
-in the classifier's own run (``service.graphs.digit_judge_graph``).
+in the classifier's own run (``service.studies.digit_judge_graph``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from PIL import Image
 
 from service.attribution import METHODS, classifier_weights
 from service.attribution.faithfulness import faithfulness
-from service.pictures.heatmap import DIVERGING, SEQUENTIAL, to_input_size
+from service.attribution.placement import to_input_size
+from service.pictures.heatmap import DIVERGING, SEQUENTIAL
 from service.runtime.registry import load_registry
 from tests.api.conftest import make_client, shipped_models
 from tests.helpers import MODELS, encode

@@ -8,11 +8,11 @@ import onnxruntime as ort
 import pytest
 
 from service.contract import INPUT_NAME
-from service.graphs.digit_judge_graph import attach_judges
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.registry import load_registry
 from service.studies.classification import NO_JUDGEMENT, classify, layers_of, outputs_for
 from service.studies.digit_judge import OUTPUTS, SCORE
+from service.studies.digit_judge_graph import attach_judges
 from service.studies.layers import NotApplicable
 from service.studies.statistics import load_all_statistics
 from tests.helpers import MODELS

@@ -7,9 +7,9 @@ import numpy as np
 import onnx
 import pytest
 
-from service.graphs.digit_judge_graph import SCORE, attach_judges, judged_classifier
 from service.runtime.registry import load_registry
 from service.studies.digit_judge import OUTPUTS, part_scores
+from service.studies.digit_judge_graph import SCORE, attach_judges, judged_classifier
 from service.studies.statistics import load_statistics
 from tests.helpers import MODELS
 from training import nondigits
@@ -63,7 +63,7 @@ def test_the_served_score_is_the_larger_part_as_the_parts_define_it(mnist_test):
 
 
 def test_the_score_computed_in_the_classifier_s_run_is_the_parts_definition(mnist_test):
-    """The judged graph (``service.graphs.digit_judge_graph``, what /v1/classify runs) against the plain numpy
+    """The judged graph (``service.studies.digit_judge_graph``, what /v1/classify runs) against the plain numpy
     definition
     of the parts, on digits, letters and noise; the classifier's own outputs stay bit for bit the file's."""
     registry = load_registry(MODELS, variants=False)
