@@ -135,8 +135,10 @@ def service() -> str:
 
 @pytest.fixture
 def fresh_folder(tmp_path: Path) -> Path:
-    """A folder as a fresh checkout's root looks to an example: the sample images and the venv, nothing else."""
+    """A folder as a fresh checkout's root looks to an example: the sample images, the shipped models and the venv,
+    nothing else."""
     (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "models").symlink_to(ROOT / "models")
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     return tmp_path
 
