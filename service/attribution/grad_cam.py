@@ -31,6 +31,7 @@ def grad_cam(
 METHOD = Method(
     "grad-cam",
     grad_cam,
+    title="Grad-CAM",
     parameters={"layer": LAYER},
     returns="(N,H,W) float32 of the layer",
     signed=False,  # ReLU(...) >= 0

@@ -16,4 +16,4 @@ def gradient_x_input(run: RunFn, weights: ClassifierWeights, images: np.ndarray,
     return x * input_gradients(weights, x, t)
 
 
-METHOD = Method("gradient-x-input", gradient_x_input, finds_targets=True)
+METHOD = Method("gradient-x-input", gradient_x_input, title="gradient × input", finds_targets=True)

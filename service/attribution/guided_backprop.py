@@ -23,6 +23,7 @@ METHOD = Method(
     "guided-backprop",
     guided_backprop,
     text="(ReLU networks only)",
+    title="guided backprop",
     finds_targets=True,
     requires=NeedsActivation("relu", "ReLU"),
 )

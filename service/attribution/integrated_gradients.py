@@ -41,5 +41,9 @@ def integrated_gradients(
 
 
 METHOD = Method(
-    "integrated-gradients", integrated_gradients, parameters={"steps": STEPS}, evaluations=itemgetter("steps")
+    "integrated-gradients",
+    integrated_gradients,
+    title="integrated gradients",
+    parameters={"steps": STEPS},
+    evaluations=itemgetter("steps"),
 )

@@ -63,7 +63,8 @@ class Method:
 
     ``compute(run, weights, images, targets, **parameters)`` is its entry point (``run`` the served model, which
     the gradient methods do not need: the backward graph computes its own forward pass); ``text`` the note the
-    API's list of methods shows after its name; ``parameters`` their defaults, ranges, the limit bounding each
+    API's list of methods shows after its name; ``title`` what people call it (the page's menu; empty: its name);
+    ``parameters`` their defaults, ranges, the limit bounding each
     (``Range.limit``) and their API text; ``signed`` whether a map holds negative values; ``needs_gradients``
     whether it runs the backward graph; ``layers`` the layers its maps can be of (a parameter choosing among them
     names an unknown layer when it names another); ``finds_targets`` whether it takes PREDICTED targets (its own
@@ -78,6 +79,7 @@ class Method:
     name: str
     compute: Callable[..., Any]
     text: str = ""
+    title: str = ""
     parameters: dict[str, Range | Choice] = field(default_factory=dict)
     returns: str = PIXELS
     signed: bool = True

@@ -53,6 +53,7 @@ def smoothgrad(
 METHOD = Method(
     "smoothgrad",
     smoothgrad,
+    title="SmoothGrad",
     parameters={"samples": SAMPLES, "noise": NOISE, "seed": SEED},
     evaluations=itemgetter("samples"),
 )

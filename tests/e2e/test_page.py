@@ -19,6 +19,7 @@ from typing import Literal
 import pytest
 from PIL import Image
 
+from service.attribution import METHODS
 from service.pictures.labels import ROW_LABEL_SIZE
 from tests.helpers import ROOT
 from tests.server import running_service
@@ -453,6 +454,9 @@ def test_the_explain_panel_shows_the_predicted_class_then_a_clicked_bars_class(p
         page.locator("#bars li").nth(1).click()
         page.wait_for_function("() => document.getElementById('explain').dataset.target === '1'")
         page.wait_for_function("() => document.getElementById('explain').dataset.state === 'ready'")
+        menu = page.locator("#explain-method option").evaluate_all("options => options.map(o => o.value)")
+        assert menu == list(METHODS)  # read from the service's registry
+        assert page.locator("#explain-method").input_value() == "integrated-gradients"
         for method in ("grad-cam", "occlusion"):
             page.select_option("#explain-method", method)
             page.wait_for_function(

@@ -75,3 +75,13 @@ def test_the_api_serves_a_registered_method(registered, mnist_test):
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["method"] == "darkness" and answer["signed"] is False and answer["parameters"] == {"copies": 3}
+
+
+def test_the_pages_menu_lists_a_registered_method_with_its_title(registered):
+    with make_client() as client:
+        response = client.get("/attribution-methods.json")
+    assert response.status_code == 200
+    methods = response.json()["methods"]
+    assert [m["name"] for m in methods] == list(METHODS)
+    assert methods[-1] == {"name": "darkness", "title": "darkness", "text": "", "signed": False, "selected": False}
+    assert [m["name"] for m in methods if m["selected"]] == ["integrated-gradients"]

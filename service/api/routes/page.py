@@ -4,7 +4,9 @@ the page itself sends the key the user enters with each API call."""
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
+
+from service.attribution import METHODS
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 MEDIA_TYPES = {
@@ -33,10 +35,31 @@ def _serve(path: Path):
     return serve
 
 
+# The Explain panel's first choice (the others in the registry's order).
+FIRST_METHOD = "integrated-gradients"
+
+
+async def attribution_methods() -> JSONResponse:
+    """The Explain panel's menu, read from the methods themselves: each method's name, what people call it, its
+    note and whether its maps are signed (a method added to ``service.attribution`` appears on the page)."""
+    methods = [
+        {
+            "name": method.name,
+            "title": method.title or method.name,
+            "text": method.text,
+            "signed": method.signed,
+            "selected": method.name == FIRST_METHOD,
+        }
+        for method in METHODS.values()
+    ]
+    return JSONResponse({"methods": methods}, headers=HEADERS)
+
+
 # The files sit side by side at the root and refer to each other relatively, so the same folder also works
 # when hosted anywhere else (then open it with ?api=<this service's URL>).
 router.add_api_route("/", _serve(STATIC / "index.html"), methods=["GET"], summary="The web page")
-PATHS = {"/"}
+router.add_api_route("/attribution-methods.json", attribution_methods, methods=["GET"], summary="The Explain menu")
+PATHS = {"/", "/attribution-methods.json"}
 for _file in sorted(STATIC.iterdir()):
     if _file.suffix in MEDIA_TYPES and _file.is_file():
         router.add_api_route(f"/{_file.name}", _serve(_file), methods=["GET"], summary=_file.name)

@@ -3,11 +3,31 @@
 // probability bar explains that class instead ("why a 7 and not a 1"). Grad-CAM and occlusion come back from the
 // service already placed over the input (28x28 x scale), like every other method.
 
+import { api } from "./convlens.js";
+
 const $ = (id) => document.getElementById(id);
 const panel = { api: null, image: null, target: null, predicted: null, url: null, controller: null };
 
+// The menu comes from the service's own list of methods (their names, titles and notes), so a method the service
+// adds appears here without a change to the page.
+const methodsReady = (async () => {
+  try {
+    const response = await api.request("/attribution-methods.json");
+    const { methods } = await response.json();
+    for (const method of methods) {
+      const option = new Option(method.text ? `${method.title} ${method.text}` : method.title, method.name);
+      option.selected = method.selected;
+      $("explain-method").append(option);
+    }
+    $("explain").dataset.methods = String(methods.length);
+  } catch (error) {
+    $("explain-legend").textContent = `the list of methods could not be read: ${error.message}`;
+  }
+})();
+
 async function explain() {
   if (!panel.api || !panel.image) return;
+  await methodsReady;
   const method = $("explain-method").value;
   const target = panel.target ?? panel.predicted;
   panel.controller?.abort();
