@@ -2,11 +2,12 @@
 
 A feature map is a 4-D float node output made by a convolution, an activation, a normalisation, a pooling or a
 residual Add (an Add of two computed tensors, not of a constant). The swish pattern ``x * sigmoid(x)`` counts as one
-activation, its Mul; its gate (the Sigmoid feeding only that Mul) is left out. Each one is exposed through an
-Identity whose output carries a readable name: the node's name where it has one (``/layer1/layer1.0/conv1/Conv``
-becomes ``layer1.0.conv1.Conv``: leading slashes dropped, a scope that repeats its parent's prefix collapsed, other
-characters outside ``[A-Za-z0-9_.-]`` replaced by ``_``), else ``<op type>_<node index>``; a clash gets ``_2``,
-``_3``... in graph order, so the same file always gives the same names.
+activation, its Mul; its gate (the Sigmoid feeding only that Mul) is left out. Each one becomes a graph output under
+a readable name (the tensor is renamed where it is made and read): the node's name where it has one
+(``/layer1/layer1.0/conv1/Conv`` becomes ``layer1.0.conv1.Conv``: leading slashes dropped, a scope that repeats its
+parent's prefix collapsed, other characters outside ``[A-Za-z0-9_.-]`` replaced by ``_``), else
+``<op type>_<node index>``; a clash gets ``_2``, ``_3``... in graph order, so the same file always gives the same
+names.
 
 The classifier's own output is kept. When it holds logits, a Softmax over the last axis adds ``probabilities``;
 when it holds probabilities and a Softmax makes them, that Softmax's 2-D input is exposed as ``logits``.
@@ -200,9 +201,11 @@ def expose_layers(model: onnx.ModelProto, batch: np.ndarray, outputs_logits: boo
         taken.add(chosen)
         return chosen
 
+    renamed: dict[str, str] = {}
+
     def add_output(source: str, name: str, op_type: str, node_name: str) -> ExposedLayer:
         shape = (None, *probed[source][1:])
-        exposed.graph.node.append(helper.make_node("Identity", [source], [name], name=f"expose_{name}"))
+        renamed[source] = name
         exposed.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
         return ExposedLayer(name, op_type, shape, node_name, source)
 
@@ -242,4 +245,18 @@ def expose_layers(model: onnx.ModelProto, batch: np.ndarray, outputs_logits: boo
                 )
             )
         layers.append(output_layer)
+    _rename(exposed.graph, renamed)
     return Exposed(exposed, layers, logits, probabilities)
+
+
+def _rename(graph: onnx.GraphProto, renamed: dict[str, str]) -> None:
+    """Give each exposed tensor its readable name, where its node makes it and wherever a node reads it (no extra
+    node: an Identity per layer would cost a copy per run and can keep onnxruntime from fusing)."""
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for position, name in enumerate(names):
+                if name in renamed:
+                    names[position] = renamed[name]
+    for value in graph.value_info:
+        if value.name in renamed:
+            value.name = renamed[value.name]
