@@ -9,7 +9,8 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training openapi
+.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training openapi \
+	import-example
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -77,3 +78,7 @@ bench-training: $(VENV)/.all-installed
 openapi: $(VENV)/.serve-installed
 	@$(PY) -m service.api.openapi > openapi/openapi.json
 	@echo "wrote openapi/openapi.json"
+
+# The shipped example of a user's own network (examples/train_mnist_cnn.py) into models/imported/mnist-cnn/.
+import-example: $(VENV)/.serve-installed
+	@$(PY) -m service.importer examples/models/mnist-cnn.onnx --name mnist-cnn --preprocess mnist

@@ -23,6 +23,7 @@ DIGIT_JUDGE_FILE = "digit_judge.npz"
 CLASSES_KEY = "classes"
 PLOTS_DIR = "plots"
 VARIANTS_DIR = "variants"
+IMPORTED_DIR = "imported"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_MD = "comparison.md"
 
@@ -41,6 +42,7 @@ SPATIAL_LAYERS = ("conv1", "conv2", "pool")
 EVOLUTION_FIELDS = ("index", "norm", "projection")
 
 MANIFEST_FORMAT = 1
+IMPORTED_FORMAT = 1
 STATISTICS_FORMAT = 1
 STATISTICS_NORM = "l2"
 RULES = ("image-mean", "dataset-mean", "filter-label-mean")
@@ -119,6 +121,69 @@ class Manifest(_Document):
     format: Literal[1] = MANIFEST_FORMAT
     models: dict[str, ModelEntry]
     versions: dict[str, str]
+
+
+class ImportedInput(_Document):
+    """The image input of an imported model: its tensor name, layout, channels (1 grey, 3 RGB), spatial size and
+    element type."""
+
+    name: str
+    layout: Literal["nchw", "nhwc"]
+    channels: int
+    height: int
+    width: int
+    dtype: str
+
+
+class Preprocessing(_Document):
+    """How an image becomes the model's input: ``mnist`` (the shipped digit pipeline) or ``resize-crop`` (the
+    shorter side to ``resize``, then the centre ``crop`` (height, width)); both scale to [0, 1] and then apply
+    ``(x - mean) / std`` per channel."""
+
+    kind: Literal["mnist", "resize-crop"]
+    mean: list[float]
+    std: list[float]
+    resize: int
+    crop: list[int]
+
+
+class ImportedLayer(_Document):
+    """One exposed graph output: its readable name, the op that makes it, its shape (batch as None) and the node
+    (and that node's output tensor) it comes from."""
+
+    name: str
+    op_type: str
+    shape: list[int | None]
+    node: str
+    tensor: str
+
+
+class ImportedModel(_Document):
+    """``manifest.json`` of ``models/imported/NAME/``: the user's file untouched and the copy with every layer
+    exposed, each with its SHA-256; the input, the preprocessing, the labels; whether the file's output holds logits;
+    the outputs that hold the logits and the probabilities; the layers; and the parity and timing measured at
+    import."""
+
+    format: Literal[1] = IMPORTED_FORMAT
+    name: str
+    source: FileRef
+    exposed: FileRef
+    opset: int
+    input: ImportedInput
+    preprocessing: Preprocessing
+    labels: list[str]
+    outputs_logits: bool
+    logits: str | None
+    probabilities: str
+    layers: list[ImportedLayer]
+    parity_max_abs_diff: float
+    forward_ms: float
+    versions: dict[str, str]
+
+    @property
+    def layer_shapes(self) -> dict[str, list[int | None]]:
+        """Output shape (without batch) of every exposed layer, in graph order."""
+        return {layer.name: layer.shape[1:] for layer in self.layers}
 
 
 class TopImages(_Document):

@@ -8,6 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# torch's Linux wheels (dev extra) bring triton, whose compiler library crashes the process (SIGSEGV) when it loads
+# after TensorFlow's: loaded here, before any test module imports TensorFlow, it loads first.
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
 from tests import helpers
 from training.data import MnistError, load_split
 
