@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.contract import IMPORTED_DIR, MANIFEST_FILE, ContractError, FileRef, ImportedModel, read_document
+from service.errors import UnavailableError
 from service.runtime.cancellation import checkpoint
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.registry import CHUNK, INLINE_IMAGES, ROWS_PER_RUN, note_use
@@ -24,7 +25,7 @@ from service.runtime.split_runs import parts_for, run_split
 log = logging.getLogger("convlens.imported")
 
 
-class ImportedLoadError(RuntimeError):
+class ImportedLoadError(UnavailableError, RuntimeError):
     """An imported model's folder cannot be served; the message says which file and why."""
 
 
