@@ -150,7 +150,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
             self.awaiting_head[self] = None  # idle until the next request: uvicorn's keep-alive timer bounds it
 
     def resume_writing(self) -> None:
