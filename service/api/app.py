@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from service.api.errors import install_error_handlers
 from service.api.middleware.admission_control import AdmissionControl
-from service.api.middleware.auth import require_api_key
+from service.api.middleware.auth import ApiKeyGate, require_api_key
 from service.api.middleware.caching import FixedContentCaching
 from service.api.middleware.classify_shortcut import ClassifyShortcut
 from service.api.middleware.monitoring import Metrics, RequestMonitor
@@ -138,11 +138,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # routes/docs.py serves /docs with its assets, no CDN
         redoc_url=None,  # ReDoc would fetch its logo from a CDN
         openapi_url="/openapi.json" if settings.docs else None,
+        redirect_slashes=False,  # a redirect would be built from the client's Host header
     )
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
-    # monitor (timeout, request ID, metrics, access log), then admission control, then caching, then the shortcut
+    # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
+    # then admission control, then caching, then the shortcut
     # for plain classifications, then the routes.
     app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
@@ -155,7 +157,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         work_slots=settings.max_concurrent_work,
         wait_seconds=settings.work_wait_seconds,
         max_in_flight=settings.max_in_flight_requests,
+        heavy_cost=settings.heavy_request_cost,
+        cost_limits=(
+            settings.max_batch_images,
+            settings.max_occlusion_squares,
+            max(settings.max_attribution_steps, settings.max_attribution_samples),
+        ),
+        max_pending_answer_bytes=settings.max_pending_answer_bytes,
     )
+    app.add_middleware(ApiKeyGate, keys=settings.api_keys)
     app.add_middleware(
         RequestMonitor,
         metrics=telemetry,

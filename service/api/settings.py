@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,25 @@ DECODE_BYTES_PER_PIXEL = 8
 # Drawing keeps the upscaled picture, numpy's intermediate, Pillow's copy and the PNG: 8 bytes an output pixel
 # bounds them, colour included.
 OUTPUT_BYTES_PER_PIXEL = 8
+# Resident memory of one worker with the models of models/ loaded (their onnxruntime sessions, the attribution
+# graphs, statistics and evolution arrays): measured 165 MiB right after start-up, 167 MiB after 20
+# classifications; the budget keeps a margin. Memory the allocator keeps after a request ends is reused by later
+# requests, so it counts in the work part of the budget, not here.
+BASELINE_MEMORY_BYTES = 184 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """The most memory one worker may hold under the settings, by part (bytes)."""
+
+    baseline: int  # the process with its models loaded
+    uploads: int  # request bodies being received or held, all requests together
+    work: int  # the requests doing work at once, each within request_memory_bytes (its answer's tensors included)
+    answers: int  # answer bytes waiting to be sent after their requests' work
+
+    @property
+    def total(self) -> int:
+        return self.baseline + self.uploads + self.work + self.answers
 
 
 class Settings(BaseSettings):
@@ -87,10 +107,10 @@ class Settings(BaseSettings):
         1.0, ge=0, description="how long a received request waits for a work slot before 503 with Retry-After"
     )
     max_buffered_upload_bytes: int = Field(
-        48 * 1024 * 1024,
+        24 * 1024 * 1024,
         gt=0,
-        description="bytes of request bodies held in memory at once, all requests together "
-        "(503 with Retry-After above)",
+        description="bytes of request bodies held in memory at once, all requests together, counted as they "
+        "arrive (503 with Retry-After above)",
     )
     max_in_flight_requests: int = Field(
         128, ge=1, description="requests (health, metrics, page and docs excepted) in flight at once (503 above)"
@@ -104,6 +124,30 @@ class Settings(BaseSettings):
         description="open connections per worker; past it every request but health, metrics and the page gets 503",
     )
     keep_alive_seconds: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
+    head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a connection's request line and headers must arrive within this of its accept (or of the first "
+        "byte of a later request): 408 and close otherwise, and a connection that never speaks is closed",
+    )
+    send_stall_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="a connection whose client reads none of its waiting answer bytes for this long is closed "
+        "and the bytes freed",
+    )
+    max_pending_answer_bytes: int = Field(
+        12 * 1024 * 1024,
+        ge=0,
+        description="answer bytes waiting to be sent after their requests' work, all connections together: a larger "
+        "answer is sent in pieces as its client reads, within its request's memory",
+    )
+    heavy_request_cost: int = Field(
+        2_000,
+        ge=1,
+        description="image-evaluations (images x steps, samples or squares + 1) above which a request is heavy: "
+        "heavy requests together hold at most all work slots but one",
+    )
     cache_max_age_seconds: int = Field(
         300, ge=0, description="Cache-Control max-age of statistics, plots, filters and model answers (with an ETag)"
     )
@@ -115,6 +159,15 @@ class Settings(BaseSettings):
     )
     docs: bool = Field(True, description="serve /docs and /openapi.json (false: both answer 404)")
 
+    def memory_budget(self) -> MemoryBudget:
+        """The worst case these settings allow one worker: what a container's memory limit must hold."""
+        return MemoryBudget(
+            baseline=BASELINE_MEMORY_BYTES,
+            uploads=self.max_buffered_upload_bytes,
+            work=self.max_concurrent_work * self.request_memory_bytes,
+            answers=self.max_pending_answer_bytes,
+        )
+
     @model_validator(mode="after")
     def _within_the_memory_budget(self) -> Settings:
         decoding = DECODE_BYTES_PER_PIXEL * self.max_pixels
@@ -124,6 +177,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_upload_bytes + max({DECODE_BYTES_PER_PIXEL} x max_pixels, {OUTPUT_BYTES_PER_PIXEL} x "
                 f"max_output_pixels) is {needed:,} bytes, over request_memory_bytes "
+                f"({self.request_memory_bytes:,}): lower the limits or raise the budget"
+            )
+        if self.max_upload_bytes + self.max_response_bytes > self.request_memory_bytes:
+            raise ValueError(
+                f"max_upload_bytes + max_response_bytes (an inference answer's tensors) is "
+                f"{self.max_upload_bytes + self.max_response_bytes:,} bytes, over request_memory_bytes "
                 f"({self.request_memory_bytes:,}): lower the limits or raise the budget"
             )
         return self

@@ -14,6 +14,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import BadRequest, Unprocessable, UnsupportedMediaType
+from service.client_text import excerpt
 
 FIELD = "image"
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -149,8 +150,9 @@ async def batch_upload(request: Request, max_parts: int) -> list[bytes] | bytes:
     if content_type.startswith("multipart/form-data"):
         return await _form_files(request, await request.body(), max_parts)
     if not content_type.startswith(NPY_TYPES):
+        sent = excerpt(content_type) if content_type else "(none)"
         raise UnsupportedMediaType(
-            f"content type {content_type or '(none)'!r} is not accepted for a batch: send multipart/form-data with "
+            f"content type {sent} is not accepted for a batch: send multipart/form-data with "
             f"repeated '{FIELD}' fields, or a .npy array as application/x-npy",
             rejected_upload="content_type",
         )
@@ -161,8 +163,9 @@ async def image_bytes(request: Request) -> bytes:
     """The uploaded image's bytes from a multipart form (field ``image``) or a raw image body."""
     content_type = _content_type(request)
     if not content_type.startswith("multipart/form-data") and not content_type.startswith(RAW_TYPES):
+        sent = excerpt(content_type) if content_type else "(none)"
         raise UnsupportedMediaType(
-            f"content type {content_type or '(none)'!r} is not accepted: send multipart/form-data with the field "
+            f"content type {sent} is not accepted: send multipart/form-data with the field "
             f"'{FIELD}', or the raw file with an image content type such as image/png",
             rejected_upload="content_type",
         )

@@ -10,15 +10,19 @@ input, ``binary_data`` asks for one output in binary, ``binary_data_output`` for
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.api.errors import ApiError, NotFound, PayloadTooLarge
+from service.client_text import excerpt
 from service.contract import INPUT_NAME
 from service.images.npy import check_count
 from service.runtime.registry import LoadedModel
@@ -40,6 +44,14 @@ NUMPY_DATATYPES = {np.dtype(np.float32): FP32}
 IMAGE = (28, 28)
 IMAGE_SHAPES = ("[N, 28, 28, 1]", "[N, 28, 28]")
 IMAGE_VALUES = math.prod(IMAGE)
+# The longest JSON number a float32 value becomes (Python's repr of its float64, sign and exponent included:
+# -1.1754943508222875e-38), with its comma.
+JSON_NUMBER_BYTES = 24
+JSON_PIECE_VALUES = 65_536
+COMPACT = (",", ":")
+# Answers with more values than this are streamed from the result arrays; smaller ones are one body.
+STREAM_ABOVE_VALUES = 65_536
+MAX_QUOTED_SIDES = 6
 
 Parameters = dict[str, Any]
 
@@ -177,6 +189,12 @@ class InferenceCall:
     request_id: str | None
 
 
+def quoted_shape(shape: list[int]) -> str:
+    """A client's shape in an error message: its first sides, each a bounded excerpt."""
+    sides = [excerpt(side) for side in shape[:MAX_QUOTED_SIDES]]
+    return f"[{', '.join(sides)}{', …' if len(shape) > MAX_QUOTED_SIDES else ''}]"
+
+
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
     """The JSON document and the binary tensor data after it."""
     if header_length is None:
@@ -184,7 +202,7 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvi
     if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
         raise _bad(
             f"{HEADER_LENGTH} must be the JSON document's length in bytes, between 1 and the body's {len(body)}; "
-            f"got {header_length!r}"
+            f"got {excerpt(header_length)}"
         )
     return body[: int(header_length)], memoryview(body)[int(header_length) :]
 
@@ -201,7 +219,7 @@ def _document(text: bytes) -> InferenceRequest:
 def _flag(parameters: Parameters | None, name: str, default: bool) -> bool:
     value = (parameters or {}).get(name, default)
     if not isinstance(value, bool):
-        raise _bad(f"parameter {name!r} must be true or false, got {value!r}")
+        raise _bad(f"parameter {name!r} must be true or false, got {excerpt(value)}")
     return value
 
 
@@ -214,10 +232,12 @@ def _refuse_unsupported(parameters: Parameters | None, where: str) -> None:
 def _image_count(tensor: RequestInput, max_images: int) -> int:
     """N from the input's shape [N, 28, 28, 1] or [N, 28, 28] (413 above ``max_images``)."""
     if tensor.datatype != FP32:
-        raise _bad(f"input {INPUT_NAME!r} has datatype {tensor.datatype}; the model takes {FP32} values in [0, 1]")
+        raise _bad(
+            f"input {INPUT_NAME!r} has datatype {excerpt(tensor.datatype)}; the model takes {FP32} values in [0, 1]"
+        )
     shape = tensor.shape
     if len(shape) not in (3, 4) or tuple(shape[1:3]) != IMAGE or shape[3:] not in ([], [1]) or shape[0] < 0:
-        raise _bad(f"input {INPUT_NAME!r} has shape {shape}; the model takes {' or '.join(IMAGE_SHAPES)}")
+        raise _bad(f"input {INPUT_NAME!r} has shape {quoted_shape(shape)}; the model takes {' or '.join(IMAGE_SHAPES)}")
     check_count(shape[0], max_images)
     return shape[0]
 
@@ -229,8 +249,8 @@ def _binary_values(tensor: RequestInput, binary: memoryview, count: int) -> np.n
         raise _bad(f"input {INPUT_NAME!r} has both data and {BINARY_DATA_SIZE}: send its values one way")
     if type(size) is not int or size != expected:
         raise _bad(
-            f"input {INPUT_NAME!r}: {BINARY_DATA_SIZE} is {size!r}, but shape {tensor.shape} of {FP32} "
-            f"is {expected} bytes"
+            f"input {INPUT_NAME!r}: {BINARY_DATA_SIZE} is {excerpt(size)}, but shape {quoted_shape(tensor.shape)} "
+            f"of {FP32} is {expected} bytes"
         )
     if len(binary) != size:
         raise _bad(
@@ -245,12 +265,15 @@ def _json_values(tensor: RequestInput, count: int) -> np.ndarray:
     try:
         values = np.asarray(tensor.data)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _bad(f"input {INPUT_NAME!r}: data is not a rectangular array of numbers ({exc})") from exc
+        raise _bad(
+            f"input {INPUT_NAME!r}: data is not a rectangular array of numbers ({excerpt(str(exc), 120)})"
+        ) from exc
     if values.dtype.kind not in "iuf":
         raise _bad(f"input {INPUT_NAME!r}: data must hold numbers only (found {values.dtype.kind!r} values)")
     if values.size != count * IMAGE_VALUES:
         raise _bad(
-            f"input {INPUT_NAME!r}: data holds {values.size} values, shape {tensor.shape} needs {count * IMAGE_VALUES}"
+            f"input {INPUT_NAME!r}: data holds {values.size} values, shape {quoted_shape(tensor.shape)} needs "
+            f"{count * IMAGE_VALUES}"
         )
     return values.ravel()
 
@@ -259,7 +282,8 @@ def _images(request: InferenceRequest, binary: memoryview, max_images: int) -> n
     """The one input as float32 (N, 28, 28), its values checked to be finite and in [0, 1]."""
     names = [tensor.name for tensor in request.inputs]
     if names != [INPUT_NAME]:
-        raise _bad(f"the model takes one input, {INPUT_NAME!r}; the request has {names}")
+        quoted = ", ".join(excerpt(name) for name in names[:MAX_QUOTED_SIDES])
+        raise _bad(f"the model takes one input, {INPUT_NAME!r}; the request has [{quoted}]")
     tensor = request.inputs[0]
     _refuse_unsupported(tensor.parameters, f"input {INPUT_NAME!r}")
     count = _image_count(tensor, max_images)
@@ -283,15 +307,16 @@ def _outputs(request: InferenceRequest, model: LoadedModel) -> dict[str, bool]:
     chosen: dict[str, bool] = {}
     for output in request.outputs or [RequestOutput(name=name) for name in every]:
         if output.name not in every:
-            raise NotFound(f"model {model.name!r} has no output {output.name!r}; outputs: {', '.join(every)}")
+            raise NotFound(f"model {model.name!r} has no output {excerpt(output.name)}; outputs: {', '.join(every)}")
         if output.name in chosen:
-            raise _bad(f"output {output.name!r} is requested twice")
-        _refuse_unsupported(output.parameters, f"output {output.name!r}")
+            raise _bad(f"output {excerpt(output.name)} is requested twice")
+        _refuse_unsupported(output.parameters, f"output {excerpt(output.name)}")
         chosen[output.name] = _flag(output.parameters, BINARY_DATA, default)
     return chosen
 
 
 def _check_answer_size(model: LoadedModel, count: int, outputs: dict[str, bool], limit: int) -> None:
+    """413 when the tensors asked for, or the answer's bytes (JSON numbers at their longest), are over ``limit``."""
     per_image = sum(math.prod(model.layer_shapes[name]) * 4 for name in outputs)
     if count * per_image > limit:
         raise PayloadTooLarge(
@@ -299,6 +324,23 @@ def _check_answer_size(model: LoadedModel, count: int, outputs: dict[str, bool],
             f"{', '.join(outputs)}); the limit is {limit:,} bytes: ask for fewer outputs or send fewer images",
             rejected_upload="response_too_large",
         )
+    size = answer_size_bound(model, count, outputs)
+    if size > limit:
+        as_json = [name for name, binary in outputs.items() if not binary]
+        raise PayloadTooLarge(
+            f"the answer would take up to {size:,} bytes ({', '.join(as_json)} as JSON numbers, up to "
+            f"{JSON_NUMBER_BYTES} bytes a value, for {count} images); the limit is {limit:,} bytes: ask for binary "
+            f"outputs ({BINARY_DATA_OUTPUT}: true), fewer outputs or fewer images",
+            rejected_upload="response_too_large",
+        )
+
+
+def answer_size_bound(model: LoadedModel, count: int, outputs: dict[str, bool]) -> int:
+    """The most bytes the answer's tensors can take: 4 a value in binary, JSON_NUMBER_BYTES a value as JSON."""
+    return sum(
+        count * math.prod(model.layer_shapes[name]) * (4 if binary else JSON_NUMBER_BYTES)
+        for name, binary in outputs.items()
+    )
 
 
 def read_inference(
@@ -314,26 +356,54 @@ def read_inference(
     return InferenceCall(images, outputs, request.id)
 
 
+def _json_numbers(array: np.ndarray) -> Iterator[bytes]:
+    """``array``'s values as a JSON list, in pieces of JSON_PIECE_VALUES values: never a Python list of all of them
+    (16.7 M floats as Python objects took 1.2-1.9 GB)."""
+    flat = array.ravel()
+    yield b"["
+    for start in range(0, flat.size, JSON_PIECE_VALUES):
+        piece = json.dumps(flat[start : start + JSON_PIECE_VALUES].tolist(), separators=COMPACT)[1:-1]
+        yield (b"," if start else b"") + piece.encode()
+    yield b"]"
+
+
 def inference_response(model: LoadedModel, call: InferenceCall, results: dict[str, np.ndarray]) -> Response:
     """The answer: JSON, or (when any output is binary) the JSON document followed by the binary tensors, as
-    application/octet-stream with ``Inference-Header-Content-Length``, as Triton answers."""
-    outputs, blobs = [], []
-    for name, binary in call.outputs.items():
+    application/octet-stream with ``Inference-Header-Content-Length``, as Triton answers.
+
+    The JSON numbers are written piece by piece from the result arrays, never as Python lists of floats (16.7 M
+    floats as Python objects took 1.2-1.9 GB). A small answer is one body; a larger one is streamed, encoded as
+    the client reads (in a worker thread, off the event loop), so that its memory stays the tensors'."""
+    binary = {name: np.ascontiguousarray(results[name], dtype="<f4") for name, wanted in call.outputs.items() if wanted}
+    pieces = _json_document(model, call, results, binary)
+    headers, media_type = {}, "application/json"
+    if binary:
+        header = b"".join(pieces)
+        pieces = itertools.chain([header], (memoryview(array).cast("B") for array in binary.values()))
+        headers, media_type = {HEADER_LENGTH: str(len(header))}, "application/octet-stream"
+    if sum(results[name].size for name in call.outputs) <= STREAM_ABOVE_VALUES:
+        return Response(b"".join(pieces), media_type=media_type, headers=headers)
+    return StreamingResponse(pieces, media_type=media_type, headers=headers)
+
+
+def _json_document(
+    model: LoadedModel, call: InferenceCall, results: dict[str, np.ndarray], binary: dict[str, np.ndarray]
+) -> Iterator[bytes]:
+    """The JSON answer document in pieces: each output's values written from its array, or, for an output in
+    ``binary``, its ``binary_data_size``."""
+    top: dict[str, Any] = {"model_name": model.name, "model_version": VERSION}
+    if call.request_id is not None:
+        top["id"] = call.request_id
+    yield json.dumps(top, separators=COMPACT)[:-1].encode() + b',"outputs":['
+    for position, name in enumerate(call.outputs):
         array = results[name]
-        fields = {"name": name, "shape": list(array.shape), "datatype": NUMPY_DATATYPES[array.dtype]}
-        if binary:
-            blobs.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
-            outputs.append(ResponseOutput.model_construct(**fields, parameters={BINARY_DATA_SIZE: len(blobs[-1])}))
-        else:
-            outputs.append(ResponseOutput.model_construct(**fields, data=array.ravel().tolist()))
-    document = InferenceResponse.model_construct(
-        model_name=model.name, model_version=VERSION, id=call.request_id, outputs=outputs
-    ).model_dump_json(exclude_none=True)
-    if not blobs:
-        return Response(document, media_type="application/json")
-    header = document.encode()
-    return Response(
-        b"".join([header, *blobs]),
-        media_type="application/octet-stream",
-        headers={HEADER_LENGTH: str(len(header))},
-    )
+        fields: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": NUMPY_DATATYPES[array.dtype]}
+        separator = b"," if position else b""
+        if name in binary:
+            fields["parameters"] = {BINARY_DATA_SIZE: binary[name].nbytes}
+            yield separator + json.dumps(fields, separators=COMPACT).encode()
+            continue
+        yield separator + json.dumps(fields, separators=COMPACT)[:-1].encode() + b',"data":'
+        yield from _json_numbers(array)
+        yield b"}"
+    yield b"]}"

@@ -303,7 +303,7 @@ def test_a_version_other_than_1_is_404(triton_client, http, digits):
 def test_a_datatype_other_than_fp32_is_400(triton_client, digits, datatype, dtype):
     images = digits[:1].astype(dtype)
     error = refused(lambda: triton_client.infer("classifier", [tensor(images, datatype=datatype)]))
-    assert error.status() == "400" and f"has datatype {datatype}; the model takes FP32" in error.message()
+    assert error.status() == "400" and f"has datatype '{datatype}'; the model takes FP32" in error.message()
 
 
 @pytest.mark.parametrize("shape", [(1, 32, 32, 1), (1, 28, 28, 3), (28, 28), (1, 784)])

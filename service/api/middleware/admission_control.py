@@ -3,12 +3,18 @@
 A pure ASGI middleware. For each request outside the open paths (health, metrics, the page and the docs):
 
 1. at most ``max_in_flight`` such requests at once, beyond that 503 at once (health never counts);
-2. the body is received in full before any work starts, counted as it streams: over ``max_body_bytes`` is 413,
-   and every body being received counts against ``max_buffered_bytes`` (over it: 503), so a slow uploader holds
-   memory it declared, never a work slot;
-3. then the request waits at most ``wait_seconds`` for one of ``work_slots`` (decoding, inference, the maths,
-   PNG encoding all run under it): still none free, 503 with Retry-After;
-4. while the work runs, a client that hangs up cancels it at its next step boundary (``service.runtime.cancellation``).
+2. the body is received in full before any work starts, counted as it streams: over ``max_body_bytes`` (declared
+   or received) is 413, and every body byte received counts against ``max_buffered_bytes`` as it arrives (over it:
+   503): a declared length reserves nothing, so headers alone hold no memory, and a slow uploader holds the memory
+   it sent, never a work slot;
+3. then the request waits at most ``wait_seconds`` for a work slot (decoding, inference, the maths, PNG encoding
+   all run under it), placed by its cost and its client (``service.runtime.work_shares``): still none, 503 with
+   Retry-After;
+4. while the work runs, a client that hangs up cancels it at its next step boundary (``service.runtime.cancellation``);
+5. its answer is handed to the connection whole when the answers waiting to be sent (all connections) have room
+   for it within ``max_pending_answer_bytes``; otherwise it is sent in pieces as its client reads them, still
+   within its request's memory and work slot, and a client that reads nothing for ``send_stall_seconds`` has its
+   connection closed.
 
 The answer's status is then the app's; a request whose client left is recorded as 499.
 """
@@ -22,14 +28,20 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_document
-from service.api.http_protocol import OVER_CONNECTION_CAP
+from service.api.http_protocol import OVER_CONNECTION_CAP, BoundedHttpToolsProtocol
+from service.api.middleware.auth import CLIENT
 from service.api.middleware.monitoring import CLIENT_GONE, Metrics
+from service.api.middleware.work_cost import request_cost
 from service.runtime.cancellation import current_token
+from service.runtime.work_shares import WorkShares
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A request's work runs this long before a task starts watching for its client hanging up: the watch then cancels
 # the work at its next step boundary, and the many requests answered sooner never pay for a task of their own.
 WATCH_AFTER_SECONDS = 0.05
+# An answer that does not fit the room left for waiting answers is sent in pieces of this size, each waiting for
+# the client to read the one before.
+ANSWER_PIECE_BYTES = 256 * 1024
 
 
 async def send_error(scope: Scope, send: Send, status: int, message: str, retry_after: bool = False) -> None:
@@ -56,6 +68,9 @@ class AdmissionControl:
         work_slots: int,
         wait_seconds: float,
         max_in_flight: int,
+        heavy_cost: int,
+        cost_limits: tuple[int, int, int],
+        max_pending_answer_bytes: int,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -64,7 +79,9 @@ class AdmissionControl:
         self.max_buffered_bytes = max_buffered_bytes
         self.wait_seconds = wait_seconds
         self.max_in_flight = max_in_flight
-        self.slots = asyncio.Semaphore(work_slots)
+        self.shares = WorkShares(work_slots, heavy_cost)
+        self.cost_limits = cost_limits  # most images, occlusion squares and steps or samples a request may ask for
+        self.max_pending_answer_bytes = max_pending_answer_bytes
         self.in_flight = 0
         self.buffered = 0
 
@@ -114,8 +131,6 @@ class AdmissionControl:
                 scope, send, 413, f"upload of {int(declared)} bytes is over the limit of {self.max_body_bytes} bytes"
             )
             return None
-        if declared.isdigit() and not self._reserve(reserved, int(declared)):
-            return await self._uploads_busy(scope, send)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -150,20 +165,16 @@ class AdmissionControl:
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         """Run the app under a work slot, the body replayed, watching for the client hanging up."""
-        if self.slots.locked():  # a free slot is taken at once: no timer to arm
-            try:
-                async with asyncio.timeout(self.wait_seconds):  # not wait_for: on 3.11 it can swallow a cancellation
-                    await self.slots.acquire()
-            except TimeoutError:
-                await self._busy(
-                    scope,
-                    send,
-                    "work",
-                    f"the service is busy: every work slot stayed taken for {self.wait_seconds:g} s",
-                )
-                return
-        else:
-            await self.slots.acquire()
+        client = scope.get("state", {}).get(CLIENT, "unknown")
+        ticket = await self.shares.acquire(client, request_cost(scope, body, *self.cost_limits), self.wait_seconds)
+        if ticket is None:
+            await self._busy(
+                scope,
+                send,
+                "work",
+                f"the service is busy: no work slot came free for {self.wait_seconds:g} s",
+            )
+            return
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[Message] = loop.create_future()
         watcher: list[asyncio.Task] = []
@@ -181,12 +192,37 @@ class AdmissionControl:
             return await asyncio.shield(gone)
 
         try:
-            await self.app(scope, replay, send)
+            await self.app(scope, replay, self._answer_sender(scope, send))
         finally:
             start_watching.cancel()
             for task in watcher:
                 task.cancel()
-            self.slots.release()
+            self.shares.release(ticket)
+
+    def _answer_sender(self, scope: Scope, send: Send) -> Send:
+        """``send``, but an answer larger than the room left for waiting answers goes out in pieces, each sent when
+        the client has read the one before (a client that reads nothing has its connection closed by the
+        connection's watchdog, ``http_protocol``, which ends the wait)."""
+
+        async def send_answer(message: Message) -> None:
+            body = message.get("body", b"")
+            room = self.max_pending_answer_bytes - BoundedHttpToolsProtocol.pending_answer_bytes
+            if message["type"] != "http.response.body" or len(body) <= max(room, ANSWER_PIECE_BYTES):
+                await send(message)
+                return
+            view = memoryview(body)
+            for start in range(0, len(body), ANSWER_PIECE_BYTES):
+                last = start + ANSWER_PIECE_BYTES >= len(body)
+                piece = {
+                    "type": "http.response.body",
+                    "body": view[start : start + ANSWER_PIECE_BYTES],
+                    "more_body": message.get("more_body", False) if last else True,
+                }
+                await send(piece)
+                if scope.get("state", {}).get(CLIENT_GONE):
+                    return
+
+        return send_answer
 
     @staticmethod
     async def _watch(scope: Scope, receive: Receive, gone: asyncio.Future[Message]) -> None:

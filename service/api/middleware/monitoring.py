@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_document
+from service.api.http_protocol import BoundedHttpToolsProtocol
 from service.runtime.cancellation import CancelToken, bound
 from service.runtime.output_budget import pixel_budget
 from service.runtime.registry import models_used
@@ -149,6 +150,12 @@ class Metrics:
             registry=self.registry,
         )
         self._inference_series: dict[str, Histogram] = {}
+        self.pending_answers = Gauge(
+            "convlens_pending_answer_bytes",
+            "answer bytes waiting in the connections' write buffers, all connections of this process",
+            registry=self.registry,
+        )
+        self.pending_answers.set_function(lambda: BoundedHttpToolsProtocol.pending_answer_bytes)
         self.busy = Counter(
             "convlens_busy_rejections_total",
             "requests refused with 503 by admission control, by what was full: in_flight, uploads, work, inference",

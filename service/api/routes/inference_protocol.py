@@ -29,6 +29,7 @@ from service.api.v2_tensors import (
     model_metadata,
     read_inference,
 )
+from service.client_text import excerpt
 from service.runtime.registry import LoadedModel
 from service.studies.classification import layers_of
 
@@ -97,14 +98,14 @@ async def served_model(registry: RegistryDep, model_name: str) -> LoadedModel:
 async def known_version(model: Annotated[LoadedModel, Depends(served_model)], model_version: str) -> None:
     """404 unless the path's version is one the model has (only "1")."""
     if model_version != VERSION:
-        raise NotFound(f"model {model.name!r} has no version {model_version!r}; versions: {VERSION}")
+        raise NotFound(f"model {model.name!r} has no version {excerpt(model_version)}; versions: {VERSION}")
 
 
 async def inference_body(request: Request) -> bytes:
     """The request body (admission control has already held it to ``max_upload_bytes``), uncompressed only."""
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
-        raise ApiError(f"Content-Encoding {encoding!r} is not supported: send the body uncompressed", status=400)
+        raise ApiError(f"Content-Encoding {excerpt(encoding)} is not supported: send the body uncompressed", status=400)
     return await request.body()
 
 
