@@ -201,7 +201,7 @@ class AdmissionControl:
 
     def _answer_sender(self, scope: Scope, send: Send) -> Send:
         """``send``, but an answer larger than the room left for waiting answers goes out in pieces, each sent when
-        the client has read the one before (a client that reads nothing has its connection closed by the
+        the client has read the previous one (a client that reads nothing has its connection closed by the
         connection's watchdog, ``http_protocol``, which ends the wait)."""
 
         async def send_answer(message: Message) -> None:
