@@ -46,8 +46,7 @@ from service.runtime.split_runs import parts_for, run_split
 CHUNK = 64  # images per onnxruntime run: as fast per image as 256 (faster on a busy machine), a quarter of the arena
 SPATIAL = ("conv1", "conv2", "pool")
 OUTPUTS = ("logits", "input_grad", "conv1_grad", "conv2_grad", "pool_grad", "conv1", "conv2", "pool", "dense1")
-DECISIONS = ("probabilities", "target_seeds")  # each image's class probabilities and the one-hot seed it used
-LOGITS = "logits"  # the forward graph's logits (N,10), the seeded tensor
+LOGITS = "logits"  # the forward graph's logits (N,10), the seeded tensor; as an output of OUTPUTS, the target's
 SEEDS, SEEDS_USED = f"{LOGITS}_seed", f"{LOGITS}_seed_used"  # the builder's names of the seed and the seed used
 
 
@@ -155,20 +154,19 @@ class ClassifierGraphs:
         model, build = ("guided", partial(backward_model, guided=True)) if guided else ("backward", backward_model)
         seeds = np.eye(CLASSES + 1, CLASSES, dtype=np.float32)[np.where(targets == PREDICTED, CLASSES, targets)]
         reporting = (_policy.get() or DEFAULT_POLICY).decisions is not None
-        # the graph's names: the target logits are read off the logits at the seed used
-        renamed = {"target_seeds": SEEDS_USED, "logits": LOGITS}
-        asked = list(dict.fromkeys(renamed.get(name, name) for name in [*outputs, *(DECISIONS if reporting else ())]))
-        if "logits" in outputs:
-            asked = list(dict.fromkeys([*asked, SEEDS_USED]))
+        # the decisions and the target logits (read off the logits at the seed used) need the seeds used
+        needs_seeds = reporting or LOGITS in outputs
+        extra = [*(["probabilities"] if reporting else []), *([SEEDS_USED] if needs_seeds else [])]
+        asked = list(dict.fromkeys([*outputs, *extra]))
         parts = []
         for start in range(0, len(images), CHUNK):
             feeds = {"input": images[start : start + CHUNK], SEEDS: seeds[start : start + CHUNK]}
             part = dict(zip(asked, self.run(model, build, feeds, asked), strict=True))
-            chosen = part[SEEDS_USED].argmax(axis=1) if SEEDS_USED in part else None
+            chosen = part[SEEDS_USED].argmax(axis=1) if needs_seeds else None
             if reporting:
                 report(part["probabilities"], chosen)
-            if "logits" in outputs:
-                part["logits"] = part[LOGITS][np.arange(len(chosen)), chosen]
+            if LOGITS in outputs:
+                part[LOGITS] = part[LOGITS][np.arange(len(chosen)), chosen]
             parts.append([part[name] for name in outputs])
         if len(parts) == 1:
             return dict(zip(outputs, parts[0], strict=True))
