@@ -1,10 +1,10 @@
 """Attribution maps of the classifier's decisions: onnxruntime for the network, numpy for the methods' own sums.
 
-One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass (an ONNX graph built
-from the classifier's weights, backward_graph.py) and weights.py's reading of the ONNX graph. Each module declares
-its ``METHOD``: the entry point with the uniform signature ``compute(run, weights, images, targets, **parameters)``
-and the method's traits (``method.Method``). METHODS is the registry the API serves, in the order it lists them:
-a new method is its module and one line here.
+One method per module (as Captum's attr/_core), all sharing backward.py's exact backward pass (an ONNX graph: the
+classifier's forward graph built from its weights, through the gradient builder) and weights.py's reading of the
+ONNX graph. Each module declares its ``METHOD``: the entry point with the uniform signature
+``compute(run, weights, images, targets, **parameters)`` and the method's traits (``method.Method``). METHODS is
+the registry the API serves, in the order it lists them: a new method is its module and one line here.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The exact backward pass of the classifier: gradients of one class's pre-softmax logit, batched over images.
 
-The forward and the backward pass both run in onnxruntime, as one graph built from the classifier's own weights
-(backward_graph.py): the output layer's column of the target, the activation derivatives read off the activation
-outputs, switch routing through the max pooling (the first maximum of each window, onnxruntime's own) and
-transposed convolutions with the graph's kernels. The logit, not the softmax probability, is differentiated, as
+The forward and the backward pass both run in onnxruntime, as one graph: the classifier's forward graph built from
+its own weights, differentiated by the gradient builder (service/graphs/backward_graph.py): the output layer's
+column of the target, the activation derivatives read off the activation outputs, switch routing through the max
+pooling (the first maximum of each window, onnxruntime's own) and transposed convolutions with the graph's
+kernels. The logit, not the softmax probability, is differentiated, as
 Simonyan et al. (2014) and Captum's usual setup do: the probability's gradient mixes in every other class.
 """
 

@@ -10,7 +10,7 @@ Exact, and incremental: a square changes only the pool cells whose receptive fie
 pool), so each occluded image is the original's pool with that window recomputed from a (2K+4)-pixel crop around
 the square (the two valid 3x3 convolutions' halo), then the dense layers over the whole pool. All squares of an
 image go through onnxruntime as one batch of crops and one batch of pools, with the classifier's own weights
-(backward_graph's builders): about a fifth of the convolution work of running every occluded image whole. A
+(classifier_graph's builders): about a fifth of the convolution work of running every occluded image whole. A
 square whose pixels all equal ``fill`` already (on MNIST, the black background: 57 % of the default squares of
 the first 1,000 test digits) leaves the image as it is, so its difference is exactly 0 and it is not run.
 """
@@ -28,7 +28,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from service.attribution.inputs import PREDICTED, Range, RunFn, batch
 from service.attribution.method import Limits, Maps, Method
-from service.graphs.backward_graph import GraphBuilder, conv_layers, dense_layers, graphs_of, report
+from service.graphs.backward_graph import graphs_of, report
+from service.graphs.classifier_graph import GraphBuilder, conv_layers, dense_layers
 from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, ClassifierWeights
 
 PATCH = Range(default=4, low=1, high=IMAGE_SIZE, text="the square's side in pixels, {low}-{high}")

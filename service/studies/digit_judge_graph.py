@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from service.contract import INPUT_NAME
-from service.graphs.backward_graph import GraphBuilder
+from service.graphs.classifier_graph import GraphBuilder
 from service.runtime.registry import Registry
 from service.studies.digit_judge import SCORE, DigitJudgeModel
 from service.studies.statistics import DatasetStatistics

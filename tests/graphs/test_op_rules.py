@@ -4,6 +4,7 @@ finite_differences.py states the tolerances), over the attributes that change th
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from onnx import helper
 
@@ -136,6 +137,40 @@ MAX_POOLS = {
 def test_max_pool_gradient_matches_finite_differences(case: str, double: bool) -> None:
     attributes, shape = MAX_POOLS[case]
     assert_op_gradients("MaxPool", {"x": normal(*shape)}, double=double, **attributes)
+
+
+POOLED_ACTIVATIONS = {"Relu": ({}, [0.0]), "Sigmoid": ({}, []), "Tanh": ({}, []), "Elu": ({"alpha": 0.7}, [0.0])}
+
+
+def activation_then_pool(op_type: str, between: bool = False) -> list:
+    """``op_type`` then a 2x2 stride-2 MaxPool (``between``: an Identity between them)."""
+    attributes, _ = POOLED_ACTIVATIONS[op_type]
+    nodes = [helper.make_node(op_type, ["x"], ["a"], **attributes)]
+    if between:
+        nodes.append(helper.make_node("Identity", ["a"], ["b"]))
+    nodes.append(helper.make_node("MaxPool", ["b" if between else "a"], ["y"], kernel_shape=[2, 2], strides=[2, 2]))
+    return nodes
+
+
+@pytest.mark.parametrize("op_type", POOLED_ACTIVATIONS)
+def test_an_activation_before_a_max_pool_taken_at_the_switches_matches_finite_differences(op_type: str) -> None:
+    x = away_from(POOLED_ACTIVATIONS[op_type][1], 2, 3, 6, 5)
+    assert_graph_gradients(activation_then_pool(op_type), {"x": x}, double=False)
+
+
+@pytest.mark.parametrize("rules", ["guided", "deconvnet"])
+def test_a_variant_s_relu_before_a_max_pool_is_taken_at_the_pooled_resolution_with_the_same_map(rules: str) -> None:
+    x = away_from([0.0], 2, 3, 6, 6).astype(np.float32)
+    seed = rng.normal(size=(2, 3, 3, 3)).astype(np.float32)
+    maps = []
+    for between in (False, True):
+        model = graph_model(activation_then_pool("Relu", between), {"x": x}, {}, np.float32)
+        built = gradient_graph(model, "y", ["x"], rules=rules)
+        pooled_resolution = any(node.op_type == "Relu" and node.input[0] == "y_seed" for node in built.model.graph.node)
+        assert pooled_resolution != between
+        session = ort.InferenceSession(built.model.SerializeToString(), providers=["CPUExecutionProvider"])
+        maps.append(session.run([built.gradients["x"]], {"x": x, built.seed_input: seed})[0])
+    np.testing.assert_array_equal(maps[0], maps[1])
 
 
 AVERAGE_POOLS = {
@@ -272,3 +307,29 @@ def test_an_op_off_the_differentiated_path_needs_no_rule() -> None:
     nodes = [helper.make_node("Erf", ["x"], ["e"], name="the_erf"), helper.make_node("Relu", ["x"], ["y"])]
     model = graph_model(nodes, {"x": normal(2, 3)}, {}, np.float32)
     assert gradient_graph(model, "y").gradients == {"x": "x_grad"}
+
+
+def test_two_tensors_sharing_one_gradient_each_get_it() -> None:
+    nodes = [helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Tanh", ["a"], ["y"])]
+    x = normal(2, 3).astype(np.float32)
+    built = gradient_graph(graph_model(nodes, {"x": x}, {}, np.float32), "y", ["x", "a"])
+    session = ort.InferenceSession(built.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    seed = normal(2, 3).astype(np.float32)
+    grad_x, grad_a = session.run([built.gradients["x"], built.gradients["a"]], {"x": x, built.seed_input: seed})
+    np.testing.assert_allclose(grad_a, seed * (1 - np.tanh(x) ** 2), rtol=1e-5)
+    np.testing.assert_array_equal(grad_x, grad_a)
+
+
+def test_a_side_view_of_a_differentiated_tensor_gets_its_gradient_through_the_view() -> None:
+    nodes = [
+        helper.make_node("Tanh", ["x"], ["a"]),
+        helper.make_node("Transpose", ["a"], ["view"], perm=[1, 0]),
+        helper.make_node("Sigmoid", ["a"], ["y"]),
+    ]
+    x = normal(2, 3).astype(np.float32)
+    built = gradient_graph(graph_model(nodes, {"x": x}, {}, np.float32), "y", ["a", "view"])
+    session = ort.InferenceSession(built.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    seed = normal(2, 3).astype(np.float32)
+    grad_a, grad_view = session.run([built.gradients["a"], built.gradients["view"]], {"x": x, built.seed_input: seed})
+    np.testing.assert_allclose(grad_a, seed * (1 - 1 / (1 + np.exp(-np.tanh(x)))) / (1 + np.exp(-np.tanh(x))), 1e-5)
+    np.testing.assert_array_equal(grad_view, grad_a.T)

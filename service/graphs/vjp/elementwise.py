@@ -9,6 +9,8 @@ Captum's GuidedBackprop and Deconvolution do (they override ReLU modules only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import onnx
 
 from service.graphs.vjp.emit import Emitter, attributes
@@ -20,15 +22,35 @@ def _where_positive(e: Emitter, x: str, positive: str, otherwise: str) -> str:
     return e.op("Where", e.op("Greater", x, e.const(0.0)), positive, otherwise)
 
 
+def _at_switches(e: Emitter, node: onnx.NodeProto, g: str, rule: Callable[[str, str], str]) -> str:
+    """``rule(g, y)``, an activation's gradient written in its output y and zero where g is, taken at the
+    pooled resolution when g is a MaxPool's unpooled gradient of this very output: g is zero off the pool's
+    switches, and at each switch y equals the pool's output, so rule(pooled g, pooled y) unpooled is exact, with
+    a quarter of the units for a 2x2 pool."""
+    y = node.output[0]
+    found = e.unpooled.get(g)
+    if found is None or found[1].input[0] != y:
+        return rule(g, y)
+    pooled, pool = found
+    a = attributes(pool)
+    return e.op(
+        "MaxUnpool",
+        rule(pooled, pool.output[0]),
+        pool.output[1],
+        e.op("Shape", y),
+        kernel_shape=a["kernel_shape"],
+        strides=a.get("strides", [1] * len(a["kernel_shape"])),
+    )
+
+
 def relu(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:
     """Exact: g where the output is positive (Sign of the output, which is 0 or 1); guided: Relu(g) there;
     deconvnet: Relu(g)."""
-    y = node.output[0]
     if e.rules == "deconvnet":
-        return [e.op("Relu", g)]
+        return [_at_switches(e, node, g, lambda g, y: e.op("Relu", g))]
     if e.rules == "guided":
-        return [e.op("Mul", e.op("Relu", g), e.op("Sign", y))]
-    return [e.op("Mul", g, e.op("Sign", y))]
+        return [_at_switches(e, node, g, lambda g, y: e.op("Mul", e.op("Relu", g), e.op("Sign", y)))]
+    return [_at_switches(e, node, g, lambda g, y: e.op("Mul", g, e.op("Sign", y)))]
 
 
 def leaky_relu(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:
@@ -62,21 +84,24 @@ def clip(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:
 
 def sigmoid(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:
     """g·y·(1 − y)."""
-    y = node.output[0]
-    return [e.op("Mul", g, e.op("Mul", y, e.op("Sub", e.const(1.0), y)))]
+    return [_at_switches(e, node, g, lambda g, y: e.op("Mul", g, e.op("Mul", y, e.op("Sub", e.const(1.0), y))))]
 
 
 def tanh(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:
     """g·(1 − y²)."""
-    y = node.output[0]
-    return [e.op("Mul", g, e.op("Sub", e.const(1.0), e.op("Mul", y, y)))]
+    return [_at_switches(e, node, g, lambda g, y: e.op("Mul", g, e.op("Sub", e.const(1.0), e.op("Mul", y, y))))]
 
 
 def elu(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:
-    """g where x > 0, g·(y + alpha) elsewhere."""
+    """g where x > 0, g·(y + alpha) elsewhere; with alpha > 0, x > 0 exactly where y > 0, so the rule is
+    written in y alone (and taken at a following MaxPool's switches)."""
     alpha = attributes(node).get("alpha", 1.0)
-    y = node.output[0]
-    return [_where_positive(e, node.input[0], g, e.op("Mul", g, e.op("Add", y, e.const(alpha))))]
+    if alpha <= 0:
+        y = node.output[0]
+        return [_where_positive(e, node.input[0], g, e.op("Mul", g, e.op("Add", y, e.const(alpha))))]
+    return [
+        _at_switches(e, node, g, lambda g, y: _where_positive(e, y, g, e.op("Mul", g, e.op("Add", y, e.const(alpha)))))
+    ]
 
 
 def hard_sigmoid(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Grads:

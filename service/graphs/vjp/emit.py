@@ -29,7 +29,11 @@ class UnsupportedOp(NotApplicableError, ValueError):
 
 @dataclass
 class Emitter:
-    """The backward nodes and initializers under construction, with fresh names, and the forward graph's facts."""
+    """The backward nodes and initializers under construction, with fresh names, and the forward graph's facts.
+
+    ``unpooled`` maps each gradient a MaxPool rule scattered with MaxUnpool to (the pooled gradient, the MaxPool
+    node): an activation before the pool takes its derivative at the pooled resolution from it (elementwise.py).
+    """
 
     dtype: np.dtype
     rules: Rules
@@ -39,6 +43,7 @@ class Emitter:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
     count: int = 0
+    unpooled: dict[str, tuple[str, onnx.NodeProto]] = field(default_factory=dict)
     _scalars: dict[tuple, str] = field(default_factory=dict)
 
     def fresh(self, hint: str) -> str:

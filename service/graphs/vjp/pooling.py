@@ -36,7 +36,9 @@ def max_pool(e: Emitter, node: onnx.NodeProto, g: str, wanted: list[bool]) -> Gr
         and a.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
     )
     if plain and e.dtype == np.float32:
-        return [e.op("MaxUnpool", g, indices, e.op("Shape", x), kernel_shape=kernel, strides=strides)]
+        unpooled = e.op("MaxUnpool", g, indices, e.op("Shape", x), kernel_shape=kernel, strides=strides)
+        e.unpooled[unpooled] = (g, node)
+        return [unpooled]
     flat = e.ints([-1])
     scattered = e.op(
         "ScatterElements",
