@@ -1,5 +1,5 @@
-"""Command line: ``python -m training train | sweep | variants | train-variant | collect | download | analyze | report``
-(the ``convlens-train`` script)."""
+"""Command line: ``python -m training train | sweep | variants | train-variant | collect | download | analyze | merge |
+report`` (the ``convlens-train`` script)."""
 
 from __future__ import annotations
 
@@ -178,12 +178,41 @@ def _parser() -> argparse.ArgumentParser:
         help="skip drawing the PNG plots and the studies (invariance, optimized inputs, digit judge, attribution)",
     )
     analyze.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="analyse this dataset instead of MNIST, streamed: one subfolder per class named after the model's "
+        "labels, a flat folder of images, or .npy shards with labels.npy (docs/own-dataset.md)",
+    )
+    analyze.add_argument(
+        "--model",
+        default="classifier",
+        help="with --images: the served model to analyse, classifier or a variant's name (default: classifier)",
+    )
+    analyze.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="with --images: analyse shard I of N (items I, I+N, ...) into <out-dir>/part-I-of-N.npz, for merge; "
+        f"I defaults to ${INDEX_VARIABLE} when only /N is given",
+    )
+    analyze.add_argument(
         "--only",
         choices=("attribution",),
         default=None,
         help="compute only this study and merge it into the existing statistics.json (e.g. for a variant: "
         "--model-dir models/variants/relu-adam --only attribution); every other section is kept",
     )
+
+    merge = commands.add_parser(
+        "merge", help="merge the partial results of every shard of `analyze --images ... --shard I/N`"
+    )
+    merge.add_argument("parts", nargs="+", type=Path, help="the part-I-of-N.npz files, in any order")
+    merge.add_argument("--out-dir", type=Path, required=True, help="where statistics.json and its files go")
+    merge.add_argument("--model-dir", type=Path, default=Path("models"), help="folder with manifest.json")
+    merge.add_argument("--images", type=Path, default=None, metavar="DIR", help="the dataset (its name is recorded)")
+    merge.add_argument("--no-plots", action="store_true", help="skip drawing the PNG plots")
 
     report = commands.add_parser(
         "report", help="the paper's figures from the shipped models and statistics, as reports/paper/README.md"
@@ -247,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "collect":
         return _collect_command(args)
+    if args.command == "merge" or (args.command == "analyze" and args.images is not None):
+        return _streamed_command(args)
     try:
         if args.command == "train-variant":
             args.variant = _chosen_variant(args.variant)
@@ -352,6 +383,31 @@ def _collect_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _streamed_command(args: argparse.Namespace) -> int:
+    """``analyze --images`` or ``merge`` (``training.stream_analysis``, no TensorFlow); what cannot be done ends with
+    one line and status 2."""
+    from training.analyze import AnalysisError
+    from training.stream_analysis import analyze_images, merge_parts, parse_shard
+
+    try:
+        if args.command == "merge":
+            merge_parts(args.parts, args.model_dir, args.out_dir, args.images, plots=not args.no_plots)
+            return 0
+        shard = (0, 1)
+        if args.shard is not None:
+            given = args.shard
+            if given.startswith("/"):
+                given = f"{os.environ.get(INDEX_VARIABLE, '')}{given}"
+            shard = parse_shard(given)
+        analyze_images(
+            args.model_dir, args.model, args.images, args.out_dir, shard, args.batch_size, plots=not args.no_plots
+        )
+        return 0
+    except AnalysisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _statistics_command(args: argparse.Namespace) -> int:

@@ -13,7 +13,9 @@ from tests.deploy.conftest import ROOT  # noqa: E402
 
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 SWEEP_JOB = ROOT / "deploy" / "kubernetes" / "sweep-job.yaml"
-SERVICE_MANIFESTS = [path for path in MANIFESTS if path != SWEEP_JOB]  # the service, applied together
+ANALYZE_JOB = ROOT / "deploy" / "kubernetes" / "analyze-job.yaml"
+# the service, applied together (the Jobs are applied on their own)
+SERVICE_MANIFESTS = [path for path in MANIFESTS if path not in (SWEEP_JOB, ANALYZE_JOB)]
 # the oldest Kubernetes release still commonly run, and the newest the installed schemas know
 VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 

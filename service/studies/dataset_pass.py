@@ -1,0 +1,111 @@
+"""One streamed pass of the dataset analyses over a shard of a dataset, checkpointed and resumable.
+
+Shard I of N takes the dataset's items I, I+N, I+2N, ... (strided, so that every shard sees every class in the same
+proportion and the shards take the same time whatever the order of the classes on disk). Items are read and
+preprocessed one batch ahead on a second thread while the model runs the current batch. Every
+``checkpoint_every`` batches, and at the end, the state is written atomically (``AnalysisState.save``); a pass
+started again on the same file continues from the last checkpoint, and the result equals an uninterrupted pass's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from service.images.datasets import Dataset
+from service.studies.dataset_analysis import AnalysedModel, AnalysisMismatch, AnalysisState
+
+CHECKPOINT_EVERY = 20
+
+
+def part_name(shard: int, shards: int) -> str:
+    """The file a shard's partial result is written to, e.g. ``part-0-of-2.npz``."""
+    return f"part-{shard}-of-{shards}.npz"
+
+
+def shard_items(count: int, shard: int, shards: int) -> range:
+    """The dataset indices of shard ``shard`` of ``shards``: every ``shards``-th item from ``shard`` on."""
+    if not 0 <= shard < shards:
+        raise AnalysisMismatch(f"shard {shard} of {shards} does not exist: shards are numbered 0 to {shards - 1}")
+    return range(shard, count, shards)
+
+
+def _prepared(
+    model: AnalysedModel, dataset: Dataset, indices: range
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """The batch's usable items: their indices, labels, model inputs and pictures; unreadable ones left out."""
+    kept, inputs = [], []
+    for index in indices:
+        image = dataset.read(index)
+        if image is None:
+            continue
+        try:
+            inputs.append(model.preprocess(image))
+        except ValueError:
+            continue
+        kept.append(index)
+    indices_kept = np.array(kept, np.int64)
+    labels = np.array([dataset.label(i) for i in kept], np.int64)
+    return indices_kept, labels, inputs, [model.picture(x) for x in inputs]
+
+
+def resume_or_start(model: AnalysedModel, dataset: Dataset, path: Path, shard: int, shards: int) -> AnalysisState:
+    """The checkpoint at ``path`` when it is this shard of this model and dataset, else a new state;
+    AnalysisMismatch when ``path`` holds a partial result of something else."""
+    if not path.exists():
+        return AnalysisState.start(model, dataset.fingerprint, dataset.labels is not None, shard, shards)
+    state = AnalysisState.load(path)
+    same = (state.model_sha256, state.dataset, state.shard, state.shards) == (
+        model.sha256,
+        dataset.fingerprint,
+        shard,
+        shards,
+    )
+    if not same:
+        raise AnalysisMismatch(
+            f"{path} holds a partial analysis of another model, dataset or shard: remove it or choose another --out-dir"
+        )
+    return state
+
+
+def run_pass(
+    model: AnalysedModel,
+    dataset: Dataset,
+    path: Path,
+    shard: int = 0,
+    shards: int = 1,
+    batch_size: int = 256,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> AnalysisState:
+    """Analyse shard ``shard`` of ``shards`` of ``dataset`` with ``model``, checkpointing to ``path``; the
+    complete state. ``progress(done, total, skipped)`` is called once at the start and after every batch."""
+    items = shard_items(dataset.count, shard, shards)
+    state = resume_or_start(model, dataset, path, shard, shards)
+    if progress:
+        progress(state.position, len(items), state.skipped)
+    starts = range(state.position, len(items), batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-reader") as reader:
+        pending = (
+            reader.submit(_prepared, model, dataset, items[starts[0] : starts[0] + batch_size]) if starts else None
+        )
+        for number, start in enumerate(starts, 1):
+            end = min(start + batch_size, len(items))
+            indices, labels, inputs, pictures = pending.result()
+            if end < len(items):
+                pending = reader.submit(_prepared, model, dataset, items[end : end + batch_size])
+            if inputs:
+                maps, scores = model.run(np.stack(inputs))
+                state.add(maps, scores, indices, labels, pictures)
+            state.skipped += (end - start) - len(indices)
+            state.position = end
+            if number % checkpoint_every == 0 and end < len(items):
+                state.save(path)
+            if progress:
+                progress(end, len(items), state.skipped)
+    state.complete = True
+    state.save(path)
+    return state

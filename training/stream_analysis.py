@@ -1,0 +1,188 @@
+"""``python -m training analyze --model NAME --images DIR [--shard I/N]`` and ``python -m training merge PARTS...``.
+
+The streamed, sharded, resumable dataset analyses (``service.studies.dataset_pass``) of a served model over a
+dataset on disk (``service.images.datasets``), written through ``service.contract`` in the format the service
+reads: ``statistics.json``, ``top_images.npz`` and, unless ``plots`` is off, ``plots/*.png``. A run over the whole
+dataset writes them at the end; a shard writes its partial result (``part-I-of-N.npz``) for ``merge``. No
+TensorFlow is imported on this path.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from service.contract import (
+    CLASSIFIER,
+    PLOTS_DIR,
+    RULES,
+    STATISTICS_FILE,
+    STATISTICS_FORMAT,
+    STATISTICS_NORM,
+    TOP_IMAGES_FILE,
+    FileRef,
+    Statistics,
+)
+from service.images.datasets import open_dataset
+from service.studies.analysed_models import RegistryClassifier, registry_classifier
+from service.studies.dataset_analysis import AnalysisMismatch, AnalysisState, layer_result, merge_states
+from service.studies.dataset_pass import part_name, run_pass
+from training.analyze import AnalysisError, _rounded, dumps
+from training.data import sha256_of
+from training.npz import write_npz
+
+# The results of an unlabelled dataset: per layer the dataset threshold, the norm distributions and the top images.
+UNLABELLED_FILE = "unlabelled_statistics.json"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` as (I, N); AnalysisError unless 0 <= I < N."""
+    try:
+        shard, shards = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise AnalysisError(f"--shard {text!r}: write it as I/N, e.g. 0/4 for the first of four shards") from None
+    if not 0 <= shard < shards:
+        raise AnalysisError(f"--shard {text}: I must be from 0 to N-1 (shards are numbered from 0)")
+    return shard, shards
+
+
+class _Progress:
+    """tqdm on stderr: images done of the shard's, with the rate, the ETA and the images skipped."""
+
+    def __init__(self, description: str, enabled: bool) -> None:
+        self.bar = None
+        self.description = description
+        self.enabled = enabled
+
+    def __call__(self, done: int, total: int, skipped: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=done, unit="img", desc=self.description, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix(skipped=skipped, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def analyze_images(
+    model_dir: Path,
+    model_name: str,
+    images: Path,
+    out_dir: Path | None = None,
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int = 256,
+    plots: bool = True,
+    progress: bool = True,
+    checkpoint_every: int | None = None,
+) -> Path:
+    """Analyse ``images`` with the served model ``model_name``; the file written: ``statistics.json`` for a whole
+    run, the shard's partial result otherwise. ``out_dir`` defaults to the model's own folder."""
+    try:
+        model = registry_classifier(model_dir, model_name)
+        dataset = open_dataset(images, model.labels)
+    except (LookupError, ValueError, RuntimeError) as exc:
+        raise AnalysisError(str(exc)) from exc
+    out_dir = Path(out_dir or model.folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / part_name(*shard)
+    bar = _Progress(f"analyze {model_name} shard {shard[0]}/{shard[1]}", progress)
+    started = time.perf_counter()
+    try:
+        state = run_pass(model, dataset, path, *shard, batch_size=batch_size, progress=bar, **_every(checkpoint_every))
+    except AnalysisMismatch as exc:
+        raise AnalysisError(str(exc)) from exc
+    finally:
+        bar.close()
+    if progress:
+        print(
+            f"{state.images:,} images analysed, {state.skipped:,} skipped (unreadable) in "
+            f"{time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+    if shard[1] > 1:
+        print(f"wrote {path}")
+        return path
+    written = write_statistics(state, model, images, out_dir, plots, progress)
+    path.unlink()
+    return written
+
+
+def _every(checkpoint_every: int | None) -> dict:
+    return {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
+
+
+def merge_parts(
+    parts: list[Path], model_dir: Path, out_dir: Path, images_name: str | None = None, plots: bool = True
+) -> Path:
+    """Merge the partial results of every shard of one split and write the statistics into ``out_dir``."""
+    try:
+        states = [AnalysisState.load(Path(part)) for part in parts]
+        merged = merge_states(states)
+        model = registry_classifier(model_dir, merged.model)
+    except (AnalysisMismatch, LookupError, RuntimeError) as exc:
+        raise AnalysisError(str(exc)) from exc
+    if merged.model_sha256 != model.sha256:
+        raise AnalysisError(f"the parts were computed with another {merged.model} than the one in {model_dir}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_statistics(merged, model, Path(images_name or "images"), out_dir, plots, progress=False)
+
+
+def write_statistics(
+    state: AnalysisState, model: RegistryClassifier, images: Path, out_dir: Path, plots: bool, progress: bool
+) -> Path:
+    """``statistics.json`` and ``top_images.npz`` (and the plots) of a complete state, into ``out_dir``; for
+    unlabelled images, whose results have no per-class part, ``UNLABELLED_FILE`` and ``top_images.npz``."""
+    if state.images == 0:
+        raise AnalysisError(f"no image of {images} could be read ({state.skipped} skipped)")
+    layers = {name: layer_result(layer, state.group_counts, state.labelled) for name, layer in state.layers.items()}
+    kept = sorted(state.pictures)
+    top_path = out_dir / TOP_IMAGES_FILE
+    write_npz(
+        top_path,
+        indices=np.array(kept, np.int32),
+        images=np.stack([state.pictures[i] for i in kept]),
+    )
+    if not state.labelled:
+        path = out_dir / UNLABELLED_FILE
+        summary = {"model": state.model, "model_sha256": state.model_sha256, "images": state.images}
+        path.write_text(dumps(_rounded({**summary, "skipped": state.skipped, "layers": layers})) + "\n")
+        print(f"wrote {path} and {top_path} (no labels: no per-class results, nothing for the service to serve)")
+        return path
+    document = Statistics.model_validate(
+        _rounded(
+            {
+                "format": STATISTICS_FORMAT,
+                "model": CLASSIFIER,
+                "model_sha256": state.model_sha256,
+                "split": Path(images).name,
+                "images": state.images,
+                "data_sha256": {"listing": state.dataset},
+                "norm": STATISTICS_NORM,
+                "accuracy": state.correct / state.images,
+                "label_counts": state.group_counts,
+                "rules": list(RULES),
+                "layers": layers,
+                "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_of(top_path)},
+                "plots": {},
+            }
+        )
+    )
+    if plots:
+        from training import plots as figures  # matplotlib only when this runs
+
+        written = figures.statistics_plots(document, model.registry.manifest, out_dir / PLOTS_DIR, progress=progress)
+        document.plots = {
+            name: FileRef(file=f"{PLOTS_DIR}/{path.name}", sha256=sha256_of(path)) for name, path in written.items()
+        }
+    path = out_dir / STATISTICS_FILE
+    path.write_text(dumps(document.model_dump()) + "\n")
+    print(f"wrote {path} and {top_path}" + (f" and {len(document.plots)} plots" if plots else ""))
+    return path
