@@ -20,9 +20,10 @@ from training.sweep import replace_folder, sweep
 COMMANDS = ("train", "sweep", "download", "analyze", "report")
 
 
-def readme_small_run() -> list[str]:
-    """The README's "small run" of the sweep (Variants section), as arguments, continuation lines joined."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+def documented_small_run() -> list[str]:
+    """The docs' "small run" of the sweep (the Variants page), as arguments, continuation lines joined, with the
+    venv's Python named as ``python``."""
+    text = (ROOT / "docs" / "variants.md").read_text().replace("\\\n", " ").replace(".venv/bin/python", "python")
     lines = [line for line in text.splitlines() if line.startswith("python -m training sweep")]
     return shlex.split(next(line for line in lines if "small run" in line).split("#")[0])
 
@@ -38,8 +39,8 @@ def models_snapshot() -> dict[str, tuple[int, int]]:
     return {str(path): (path.stat().st_mtime_ns, path.stat().st_size) for path in MODELS.rglob("*") if path.is_file()}
 
 
-def test_the_readmes_small_run_leaves_the_checkout_unchanged_and_says_where_it_wrote(mnist_dir, tmp_path):
-    command = readme_small_run()
+def test_the_documented_small_run_of_the_sweep_leaves_the_checkout_unchanged_and_says_where_it_wrote(mnist_dir, tmp_path):
+    command = documented_small_run()
     assert command[:3] == ["python", "-m", "training"] and "--train-limit" in command and "--out-dir" not in command
     before, files_before = git_status(), models_snapshot()
     environment = {**os.environ, "MNIST_DIR": str(mnist_dir), "TMPDIR": str(tmp_path)}
