@@ -15,7 +15,6 @@ import struct
 import numpy as np
 
 from service.client_text import excerpt
-
 from service.errors import BadInputError, TooLargeError
 
 SHAPES = ("(N, 28, 28)", "(N, 28, 28, 1)")

@@ -39,7 +39,7 @@ def models_snapshot() -> dict[str, tuple[int, int]]:
     return {str(path): (path.stat().st_mtime_ns, path.stat().st_size) for path in MODELS.rglob("*") if path.is_file()}
 
 
-def test_the_documented_small_run_of_the_sweep_leaves_the_checkout_unchanged_and_says_where_it_wrote(mnist_dir, tmp_path):
+def test_the_documented_sweep_small_run_leaves_the_checkout_unchanged_and_says_where_it_wrote(mnist_dir, tmp_path):
     command = documented_small_run()
     assert command[:3] == ["python", "-m", "training"] and "--train-limit" in command and "--out-dir" not in command
     before, files_before = git_status(), models_snapshot()
