@@ -40,6 +40,7 @@ from service.contract import (
     Preprocessing,
     write_document,
 )
+from service.errors import BadInputError
 from service.graphs.expose_layers import expose_layers, outputs_logits_by_graph
 from service.images.preprocessing import default_resize
 
@@ -58,7 +59,7 @@ TIMED_RUNS = 3
 EXIT_REFUSED = 2
 
 
-class ImportRefused(ValueError):
+class ImportRefused(BadInputError, ValueError):
     """The file cannot be imported; the message is one line a person can act on."""
 
 
