@@ -176,6 +176,10 @@ async def uploaded_digit(
     settings: Settings = request.app.state.settings  # read here: one dependency less to resolve per request
     data = await image_bytes(request)
     imported = imported_model(request)
+    if imported is not None and len(data) <= decoding.INLINE_BYTES:
+        header = decoding.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
+        if decoding.cheap_to_decode(data, header):  # as below: cheaper on the event loop than a thread hop
+            return _model_input(data, settings, imported, preprocess)
     if imported is not None:
         return await run_in_threadpool(_model_input, data, settings, imported, preprocess)
     if len(data) > decoding.INLINE_BYTES:
