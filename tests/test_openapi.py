@@ -33,7 +33,7 @@ def test_every_upload_documents_its_body_and_error_statuses():
 
 def test_every_v2_inference_documents_json_and_binary_bodies_and_its_error_statuses():
     paths = json.loads(document())["paths"]
-    inferences = [path for path in paths if path.startswith("/v2/") and "post" in paths[path]]
+    inferences = [path for path in paths if path.startswith("/v2/models/") and "post" in paths[path]]
     assert inferences == ["/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"]
     for path in inferences:
         operation = paths[path]["post"]

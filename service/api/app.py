@@ -34,9 +34,11 @@ from service.api.routes import (
     models,
     optimized,
     page,
+    repository,
     statistics,
 )
 from service.api.settings import Settings, get_settings
+from service.runtime.imported import ImportLimits, Repository, load_imported
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.microbatching import MicroBatcher
 from service.runtime.registry import load_registry
@@ -73,6 +75,7 @@ API_ROUTERS = (
     statistics,
     filters,
     inference_protocol,
+    repository,
     evolution,
     invariance,
     optimized,
@@ -105,9 +108,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # spin for a while after each one, taking the cores from onnxruntime: a 1,000-image batch took 130 ms with
         # them, 86 ms without (in-process, the same app)
         threadpool_limits(1, user_api="blas")
-        app.state.registry = load_registry(
+        registry = load_registry(
             settings.model_dir, settings.intra_op_threads, gate, batch_threads=settings.batch_threads
         )
+        limits = ImportLimits(settings.max_imported_models, settings.models_memory_bytes, registry.shipped_bytes)
+        threads = (settings.intra_op_threads, settings.batch_threads)
+        registry.imported, registry.skipped = load_imported(settings.model_dir, gate, *threads, limits)
+        app.state.repository = Repository(
+            settings.model_dir, gate, limits, registry.imported, registry.skipped, *threads
+        )
+        app.state.registry = registry
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
         attach_judges(app.state.registry, app.state.statistics)
         app.state.evolution = load_all_evolution(settings.model_dir, app.state.registry)
@@ -128,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.batcher is not None:
             app.state.batcher.close()
         app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
+        app.state.repository = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
     app = FastAPI(
@@ -142,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
+    app.state.repository = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
     # then admission control, then caching, then the shortcut

@@ -11,6 +11,7 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
+from service.api.capabilities import refusal
 from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
@@ -21,6 +22,8 @@ from service.contract import CLASSIFIER
 from service.featuremaps.norms import THRESHOLD_RULES
 from service.images import decoding
 from service.images.npy import check_count, parse_npy
+from service.images.preprocessing import parse_input_npy, upload_input
+from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel, Registry
 from service.studies.digit_judge import DigitJudgeModel
 from service.studies.explain import Limits
@@ -53,27 +56,46 @@ def loaded_registry(request: Request) -> Registry:
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
-def find_model(registry: Registry, name: str) -> LoadedModel:
-    """The model called ``name``; 404 listing the models that exist."""
-    if name not in registry.models:
-        raise NotFound(f"unknown model {name!r}; available: {', '.join(registry.models)}")
-    return registry.models[name]
+AnyModel = LoadedModel | ImportedLoadedModel
+ModelName = Annotated[
+    str,
+    Query(
+        description="which model: `classifier` (default), `autoencoder`, a variant such as `tanh-sgd`, or an "
+        "imported model by its name (see GET /v1/models)"
+    ),
+]
 
 
-async def get_model(
-    request: Request,
-    model: Annotated[
-        str,
-        Query(
-            description="which model: `classifier` (default), `autoencoder`, or a "
-            "variant such as `tanh-sgd` (see GET /v1/models)"
-        ),
-    ] = "classifier",
-) -> LoadedModel:
-    """The model named by ``?model=``."""
-    return find_model(loaded_registry(request), model)
+def find_served(registry: Registry, name: str) -> AnyModel:
+    """The served model called ``name``, shipped or imported; 404 listing the models that exist."""
+    found = registry.find(name)
+    if found is None:
+        raise NotFound(f"unknown model {name!r}; available: {', '.join(registry.names)}")
+    return found
 
 
+def find_model(registry: Registry, name: str, request: Request | None = None) -> LoadedModel:
+    """The shipped model called ``name``; 422 for an imported one (naming the routes that serve it), 404 listing
+    the models that exist."""
+    found = find_served(registry, name)
+    if isinstance(found, ImportedLoadedModel):
+        path = request.url.path if request is not None else ""
+        method = request.path_params.get("method") if request is not None else None
+        raise refusal(name, path, method)
+    return found
+
+
+async def get_model(request: Request, model: ModelName = "classifier") -> LoadedModel:
+    """The shipped model named by ``?model=`` (routes that serve only the shipped models: 422 for an imported one)."""
+    return find_model(loaded_registry(request), model, request)
+
+
+async def get_any_model(request: Request, model: ModelName = "classifier") -> AnyModel:
+    """The model named by ``?model=``, shipped or imported."""
+    return find_served(loaded_registry(request), model)
+
+
+AnyModelDep = Annotated[AnyModel, Depends(get_any_model)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
@@ -149,9 +171,17 @@ async def uploaded_digit(
         ),
     ] = "auto",
 ) -> np.ndarray:
-    """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]."""
+    """The uploaded image, decoded within the limits and prepared as a 28x28 float32 digit in [0, 1]; for an
+    imported model (``?model=NAME``), as that model's input of one image through its own preprocessing."""
     settings: Settings = request.app.state.settings  # read here: one dependency less to resolve per request
     data = await image_bytes(request)
+    imported = imported_model(request)
+    if imported is not None and len(data) <= decoding.INLINE_BYTES:
+        header = decoding.check_header(data, max_pixels=settings.max_pixels, max_aspect_ratio=settings.max_aspect_ratio)
+        if decoding.cheap_to_decode(data, header):  # as below: cheaper on the event loop than a thread hop
+            return _model_input(data, settings, imported, preprocess)
+    if imported is not None:
+        return await run_in_threadpool(_model_input, data, settings, imported, preprocess)
     if len(data) > decoding.INLINE_BYTES:
         return await run_in_threadpool(_prepare, data, settings, preprocess)
     # a small file: the header walk (a fixed budget) is cheap enough for the event loop, and decoding skips it
@@ -174,6 +204,27 @@ def _prepare(
     return decoding.prepare(gray, preprocess)
 
 
+def imported_model(request: Request) -> ImportedLoadedModel | None:
+    """The imported model ``?model=`` names, if it names one (the upload is then prepared for it)."""
+    name = request.query_params.get("model")
+    registry = getattr(request.app.state, "registry", None)
+    if name is None or registry is None:
+        return None
+    return registry.imported.get(name)
+
+
+def _model_input(data: bytes, settings: Settings, model: ImportedLoadedModel, preprocess: str) -> np.ndarray:
+    """``data`` as ``model``'s input of one image, through its own preprocessing, within the decoding limits."""
+    return upload_input(
+        data,
+        model.manifest,
+        max_pixels=settings.max_pixels,
+        formats=frozenset(settings.image_formats),
+        max_aspect_ratio=settings.max_aspect_ratio,
+        mode=preprocess,
+    )
+
+
 async def uploaded_batch(
     request: Request,
     settings: SettingsDep,
@@ -182,8 +233,17 @@ async def uploaded_batch(
         Query(description="for multipart image files, as for a single upload; a .npy array is used as it is"),
     ] = "auto",
 ) -> np.ndarray:
-    """The batch as float32 (N, 28, 28) in [0, 1], in upload order."""
+    """The batch as float32 (N, 28, 28) in [0, 1], in upload order; for an imported model, its inputs
+    (N, *its input shape): image files through its preprocessing, a .npy array of its inputs as they are."""
     upload = await batch_upload(request, settings.max_batch_images + MAX_SINGLE_PARTS)
+    imported = imported_model(request)
+    if imported is not None and isinstance(upload, bytes):
+        return await run_in_threadpool(parse_input_npy, upload, settings.max_batch_images, imported.manifest.input)
+    if imported is not None:
+        check_count(len(upload), settings.max_batch_images)
+        return await run_in_threadpool(
+            lambda: np.concatenate([_model_input(data, settings, imported, preprocess) for data in upload])
+        )
     if isinstance(upload, bytes):
         return await run_in_threadpool(parse_npy, upload, settings.max_batch_images)
     check_count(len(upload), settings.max_batch_images)
@@ -217,13 +277,13 @@ async def get_statistics(request: Request, model: ModelDep) -> DatasetStatistics
 StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
 
 
-def judge_of(request: Request, model: LoadedModel) -> DigitJudgeModel | None:
+def judge_of(request: Request, model: AnyModel) -> DigitJudgeModel | None:
     """The calibrated digit judge of ``model`` (``LoadedStatistics.judge``), or None when there is none."""
     loaded = request.app.state.statistics
     return None if loaded is None else loaded.judge(model.name)
 
 
-def layer_rule(request: Request, model: LoadedModel, layer: str, norm: str, rule: str | float) -> str | float:
+def layer_rule(request: Request, model: AnyModel, layer: str, norm: str, rule: str | float) -> str | float:
     """The rule to apply to ``layer``'s norms (``LoadedStatistics.layer_rule``: ``dataset`` becomes that layer's
     dataset threshold); 404 for a model without statistics."""
     return statistics_loaded(request).layer_rule(model.name, layer, norm, rule)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class ErrorResponse(BaseModel):
@@ -34,10 +34,17 @@ class Layer(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str = Field(examples=["classifier"])
+    kind: Literal["shipped", "imported"] = Field(
+        "shipped",
+        description="`shipped`: trained by convlens (the paper's models and variants); `imported`: a user's ONNX "
+        "classifier (python -m service.importer)",
+    )
     layers: list[str] = Field(description="the layers the API exposes", examples=[["conv1", "conv2", "pool"]])
-    total_params: int = Field(examples=[1199882])
-    metrics: dict[str, Any] = Field(description="test metrics recorded at training time")
-    training: dict[str, Any] = Field(description="the training configuration (activation, optimizer, epochs, ...)")
+    total_params: int | None = Field(examples=[1199882], description="null for an imported model")
+    metrics: dict[str, Any] = Field(description="test metrics recorded at training time (empty when imported)")
+    training: dict[str, Any] = Field(
+        description="the training configuration (activation, optimizer, epochs, ...; empty when imported)"
+    )
 
 
 class ModelDetail(ModelSummary):
@@ -47,11 +54,62 @@ class ModelDetail(ModelSummary):
     opset: int
 
 
+class ImportedLayerDetail(BaseModel):
+    name: str = Field(examples=["conv1"])
+    op_type: str = Field(description="the ONNX op that makes it", examples=["Relu"])
+    shape: list[int | None] = Field(description="its output shape, the batch as null", examples=[[None, 16, 28, 28]])
+    node: str = Field(description="the graph node it comes from")
+
+
+class Capabilities(BaseModel):
+    endpoints: list[str] = Field(description="the routes that serve this model")
+    not_applicable: list[str] = Field(
+        description="the /v1 route families that answer 422 for it (they serve only the shipped models)"
+    )
+    attribution_needs_gradients: list[str] = Field(
+        description="attribution methods that need gradients, not yet for imported models (422)"
+    )
+
+
+class ImportedModelDetail(ModelSummary):
+    input: dict[str, Any] = Field(description="tensor name, layout (nchw or nhwc), channels, height, width, dtype")
+    preprocessing: dict[str, Any] = Field(
+        description="`mnist` or `resize-crop`, the per-channel mean and std, the resize and the crop"
+    )
+    labels: list[str] = Field(description="the class names, in class order")
+    outputs_logits: bool = Field(description="whether the file's output holds logits (softmax applied after)")
+    layer_details: list[ImportedLayerDetail]
+    capabilities: Capabilities
+    sha256: str = Field(description="SHA-256 of the user's file")
+    opset: int
+    forward_ms: float = Field(description="one image's forward pass measured at import, in milliseconds")
+    cost: int = Field(description="one image's work in units of the shipped classifier's forward pass")
+    memory_bytes: int = Field(description="the estimate of its session's memory (weights + every layer for 6 images)")
+
+
 class ModelList(BaseModel):
     models: list[ModelSummary]
 
 
-class Classification(BaseModel):
+class _WithoutAbsentLabels(BaseModel):
+    """An answer that leaves ``label`` and ``top`` out when they are absent (a shipped model's, unless asked)."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_labels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in ("label", "top"):
+            if data.get(name, 0) is None:
+                data.pop(name)
+        return data
+
+
+class TopClass(BaseModel):
+    index: int = Field(ge=0, description="the class index")
+    label: str = Field(description="the class's name (its index for the shipped models)")
+    probability: float
+
+
+class Classification(_WithoutAbsentLabels):
     model_config = ConfigDict(
         protected_namespaces=(),
         json_schema_extra={
@@ -61,23 +119,31 @@ class Classification(BaseModel):
         },
     )
     model: str
-    digit: int = Field(ge=0, le=9)
-    probabilities: list[float] = Field(min_length=10, max_length=10)
+    digit: int = Field(ge=0, description="the most probable class (a digit 0-9 for the shipped models)")
+    probabilities: list[float] = Field(min_length=1, description="one per class (10 for the shipped models)")
     digit_like: bool | None = Field(
         None, description="whether the judge takes the input for a digit; null when its calibration is absent"
     )
     digit_like_score: float | None = Field(None, description="the judge's score: higher is less like a digit")
     digit_like_threshold: float | None = Field(None, description="scores above it are judged not digit-like")
+    label: str | None = Field(None, description="an imported model's name of the class (absent for shipped models)")
+    top: list[TopClass] | None = Field(
+        None,
+        description="the most probable classes, most probable first: `?top=` of them, by default all up to 10 for "
+        "an imported model (absent for a shipped model unless asked)",
+    )
 
 
-class BatchItem(BaseModel):
-    digit: int = Field(ge=0, le=9)
-    probabilities: list[float] = Field(min_length=10, max_length=10)
+class BatchItem(_WithoutAbsentLabels):
+    digit: int = Field(ge=0, description="the most probable class (a digit 0-9 for the shipped models)")
+    probabilities: list[float] = Field(min_length=1, description="one per class (10 for the shipped models)")
     digit_like: bool | None = Field(
         None, description="whether the judge takes the input for a digit; null when its calibration is absent"
     )
     digit_like_score: float | None = Field(None, description="the judge's score: higher is less like a digit")
     digit_like_threshold: float | None = Field(None, description="scores above it are judged not digit-like")
+    label: str | None = Field(None, description="an imported model's name of the class (absent for shipped models)")
+    top: list[TopClass] | None = Field(None, description="the most probable classes, as for one image")
 
 
 class BatchClassification(BaseModel):
@@ -193,14 +259,17 @@ class InspectedLayer(BaseModel):
     grid: ActivationGrid
 
 
-class Inspection(BaseModel):
+class Inspection(_WithoutAbsentLabels):
     """Everything the web page shows for one digit."""
 
     model_config = ConfigDict(protected_namespaces=())
     model: str = Field(examples=["classifier"])
-    digit: int = Field(ge=0, le=9, examples=[7])
-    probabilities: list[float] = Field(min_length=10, max_length=10)
-    input: str = Field(description="the 28x28 image the network saw, as a PNG data URL (0 black, 1 white)")
+    digit: int = Field(ge=0, examples=[7], description="the most probable class (a digit 0-9 for the shipped models)")
+    probabilities: list[float] = Field(min_length=1, description="one per class (10 for the shipped models)")
+    input: str = Field(
+        description="the image the network saw, as a PNG data URL: a shipped model's 28x28 digit (0 black, 1 white), "
+        "an imported model's input with its channels averaged, min-max scaled"
+    )
     layers: list[InspectedLayer] = Field(description="every spatial layer of the classifier, in graph order")
     reconstruction: str | None = Field(
         description="the autoencoder's 28x28 reconstruction as a PNG data URL "
@@ -211,6 +280,8 @@ class Inspection(BaseModel):
     )
     digit_like_score: float | None = Field(None, description="the judge's score: higher is less like a digit")
     digit_like_threshold: float | None = Field(None, description="scores above it are judged not digit-like")
+    label: str | None = Field(None, description="an imported model's name of the class (absent for shipped models)")
+    top: list[TopClass] | None = Field(None, description="an imported model's most probable classes, up to 10")
 
 
 # --- dataset statistics (python -m training analyze) and filters -------------------------------------------

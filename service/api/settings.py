@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,6 +158,19 @@ class Settings(BaseSettings):
         f"max_pixels at {DECODE_BYTES_PER_PIXEL} bytes a pixel (checked at start-up)",
     )
     docs: bool = Field(True, description="serve /docs and /openapi.json (false: both answer 404)")
+    model_control: Literal["none", "explicit"] = Field(
+        "none",
+        description="`none`: the imported models in the folder at start-up are served and "
+        "/v2/repository/models/{name}/load and /unload answer 400; `explicit`: those calls load and unload them",
+    )
+    max_imported_models: int = Field(16, ge=0, description="most imported models loaded at once")
+    models_memory_bytes: int = Field(
+        2 * 1024 * 1024 * 1024,
+        gt=0,
+        description="memory budget of all loaded models' sessions: the shipped models' ONNX bytes plus, per "
+        "imported model, its weights and every layer's output for one run of 6 images (a model that would exceed "
+        "it is not loaded)",
+    )
 
     def memory_budget(self) -> MemoryBudget:
         """The worst case these settings allow one worker: what a container's memory limit must hold."""

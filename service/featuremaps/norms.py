@@ -8,6 +8,8 @@ from numbers import Real
 
 import numpy as np
 
+from service.errors import NotApplicableError
+
 NORMS = ("l2", "l1", "max")
 THRESHOLD_RULES = ("mean", "median")
 
@@ -76,3 +78,24 @@ def active_mask(norms: np.ndarray, thresh: float | np.ndarray) -> np.ndarray:
     filters over a whole dataset is a single comparison.
     """
     return np.asarray(norms) > np.asarray(thresh)[..., None]
+
+
+# The most maps a picture of a layer shows by default: a layer with more shows its GRID_MAPS most active ones.
+GRID_MAPS = 64
+
+
+class MapCountOutOfRange(NotApplicableError, ValueError):
+    """More maps asked for than the layer has, or fewer than one."""
+
+
+def shown_channels(maps: np.ndarray, top: int | None) -> list[int] | None:
+    """The channels of one image's ``maps`` (H, W, C) a picture shows: the ``top`` most active (largest L2 norm,
+    most active first; ties in channel order); by default None (all, in channel order) up to GRID_MAPS maps, the
+    GRID_MAPS most active of a larger layer, so that layers of hundreds of channels stay legible."""
+    count = maps.shape[-1]
+    if top is not None and not 1 <= top <= count:
+        raise MapCountOutOfRange(f"top must be between 1 and {count} (the layer's maps), got {top}")
+    if top is None and count <= GRID_MAPS:
+        return None
+    norms = feature_map_norms(maps)
+    return [int(channel) for channel in np.argsort(-norms, kind="stable")[: top or GRID_MAPS]]

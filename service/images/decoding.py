@@ -144,6 +144,34 @@ def decode_checked(
         return _to_array(_to_gray(_shrink(_reducible(im))))
 
 
+def decode_picture(
+    data: bytes,
+    *,
+    max_pixels: int,
+    formats: frozenset[str] = DEFAULT_FORMATS,
+    max_aspect_ratio: float = MAX_ASPECT_RATIO,
+) -> Image.Image:
+    """Decode uploaded bytes into an RGB picture at its own size, for a colour model's preprocessing
+    (``service.images.preprocessing.picture_input``).
+
+    The same guards as ``decode``: the header is walked within its fixed budget and checked against `max_pixels`
+    and `max_aspect_ratio` before Pillow parses the file; the first frame of animations, the EXIF orientation
+    applied, transparency flattened onto white, 16-bit images scaled to 8 bits."""
+    check_header(data, max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio)
+    with _open(data, formats, max_pixels) as im:
+        _check_size(im.size, max_pixels, max_aspect_ratio)
+        checkpoint()
+        _load(im)
+        checkpoint()
+        if im.mode in SIXTEEN_BIT_MODES:
+            return Image.fromarray((np.asarray(im, dtype=np.float32) / 257.0).astype(np.uint8)).convert("RGB")
+        if im.mode in ALPHA_MODES or "transparency" in im.info:
+            rgba = im.convert("RGBA")
+            backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(backdrop, rgba).convert("RGB")
+        return im.convert("RGB")
+
+
 def check_header(data: bytes, *, max_pixels: int, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> Header | None:
     """The upload's declared format and size, checked against the limits, at a cost bounded in advance (cheap
     enough for the event loop); None when the walk cannot read the header (``decode`` lets Pillow decide)."""

@@ -9,11 +9,15 @@ same way. Both give one float32 image (1, C, H, W) or (1, H, W, C), as the model
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from numpy.lib import format as npy_format
 from PIL import Image
 
-from service.contract import ImportedInput, Preprocessing
-from service.images.decoding import MNIST_SIDE, prepare
+from service.contract import ImportedInput, ImportedModel, Preprocessing
+from service.images.decoding import DEFAULT_FORMATS, MAX_ASPECT_RATIO, MNIST_SIDE, decode, decode_picture, prepare
+from service.images.npy import BatchError, check_count
 
 # torchvision's ImageNet recipe: the shorter side is resized to the crop size x 256 / 224.
 RESIZE_RATIO = 256 / 224
@@ -80,3 +84,53 @@ def digit_input(gray: np.ndarray, spec: ImportedInput, preprocessing: Preprocess
         raise ValueError(f"the mnist preprocessing makes 28x28 images; this model takes {spec.height}x{spec.width}")
     digit = prepare(gray, mode)[:, :, np.newaxis]
     return laid_out(normalise(np.repeat(digit, spec.channels, axis=2), preprocessing), spec)
+
+
+def input_shape(spec: ImportedInput) -> tuple[int, int, int]:
+    """One image's shape in the model's layout: (C, H, W) or (H, W, C)."""
+    if spec.layout == "nchw":
+        return (spec.channels, spec.height, spec.width)
+    return (spec.height, spec.width, spec.channels)
+
+
+def upload_input(
+    data: bytes,
+    model: ImportedModel,
+    *,
+    max_pixels: int,
+    formats: frozenset[str] = DEFAULT_FORMATS,
+    max_aspect_ratio: float = MAX_ASPECT_RATIO,
+    mode: str = "auto",
+) -> np.ndarray:
+    """Uploaded image bytes as ``model``'s input of one image, through its own preprocessing: ``mnist`` decodes to
+    grey and runs the digit pipeline (``mode`` as for the shipped models), ``resize-crop`` decodes to RGB
+    (``decode_picture``) and resizes and crops. Both decoders check the header against the limits first."""
+    limits = {"max_pixels": max_pixels, "formats": formats, "max_aspect_ratio": max_aspect_ratio}
+    if model.preprocessing.kind == "mnist":
+        return digit_input(decode(data, **limits), model.input, model.preprocessing, mode)
+    return picture_input(decode_picture(data, **limits), model.input, model.preprocessing)
+
+
+def parse_input_npy(data: bytes, max_images: int, spec: ImportedInput) -> np.ndarray:
+    """A float32 .npy array (N, *input_shape(spec)) of model inputs (already preprocessed: any finite values),
+    its header checked before any allocation; BatchError saying what is wrong otherwise."""
+    expected_shape = input_shape(spec)
+    stream = io.BytesIO(data)
+    try:
+        version = npy_format.read_magic(stream)
+        reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran_order, dtype = reader(stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise BatchError(f"the body is not a valid .npy file ({exc}); save the array with numpy.save") from exc
+    if not all(type(side) is int and side >= 0 for side in shape) or tuple(shape[1:]) != expected_shape:
+        raise BatchError(f"array shape {shape} is not (N, {', '.join(map(str, expected_shape))}), the model's input")
+    if dtype != np.dtype("<f4"):
+        raise BatchError(f"array dtype {dtype} is not float32: send the model's preprocessed inputs")
+    check_count(shape[0], max_images)
+    offset, expected = stream.tell(), int(np.prod(shape)) * 4
+    if len(data) - offset != expected:
+        raise BatchError(f"the .npy header promises {expected} bytes of data but {len(data) - offset} follow")
+    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape, order="F" if fortran_order else "C")
+    if not np.isfinite(array).all():
+        raise BatchError("the array holds NaN or infinite values")
+    return np.ascontiguousarray(array, dtype=np.float32)

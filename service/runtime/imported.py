@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.contract import IMPORTED_DIR, MANIFEST_FILE, ContractError, FileRef, ImportedModel, read_document
-from service.errors import UnavailableError
+from service.errors import BadInputError
 from service.runtime.cancellation import checkpoint
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.registry import CHUNK, INLINE_IMAGES, ROWS_PER_RUN, note_use
@@ -24,8 +26,13 @@ from service.runtime.split_runs import parts_for, run_split
 
 log = logging.getLogger("convlens.imported")
 
+# The shipped classifier's forward pass of one image, in milliseconds (``bench/``): the unit of an imported model's
+# ``cost``. A model whose one-image forward pass takes k times as long counts as ceil(k) units of work.
+REFERENCE_FORWARD_MS = 0.15
+FLOAT_BYTES = 4
 
-class ImportedLoadError(UnavailableError, RuntimeError):
+
+class ImportedLoadError(BadInputError, RuntimeError):
     """An imported model's folder cannot be served; the message says which file and why."""
 
 
@@ -58,6 +65,17 @@ class ImportedLoadedModel:
         if self._output_names is None:
             self._output_names = frozenset(output.name for output in self.session.get_outputs())
         return self._output_names
+
+    @property
+    def cost(self) -> int:
+        """Units of work of one image's forward pass, the shipped classifier's being 1: the import's measured
+        ``forward_ms`` over REFERENCE_FORWARD_MS, rounded up. Admission control may weigh a request by it."""
+        return cost_of(self.manifest)
+
+    @property
+    def memory_bytes(self) -> int:
+        """The estimate of this model's session memory (``estimated_memory_bytes``)."""
+        return estimated_memory_bytes(self.manifest, self.folder)
 
     def as_batch(self, images: np.ndarray) -> np.ndarray:
         """Images in the model's input shape (one image or a batch) as its float32 batch."""
@@ -102,6 +120,20 @@ class ImportedLoadedModel:
         note_use(self)
         with slot:
             return dict(zip(outputs, self.session.run(outputs, {self.manifest.input.name: batch})))
+
+
+def cost_of(manifest: ImportedModel) -> int:
+    """One image's forward pass in units of the shipped classifier's (at least 1)."""
+    return max(1, math.ceil(manifest.forward_ms / REFERENCE_FORWARD_MS))
+
+
+def estimated_memory_bytes(manifest: ImportedModel, folder: Path) -> int:
+    """What a session on the exposed copy holds, estimated: its weights (the exposed file's size, nearly all of it
+    initializers) plus every exposed layer's float32 output for one run of ROWS_PER_RUN images (a request may ask
+    for every layer at once, and onnxruntime keeps each asked output until the run ends)."""
+    weights = (folder / manifest.exposed.file).stat().st_size
+    per_image = sum(math.prod(size or 1 for size in layer.shape[1:]) for layer in manifest.layers) * FLOAT_BYTES
+    return weights + per_image * ROWS_PER_RUN
 
 
 def imported_dirs(model_dir: Path) -> list[Path]:
@@ -150,17 +182,128 @@ def load_imported_model(
     return ImportedLoadedModel(manifest.name, manifest, session, gate, folder, batch_threads)
 
 
+@dataclass(frozen=True)
+class ImportLimits:
+    """How many imported models may be loaded at once, and the memory budget of all loaded models' sessions
+    (``estimated_memory_bytes`` each; the shipped models' ``used_bytes`` count against it too)."""
+
+    max_models: int = 1 << 16
+    memory_bytes: int = 1 << 62
+    used_bytes: int = 0
+
+    def refusal(self, folder: Path, loaded: dict[str, ImportedLoadedModel]) -> str | None:
+        """Why the model in ``folder`` may not join ``loaded`` (None: it may), read from its manifest alone."""
+        if len(loaded) >= self.max_models:
+            return f"CONVLENS_MAX_IMPORTED_MODELS is {self.max_models} and that many are loaded"
+        try:
+            manifest = read_document(folder / MANIFEST_FILE, ImportedModel)
+            needed = estimated_memory_bytes(manifest, folder)
+        except (ContractError, OSError):
+            return None  # the load itself says what is wrong with the folder
+        used = self.used_bytes + sum(model.memory_bytes for model in loaded.values())
+        if used + needed > self.memory_bytes:
+            return (
+                f"its session needs about {needed:,} bytes and {used:,} of CONVLENS_MODELS_MEMORY_BYTES "
+                f"({self.memory_bytes:,}) are in use; raise the budget or unload a model"
+            )
+        return None
+
+
+def load_into(
+    loaded: dict[str, ImportedLoadedModel],
+    folder: Path,
+    gate: InferenceGate,
+    limits: ImportLimits,
+    intra_op_threads: int = 1,
+    batch_threads: int = 0,
+) -> ImportedLoadedModel:
+    """The model of ``folder`` loaded and added to ``loaded`` within ``limits``; ImportedLoadError saying why not."""
+    refusal = limits.refusal(folder, loaded)
+    if refusal is not None:
+        raise ImportedLoadError(refusal)
+    model = load_imported_model(folder, gate, intra_op_threads, batch_threads)
+    loaded[model.name] = model
+    return model
+
+
+def reason(exc: Exception) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def load_imported(
-    model_dir: Path, gate: InferenceGate | None = None, intra_op_threads: int = 1, batch_threads: int = 0
+    model_dir: Path,
+    gate: InferenceGate | None = None,
+    intra_op_threads: int = 1,
+    batch_threads: int = 0,
+    limits: ImportLimits | None = None,
 ) -> tuple[dict[str, ImportedLoadedModel], dict[str, str]]:
-    """Every servable imported model by name, and the reason each other folder was skipped (also logged, one line
-    each). Never raises for a broken folder."""
+    """Every servable imported model by name (in name order, while ``limits`` allow), and the reason each other
+    folder was skipped (also logged, one line each). Never raises for a broken folder."""
     gate = gate or InferenceGate(slots=1 << 16, wait_seconds=0)
-    loaded, skipped = {}, {}
+    limits = limits or ImportLimits()
+    loaded: dict[str, ImportedLoadedModel] = {}
+    skipped = {}
     for folder in imported_dirs(model_dir):
         try:
-            loaded[folder.name] = load_imported_model(folder, gate, intra_op_threads, batch_threads)
+            load_into(loaded, folder, gate, limits, intra_op_threads, batch_threads)
         except Exception as exc:  # any broken folder is skipped with its reason, whatever broke
-            skipped[folder.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            skipped[folder.name] = reason(exc)
             log.warning("imported model %s is not served: %s", folder.name, skipped[folder.name])
     return loaded, skipped
+
+
+@dataclass
+class Repository:
+    """The imported models of a models folder as Triton's model repository extension sees them: every folder under
+    ``imported/`` with its state, and (with explicit model control) loading and unloading them while the service
+    runs. ``served`` is replaced, never changed in place, so a request holding the previous dict keeps a
+    consistent view."""
+
+    model_dir: Path
+    gate: InferenceGate
+    limits: ImportLimits
+    served: dict[str, ImportedLoadedModel]
+    skipped: dict[str, str]
+    intra_op_threads: int = 1
+    batch_threads: int = 0
+    _changing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        """Every imported model folder (and every served model) as the extension's index entries: name, version
+        ("1"), state (READY or UNAVAILABLE) and, when unavailable, the reason."""
+        names = sorted({*self.served, *self.skipped, *(folder.name for folder in imported_dirs(self.model_dir))})
+        entries = []
+        for name in names:
+            if name in self.served:
+                entries.append({"name": name, "version": "1", "state": "READY"})
+            elif not ready_only:
+                reason = self.skipped.get(name, "not loaded")
+                entries.append({"name": name, "version": "1", "state": "UNAVAILABLE", "reason": reason})
+        return entries
+
+    def load(self, name: str) -> ImportedLoadedModel:
+        """Load (or reload) ``models/imported/NAME``; ImportedLoadError saying why it cannot be, the model kept
+        as it was then."""
+        folder = self.model_dir / IMPORTED_DIR / name
+        if name.startswith(".") or "/" in name or not folder.is_dir():
+            raise ImportedLoadError(
+                f"no imported model {name!r}: {folder} is not a folder (python -m service.importer)"
+            )
+        with self._changing:
+            others = {other: model for other, model in self.served.items() if other != name}
+            model = load_into(others, folder, self.gate, self.limits, self.intra_op_threads, self.batch_threads)
+            self.served = {**others, name: model}
+            self.skipped = {other: why for other, why in self.skipped.items() if other != name}
+        log.info("imported model %s loaded", name)
+        return model
+
+    def unload(self, name: str) -> None:
+        """Stop serving ``name``; ImportedLoadError when it is not served."""
+        with self._changing:
+            if name not in self.served:
+                loaded = ", ".join(self.served) or "none"
+                raise ImportedLoadError(f"imported model {name!r} is not loaded; loaded: {loaded}")
+            self.served = {other: model for other, model in self.served.items() if other != name}
+            self.skipped = {**self.skipped, name: "unloaded"}
+        log.info("imported model %s unloaded", name)

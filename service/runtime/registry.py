@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -181,10 +182,27 @@ def as_batch(images: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Registry:
-    """All models the service serves, by name."""
+    """All models the service serves, by name: the shipped ones (and variants) in ``models``, the imported ones
+    (``service.runtime.imported``) in ``imported``, with the reason each imported folder not served was skipped."""
 
     models: dict[str, LoadedModel]
     manifest: Manifest
+    imported: dict[str, Any] = field(default_factory=dict)  # ImportedLoadedModel by name (that module imports this)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def find(self, name: str) -> Any:
+        """The served model called ``name``: a LoadedModel, an ImportedLoadedModel, or None when there is none."""
+        return self.models.get(name) or self.imported.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        """Every served model's name: the shipped ones first, then the imported ones."""
+        return [*self.models, *self.imported]
+
+    @property
+    def shipped_bytes(self) -> int:
+        """The shipped models' ONNX bytes, their sessions' share of the models' memory budget."""
+        return sum(len(model.onnx_bytes) for model in self.models.values())
 
 
 def conv_kernels(model: onnx.ModelProto) -> dict[str, np.ndarray]:

@@ -4,6 +4,10 @@ Every path that classifies calls ``classify``: ``POST /v1/classify`` (on the eve
 micro-batcher's thread, or answered by the ``ClassifyShortcut`` middleware), ``/v1/classify/batch``,
 ``/v1/inspect`` (with its layers) and ``/v2`` inference on a classifier (``layers_of``). What the run asks for is
 chosen in ``outputs_for``; each digit's answer is built in ``Classification.answers``.
+
+An imported model (``service.runtime.imported``) runs the same way over its own inputs (already through its
+preprocessing): its probabilities output, no digit judge, and each answer also carries the class's ``label`` and
+the ``top`` classes (``top_k``: the ``top`` most probable with their labels, by default all up to TOP_DEFAULT).
 """
 
 from __future__ import annotations
@@ -15,18 +19,32 @@ from typing import Literal, overload
 import numpy as np
 
 from service.contract import PROBABILITIES
+from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
 from service.studies.digit_judge import OUTPUTS, SCORE, DigitJudgeModel
-from service.studies.layers import classifies, require_classifier
+from service.studies.layers import NotApplicable, classifies, require_classifier
 
 NO_JUDGEMENT = {"digit_like": None, "digit_like_score": None, "digit_like_threshold": None}
+# The classes an imported model's answer lists under ``top`` when the request does not say: all, up to this many.
+TOP_DEFAULT = 10
+
+Model = LoadedModel | ImportedLoadedModel
 
 
-def outputs_for(model: LoadedModel, judge: DigitJudgeModel | None, layers: Sequence[str] = ()) -> list[str]:
+class TopOutOfRange(NotApplicable):
+    """``top`` asks for fewer than one class or more than the model has."""
+
+
+def probabilities_of(model: Model) -> str:
+    """The output that holds ``model``'s class probabilities."""
+    return model.manifest.probabilities if isinstance(model, ImportedLoadedModel) else PROBABILITIES
+
+
+def outputs_for(model: Model, judge: DigitJudgeModel | None, layers: Sequence[str] = ()) -> list[str]:
     """What a classification asks of ``model``'s run: the probabilities, the judge's score when the run computes it
     (else dense1, for the judge's numpy path), then each of ``layers`` not already asked for."""
     if judge is None:
-        judged = [PROBABILITIES]
+        judged = [probabilities_of(model)]
     else:
         judged = [PROBABILITIES, SCORE] if SCORE in model.output_names else list(OUTPUTS)
     if not layers:
@@ -42,18 +60,28 @@ class Classification:
     images: np.ndarray
     outputs: dict[str, np.ndarray]
     judge: DigitJudgeModel | None
+    probabilities: str = PROBABILITIES
+    labels: Sequence[str] | None = None
+    top: int | None = None
 
     def answers(self) -> list[dict]:
-        """Per digit, in input order: ``digit``, ``probabilities``, ``digit_like``, ``digit_like_score`` and
-        ``digit_like_threshold`` (the judge's three null without a judge), as plain values ready for JSON."""
-        rows = self.outputs[PROBABILITIES].tolist()
+        """Per digit, in input order: ``digit`` (the class index), ``probabilities``, ``digit_like``,
+        ``digit_like_score`` and ``digit_like_threshold`` (the judge's three null without a judge), and with
+        ``labels`` the class's ``label`` and with ``top`` the ``top`` classes, as plain values ready for JSON."""
+        rows = self.outputs[self.probabilities].tolist()
         judged = self._judged()
-        return [{"digit": row.index(max(row)), "probabilities": row, **fields} for row, fields in zip(rows, judged)]
+        answers = [{"digit": row.index(max(row)), "probabilities": row, **fields} for row, fields in zip(rows, judged)]
+        for answer in answers:
+            if self.labels is not None:
+                answer["label"] = self.labels[answer["digit"]]
+            if self.top is not None:
+                answer["top"] = top_k(answer["probabilities"], self.top, self.labels)
+        return answers
 
     def _judged(self) -> list[dict]:
         """The judge's fields per digit; the score from the run's SCORE output when it has one."""
         if self.judge is None:
-            return [NO_JUDGEMENT] * len(self.outputs[PROBABILITIES])
+            return [NO_JUDGEMENT] * len(self.outputs[self.probabilities])
         threshold = self.judge.threshold
         scores = self.outputs.get(SCORE)
         if scores is None:
@@ -68,40 +96,77 @@ class Classification:
         ]
 
 
+def top_k(probabilities: list[float], count: int, labels: Sequence[str] | None) -> list[dict]:
+    """The ``count`` most probable classes, most probable first (ties in class order): index, label, probability."""
+    order = sorted(range(len(probabilities)), key=lambda index: -probabilities[index])[:count]
+    return [
+        {"index": index, "label": labels[index] if labels else str(index), "probability": probabilities[index]}
+        for index in order
+    ]
+
+
+def top_count(model: Model, top: int | None) -> int | None:
+    """How many classes each answer lists under ``top``: as asked (TopOutOfRange outside 1 to the model's classes),
+    else for an imported model all of them up to TOP_DEFAULT, for a shipped one none (its answer has no ``top``)."""
+    imported = isinstance(model, ImportedLoadedModel)
+    classes = len(model.manifest.labels) if imported else model.layer_shapes[PROBABILITIES][-1]
+    if top is None:
+        return min(classes, TOP_DEFAULT) if imported else None
+    if not 1 <= top <= classes:
+        raise TopOutOfRange(f"top must be between 1 and {classes} (the model's classes), got {top}")
+    return top
+
+
 @overload
 def classify(
-    model: LoadedModel,
+    model: Model,
     images: np.ndarray,
     judge: DigitJudgeModel | None,
     layers: Sequence[str] = (),
     *,
     now: Literal[False] = False,
+    top: int | None = None,
 ) -> Classification: ...
 
 
 @overload
 def classify(
-    model: LoadedModel, images: np.ndarray, judge: DigitJudgeModel | None, layers: Sequence[str] = (), *, now: bool
+    model: Model,
+    images: np.ndarray,
+    judge: DigitJudgeModel | None,
+    layers: Sequence[str] = (),
+    *,
+    now: bool,
+    top: int | None = None,
 ) -> Classification | None: ...
 
 
 def classify(
-    model: LoadedModel,
+    model: Model,
     images: np.ndarray,
     judge: DigitJudgeModel | None,
     layers: Sequence[str] = (),
     *,
     now: bool = False,
+    top: int | None = None,
 ) -> Classification | None:
-    """``model``'s run over ``images`` ((N, 28, 28) or (N, 28, 28, 1) in [0, 1]) asking ``outputs_for(model, judge,
-    layers)``; NotApplicable unless ``model`` classifies.
+    """``model``'s run over ``images`` asking ``outputs_for(model, judge, layers)``; NotApplicable unless ``model``
+    classifies. ``images`` are digits ((N, 28, 28) or (N, 28, 28, 1) in [0, 1]) for a shipped model, inputs in
+    its own shape for an imported one (whose answers carry labels and the ``top_count(model, top)`` classes).
 
-    With ``now``, only if the model runs it at once on the calling thread (``LoadedModel.run_now``: one digit and a
-    free inference slot), else None and the caller runs it elsewhere."""
-    require_classifier(model)
+    With ``now``, only if the model runs it at once on the calling thread (``run_now``: one image and a free
+    inference slot), else None and the caller runs it elsewhere."""
+    if isinstance(model, ImportedLoadedModel):
+        labels, probabilities = model.manifest.labels, model.manifest.probabilities
+    else:
+        require_classifier(model)
+        labels, probabilities = None, PROBABILITIES
+    count = top_count(model, top)
     names = outputs_for(model, judge, layers)
     outputs = model.run_now(images, names) if now else model.run(images, names)
-    return None if outputs is None else Classification(images, outputs, judge)
+    if outputs is None:
+        return None
+    return Classification(images, outputs, judge, probabilities, labels, count)
 
 
 def answering(model: LoadedModel, judge: DigitJudgeModel | None) -> Callable[[np.ndarray], list[dict]]:
@@ -109,9 +174,9 @@ def answering(model: LoadedModel, judge: DigitJudgeModel | None) -> Callable[[np
     return lambda images: classify(model, images, judge).answers()
 
 
-def layers_of(model: LoadedModel, images: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+def layers_of(model: Model, images: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
     """``layers`` of ``model``'s run over ``images`` (and perhaps more): a classifier's from its classification
     without the judge (the run ``/v1/classify`` reads), another model's (the autoencoder) from a run of them alone."""
-    if classifies(model):
+    if isinstance(model, ImportedLoadedModel) or classifies(model):
         return classify(model, images, None, layers).outputs
     return model.run(images, list(layers))

@@ -18,6 +18,7 @@ from service.errors import NotApplicableError, NotFoundError
 from service.featuremaps.deconv import PROJECTABLE_LAYERS, PROJECTION_INPUTS, project
 from service.featuremaps.norms import active_filters, feature_map_norms, threshold
 from service.runtime.cancellation import checkpoint
+from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
 
 
@@ -66,9 +67,17 @@ def spatial_layer(model: LoadedModel, layer: str) -> list[int]:
     return shape
 
 
-def check_filter(model: LoadedModel, layer: str, index: int) -> None:
+def channels_last(model: LoadedModel | ImportedLoadedModel, maps: np.ndarray) -> np.ndarray:
+    """Feature maps of ``model`` with the channels on the last axis, (..., H, W, C): the shipped models' are
+    already; an imported model's are ONNX's (C, H, W) (its Conv, pooling and normalisation ops are channels-first,
+    and the converters keep the ops between them so)."""
+    return np.moveaxis(maps, -3, -1) if isinstance(model, ImportedLoadedModel) else maps
+
+
+def check_filter(model: LoadedModel | ImportedLoadedModel, layer: str, index: int) -> None:
     """NotApplicable when ``index`` is not a filter of ``layer``, saying the valid range."""
-    count = layer_shape(model, layer)[-1]
+    shape = layer_shape(model, layer)
+    count = shape[0] if isinstance(model, ImportedLoadedModel) else shape[-1]
     if not 0 <= index < count:
         raise NotApplicable(f"filter {index} is out of range: layer {layer!r} has filters 0-{count - 1}")
 

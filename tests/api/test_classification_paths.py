@@ -23,8 +23,8 @@ def calls(monkeypatch) -> list[dict]:
     recorded: list[dict] = []
     original = classification.classify
 
-    def counting(model, images, judge, layers=(), *, now=False):
-        result = original(model, images, judge, layers, now=now)
+    def counting(model, images, judge, layers=(), *, now=False, top=None):
+        result = original(model, images, judge, layers, now=now, top=top)
         count = len(images.reshape(-1, 28, 28))
         recorded.append(
             {"model": model.name, "images": count, "layers": tuple(layers), "now": now, "ran": result is not None}

@@ -20,8 +20,9 @@ import pytest
 from PIL import Image
 
 from service.attribution import METHODS
+from service.importer import main as import_model
 from service.pictures.labels import ROW_LABEL_SIZE
-from tests.helpers import ROOT
+from tests.helpers import ROOT, link_shipped_models
 from tests.server import running_service
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
@@ -466,3 +467,21 @@ def test_the_explain_panel_shows_the_predicted_class_then_a_clicked_bars_class(p
             )
             assert page.locator("#explain-map").evaluate("img => img.naturalWidth") == 28 * 6  # at input size
         assert "diverging" in page.locator("#explain-legend").inner_text()
+
+
+def test_the_imported_example_picked_in_the_selector_classifies_a_drawn_digit(page, tmp_path):
+    models = link_shipped_models(tmp_path / "models")
+    example = ROOT / "examples" / "models" / "mnist-cnn.onnx"
+    assert (
+        import_model([str(example), "--name", "mnist-cnn", "--preprocess", "mnist", "--models-dir", str(models)]) == 0
+    )
+    with running_service(CONVLENS_MODEL_DIR=str(models)) as (base, _):
+        page.goto(f"{base}/")
+        wait_until(page, "() => Number(document.body.dataset.models) > 0")
+        assert page.locator("#model option").all_inner_texts() == ["classifier", "mnist-cnn (imported)"]
+        page.select_option("#model", "mnist-cnn")
+        assert draw(page, SEVEN) == "7"
+        assert page.locator("#bars li").first.locator(".label").inner_text() == "7"
+        assert page.locator("#explain").is_hidden()
+        layers = page.locator(".layer").evaluate_all("cards => cards.map((card) => card.dataset.layer)")
+        assert (layers[0], layers[-1], len(layers)) == ("features.0.Conv", "pool.GlobalAveragePool", 12)

@@ -14,10 +14,13 @@ import torch
 from onnx import numpy_helper
 
 from service.contract import IMPORTED_DIR, MANIFEST_FILE, ImportedModel, read_document
+from service.images.decoding import decode
+from service.images.preprocessing import digit_input
 from service.importer import main
 from service.runtime.imported import load_imported
-from tests.helpers import ROOT
-from tests.importer.frameworks import exposed_against_framework, intermediate_outputs
+from tests.helpers import ROOT, encode
+from tests.importer.frameworks import exposed_against_framework, framework_name, intermediate_outputs
+from tests.importer.over_http import activations, serving
 
 EXAMPLE = ROOT / "examples" / "models" / "mnist-cnn.onnx"
 TRAINER = ROOT / "examples" / "train_mnist_cnn.py"
@@ -83,3 +86,29 @@ def test_every_exposed_layer_is_the_pytorch_tensor_it_names(served, mnist_test):
     with torch.no_grad():
         expected = torch.softmax(network(torch.from_numpy(images)), 1).numpy()
     assert np.abs(exposed[served.manifest.probabilities] - expected).max() <= 1e-4
+
+
+def test_over_http_a_digit_its_layers_and_v2_answer_as_pytorch(models, served, mnist_test):
+    network, manifest = torch_network(), served.manifest
+    png = encode(mnist_test[0][0])
+    tensor = digit_input(decode(png, max_pixels=10**6), manifest.input, manifest.preprocessing)
+    layer = manifest.layers[2].name
+    with torch.no_grad():
+        expected = torch.softmax(network(torch.from_numpy(tensor)), 1).numpy()[0]
+    layer_expected = intermediate_outputs(network, tensor)[framework_name(layer, network)][0]
+    batch = mnist_test[0][:3].astype(np.float32)[:, np.newaxis] / 255.0
+    with torch.no_grad():
+        batch_expected = torch.softmax(network(torch.from_numpy(batch)), 1).numpy()
+    document = {
+        "inputs": [{"name": "input", "shape": [3, 1, 28, 28], "datatype": "FP32", "data": batch.ravel().tolist()}]
+    }
+    with serving(models) as client:
+        answer = client.post("/v1/classify?model=mnist-cnn", content=png, headers={"content-type": "image/png"}).json()
+        shown = activations(client, "mnist-cnn", layer, png)
+        v2 = client.post("/v2/models/mnist-cnn/infer", json=document).json()
+    assert np.abs(np.array(answer["probabilities"]) - expected).max() <= 1e-4
+    assert answer["label"] == str(mnist_test[1][0]) and answer["digit"] == mnist_test[1][0]
+    assert np.abs(shown - layer_expected).max() <= 1e-4
+    probabilities = next(out for out in v2["outputs"] if out["name"] == manifest.probabilities)
+    assert np.abs(np.array(probabilities["data"]).reshape(3, 10) - batch_expected).max() <= 1e-4
+    assert {out["name"] for out in v2["outputs"]} == {layer.name for layer in manifest.layers}

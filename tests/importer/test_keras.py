@@ -14,6 +14,7 @@ import pytest
 
 from service.importer import ImportOptions, import_model
 from service.runtime.imported import load_imported
+from tests.importer.over_http import classify_batch, infer_binary, serving
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TOLERANCE = 1e-4
@@ -84,3 +85,14 @@ def test_every_exposed_layer_is_the_keras_layer_it_names(imported):
         deltas[layer.name] = float(np.abs(exposed[layer.name] - expected).max())
     worst = max(deltas, key=deltas.get)
     assert deltas[worst] <= TOLERANCE, f"{worst} differs by {deltas[worst]:.3g}"
+
+
+def test_over_http_classify_activations_and_v2_answer_as_keras(imported):
+    manifest, path, images, exposed, _, probabilities = imported
+    layer = manifest.layers[0].name
+    with serving(path.parent / "models") as client:
+        batch = classify_batch(client, manifest.name, images)
+        v2 = infer_binary(client, manifest.name, manifest.input.name, images, [manifest.probabilities, layer])
+    assert np.abs(batch - probabilities).max() <= TOLERANCE
+    assert np.abs(v2[manifest.probabilities] - probabilities).max() <= TOLERANCE
+    assert np.abs(v2[layer] - exposed[layer]).max() <= TOLERANCE  # exposed: each layer checked against Keras above

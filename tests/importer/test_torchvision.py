@@ -14,9 +14,13 @@ import torch
 import torchvision
 
 from service.contract import ImportedModel
+from service.images.decoding import decode_picture
+from service.images.preprocessing import picture_input
 from service.importer import ImportOptions, import_model
 from service.runtime.imported import load_imported
-from tests.importer.frameworks import export_torch, exposed_against_framework, intermediate_outputs
+from tests.helpers import encode
+from tests.importer.frameworks import export_torch, exposed_against_framework, framework_name, intermediate_outputs
+from tests.importer.over_http import activations, classify_batch, infer_binary, serving
 
 TOLERANCE = 1e-4
 IMAGES = 2
@@ -47,6 +51,7 @@ class Imported:
                 std=(0.229, 0.224, 0.225),
             ),
         )
+        self.models_dir = folder / "models"
         self.images = np.random.default_rng(1).standard_normal((IMAGES, 3, size, size), dtype=np.float32)
         loaded, skipped = load_imported(folder / "models")
         assert skipped == {}
@@ -90,3 +95,25 @@ def test_the_layers_are_named_uniquely_and_readably(imported):
     names = [layer.name for layer in imported.manifest.layers]
     assert len(set(names)) == len(names)
     assert all(name.replace(".", "").replace("_", "").replace("-", "").isalnum() for name in names)
+
+
+def test_over_http_a_photo_its_layers_and_v2_answer_as_pytorch(imported):
+    name, manifest = imported.manifest.name, imported.manifest
+    photo = encode(np.random.default_rng(2).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    tensor = picture_input(decode_picture(photo, max_pixels=10**6), manifest.input, manifest.preprocessing)
+    layer = manifest.layers[0].name
+    with torch.no_grad():
+        photo_expected = torch.softmax(imported.model(torch.from_numpy(tensor)), dim=1).numpy()[0]
+    layer_expected = intermediate_outputs(imported.model, tensor)[framework_name(layer, imported.model)][0]
+    expected = torch.softmax(torch.from_numpy(imported.logits), dim=1).numpy()
+    with serving(imported.models_dir) as client:
+        answer = client.post(
+            "/v1/classify", params={"model": name}, content=photo, headers={"content-type": "image/png"}
+        )
+        shown = activations(client, name, layer, photo)
+        batch = classify_batch(client, name, imported.images)
+        v2 = infer_binary(client, name, manifest.input.name, imported.images, [manifest.probabilities])
+    assert np.abs(np.array(answer.json()["probabilities"]) - photo_expected).max() <= TOLERANCE
+    assert np.abs(shown - layer_expected).max() <= TOLERANCE
+    assert np.abs(batch - expected).max() <= TOLERANCE
+    assert np.abs(v2[manifest.probabilities] - expected).max() <= TOLERANCE

@@ -1,12 +1,13 @@
 """Classification of uploaded digits: one image, or a batch in one request (``service.studies.classification``)."""
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import Batch, Digit, ModelDep, judge_of
+from service.api.deps import AnyModelDep, Batch, Digit, judge_of
 from service.api.error_responses import ERRORS
 from service.api.render import document_response
 from service.api.schemas import BatchClassification, Classification
@@ -14,6 +15,13 @@ from service.api.uploads import BATCH_BODY, IMAGE_BODY
 from service.studies import classification
 
 router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
+Top = Annotated[
+    int | None,
+    Query(
+        description="list the `top` most probable classes with their labels (an imported model lists all up to 10 "
+        "unless told; a shipped model lists none unless told)"
+    ),
+]
 
 
 @router.post(
@@ -22,15 +30,15 @@ router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
     summary="Classify a digit, and judge whether it is one (`digit_like`)",
     openapi_extra=IMAGE_BODY,
 )
-async def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
+async def classify(digit: Digit, model: AnyModelDep, request: Request, top: Top = None) -> Response:
     batcher = request.app.state.batcher
-    if batcher is not None and batcher.model is model:  # no thread waits: the batcher's own thread classifies it
+    if batcher is not None and batcher.model is model and top is None:  # the batcher's own thread classifies it
         answer = await asyncio.wrap_future(batcher.submit(digit))
     else:
         judge = judge_of(request, model)
         # one image runs on the event loop when an inference slot is free (cheaper than a thread hop)
-        classified = classification.classify(model, digit, judge, now=True) or await run_in_threadpool(
-            classification.classify, model, digit, judge
+        classified = classification.classify(model, digit, judge, now=True, top=top) or await run_in_threadpool(
+            lambda: classification.classify(model, digit, judge, top=top)
         )
         answer = classified.answers()[0]
     return document_response({"model": model.name, **answer})  # a Classification, built as plain values
@@ -42,7 +50,7 @@ async def classify(digit: Digit, model: ModelDep, request: Request) -> Response:
     openapi_extra=BATCH_BODY,
     summary="Classify many digits in one request (multipart files or a .npy array), in input order",
 )
-def classify_batch(images: Batch, model: ModelDep, request: Request) -> Response:
-    answers = classification.classify(model, images, judge_of(request, model)).answers()
+def classify_batch(images: Batch, model: AnyModelDep, request: Request, top: Top = None) -> Response:
+    answers = classification.classify(model, images, judge_of(request, model), top=top).answers()
     # a BatchClassification, built as plain values: 1,000 models cost more than their JSON
     return document_response({"model": model.name, "count": len(answers), "results": answers})

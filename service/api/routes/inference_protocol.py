@@ -1,7 +1,8 @@
 """The Open Inference Protocol (KServe v2) over REST, beside /v1: health, server and model metadata, inference.
 
-Every served model (variants included) is a v2 model with the one version "1". Errors are the protocol's
-``{"error": "..."}`` (``errors.error_document``).
+Every served model (variants and imported models included) is a v2 model with the one version "1"; an imported
+model's input is its own (``service.api.v2_imported``). Errors are the protocol's ``{"error": "..."}``
+(``errors.error_document``).
 """
 
 from collections.abc import Callable
@@ -10,8 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
-from service.api.deps import RegistryDep, SettingsDep, find_model
+from service.api.deps import AnyModel, RegistryDep, SettingsDep, find_served
 from service.api.errors import ApiError, NotFound
+from service.api.v2_imported import imported_metadata, read_imported_inference
 from service.api.v2_tensors import (
     EXTENSIONS,
     HEADER_LENGTH,
@@ -30,7 +32,7 @@ from service.api.v2_tensors import (
     read_inference,
 )
 from service.client_text import excerpt
-from service.runtime.registry import LoadedModel
+from service.runtime.imported import ImportedLoadedModel
 from service.studies.classification import layers_of
 
 TAGS = ["open inference protocol (KServe v2)"]
@@ -90,12 +92,12 @@ def server_metadata(request: Request) -> ServerMetadata:
     return ServerMetadata(name=request.app.title, version=request.app.version, extensions=EXTENSIONS)
 
 
-async def served_model(registry: RegistryDep, model_name: str) -> LoadedModel:
-    """The model named in the path; 404 listing the served models."""
-    return find_model(registry, model_name)
+async def served_model(registry: RegistryDep, model_name: str) -> AnyModel:
+    """The model named in the path, shipped or imported; 404 listing the served models."""
+    return find_served(registry, model_name)
 
 
-async def known_version(model: Annotated[LoadedModel, Depends(served_model)], model_version: str) -> None:
+async def known_version(model: Annotated[AnyModel, Depends(served_model)], model_version: str) -> None:
     """404 unless the path's version is one the model has (only "1")."""
     if model_version != VERSION:
         raise NotFound(f"model {model.name!r} has no version {excerpt(model_version)}; versions: {VERSION}")
@@ -109,7 +111,7 @@ async def inference_body(request: Request) -> bytes:
     return await request.body()
 
 
-Served = Annotated[LoadedModel, Depends(served_model)]
+Served = Annotated[AnyModel, Depends(served_model)]
 Body = Annotated[bytes, Depends(inference_body)]
 HeaderLength = Annotated[
     str | None,
@@ -152,7 +154,7 @@ def model_routes(
     responses=LOOKUP_ERRORS,
 )
 def metadata(model: Served) -> ModelMetadata:
-    return model_metadata(model)
+    return imported_metadata(model) if isinstance(model, ImportedLoadedModel) else model_metadata(model)
 
 
 @model_routes(
@@ -177,5 +179,6 @@ def model_ready(model: Served) -> ModelReady:
     openapi_extra=INFER_BODY,
 )
 def infer(model: Served, body: Body, settings: SettingsDep, header_length: HeaderLength = None) -> Response:
-    call = read_inference(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
+    read = read_imported_inference if isinstance(model, ImportedLoadedModel) else read_inference
+    call = read(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
     return inference_response(model, call, layers_of(model, call.images, list(call.outputs)))

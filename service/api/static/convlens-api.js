@@ -80,12 +80,20 @@ export class Api {
     return response;
   }
 
-  /** Everything the page shows for one image: POST /v1/inspect with the image as the raw body. */
-  async inspect(image, signal) {
-    const response = await this.request("/v1/inspect?preprocess=auto", {
+  /** Everything the page shows for one image: POST /v1/inspect with the image as the raw body, for ``model`` (the
+   * model selector's choice; the shipped classifier by default). */
+  async inspect(image, signal, model = "classifier") {
+    const query = model === "classifier" ? "" : `&model=${encodeURIComponent(model)}`;
+    const response = await this.request(`/v1/inspect?preprocess=auto${query}`, {
       method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" },
     });
     return response.json();
+  }
+
+  /** The models that classify, from GET /v1/models: the shipped classifier and variants, then the imported ones. */
+  async classifiers() {
+    const { models } = await (await this.request("/v1/models")).json();
+    return models.filter((model) => model.kind === "imported" || model.layers.includes("output"));
   }
 
   /** A PNG answer as an object URL (the caller revokes it). */

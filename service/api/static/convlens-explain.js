@@ -59,6 +59,7 @@ async function explain() {
 }
 
 document.addEventListener("convlens:result", (event) => {
+  if (document.body.dataset.kind === "imported") return;  // attribution maps serve the shipped models only
   Object.assign(panel, { api: event.detail.api, image: event.detail.image, predicted: event.detail.digit,
                          target: null });
   explain();

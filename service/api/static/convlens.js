@@ -3,6 +3,8 @@
 // autoencoder's reconstruction. Clicking a feature map asks for that filter's deconvolution for this image, its
 // top-9 test images and links to the dataset statistics (those two only where the service has them: hidden when
 // it answers 404, as before the statistics endpoints, or 503, as without `python -m training analyze`).
+// The model selector (GET /v1/models) chooses the network: an imported one shows its labelled top classes and its
+// layers (the 64 most active maps of a larger layer), and hides the panels that serve only the shipped models.
 // Other modules hook in through `api`, `analyse` and the events "convlens:result", "convlens:filter" and "convlens:clear".
 
 import { Api, ApiError, apiBase, apiKeys, trusted } from "./convlens-api.js";
@@ -142,7 +144,7 @@ export async function analyse(image, started, origin = "drawing") {
   const controller = state.controller = new AbortController();
   document.body.dataset.state = "busy";
   try {
-    const result = await api.inspect(image, controller.signal);
+    const result = await api.inspect(image, controller.signal, modelSelect.value);
     if (seq !== state.seq) return;
     await render(result);
     const elapsed = performance.now() - started;
@@ -151,7 +153,7 @@ export async function analyse(image, started, origin = "drawing") {
     document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
     document.body.dataset.shown = String(seq);
     document.body.dataset.state = "ready";
-    setStatus(`Predicted ${result.digit}. Keep drawing, or clear and draw another digit.`);
+    setStatus(`Predicted ${result.label ?? result.digit}. Keep drawing, or clear and draw another image.`);
     if (state.selected) showDetail(false);
     document.dispatchEvent(
       new CustomEvent("convlens:result", { detail: { api, result, image, origin, digit: result.digit } }),
@@ -181,22 +183,29 @@ function showError(error) {
 
 // ---------------------------------------------------------------- prediction, input, reconstruction
 
-function buildBars() {
+function buildBars(count = 10) {
   const bars = $("bars");
-  for (let digit = 0; digit < 10; digit++) {
-    const row = document.createElement("li");
-    row.innerHTML = `<span class="label">${digit}</span><span class="track"><span class="fill"></span></span>` +
-                    `<span class="value"></span>`;
-    bars.append(row);
+  bars.replaceChildren();
+  for (let row = 0; row < count; row++) {
+    const item = document.createElement("li");
+    item.innerHTML = `<span class="label"></span><span class="track"><span class="fill"></span></span>` +
+                     `<span class="value"></span>`;
+    bars.append(item);
   }
 }
 
+/** The bars: a shipped model's ten digits in order; an imported model's ``top`` classes, most probable first. */
 function showPrediction(result) {
-  $("digit").textContent = String(result.digit);
+  const entries = result.top ??
+    result.probabilities.map((probability, index) => ({ index, label: String(index), probability }));
+  if ($("bars").children.length !== entries.length) buildBars(entries.length);
+  $("digit").textContent = result.label ?? String(result.digit);
   $("confidence").textContent = `${(100 * result.probabilities[result.digit]).toFixed(1)} % sure`;
-  [...$("bars").children].forEach((row, digit) => {
-    const p = result.probabilities[digit];
-    row.classList.toggle("top", digit === result.digit);
+  [...$("bars").children].forEach((row, position) => {
+    const { index, label, probability: p } = entries[position];
+    row.dataset.index = String(index);
+    row.classList.toggle("top", index === result.digit);
+    row.querySelector(".label").textContent = label;
     row.querySelector(".fill").style.width = `${(100 * p).toFixed(2)}%`;
     row.querySelector(".value").textContent = p >= 0.0005 ? `${(100 * p).toFixed(1)}%` : "<0.1%";
   });
@@ -361,6 +370,7 @@ function revokeLater(slot, url) {
 
 /** Fill the detail panel; `fresh` when the selection changed (the top-9 depend on the filter, not the image). */
 async function showDetail(fresh) {
+  if (document.body.dataset.kind === "imported") return;  // deconvolution and top images: shipped models only
   const { layer, filter } = state.selected;
   const view = state.views.get(layer);
   const detail = $("detail");
@@ -431,6 +441,33 @@ async function showTopImages(layer, filter, controller) {
 }
 
 // ---------------------------------------------------------------- dataset statistics (where the service has them)
+
+// ---------------------------------------------------------------- model selector
+
+const modelSelect = $("model");
+
+/** Fill the selector with the models that classify (GET /v1/models); an imported model is marked as such. */
+async function loadModels() {
+  try {
+    const models = await api.classifiers();
+    modelSelect.replaceChildren(...models.map((model) => {
+      const option = new Option(model.kind === "imported" ? `${model.name} (imported)` : model.name, model.name);
+      option.dataset.kind = model.kind;
+      return option;
+    }));
+  } catch (error) {
+    showError(error);
+  }
+  document.body.dataset.models = String(modelSelect.options.length);
+}
+
+modelSelect.addEventListener("change", () => {
+  document.body.dataset.kind = modelSelect.selectedOptions[0]?.dataset.kind ?? "shipped";
+  Object.assign(state, { selected: null, hover: null });
+  state.views.clear();
+  $("layers").replaceChildren();
+  if (state.image) analyse(state.image, performance.now(), state.origin);
+});
 
 async function probeStatistics() {
   try {
@@ -521,6 +558,7 @@ keyInput.addEventListener("change", () => {
   apiKeys.set(api.origin, keyInput.value.trim());
   keyInput.classList.remove("needed");
   probeStatistics();
+  loadModels();
   if (state.image) analyse(state.image, performance.now(), state.origin);
 });
 $("settings").addEventListener("submit", (event) => {
@@ -538,6 +576,7 @@ function askToConnect() {
     $("connect").hidden = true;
     document.body.dataset.connection = "confirmed";
     probeStatistics();
+    loadModels();
     if (state.image) analyse(state.image, performance.now(), state.origin);
   }, { once: true });
 }
@@ -548,6 +587,7 @@ resetPad();
 if (api.confirmed) {
   document.body.dataset.connection = "trusted";
   probeStatistics();
+  loadModels();
 } else {
   askToConnect();
 }
