@@ -1,25 +1,56 @@
-"""What a request will cost, known before it runs: images x evaluations per image (image-evaluations).
+"""What a request will cost, known before it runs: images x evaluations per image x the model's cost per image.
 
-Read from the path, the query and the received body only, so that admission control can place the request before
-any route code runs: attribution methods cost their steps (integrated gradients), samples (SmoothGrad) or squares
-+ 1 (occlusion, bounded by its limit) per image, every other request one evaluation per image; a batch's images
-are counted from its .npy header or its multipart file parts, a /v2 inference's from its body's size.
+Read from the path, the query, the received body and the served models only, so that admission control can place
+the request before any route code runs: attribution methods cost their steps (integrated gradients), samples
+(SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, every other request one evaluation per
+image; a batch's images are counted from its .npy header or its multipart file parts, a /v2 inference's from its
+body's size over one image of the model's input. Each evaluation counts the named model's ``cost`` (``?model=`` or
+the ``/v2/models/{name}/`` path): an imported model's forward pass in units of the shipped classifier's, measured
+at import, so a ResNet's evaluation weighs as much as the hundreds of MNIST ones it takes as long as; every shipped
+model counts 1.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
 from urllib.parse import parse_qs
 
 from service.images.npy import npy_image_count
 
 ATTRIBUTION = "/v1/attribution/"
+V2_MODELS = "/v2/models/"
 DEFAULT_EVALUATIONS = {"integrated-gradients": ("steps", 50), "smoothgrad": ("samples", 25)}
 BYTES_PER_BINARY_IMAGE = 28 * 28 * 4
+FLOAT_BYTES = 4
 
 
-def _images(path: str, content_type: bytes, body: bytes, max_images: int) -> int:
+def model_name(path: str, query: dict[str, list[str]]) -> str:
+    """The model a request names: the ``/v2/models/{name}/`` path segment, else the last ``?model=``, else ''."""
+    if path.startswith(V2_MODELS):
+        return path[len(V2_MODELS) :].split("/", 1)[0]
+    values = query.get("model", [])
+    return values[-1] if values else ""
+
+
+def served_model(scope: dict, name: str) -> Any | None:
+    """The served model called ``name`` in the app's registry; None when there is none (or no registry yet)."""
+    registry = getattr(getattr(scope.get("app"), "state", None), "registry", None)
+    return registry.find(name) if registry is not None and name else None
+
+
+def binary_image_bytes(model: Any | None) -> int:
+    """Bytes of one float32 image in ``model``'s input: an imported model's from its manifest, else MNIST's."""
+    manifest = getattr(model, "manifest", None)
+    if manifest is None:
+        return BYTES_PER_BINARY_IMAGE
+    spec = manifest.input
+    return max(1, math.prod(size or 1 for size in (spec.channels, spec.height, spec.width)) * FLOAT_BYTES)
+
+
+def _images(path: str, content_type: bytes, body: bytes, max_images: int, image_bytes: int) -> int:
     if path.startswith("/v2/"):
-        return max(1, min(max_images, len(body) // BYTES_PER_BINARY_IMAGE))
+        return max(1, min(max_images, len(body) // image_bytes))
     if not path.endswith("/batch"):
         return 1
     if content_type.startswith(b"multipart/"):
@@ -29,7 +60,7 @@ def _images(path: str, content_type: bytes, body: bytes, max_images: int) -> int
     return max(1, min(max_images, count))
 
 
-def _evaluations(path: str, query: bytes, max_occlusion_squares: int, max_steps: int) -> int:
+def _evaluations(path: str, query: dict[str, list[str]], max_occlusion_squares: int, max_steps: int) -> int:
     if not path.startswith(ATTRIBUTION):
         return 1
     method = path[len(ATTRIBUTION) :].split("/", 1)[0]
@@ -38,14 +69,19 @@ def _evaluations(path: str, query: bytes, max_occlusion_squares: int, max_steps:
     if method not in DEFAULT_EVALUATIONS:
         return 1
     name, default = DEFAULT_EVALUATIONS[method]
-    values = parse_qs(query.decode("latin-1")).get(name, [])
+    values = query.get(name, [])
     given = values[-1] if values else ""
     return min(int(given), max_steps) if given.isdigit() and len(given) <= 9 else default
 
 
 def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_squares: int, max_evaluations: int) -> int:
-    """The request's image-evaluations: images x evaluations per image (at least 1)."""
+    """The request's work in units of one shipped-classifier evaluation: images x evaluations per image x the named
+    model's ``cost`` (at least 1)."""
     path = scope["path"]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    model = served_model(scope, model_name(path, query))
+    per_evaluation = max(1, int(getattr(model, "cost", 1)))
     content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
-    images = _images(path, content_type, body, max_images)
-    return images * max(1, _evaluations(path, scope.get("query_string", b""), max_occlusion_squares, max_evaluations))
+    images = _images(path, content_type, body, max_images, binary_image_bytes(model))
+    evaluations = max(1, _evaluations(path, query, max_occlusion_squares, max_evaluations))
+    return images * evaluations * per_evaluation
