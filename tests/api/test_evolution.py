@@ -91,13 +91,20 @@ def test_png_without_the_input_images_shows_the_projections_alone(client):
             "model 'autoencoder' has no recorded feature evolution (recorded: classifier); "
             "`python -m training train --only classifier` records the shipped classifier's",
         ),
-        ("/v1/filters/conv1/3/evolution?model=vgg", 404, "unknown model 'vgg'; available: classifier, autoencoder"),
     ],
 )
 def test_errors_say_what_to_change(client, url, status, message):
     response = client.get(url)
     assert response.status_code == status
     assert response.json() == {"status": status, "error": message}
+
+
+def test_an_unknown_model_is_a_404_listing_every_served_model(client):
+    response = client.get("/v1/filters/conv1/3/evolution?model=vgg")
+    served = ", ".join(model["name"] for model in client.get("/v1/models").json()["models"])
+    assert response.status_code == 404
+    assert response.json()["error"] == f"unknown model 'vgg'; available: {served}"
+    assert served.startswith("classifier, autoencoder")
 
 
 def _models_with(tmp_path, change) -> TestClient:

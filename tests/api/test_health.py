@@ -45,8 +45,10 @@ def test_model_detail_gives_layers_with_type_shape_and_parameters(client):
 
 def test_unknown_model_detail_is_404_listing_the_models(client):
     response = client.get("/v1/models/resnet")
+    served = ", ".join(model["name"] for model in client.get("/v1/models").json()["models"])
     assert response.status_code == 404
-    assert response.json()["error"] == "unknown model 'resnet'; available: classifier, autoencoder"
+    assert response.json()["error"] == f"unknown model 'resnet'; available: {served}"
+    assert served.startswith("classifier, autoencoder")
 
 
 def test_readyz_is_503_until_the_models_are_loaded():

@@ -205,13 +205,20 @@ def test_threshold_dataset_is_for_the_l2_norm_only(client, digit_png):
             "rule: Input should be 'image-mean', 'dataset-mean' or 'filter-label-mean'",
         ),
         ("/v1/filters/conv1/32/top-images", 422, "filter 32 is out of range: layer 'conv1' has filters 0-31"),
-        ("/v1/statistics/training-history?model=vgg", 404, "unknown model 'vgg'; available: classifier, autoencoder"),
     ],
 )
 def test_errors_say_what_to_change(client, url, status, message):
     response = client.get(url)
     assert response.status_code == status
     assert response.json() == {"status": status, "error": message}
+
+
+def test_an_unknown_model_is_a_404_listing_every_served_model(client):
+    response = client.get("/v1/statistics/training-history?model=vgg")
+    served = ", ".join(model["name"] for model in client.get("/v1/models").json()["models"])
+    assert response.status_code == 404
+    assert response.json()["error"] == f"unknown model 'vgg'; available: {served}"
+    assert served.startswith("classifier, autoencoder")
 
 
 def _model_dir(tmp_path, with_statistics: bool):
