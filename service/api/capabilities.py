@@ -3,7 +3,7 @@ shipped-model-only route that names them.
 
 Attribution methods are told apart by their own traits (``Method.needs_gradients``): the gradient methods need
 the backward graph, which exists for the shipped classifiers only, and their refusal says so; the forward-only
-ones (occlusion) are not served for imported models either while their maps are drawn over 28x28 digits.
+one (occlusion) runs through the imported model's own session (``service.studies.forward_explain``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ IMPORTED_ROUTES = (
     "POST /v1/activations/{layer}/{filter}",
     "POST /v1/active-filters/{layer}",
     "POST /v1/inspect",
+    "POST /v1/attribution/occlusion",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
@@ -33,7 +34,7 @@ SHIPPED_ONLY = {
     "evolution": "the training evolution was recorded when the shipped models were trained",
     "invariance": "invariance serves only the shipped classifiers (its transforms are defined on 28x28 digits)",
     "optimized": "optimized inputs were made when the shipped models were trained",
-    "attribution": "attribution maps are not yet for imported models",
+    "attribution": "the attribution maps of imported models are occlusion's (the others need gradients)",
 }
 
 

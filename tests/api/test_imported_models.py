@@ -139,7 +139,6 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
     [
         ("/v1/deconvolution/conv1", "deconvolution"),
         ("/v1/attribution/saliency", "needs gradients"),
-        ("/v1/attribution/occlusion", "attribution maps are not yet for imported models"),
         ("/v1/invariance", "invariance"),
     ],
 )
@@ -147,6 +146,19 @@ def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, dig
     response = post(client, path, digit, model=NAME)
     assert response.status_code == 422
     assert says in response.json()["error"] and "POST /v1/classify" in response.json()["error"]
+
+
+def test_an_occlusion_batch_of_an_imported_model_is_a_422_naming_the_single_route(client, digit):
+    files = [("image", ("7.png", digit, "image/png"))]
+    response = client.post("/v1/attribution/occlusion/batch", params={"model": NAME}, files=files)
+    assert response.status_code == 422 and "POST /v1/attribution/occlusion" in response.json()["error"]
+
+
+def test_occlusion_of_the_mnist_example_fills_its_black_and_explains_the_digit(client, digit, mnist_test):
+    answer = post(client, "/v1/attribution/occlusion", digit, model=NAME, format="json").json()
+    assert answer["target"] == mnist_test[1][0] and answer["parameters"] == {"patch": 4, "stride": 2}
+    assert np.array(answer["values"]).shape == (13, 13) and np.array(answer["pixels"]).shape == (28, 28)
+    assert np.array(answer["values"])[0, 0] == 0  # the corner square is black already: nothing changes
 
 
 def test_statistics_of_an_imported_model_are_a_422(client):

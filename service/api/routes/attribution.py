@@ -7,7 +7,18 @@ import numpy as np
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
-from service.api.deps import AttributionLimits, AttributionQuery, Batch, Digit, Format, ModelDep, Scale, StatisticsDep
+from service.api.capabilities import refusal
+from service.api.deps import (
+    AnyModelDep,
+    AttributionLimits,
+    AttributionQuery,
+    Batch,
+    Digit,
+    Format,
+    ModelDep,
+    Scale,
+    StatisticsDep,
+)
 from service.api.error_responses import ERRORS, STATISTICS_ERRORS
 from service.api.errors import NotFound
 from service.api.render import (
@@ -33,7 +44,10 @@ from service.attribution.method import methods_text
 from service.contract import plot_name
 from service.pictures.heatmap import bar_colours, heat_map
 from service.pictures.legend import with_legend
+from service.runtime.imported import ImportedLoadedModel
 from service.studies.explain import Explanation, explain
+from service.studies.forward_explain import FORWARD_METHODS, explain_forward, greyscale
+from service.studies.layers import NotApplicable
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
 
@@ -78,7 +92,7 @@ def _grid(array: np.ndarray) -> list[list[float]]:
 def attribution(
     method: Method,
     digit: Digit,
-    model: ModelDep,
+    model: AnyModelDep,
     limits: AttributionLimits,
     query: AttributionQuery,
     faithfulness: Annotated[
@@ -88,11 +102,17 @@ def attribution(
     scale: Scale = 8,
     labels: Legend = True,
 ) -> Response:
-    result = explain(
-        model, digit, method, query.target, query.method_parameters(), limits, faithfulness and format == "json"
-    )
+    if isinstance(model, ImportedLoadedModel):
+        result, background = _imported(model, digit, method, query, limits, faithfulness and format == "json")
+    else:
+        result, background = (
+            explain(
+                model, digit, method, query.target, query.method_parameters(), limits, faithfulness and format == "json"
+            ),
+            digit,
+        )
     if format == "png":
-        picture = heat_map(digit, result.pixels[0], result.signed, scale)
+        picture = heat_map(background, result.pixels[0], result.signed, scale)
         headers = {
             COLORMAP_HEADER: picture.colormap,
             RANGE_HEADER: f"{picture.low:.6g},{picture.high:.6g}",
@@ -106,6 +126,24 @@ def attribution(
         legend = with_legend(picture.rgb, bar_colours(picture.colormap), picture.low, picture.high, text)
         return rgb_png_response(legend, headers)
     return json_response(_single(model.name, result))
+
+
+def _imported(
+    model: ImportedLoadedModel,
+    image: np.ndarray,
+    method: str,
+    query: AttributionQuery,
+    limits: AttributionLimits,
+    with_faithfulness: bool,
+) -> tuple[Explanation, np.ndarray]:
+    """An imported model's map of ``method`` (the forward-only ones; the others are the 422 naming what the model
+    can do) and the grey image it is drawn over."""
+    if method not in FORWARD_METHODS:
+        raise refusal(model.name, f"/v1/attribution/{method}", method)
+    if with_faithfulness:
+        raise NotApplicable("faithfulness is measured for the shipped classifiers only; ask without faithfulness")
+    result = explain_forward(model, image, method, query.target, query.method_parameters(), limits)
+    return result, greyscale(model, image)
 
 
 def _single(model: str, result: Explanation) -> Attribution:
