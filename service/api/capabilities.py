@@ -3,7 +3,7 @@ shipped-model-only route that names them.
 
 Attribution methods are told apart by their own traits (``Method.needs_gradients``): the gradient methods need
 the backward graph, which exists for the shipped classifiers only, and their refusal says so; the forward-only
-one (occlusion) runs through the imported model's own session (``service.studies.forward_explain``).
+one (occlusion) runs through the imported model's own forward run (``service.studies.forward_explain``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Attribution maps of an imported model: the methods that need only forward passes (occlusion), run through the
-model's own session in its own input size, channels and layout.
+model's own forward run in its own input size, channels and layout.
 
 The squares are filled with the model's normalised black, ``(0 - mean) / std`` per channel (on an MNIST-style
 model, the background's 0, as for the shipped classifier). The default square and step keep the shipped 4 and 2
