@@ -81,11 +81,13 @@ def analyze_images(
     plots: bool = True,
     progress: bool = True,
     checkpoint_every: int | None = None,
+    threads: int = 0,
 ) -> Path:
-    """Analyse ``images`` with the served model ``model_name``; the file written: ``statistics.json`` for a whole
-    run, the shard's partial result otherwise. ``out_dir`` defaults to the model's own folder."""
+    """Analyse ``images`` with the served model ``model_name`` on ``threads`` threads (0: one per core); the file
+    written: ``statistics.json`` for a whole run, the shard's partial result otherwise. ``out_dir`` defaults to the
+    model's own folder."""
     try:
-        model = registry_classifier(model_dir, model_name)
+        model = registry_classifier(model_dir, model_name, threads)
         dataset = open_dataset(images, model.labels)
     except (LookupError, ValueError, RuntimeError) as exc:
         raise AnalysisError(str(exc)) from exc

@@ -33,10 +33,8 @@ def shard_items(count: int, shard: int, shards: int) -> range:
     return range(shard, count, shards)
 
 
-def _prepared(
-    model: AnalysedModel, dataset: Dataset, indices: range
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """The batch's usable items: their indices, labels, model inputs and pictures; unreadable ones left out."""
+def _prepared(model: AnalysedModel, dataset: Dataset, indices: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's usable items: their indices, labels and model inputs stacked; unreadable ones left out."""
     kept, inputs = [], []
     for index in indices:
         image = dataset.read(index)
@@ -49,7 +47,7 @@ def _prepared(
         kept.append(index)
     indices_kept = np.array(kept, np.int64)
     labels = np.array([dataset.label(i) for i in kept], np.int64)
-    return indices_kept, labels, inputs, [model.picture(x) for x in inputs]
+    return indices_kept, labels, np.stack(inputs) if inputs else np.zeros((0,), np.float32)
 
 
 def resume_or_start(model: AnalysedModel, dataset: Dataset, path: Path, shard: int, shards: int) -> AnalysisState:
@@ -94,12 +92,12 @@ def run_pass(
         )
         for number, start in enumerate(starts, 1):
             end = min(start + batch_size, len(items))
-            indices, labels, inputs, pictures = pending.result()
+            indices, labels, inputs = pending.result()
             if end < len(items):
                 pending = reader.submit(_prepared, model, dataset, items[end : end + batch_size])
-            if inputs:
-                maps, scores = model.run(np.stack(inputs))
-                state.add(maps, scores, indices, labels, pictures)
+            if len(inputs):
+                norms, scores = model.norms(inputs)
+                state.add(norms, scores, indices, labels, inputs, model.picture)
             state.skipped += (end - start) - len(indices)
             state.position = end
             if number % checkpoint_every == 0 and end < len(items):
