@@ -87,7 +87,7 @@ def analyze_images(
     written: ``statistics.json`` for a whole run, the shard's partial result otherwise. ``out_dir`` defaults to the
     model's own folder."""
     try:
-        model = registry_classifier(model_dir, model_name, threads)
+        model = registry_classifier(model_dir, model_name)
         dataset = open_dataset(images, model.labels)
     except (LookupError, ValueError, RuntimeError) as exc:
         raise AnalysisError(str(exc)) from exc
@@ -97,7 +97,9 @@ def analyze_images(
     bar = _Progress(f"analyze {model_name} shard {shard[0]}/{shard[1]}", progress)
     started = time.perf_counter()
     try:
-        state = run_pass(model, dataset, path, *shard, batch_size=batch_size, progress=bar, **_every(checkpoint_every))
+        state = run_pass(
+            model, dataset, path, *shard, batch_size, progress=bar, threads=threads, **_every(checkpoint_every)
+        )
     except AnalysisMismatch as exc:
         raise AnalysisError(str(exc)) from exc
     finally:

@@ -4,18 +4,15 @@ The shipped classifier and every variant of the sweep run through the service's 
 (``service.runtime.registry``): a 28 x 28 grayscale image is scaled to [0, 1] as MNIST is, anything else goes
 through the service's own MNIST normalisation (``service.images.decoding.prepare``), as an upload would.
 
-A batch is cut into runs of ``ROWS_PER_RUN`` images that ``threads`` threads (one per core unless said) take from a
-shared queue, each on one onnxruntime thread, and each thread reduces its run's feature maps to their norms at once,
-while they are still in its core's cache: the maps of a whole batch (270 kB an image) are never put together.
+A batch runs on the calling thread, on one onnxruntime thread, in runs of ``ROWS_PER_RUN`` images whose feature maps
+are reduced to their norms at once, while they are still in the core's cache: the maps of a whole batch (270 kB an
+image) are never put together. The pass (``service.studies.dataset_pass``) runs one batch per thread.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from queue import Empty, SimpleQueue
 
 import numpy as np
 
@@ -45,16 +42,13 @@ class UnknownModel(NotFoundError, LookupError):
 
 @dataclass
 class RegistryClassifier:
-    """A classifier of the model folder (the shipped one or a variant) with the analysis' interface, run on
-    ``threads`` threads."""
+    """A classifier of the model folder (the shipped one or a variant) with the analysis' interface."""
 
     model: LoadedModel
     registry: Registry
     folder: Path
     name: str = CLASSIFIER
     labels: tuple[str, ...] = tuple(str(digit) for digit in range(LABELS))
-    threads: int = 1
-    _helpers: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
     def sha256(self) -> str:
@@ -76,44 +70,29 @@ class RegistryClassifier:
         return np.clip(np.rint(preprocessed * 255.0), 0, 255).astype(np.uint8)
 
     def norms(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The feature-map norms (N, C) float32 of every spatial layer, and the class scores (N, classes)."""
+        """The feature-map norms (N, C) float32 of every spatial layer, and the class scores (N, classes), on the
+        calling thread (one onnxruntime thread), ``ROWS_PER_RUN`` images at a time."""
         inputs = as_batch(batch)
-        starts = range(0, len(inputs), ROWS_PER_RUN)
-        results: list = [None] * len(starts)  # per run: (its norms by layer, its scores)
-        queue: SimpleQueue[int] = SimpleQueue()
-        for number in range(len(starts)):
-            queue.put(number)
-
-        def take_runs() -> None:
-            while True:
-                try:
-                    number = queue.get_nowait()
-                except Empty:
-                    return
-                piece = inputs[starts[number] : starts[number] + ROWS_PER_RUN]
-                *maps, scores = self.model.session.run([*SPATIAL_LAYERS, PROBABILITIES], {INPUT_NAME: piece})
-                results[number] = ([feature_map_norms(m, STATISTICS_NORM).astype(np.float32) for m in maps], scores)
-
-        helpers = min(self.threads, len(starts)) - 1
-        if helpers > 0 and self._helpers is None:
-            self._helpers = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="analysis-run")
-        others = [self._helpers.submit(take_runs) for _ in range(helpers)] if helpers > 0 else []
-        take_runs()
-        for other in others:
-            other.result()
-        norms = {layer: np.concatenate([norms[i] for norms, _ in results]) for i, layer in enumerate(SPATIAL_LAYERS)}
-        return norms, np.concatenate([scores for _, scores in results])
+        norms: dict[str, list[np.ndarray]] = {layer: [] for layer in SPATIAL_LAYERS}
+        scores = []
+        for start in range(0, len(inputs), ROWS_PER_RUN):
+            *maps, run_scores = self.model.session.run(
+                [*SPATIAL_LAYERS, PROBABILITIES], {INPUT_NAME: inputs[start : start + ROWS_PER_RUN]}
+            )
+            for layer, layer_maps in zip(SPATIAL_LAYERS, maps, strict=True):
+                norms[layer].append(feature_map_norms(layer_maps, STATISTICS_NORM).astype(np.float32))
+            scores.append(run_scores)
+        return {layer: np.concatenate(parts) for layer, parts in norms.items()}, np.concatenate(scores)
 
 
-def registry_classifier(model_dir: Path, name: str = CLASSIFIER, threads: int = 0) -> RegistryClassifier:
+def registry_classifier(model_dir: Path, name: str = CLASSIFIER) -> RegistryClassifier:
     """The shipped classifier (``classifier``) or the sweep variant ``name`` of ``model_dir``, loaded and verified
-    through the registry, to run on ``threads`` threads (0: one per core); its statistics belong in ``folder``.
-    UnknownModel for any other name."""
+    through the registry with one onnxruntime thread (the analysis runs one batch per thread); its statistics belong
+    in ``folder``. UnknownModel for any other name."""
     model_dir = Path(model_dir)
     folder = model_dir if name == CLASSIFIER else model_dir / VARIANTS_DIR / name
     if not (folder / "manifest.json").is_file():
         variants = sorted(path.parent.name for path in (model_dir / VARIANTS_DIR).glob("*/manifest.json"))
         raise UnknownModel(f"no model {name!r} in {model_dir}; models: {', '.join([CLASSIFIER, *variants])}")
     registry = load_registry(folder, intra_op_threads=1, variants=False)
-    workers = threads or len(os.sched_getaffinity(0))
-    return RegistryClassifier(registry.models[CLASSIFIER], registry, folder, name, threads=workers)
+    return RegistryClassifier(registry.models[CLASSIFIER], registry, folder, name)
