@@ -23,6 +23,7 @@ def test_the_analysis_bench_writes_every_measure_from_real_runs(mnist_dir, tmp_p
     assert all(run["wall"] > 0 and run["merge"] > 0 for run in samples["two_shards"])
     assert written["rows"][0]["measure"].startswith("engine, 120 .npy images, ")
     assert [row["measure"] for row in written["rows"][1:]] == [
+        "engine, per CPU second (all threads)",
         "bare onnxruntime, a thread per core, runs of 32",
         "engine, 30 PNGs (decoding included)",
         "engine peak RSS, 2x the images",
