@@ -51,6 +51,21 @@ class Dataset:
         shard = int(np.searchsorted(self.starts, index, side="right")) - 1
         return _read_row(self.arrays[shard], int(index - self.starts[shard]))
 
+    def read_many(self, indices: range) -> list[np.ndarray | None]:
+        """Items ``indices`` (a range with a positive step), as ``read`` gives them; the rows of a ``.npy`` shard
+        that a range crosses are read in one call when the rows between them are fewer than those wanted."""
+        if self.files or indices.step > 2 or not len(indices):
+            return [self.read(index) for index in indices]
+        items: list[np.ndarray | None] = []
+        for shard, array in enumerate(self.arrays):
+            first, end = int(self.starts[shard]), int(self.starts[shard]) + len(array)
+            inside = indices[max(0, -(-(first - indices.start) // indices.step)) :]
+            inside = inside[: len(range(inside.start, min(inside.stop, end), indices.step))]
+            if len(inside):
+                span = _read_rows(array, inside.start - first, inside[-1] + 1 - first)
+                items.extend(span[:: indices.step])
+        return items
+
     def label(self, index: int) -> int:
         """Item ``index``'s label index, -1 when the dataset is unlabelled."""
         return -1 if self.labels is None else int(self.labels[index])
@@ -145,16 +160,21 @@ def _npy_dataset(root: Path, class_names: Sequence[str]) -> Dataset:
 
 
 def _read_row(array: np.memmap, row: int) -> np.ndarray:
-    """Row ``row`` of a memory-mapped ``.npy`` shard, read from its file rather than through the mapping: pages
-    touched through a mapping count in the process's resident memory until the kernel drops them, so a pass over
-    shards larger than the memory would seem to grow with them."""
+    """Row ``row`` of a memory-mapped ``.npy`` shard (see ``_read_rows``)."""
+    return _read_rows(array, row, row + 1)[0]
+
+
+def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
+    """Rows ``start`` to ``stop`` of a memory-mapped ``.npy`` shard, read from its file rather than through the
+    mapping: pages touched through a mapping count in the process's resident memory until the kernel drops them, so
+    a pass over shards larger than the memory would seem to grow with them."""
     size = array.itemsize * math.prod(array.shape[1:])
     descriptor = os.open(array.filename, os.O_RDONLY)
     try:
-        data = os.pread(descriptor, size, array.offset + row * size)
+        data = os.pread(descriptor, size * (stop - start), array.offset + start * size)
     finally:
         os.close(descriptor)
-    return np.frombuffer(data, np.uint8).reshape(array.shape[1:])
+    return np.frombuffer(data, np.uint8).reshape(stop - start, *array.shape[1:])
 
 
 def _decode(path: Path) -> np.ndarray | None:

@@ -41,8 +41,7 @@ def shard_items(count: int, shard: int, shards: int) -> range:
 def _prepared(model: AnalysedModel, dataset: Dataset, indices: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The batch's usable items: their indices, labels and model inputs stacked; unreadable ones left out."""
     kept, inputs = [], []
-    for index in indices:
-        image = dataset.read(index)
+    for index, image in zip(indices, dataset.read_many(indices), strict=True):
         if image is None:
             continue
         try:
