@@ -198,6 +198,12 @@ def _parser() -> argparse.ArgumentParser:
         f"I defaults to ${INDEX_VARIABLE} when only /N is given",
     )
     analyze.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="with --images: threads running the model, one onnxruntime thread each (default 0: one per core)",
+    )
+    analyze.add_argument(
         "--only",
         choices=("attribution",),
         default=None,
@@ -402,7 +408,14 @@ def _streamed_command(args: argparse.Namespace) -> int:
                 given = f"{os.environ.get(INDEX_VARIABLE, '')}{given}"
             shard = parse_shard(given)
         analyze_images(
-            args.model_dir, args.model, args.images, args.out_dir, shard, args.batch_size, plots=not args.no_plots
+            args.model_dir,
+            args.model,
+            args.images,
+            args.out_dir,
+            shard,
+            args.batch_size,
+            plots=not args.no_plots,
+            threads=args.threads,
         )
         return 0
     except AnalysisError as exc:

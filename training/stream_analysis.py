@@ -81,9 +81,11 @@ def analyze_images(
     plots: bool = True,
     progress: bool = True,
     checkpoint_every: int | None = None,
+    threads: int = 0,
 ) -> Path:
-    """Analyse ``images`` with the served model ``model_name``; the file written: ``statistics.json`` for a whole
-    run, the shard's partial result otherwise. ``out_dir`` defaults to the model's own folder."""
+    """Analyse ``images`` with the served model ``model_name`` on ``threads`` threads (0: one per core); the file
+    written: ``statistics.json`` for a whole run, the shard's partial result otherwise. ``out_dir`` defaults to the
+    model's own folder."""
     try:
         model = registry_classifier(model_dir, model_name)
         dataset = open_dataset(images, model.labels)
@@ -95,7 +97,9 @@ def analyze_images(
     bar = _Progress(f"analyze {model_name} shard {shard[0]}/{shard[1]}", progress)
     started = time.perf_counter()
     try:
-        state = run_pass(model, dataset, path, *shard, batch_size=batch_size, progress=bar, **_every(checkpoint_every))
+        state = run_pass(
+            model, dataset, path, *shard, batch_size, progress=bar, threads=threads, **_every(checkpoint_every)
+        )
     except AnalysisMismatch as exc:
         raise AnalysisError(str(exc)) from exc
     finally:

@@ -10,6 +10,8 @@ one ``DatasetError`` before any image is read. Pure numpy and Pillow, no web cod
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,22 @@ class Dataset:
         if self.files:
             return _decode(self.files[index])
         shard = int(np.searchsorted(self.starts, index, side="right")) - 1
-        return np.asarray(self.arrays[shard][index - self.starts[shard]])
+        return _read_row(self.arrays[shard], int(index - self.starts[shard]))
+
+    def read_many(self, indices: range) -> list[np.ndarray | None]:
+        """Items ``indices`` (a range with a positive step), as ``read`` gives them; the rows of a ``.npy`` shard
+        that a range crosses are read in one call when the rows between them are fewer than those wanted."""
+        if self.files or indices.step > 2 or not len(indices):
+            return [self.read(index) for index in indices]
+        items: list[np.ndarray | None] = []
+        for shard, array in enumerate(self.arrays):
+            first, end = int(self.starts[shard]), int(self.starts[shard]) + len(array)
+            inside = indices[max(0, -(-(first - indices.start) // indices.step)) :]
+            inside = inside[: len(range(inside.start, min(inside.stop, end), indices.step))]
+            if len(inside):
+                span = _read_rows(array, inside.start - first, inside[-1] + 1 - first)
+                items.extend(span[:: indices.step])
+        return items
 
     def label(self, index: int) -> int:
         """Item ``index``'s label index, -1 when the dataset is unlabelled."""
@@ -113,8 +130,11 @@ def _npy_dataset(root: Path, class_names: Sequence[str]) -> Dataset:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             raise DatasetError(f"{path} cannot be read as a .npy array: {exc}") from exc
-        if array.dtype != np.uint8 or array.ndim not in (3, 4):
-            raise DatasetError(f"{path} is {array.dtype} {array.shape}; shards must be uint8 (N, H, W) or (N, H, W, 3)")
+        if array.dtype != np.uint8 or array.ndim not in (3, 4) or not array.flags.c_contiguous:
+            raise DatasetError(
+                f"{path} is {array.dtype} {array.shape}{'' if array.flags.c_contiguous else ' in Fortran order'}; "
+                "shards must be uint8 (N, H, W) or (N, H, W, 3), in C order (as np.save writes them)"
+            )
         arrays.append(array)
         listing.update(f"{path.name}\0{array.shape}\n".encode())
     starts = np.cumsum([0] + [len(array) for array in arrays[:-1]])
@@ -137,6 +157,24 @@ def _npy_dataset(root: Path, class_names: Sequence[str]) -> Dataset:
         labels = labels.astype(np.int64)
         listing.update(hashlib.sha256(labels.tobytes()).digest())
     return Dataset(root, count, labels, listing.hexdigest(), arrays=tuple(arrays), starts=starts)
+
+
+def _read_row(array: np.memmap, row: int) -> np.ndarray:
+    """Row ``row`` of a memory-mapped ``.npy`` shard (see ``_read_rows``)."""
+    return _read_rows(array, row, row + 1)[0]
+
+
+def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
+    """Rows ``start`` to ``stop`` of a memory-mapped ``.npy`` shard, read from its file rather than through the
+    mapping: pages touched through a mapping count in the process's resident memory until the kernel drops them, so
+    a pass over shards larger than the memory would seem to grow with them."""
+    size = array.itemsize * math.prod(array.shape[1:])
+    descriptor = os.open(array.filename, os.O_RDONLY)
+    try:
+        data = os.pread(descriptor, size * (stop - start), array.offset + start * size)
+    finally:
+        os.close(descriptor)
+    return np.frombuffer(data, np.uint8).reshape(stop - start, *array.shape[1:])
 
 
 def _decode(path: Path) -> np.ndarray | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -32,9 +32,9 @@ from typing import Protocol
 
 import numpy as np
 
-from service.contract import RULES, STATISTICS_NORM, SUMMARY
+from service.contract import RULES, SUMMARY
 from service.errors import NotApplicableError
-from service.featuremaps.norms import active_mask, feature_map_norms, threshold
+from service.featuremaps.norms import active_mask, threshold
 
 TOP_K = 9
 PER_OCTAVE = 32
@@ -58,7 +58,7 @@ class AnalysisMismatch(NotApplicableError, ValueError):
 
 class AnalysedModel(Protocol):
     """What the streamed analysis needs of a model: its identity, class labels, spatial layers, preprocessing,
-    and a batched run."""
+    and the feature-map norms of a batch."""
 
     name: str
     sha256: str
@@ -73,27 +73,41 @@ class AnalysedModel(Protocol):
         """A preprocessed input as the uint8 image the statistics ship for it (the top images)."""
         ...
 
-    def run(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The spatial layers' outputs (N, H, W, C) by name, and the class scores (N, classes)."""
+    def norms(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The spatial layers' feature-map norms (``STATISTICS_NORM``, (N, C) float32) by name, and the class scores
+        (N, classes)."""
         ...
 
 
-def exact_slices(values: np.ndarray) -> tuple[int, np.ndarray]:
-    """Nonnegative float64 ``values`` (float32 norms or their squares, so within 2^640 of each other) as integer
-    slices: (first slice index j0, int64 array (S, *values.shape)) whose slice s holds the bits between
-    2^(32 (j0 + s)) and 2^(32 (j0 + s + 1)). Only the slices the values reach are made. Every operation is exact:
-    scaling by a power of two, floor, and fmod."""
+def add_exact_sums(total: np.ndarray, onehot: np.ndarray, values: np.ndarray) -> None:
+    """Add the per-group sums of nonnegative float64 ``values`` (B, C) (float32 norms or their squares, so within
+    2^640 of each other) to ``total`` (SLICES, G, C) int64, exactly, ``onehot`` (G, B) float64 saying each row's group.
+
+    Slice j of a value holds its bits between 2^(32 j) and 2^(32 j + 32): with W_j = floor(value / 2^(32 j)), it is
+    W_j - 2^32 W_(j+1). Scaling by a power of two and floor are exact, and so is the difference, a whole number below
+    2^32; the product with ``onehot`` sums fewer than 2^21 of them, exact in float64. Only the slices the values reach
+    are made, from the highest down, in two reused buffers."""
     positive = values[values > 0]
     if not len(positive):
-        return 0, np.zeros((0, *values.shape), np.int64)
+        return
     low = math.floor(math.log2(float(positive.min()))) - 53
     high = math.floor(math.log2(float(positive.max())))
     first, last = math.floor(max(low, -1074) / SLICE_BITS), math.floor(high / SLICE_BITS)
-    parts = [
-        np.fmod(np.floor(np.ldexp(values, -SLICE_BITS * j)), 2.0**SLICE_BITS).astype(np.int64)
-        for j in range(first, last + 1)
-    ]
-    return first, np.stack(parts)
+    above, whole = np.zeros_like(values), np.empty_like(values)  # W_(j+1): every value is below 2^(32 (last + 1))
+    for j in range(last, first - 1, -1):
+        np.floor(_scaled(values, -SLICE_BITS * j), out=whole)
+        above *= 2.0**SLICE_BITS
+        np.subtract(whole, above, out=above)
+        total[j - FIRST_SLICE] += (onehot @ above).astype(np.int64)
+        above, whole = whole, above
+
+
+def _scaled(values: np.ndarray, exponent: int) -> np.ndarray:
+    """``values`` x 2^exponent, exactly where the product is a normal float: a product with the power of two when it
+    is a float (many times faster than ``np.ldexp`` for large exponents), else ``np.ldexp``."""
+    if -1022 <= exponent <= 1023:
+        return values * math.ldexp(1.0, exponent)
+    return np.ldexp(values, exponent)
 
 
 def exact_value(slices: np.ndarray) -> Fraction:
@@ -109,6 +123,23 @@ def bin_of(norms: np.ndarray) -> np.ndarray:
     bins = np.clip(scaled, -1, len(EDGES) - 1).astype(np.int64) + 2
     bins[norms <= 0] = 0
     return bins
+
+
+def _batch_top(
+    norms: np.ndarray, indices: np.ndarray, labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k strongest images of every filter of one batch ((k, C) norms, indices, labels; all of them when the batch
+    holds k or fewer), by norm descending then index ascending: one ``argpartition`` over a key that orders both,
+    the norm's bits (nonnegative float32 order as their unsigned integers do) above the row's place from the end
+    (the rows' indices ascend)."""
+    rows, filters = norms.shape
+    if rows <= k:
+        return norms, np.broadcast_to(indices[:, None], norms.shape), np.broadcast_to(labels[:, None], norms.shape)
+    key = (norms.view(np.uint32).astype(np.uint64) << np.uint64(32)) | (rows - 1 - np.arange(rows, dtype=np.uint64))[
+        :, None
+    ]
+    chosen = np.argpartition(key, rows - k, axis=0)[rows - k :]
+    return np.take_along_axis(norms, chosen, axis=0), indices[chosen], labels[chosen]
 
 
 @dataclass
@@ -139,28 +170,25 @@ class LayerState:
             maximum=np.full((groups, filters), -np.inf, np.float32),
         )
 
-    def add(self, norms: np.ndarray, indices: np.ndarray, labels: np.ndarray, onehot: np.ndarray) -> None:
-        """Take in one batch: ``norms`` (B, C) float32, dataset ``indices`` (B,), ``labels`` (B,) and their
-        one-hot groups (G, B) int64."""
-        self._keep_top(
-            norms, np.broadcast_to(indices[:, None], norms.shape), np.broadcast_to(labels[:, None], norms.shape)
-        )
-        active = active_mask(norms, threshold(norms, "mean")).astype(np.int64)
-        self.image_mean_counts += onehot @ active
+    def add(self, norms: np.ndarray, indices: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> None:
+        """Take in one batch: ``norms`` (B, C) float32, dataset ``indices`` (B,) ascending, ``labels`` (B,) and the
+        group of every image (B,) int64 (counts per group are float64 products with the one-hot groups: exact)."""
+        self._keep_top(*_batch_top(norms, indices, labels, len(self.top_norms)))
+        count, filters = self.image_mean_counts.shape
+        onehot = (groups[None, :] == np.arange(count)[:, None]).astype(np.float64)
+        active = active_mask(norms, threshold(norms, "mean"))
+        self.image_mean_counts += (onehot @ active).astype(np.int64)
         wide = norms.astype(np.float64)
-        for total, values in ((self.sums, wide), (self.squares, wide * wide)):  # float32 squares are exact in float64
-            first, parts = exact_slices(values)
-            for s, part in enumerate(parts):
-                total[first + s - FIRST_SLICE] += onehot @ part
-        groups, filters = self.image_mean_counts.shape
-        group_of = onehot.argmax(axis=0)
-        cells = (group_of[:, None] * filters + np.arange(filters)[None, :]) * BINS + bin_of(norms)
-        np.add.at(self.histogram.reshape(-1), cells.reshape(-1), 1)
-        for g in range(groups):
-            rows = norms[onehot[g].astype(bool)]
-            if len(rows):
-                self.minimum[g] = np.minimum(self.minimum[g], rows.min(axis=0))
-                self.maximum[g] = np.maximum(self.maximum[g], rows.max(axis=0))
+        add_exact_sums(self.sums, onehot, wide)
+        add_exact_sums(self.squares, onehot, wide * wide)  # float32 squares are exact in float64
+        cells = (groups[:, None] * filters + np.arange(filters)[None, :]) * BINS + bin_of(norms)
+        self.histogram.reshape(-1)[...] += np.bincount(cells.reshape(-1), minlength=self.histogram.size).astype(
+            np.uint32
+        )
+        for g in np.unique(groups).tolist():
+            rows = norms[groups == g]
+            np.minimum(self.minimum[g], rows.min(axis=0), out=self.minimum[g])
+            np.maximum(self.maximum[g], rows.max(axis=0), out=self.maximum[g])
 
     def _keep_top(self, norms: np.ndarray, indices: np.ndarray, labels: np.ndarray) -> None:
         """The k strongest of the table and the candidates, by norm descending then index ascending."""
@@ -230,26 +258,35 @@ class AnalysisState:
 
     def add(
         self,
-        maps: Mapping[str, np.ndarray],
+        norms: Mapping[str, np.ndarray],
         scores: np.ndarray,
         indices: np.ndarray,
         labels: np.ndarray,
-        pictures: Sequence[np.ndarray],
+        inputs: np.ndarray,
+        picture: Callable[[np.ndarray], np.ndarray],
     ) -> None:
-        """Take in one batch: the model's layer outputs and class scores for the images of dataset ``indices``
-        (their ``labels``, -1 when unlabelled, and their ``pictures``)."""
+        """Take in one batch: the model's feature-map norms by layer and class scores for the images of dataset
+        ``indices`` (ascending; their ``labels``, -1 when unlabelled, and their model ``inputs``, of which
+        ``picture`` makes the shipped image of those that enter a top table)."""
         groups = np.maximum(labels, 0) if self.labelled else np.zeros(len(indices), np.int64)
-        onehot = (groups[None, :] == np.arange(self.groups)[:, None]).astype(np.int64)
-        self.group_counts += onehot.sum(axis=1)
+        self.group_counts += np.bincount(groups, minlength=self.groups)
         if self.labelled:
             self.correct += int((scores.argmax(axis=1) == labels).sum())
         for name, layer in self.layers.items():
-            layer.add(feature_map_norms(maps[name], STATISTICS_NORM).astype(np.float32), indices, labels, onehot)
-        self._keep_pictures(dict(zip(indices.tolist(), pictures)))
+            layer.add(norms[name], indices, labels, groups)
+        wanted = self._wanted()
+        rows = np.flatnonzero(np.isin(indices, list(wanted - self.pictures.keys())))
+        self._keep_pictures({int(indices[row]): picture(inputs[row]) for row in rows}, wanted)
 
-    def _keep_pictures(self, new: dict[int, np.ndarray]) -> None:
+    def _wanted(self) -> set[int]:
+        """The images in some top table."""
+        return {
+            int(i) for i in np.unique(np.concatenate([layer.top_indices.ravel() for layer in self.layers.values()]))
+        } - {NO_IMAGE}
+
+    def _keep_pictures(self, new: dict[int, np.ndarray], wanted: set[int] | None = None) -> None:
         """Hold the pictures of the images in some top table and drop the others."""
-        wanted = {int(i) for layer in self.layers.values() for i in layer.top_indices.ravel() if i != NO_IMAGE}
+        wanted = self._wanted() if wanted is None else wanted
         self.pictures = {i: picture for i, picture in {**self.pictures, **new}.items() if i in wanted}
 
     def merge(self, other: AnalysisState) -> None:

@@ -2,16 +2,21 @@
 
 Shard I of N takes the dataset's items I, I+N, I+2N, ... (strided, so that every shard sees every class in the same
 proportion and the shards take the same time whatever the order of the classes on disk). Items are read and
-preprocessed one batch ahead on a second thread while the model runs the current batch. Every
-``checkpoint_every`` batches, and at the end, the state is written atomically (``AnalysisState.save``); a pass
-started again on the same file continues from the last checkpoint, and the result equals an uninterrupted pass's.
+preprocessed one batch ahead on a reader thread, while ``threads`` threads each run a batch through the model and add
+it to a partial state of their own; the partial states are merged into the pass's (exactly: the merge of any split
+gives the same bytes) every ``checkpoint_every`` batches, and at the end, when the state is written atomically
+(``AnalysisState.save``). A pass started again on the same file continues from the last checkpoint, and the result
+equals an uninterrupted pass's. Memory: ``threads`` + 2 batches, and ``threads`` + 1 states.
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from queue import SimpleQueue
 
 import numpy as np
 
@@ -33,13 +38,10 @@ def shard_items(count: int, shard: int, shards: int) -> range:
     return range(shard, count, shards)
 
 
-def _prepared(
-    model: AnalysedModel, dataset: Dataset, indices: range
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """The batch's usable items: their indices, labels, model inputs and pictures; unreadable ones left out."""
+def _prepared(model: AnalysedModel, dataset: Dataset, indices: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's usable items: their indices, labels and model inputs stacked; unreadable ones left out."""
     kept, inputs = [], []
-    for index in indices:
-        image = dataset.read(index)
+    for index, image in zip(indices, dataset.read_many(indices), strict=True):
         if image is None:
             continue
         try:
@@ -49,7 +51,7 @@ def _prepared(
         kept.append(index)
     indices_kept = np.array(kept, np.int64)
     labels = np.array([dataset.label(i) for i in kept], np.int64)
-    return indices_kept, labels, inputs, [model.picture(x) for x in inputs]
+    return indices_kept, labels, np.stack(inputs) if inputs else np.zeros((0,), np.float32)
 
 
 def resume_or_start(model: AnalysedModel, dataset: Dataset, path: Path, shard: int, shards: int) -> AnalysisState:
@@ -80,32 +82,67 @@ def run_pass(
     batch_size: int = 256,
     checkpoint_every: int = CHECKPOINT_EVERY,
     progress: Callable[[int, int, int], None] | None = None,
+    threads: int = 0,
 ) -> AnalysisState:
-    """Analyse shard ``shard`` of ``shards`` of ``dataset`` with ``model``, checkpointing to ``path``; the
-    complete state. ``progress(done, total, skipped)`` is called once at the start and after every batch."""
+    """Analyse shard ``shard`` of ``shards`` of ``dataset`` with ``model`` on ``threads`` threads (0: one per core),
+    checkpointing to ``path``; the complete state. ``progress(done, total, skipped)`` is called once at the start
+    and after every batch."""
     items = shard_items(dataset.count, shard, shards)
     state = resume_or_start(model, dataset, path, shard, shards)
+    threads = threads or len(os.sched_getaffinity(0))
     if progress:
         progress(state.position, len(items), state.skipped)
     starts = range(state.position, len(items), batch_size)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-reader") as reader:
+    partials: SimpleQueue[AnalysisState] = SimpleQueue()
+    for _ in range(threads):
+        partials.put(_empty_like(state, model))
+
+    def analyse(indices: np.ndarray, labels: np.ndarray, inputs: np.ndarray) -> None:
+        norms, scores = model.norms(inputs)
+        partial = partials.get()
+        try:
+            partial.add(norms, scores, indices, labels, inputs, model.picture)
+        finally:
+            partials.put(partial)
+
+    def take_in(position: int) -> None:
+        """Merge the partial states (every batch before ``position`` is in one) into ``state``."""
+        for _ in range(threads):
+            partial = partials.get()
+            state.merge(partial)
+            partials.put(_empty_like(state, model))
+        state.position = position
+
+    in_flight: deque[tuple[Future, int]] = deque()
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-reader") as reader,
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="analysis-run") as runners,
+    ):
         pending = (
             reader.submit(_prepared, model, dataset, items[starts[0] : starts[0] + batch_size]) if starts else None
         )
         for number, start in enumerate(starts, 1):
             end = min(start + batch_size, len(items))
-            indices, labels, inputs, pictures = pending.result()
+            indices, labels, inputs = pending.result()
             if end < len(items):
                 pending = reader.submit(_prepared, model, dataset, items[end : end + batch_size])
-            if inputs:
-                maps, scores = model.run(np.stack(inputs))
-                state.add(maps, scores, indices, labels, pictures)
+            if len(inputs):
+                in_flight.append((runners.submit(analyse, indices, labels, inputs), end))
             state.skipped += (end - start) - len(indices)
-            state.position = end
+            while in_flight and (len(in_flight) >= threads or end == len(items) or number % checkpoint_every == 0):
+                future, done = in_flight.popleft()
+                future.result()
+                if progress:
+                    progress(done, len(items), state.skipped)
             if number % checkpoint_every == 0 and end < len(items):
+                take_in(end)
                 state.save(path)
-            if progress:
-                progress(end, len(items), state.skipped)
+    take_in(len(items))
     state.complete = True
     state.save(path)
     return state
+
+
+def _empty_like(state: AnalysisState, model: AnalysedModel) -> AnalysisState:
+    """A state for the same model, dataset and shard, with no image in it."""
+    return AnalysisState.start(model, state.dataset, state.labelled, state.shard, state.shards)
