@@ -394,8 +394,9 @@ def test_compose_scales_the_api_behind_the_proxy(engine, image, docker_socket, t
 
 
 def test_the_kubernetes_deployment_runs_under_podman_kube_play(engine, image, tmp_path, measured):
-    """deploy/kubernetes/ as a whole (but the sweep's and the analysis' Jobs), with the Deployment cut to one replica on a loopback
-    hostPort (each replica is its own pod here, and only one can bind the port) and the image just built."""
+    """deploy/kubernetes/ as a whole (but the sweep's and the analysis' Jobs), with the Deployment cut to one replica
+    on a loopback hostPort (each replica is its own pod here, and only one can bind the port) and the image just
+    built."""
     name, port = f"convlens-smoke-{engine.suffix}", free_port()
     documents = [
         document
