@@ -33,7 +33,7 @@ test: $(VENV)/.all-installed
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 # The inner loop: everything but the slow lanes (training, containers, browser, load), on two pytest-xdist
-# workers (one test file each at a time, so a file's fixtures start once); about 55 s on 2 cores.
+# workers (one test file each at a time, so a file's fixtures start once); about 2 minutes on 2 cores.
 test-fast: $(VENV)/.all-installed
 	@$(PY) -m pytest -n 2 --dist loadfile -m "not (training or containers or browser or load)" $(PYTEST_ARGS)
 
