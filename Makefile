@@ -81,4 +81,5 @@ openapi: $(VENV)/.serve-installed
 
 # The shipped example of a user's own network (examples/train_mnist_cnn.py) into models/imported/mnist-cnn/.
 import-example: $(VENV)/.serve-installed
-	@$(PY) -m service.importer examples/models/mnist-cnn.onnx --name mnist-cnn --preprocess mnist
+	@$(PY) -m service.importer examples/models/mnist-cnn.onnx --name mnist-cnn --preprocess mnist \
+		--analysis examples/models/mnist-cnn-analysis

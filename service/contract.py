@@ -16,6 +16,8 @@ from service.errors import UnavailableError
 
 MANIFEST_FILE = "manifest.json"
 STATISTICS_FILE = "statistics.json"
+# The dataset analysis of an unlabelled dataset (a flat folder): the layer-wide results, no per-class part.
+UNLABELLED_STATISTICS_FILE = "unlabelled_statistics.json"
 TOP_IMAGES_FILE = "top_images.npz"
 EVOLUTION_FILE = "evolution.npz"
 OPTIMIZED_INPUTS_FILE = "optimized_inputs.npz"
@@ -192,8 +194,18 @@ class TopImages(_Document):
     labels: list[list[int]]
 
 
+class UnlabelledLayerStatistics(_Document):
+    """One layer over an unlabelled dataset: the dataset threshold, the norm distributions over every image
+    (``norms["all"]``) and the top images (labels -1)."""
+
+    filters: int
+    dataset_threshold: float
+    norms: dict[str, dict[str, list[float | None]]]
+    top_images: TopImages
+
+
 class LayerStatistics(_Document):
-    """One spatial layer over the analysed split: active-filter counts per rule, norms, top images."""
+    """One layer over the analysed split: active-filter counts per rule and class, norms, top images."""
 
     filters: int
     dataset_threshold: float
@@ -296,8 +308,28 @@ class AttributionStatistics(_Document):
     methods: dict[str, MethodFaithfulness]
 
 
+class UnlabelledStatistics(_Document):
+    """``UNLABELLED_STATISTICS_FILE``: the layer-wide dataset analyses of one model over a dataset without labels
+    (``python -m training analyze --images FLAT_FOLDER``); ``model`` is the served name of the model (``classifier``
+    for a models folder's own classifier)."""
+
+    format: Literal[1] = STATISTICS_FORMAT
+    model: str
+    model_sha256: str
+    split: str
+    images: int
+    skipped: int
+    data_sha256: dict[str, str]
+    norm: str
+    layers: dict[str, UnlabelledLayerStatistics]
+    top_images: FileRef
+    plots: dict[str, FileRef]
+
+
 class Statistics(_Document):
-    """``statistics.json``: the dataset statistics of one classifier (``python -m training analyze``)."""
+    """``statistics.json``: the dataset statistics of one classifier (``python -m training analyze``); ``model`` is
+    ``classifier`` for a models folder's own classifier, an imported model's name for an imported model (its
+    folder ``imported/NAME/`` holds the file); ``label_counts`` has one entry per class of the model."""
 
     format: Literal[1] = STATISTICS_FORMAT
     model: str

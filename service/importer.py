@@ -33,11 +33,17 @@ from google.protobuf.message import DecodeError
 from service.contract import (
     IMPORTED_DIR,
     MANIFEST_FILE,
+    STATISTICS_FILE,
+    UNLABELLED_STATISTICS_FILE,
+    ContractError,
     FileRef,
     ImportedInput,
     ImportedLayer,
     ImportedModel,
     Preprocessing,
+    Statistics,
+    UnlabelledStatistics,
+    read_document,
     write_document,
 )
 from service.errors import NotApplicableError
@@ -453,6 +459,43 @@ def _size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def analysis_files(folder: Path, name: str, model: Path) -> dict[str, Path]:
+    """The files of the dataset analysis in ``folder`` (relative name -> path): its statistics document and every
+    file it lists, each checked against its SHA-256; ImportRefused unless it was computed from ``model`` (its
+    bytes' SHA-256) served as ``name``."""
+    names = [file for file in (STATISTICS_FILE, UNLABELLED_STATISTICS_FILE) if (folder / file).is_file()]
+    if not names:
+        raise ImportRefused(f"--analysis {folder} holds neither {STATISTICS_FILE} nor {UNLABELLED_STATISTICS_FILE}")
+    kind = Statistics if names[0] == STATISTICS_FILE else UnlabelledStatistics
+    try:
+        document = read_document(folder / names[0], kind)
+    except ContractError as exc:
+        raise ImportRefused(str(exc)) from exc
+    source_sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+    if (document.model, document.model_sha256) != (name, source_sha256):
+        raise ImportRefused(
+            f"--analysis {folder} was computed from {document.model!r} (SHA-256 {document.model_sha256[:12]}…), "
+            f"not from {model} imported as {name!r} (SHA-256 {source_sha256[:12]}…)"
+        )
+    files = {names[0]: folder / names[0]}
+    for ref in [document.top_images, *document.plots.values()]:
+        path = folder / ref.file
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != ref.sha256:
+            raise ImportRefused(f"--analysis {folder}: {ref.file} is missing or not the file {names[0]} lists")
+        files[ref.file] = path
+    return files
+
+
+def install_analysis(files: dict[str, Path], folder: Path) -> None:
+    """Copy the analysis' ``files`` (``analysis_files``) into the imported model's ``folder``, its statistics
+    document last, so that the service never reads a document whose files are not all there yet."""
+    document, *others = files
+    for relative in [*others, document]:
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files[relative], target)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m service.importer``."""
     parse = argparse.ArgumentParser(
@@ -482,6 +525,13 @@ def parser() -> argparse.ArgumentParser:
         "a Softmax makes the output)",
     )
     parse.add_argument(
+        "--analysis",
+        type=Path,
+        metavar="DIR",
+        help="a dataset analysis of this model (`python -m training analyze --images ... --model NAME`'s "
+        "statistics.json or unlabelled_statistics.json, top_images.npz, plots/) to install beside it",
+    )
+    parse.add_argument(
         "--max-forward-ms",
         type=float,
         default=DEFAULT_MAX_FORWARD_MS,
@@ -507,7 +557,10 @@ def main(argv: list[str] | None = None) -> int:
         max_forward_ms=args.max_forward_ms,
     )
     try:
+        analysis = None if args.analysis is None else analysis_files(args.analysis, args.name, args.model)
         manifest = import_model(args.model, options)
+        if analysis is not None:
+            install_analysis(analysis, options.models_dir / IMPORTED_DIR / manifest.name)
     except ImportRefused as exc:
         print(f"convlens-import: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -188,7 +188,23 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--model",
         default="classifier",
-        help="with --images: the served model to analyse, classifier or a variant's name (default: classifier)",
+        help="with --images: the served model to analyse: classifier, a variant's name or an imported model's "
+        "(models/imported/NAME; its statistics go beside it) (default: classifier)",
+    )
+    analyze.add_argument(
+        "--layers",
+        type=lambda text: tuple(part for part in text.split(",") if part),
+        default=None,
+        metavar="A,B,...",
+        help="with --images and an imported model: analyse only these layers (default: every layer with feature "
+        "maps or units)",
+    )
+    analyze.add_argument(
+        "--max-state-mb",
+        type=int,
+        default=2048,
+        help="with --images: refuse a run whose accumulators (one per thread and one more) could exceed this "
+        "many MiB (default 2048); docs/own-dataset.md gives the formula",
     )
     analyze.add_argument(
         "--shard",
@@ -416,6 +432,8 @@ def _streamed_command(args: argparse.Namespace) -> int:
             args.batch_size,
             plots=not args.no_plots,
             threads=args.threads,
+            layers=args.layers,
+            max_state_bytes=args.max_state_mb << 20,
         )
         return 0
     except AnalysisError as exc:

@@ -28,6 +28,7 @@ from service.contract import (  # noqa: E402
     Manifest,
     Statistics,
     TransformInvariance,
+    UnlabelledStatistics,
     plot_name,
 )
 from service.pictures.heatmap import DIVERGING, SEQUENTIAL, colormap  # noqa: E402
@@ -39,6 +40,7 @@ RULE_TEXT = {
     "filter-label-mean": "active: norm above the filter's own mean norm over the label's images",
 }
 LABELS = range(10)
+MAX_CLASS_TICKS = 20
 
 
 def save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
@@ -70,12 +72,13 @@ def active_heatmap(
     dataset_threshold: float,
 ) -> Figure:
     """Labels x filters: the share of each label's images in which each filter is active (figures 9-10)."""
-    share = 100 * np.asarray(counts, float) / np.asarray(label_counts, float)[:, None]
+    share = 100 * np.asarray(counts, float) / np.maximum(np.asarray(label_counts, float), 1)[:, None]
     filters = share.shape[1]
     fig = Figure(figsize=(_width(filters), 3.9), layout="constrained")
     ax = fig.subplots()
     shown = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
-    ax.set_yticks(range(10))
+    if len(label_counts) <= MAX_CLASS_TICKS:
+        ax.set_yticks(range(len(label_counts)))
     _filter_ticks(ax, filters)
     ax.set_xlabel(f"{layer} filter")
     ax.set_ylabel("digit (true label)")
@@ -205,19 +208,27 @@ def training_history(history: Mapping[str, Sequence[float]], model: str, trainin
 
 
 def statistics_plots(
-    statistics: Statistics, manifest: Manifest, out_dir: Path, progress: bool = True
+    statistics: Statistics | UnlabelledStatistics,
+    manifest: Manifest | None,
+    out_dir: Path,
+    progress: bool = True,
 ) -> dict[str, Path]:
     """Render every plot the statistics endpoints serve into ``out_dir``; returns name -> file.
 
     Names: ``active-filters-{layer}-{rule}[-label-{d}]``, ``norms-{layer}[-label-{d}]``, ``confusion-matrix``,
-    ``training-history-{model}``. The per-label variants are drawn too (one small file each) so that every
-    ``?label=`` answers with a real figure without matplotlib in the service.
+    ``training-history-{model}``. With the shipped models' ``manifest`` the per-label variants are drawn too (one
+    small file each) so that every ``?label=`` answers with a real figure without matplotlib in the service, and
+    the confusion matrix and training histories; an imported model's (``manifest`` None) are the layer-wide
+    plots only, and unlabelled statistics have no active-filter plots.
     """
-    split, label_counts = statistics.split, statistics.label_counts
+    split = statistics.split
+    labelled = isinstance(statistics, Statistics)
+    per_label = manifest is not None and labelled
     jobs = {}
     for layer, stats in statistics.layers.items():
         t = stats.dataset_threshold
-        for rule, counts in stats.active_counts.items():
+        for rule, counts in stats.active_counts.items() if labelled else ():
+            label_counts = statistics.label_counts
             jobs[plot_name("active-filters", layer, rule)] = (
                 active_heatmap,
                 counts,
@@ -227,7 +238,7 @@ def statistics_plots(
                 split,
                 t,
             )
-            for d in LABELS:
+            for d in LABELS if per_label else ():
                 jobs[plot_name("active-filters", layer, rule, d)] = (
                     active_bars,
                     counts[d],
@@ -249,17 +260,19 @@ def statistics_plots(
             t,
             ymax,
         )
-        for d in LABELS:
+        for d in LABELS if per_label else ():
             jobs[plot_name("norms", layer, label=d)] = (
                 norm_boxplot,
                 stats.norms[str(d)],
                 layer,
                 d,
-                label_counts[d],
+                statistics.label_counts[d],
                 split,
                 t,
                 ymax,
             )
+    if manifest is None:
+        return _draw(jobs, out_dir, progress)
     classifier = manifest.models[CLASSIFIER]
     jobs[plot_name("confusion-matrix")] = (
         confusion_matrix,
@@ -275,6 +288,11 @@ def statistics_plots(
                 jobs[plot_name("invariance", transform, label=d)] = (invariance_figure, curves, transform, d, split)
     if statistics.attribution is not None:
         jobs[plot_name("attribution")] = (attribution_figure, statistics.attribution, split)
+    return _draw(jobs, out_dir, progress)
+
+
+def _draw(jobs: Mapping[str, tuple], out_dir: Path, progress: bool) -> dict[str, Path]:
+    """Every job (name -> drawing function and its arguments) saved as ``out_dir/<name>.png``; name -> file."""
     written = {}
     for name, (draw, *args) in tqdm(jobs.items(), desc="plots", unit="png", disable=not progress):
         written[name] = save(draw(*args), out_dir / f"{name}.png")

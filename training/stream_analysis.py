@@ -1,14 +1,16 @@
 """``python -m training analyze --model NAME --images DIR [--shard I/N]`` and ``python -m training merge PARTS...``.
 
-The streamed, sharded, resumable dataset analyses (``service.studies.dataset_pass``) of a served model over a
-dataset on disk (``service.images.datasets``), written through ``service.contract`` in the format the service
-reads: ``statistics.json``, ``top_images.npz`` and, unless ``plots`` is off, ``plots/*.png``. A run over the whole
-dataset writes them at the end; a shard writes its partial result (``part-I-of-N.npz``) for ``merge``. No
-TensorFlow is imported on this path.
+The streamed, sharded, resumable dataset analyses (``service.studies.dataset_pass``) of a served model (the
+shipped classifier, a variant or an imported model) over a dataset on disk (``service.images.datasets``), written
+through ``service.contract`` in the format the service reads, by default into the model's own folder:
+``statistics.json`` (``unlabelled_statistics.json`` for a dataset without labels), ``top_images.npz`` and, unless
+``plots`` is off, ``plots/*.png``. A run over the whole dataset writes them at the end; a shard writes its partial
+result (``part-I-of-N.npz``) for ``merge``. No TensorFlow is imported on this path.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,19 +26,28 @@ from service.contract import (
     STATISTICS_FORMAT,
     STATISTICS_NORM,
     TOP_IMAGES_FILE,
+    UNLABELLED_STATISTICS_FILE,
     FileRef,
     Statistics,
+    UnlabelledStatistics,
 )
 from service.images.datasets import open_dataset
-from service.studies.analysed_models import RegistryClassifier, registry_classifier
-from service.studies.dataset_analysis import AnalysisMismatch, AnalysisState, layer_result, merge_states
+from service.images.decoding import MNIST_SIDE
+from service.studies.analysed_models import ImportedClassifier, RegistryClassifier, analysed_model
+from service.studies.dataset_analysis import (
+    AnalysisMismatch,
+    AnalysisState,
+    layer_result,
+    merge_states,
+    state_bytes,
+)
 from service.studies.dataset_pass import part_name, run_pass
 from training.analyze import AnalysisError, _rounded, dumps
 from training.data import sha256_of
 from training.npz import write_npz
 
-# The results of an unlabelled dataset: per layer the dataset threshold, the norm distributions and the top images.
-UNLABELLED_FILE = "unlabelled_statistics.json"
+# The most the analysis' states may hold at once, by default (``--max-state-mb``).
+MAX_STATE_BYTES = 2 << 30
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -82,15 +93,20 @@ def analyze_images(
     progress: bool = True,
     checkpoint_every: int | None = None,
     threads: int = 0,
+    layers: tuple[str, ...] | None = None,
+    max_state_bytes: int = MAX_STATE_BYTES,
 ) -> Path:
-    """Analyse ``images`` with the served model ``model_name`` on ``threads`` threads (0: one per core); the file
-    written: ``statistics.json`` for a whole run, the shard's partial result otherwise. ``out_dir`` defaults to the
-    model's own folder."""
+    """Analyse ``images`` with the served model ``model_name`` (an imported model at ``layers``, default all) on
+    ``threads`` threads (0: one per core); the file written: ``statistics.json`` for a whole run, the shard's
+    partial result otherwise. ``out_dir`` defaults to the model's own folder. AnalysisError before any image is
+    read when the run's states (``threads`` + 1 of them, ``state_bytes``) could exceed ``max_state_bytes``."""
     try:
-        model = registry_classifier(model_dir, model_name)
+        model = analysed_model(model_dir, model_name, layers)
         dataset = open_dataset(images, model.labels)
     except (LookupError, ValueError, RuntimeError) as exc:
         raise AnalysisError(str(exc)) from exc
+    threads = threads or len(os.sched_getaffinity(0))
+    _check_memory(model, dataset.labels is not None, threads, max_state_bytes)
     out_dir = Path(out_dir or model.folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / part_name(*shard)
@@ -118,6 +134,25 @@ def analyze_images(
     return written
 
 
+def _check_memory(
+    model: RegistryClassifier | ImportedClassifier, labelled: bool, threads: int, max_state_bytes: int
+) -> None:
+    """AnalysisError naming the remedies when ``threads`` + 1 states of ``model`` could exceed the bound."""
+    groups = len(model.labels) if labelled else 1
+    if isinstance(model, ImportedClassifier):
+        spec = model.model.manifest.input
+        picture = spec.height * spec.width * spec.channels
+    else:
+        picture = MNIST_SIDE * MNIST_SIDE
+    needed = (threads + 1) * state_bytes(model.spatial_layers, groups, picture)
+    if needed > max_state_bytes:
+        raise AnalysisError(
+            f"analysing {len(model.spatial_layers)} layers ({sum(model.spatial_layers.values()):,} channels) over "
+            f"{groups} classes on {threads} threads may hold {needed / 2**20:,.0f} MB, above --max-state-mb "
+            f"{max_state_bytes / 2**20:,.0f}: choose fewer layers (--layers), fewer --threads, or raise the bound"
+        )
+
+
 def _every(checkpoint_every: int | None) -> dict:
     return {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
 
@@ -129,7 +164,7 @@ def merge_parts(
     try:
         states = [AnalysisState.load(Path(part)) for part in parts]
         merged = merge_states(states)
-        model = registry_classifier(model_dir, merged.model)
+        model = analysed_model(model_dir, merged.model)
     except (AnalysisMismatch, LookupError, RuntimeError) as exc:
         raise AnalysisError(str(exc)) from exc
     if merged.model_sha256 != model.sha256:
@@ -140,10 +175,17 @@ def merge_parts(
 
 
 def write_statistics(
-    state: AnalysisState, model: RegistryClassifier, images: Path, out_dir: Path, plots: bool, progress: bool
+    state: AnalysisState,
+    model: RegistryClassifier | ImportedClassifier,
+    images: Path,
+    out_dir: Path,
+    plots: bool,
+    progress: bool,
 ) -> Path:
     """``statistics.json`` and ``top_images.npz`` (and the plots) of a complete state, into ``out_dir``; for
-    unlabelled images, whose results have no per-class part, ``UNLABELLED_FILE`` and ``top_images.npz``."""
+    unlabelled images, whose results have no per-class part, ``UNLABELLED_STATISTICS_FILE`` and ``top_images.npz``
+    (and the layer-wide plots). An imported model's statistics name it and have no per-class plots (its classes
+    may be many: their JSON answers), nor a confusion matrix or training history."""
     if state.images == 0:
         raise AnalysisError(f"no image of {images} could be read ({state.skipped} skipped)")
     layers = {name: layer_result(layer, state.group_counts, state.labelled) for name, layer in state.layers.items()}
@@ -154,39 +196,34 @@ def write_statistics(
         indices=np.array(kept, np.int32),
         images=np.stack([state.pictures[i] for i in kept]),
     )
-    if not state.labelled:
-        path = out_dir / UNLABELLED_FILE
-        summary = {"model": state.model, "model_sha256": state.model_sha256, "images": state.images}
-        path.write_text(dumps(_rounded({**summary, "skipped": state.skipped, "layers": layers})) + "\n")
-        print(f"wrote {path} and {top_path} (no labels: no per-class results, nothing for the service to serve)")
-        return path
-    document = Statistics.model_validate(
-        _rounded(
-            {
-                "format": STATISTICS_FORMAT,
-                "model": CLASSIFIER,
-                "model_sha256": state.model_sha256,
-                "split": Path(images).name,
-                "images": state.images,
-                "data_sha256": {"listing": state.dataset},
-                "norm": STATISTICS_NORM,
-                "accuracy": state.correct / state.images,
-                "label_counts": state.group_counts,
-                "rules": list(RULES),
-                "layers": layers,
-                "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_of(top_path)},
-                "plots": {},
-            }
-        )
-    )
+    imported = isinstance(model, ImportedClassifier)
+    common = {
+        "format": STATISTICS_FORMAT,
+        "model": model.name if imported else CLASSIFIER,
+        "model_sha256": state.model_sha256,
+        "split": Path(images).name,
+        "images": state.images,
+        "data_sha256": {"listing": state.dataset},
+        "norm": STATISTICS_NORM,
+        "layers": layers,
+        "top_images": {"file": TOP_IMAGES_FILE, "sha256": sha256_of(top_path)},
+        "plots": {},
+    }
+    if state.labelled:
+        extra = {"accuracy": state.correct / state.images, "label_counts": state.group_counts, "rules": list(RULES)}
+        document = Statistics.model_validate(_rounded({**common, **extra}))
+        path = out_dir / STATISTICS_FILE
+    else:
+        document = UnlabelledStatistics.model_validate(_rounded({**common, "skipped": state.skipped}))
+        path = out_dir / UNLABELLED_STATISTICS_FILE
     if plots:
         from training import plots as figures  # matplotlib only when this runs
 
-        written = figures.statistics_plots(document, model.registry.manifest, out_dir / PLOTS_DIR, progress=progress)
+        manifest = None if imported else model.registry.manifest
+        written = figures.statistics_plots(document, manifest, out_dir / PLOTS_DIR, progress=progress)
         document.plots = {
             name: FileRef(file=f"{PLOTS_DIR}/{path.name}", sha256=sha256_of(path)) for name, path in written.items()
         }
-    path = out_dir / STATISTICS_FILE
     path.write_text(dumps(document.model_dump()) + "\n")
     print(f"wrote {path} and {top_path}" + (f" and {len(document.plots)} plots" if plots else ""))
     return path

@@ -277,6 +277,15 @@ async def get_statistics(request: Request, model: ModelDep) -> DatasetStatistics
 StatisticsDep = Annotated[DatasetStatistics, Depends(get_statistics)]
 
 
+async def get_any_statistics(request: Request, model: AnyModelDep) -> DatasetStatistics:
+    """The statistics of the model named by ``?model=``, shipped or imported (404 naming the command that makes
+    them for an imported model without any)."""
+    return loaded_statistics(request, model.name)
+
+
+AnyStatisticsDep = Annotated[DatasetStatistics, Depends(get_any_statistics)]
+
+
 def judge_of(request: Request, model: AnyModel) -> DigitJudgeModel | None:
     """The calibrated digit judge of ``model`` (``LoadedStatistics.judge``), or None when there is none."""
     loaded = request.app.state.statistics

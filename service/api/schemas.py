@@ -306,8 +306,13 @@ class StatisticsSummary(BaseModel):
     model_sha256: str = Field(description="the classifier the statistics were computed from (the served one)")
     split: str = Field(examples=["test"])
     images: int = Field(examples=[10000])
-    label_counts: list[int] = Field(min_length=10, max_length=10, description="analysed images per digit")
-    accuracy: float = Field(description="the classifier's accuracy on the analysed images", examples=[0.9946])
+    labelled: bool = Field(
+        True, description="whether the analysed dataset had labels (without: no per-class results, 404)"
+    )
+    label_counts: list[int] | None = Field(description="analysed images per class (null without labels)")
+    accuracy: float | None = Field(
+        description="the classifier's accuracy on the analysed images (null without labels)", examples=[0.9946]
+    )
     norm: str = Field(examples=["l2"])
     rules: list[str] = Field(examples=[["image-mean", "dataset-mean", "filter-label-mean"]])
     layers: list[StatisticsLayer]
@@ -376,7 +381,7 @@ class TrainingHistory(BaseModel):
 class TopImage(BaseModel):
     rank: int = Field(ge=1, le=9, examples=[1])
     index: int = Field(description="index of the image in the analysed MNIST split", examples=[4017])
-    label: int = Field(ge=0, le=9, examples=[7])
+    label: int = Field(ge=-1, description="the image's class (-1: the dataset had no labels)", examples=[7])
     norm: float = Field(description="L2 norm of the filter's feature map for this image", examples=[9.81])
 
 

@@ -79,6 +79,14 @@ class AnalysedModel(Protocol):
         ...
 
 
+def state_bytes(layers: Mapping[str, int], groups: int, picture_bytes: int, k: int = TOP_K) -> int:
+    """The most one state of ``layers`` (name -> channels) over ``groups`` groups can hold, in bytes: per layer the
+    top tables (k x C x 20 bytes) and groups x C x (``BINS`` x 4 + ``SLICES`` x 16 + 16) bytes of accumulators,
+    and one picture of ``picture_bytes`` for every entry of every top table (each a different image at worst)."""
+    per_filter = groups * (BINS * 4 + SLICES * 16 + 16) + k * (20 + picture_bytes)
+    return sum(channels * per_filter for channels in layers.values())
+
+
 def add_exact_sums(total: np.ndarray, onehot: np.ndarray, values: np.ndarray) -> None:
     """Add the per-group sums of nonnegative float64 ``values`` (B, C) (float32 norms or their squares, so within
     2^640 of each other) to ``total`` (SLICES, G, C) int64, exactly, ``onehot`` (G, B) float64 saying each row's group.

@@ -3,7 +3,10 @@
 ``statistics.json`` records the SHA-256 of the classifier it was computed from and of every file it refers to
 (``top_images.npz``, ``plots/*.png``); start-up checks all of them. Statistics are optional: when they are
 absent, stale (another classifier) or damaged, the service still starts, and the endpoints that need them
-answer 503 with the reason and the command that makes them. Pure numpy, no web code.
+answer 503 with the reason and the command that makes them. An imported model's statistics are in its own folder
+(``models/imported/NAME/``), as ``statistics.json`` or, for a dataset without labels,
+``unlabelled_statistics.json`` (the layer-wide parts only: the per-class lookups raise ``NoLabels``). Pure numpy,
+no web code.
 """
 
 from __future__ import annotations
@@ -20,20 +23,23 @@ import numpy as np
 
 from service.contract import (
     CLASSIFIER,
-    LABELS,
     STATISTICS_FILE,
     STATISTICS_FORMAT,
     STATISTICS_NORM,
     SUMMARY,
+    UNLABELLED_STATISTICS_FILE,
     AttributionStatistics,
     ContractError,
     FileRef,
     InvarianceStatistics,
     LayerStatistics,
     Statistics,
+    UnlabelledLayerStatistics,
+    UnlabelledStatistics,
     read_document,
 )
 from service.errors import NotFoundError, UnavailableError
+from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import Registry, variant_dirs
 from service.studies.digit_judge import DigitJudgeModel, load_judge
 from service.studies.layers import NotApplicable, UnknownLayer
@@ -42,6 +48,10 @@ log = logging.getLogger("convlens.statistics")
 
 DATASET_THRESHOLD = "dataset"
 ANALYZE = "run `python -m training analyze --data-dir MNIST_DIR --model-dir {model_dir}` to compute them"
+ANALYZE_IMPORTED = (
+    "run `python -m training analyze --images DATASET_DIR --model {name} --model-dir {model_dir}` to compute them "
+    "(docs/own-dataset.md)"
+)
 
 
 class StatisticsUnavailable(UnavailableError):
@@ -52,11 +62,16 @@ class NoStatistics(NotFoundError, LookupError):
     """The model has no dataset statistics at all; the message lists the models that have."""
 
 
+class NoLabels(NotFoundError, LookupError):
+    """A per-class result of statistics computed over a dataset without labels."""
+
+
 @dataclass
 class DatasetStatistics:
-    """Verified statistics: the validated document, the top images (uint8, by dataset index) and the PNG plots."""
+    """Verified statistics: the validated document (``UnlabelledStatistics`` for a dataset without labels), the top
+    images (uint8, by dataset index) and the PNG plots."""
 
-    data: Statistics
+    data: Statistics | UnlabelledStatistics
     images: dict[int, np.ndarray]
     plots: dict[str, bytes]
     hint: str = ANALYZE.format(model_dir="models")
@@ -67,7 +82,29 @@ class DatasetStatistics:
     def layers(self) -> list[str]:
         return list(self.data.layers)
 
-    def layer(self, name: str) -> LayerStatistics:
+    @property
+    def labelled(self) -> bool:
+        """Whether the analysed dataset had labels (and so per-class results)."""
+        return isinstance(self.data, Statistics)
+
+    @property
+    def classes(self) -> int:
+        """Classes of the analysed model (0 for a dataset without labels)."""
+        return len(self.data.label_counts) if self.labelled else 0
+
+    def check_label(self, label: int | None) -> None:
+        """NoLabels for any per-class lookup (``label`` given or not) of unlabelled statistics; NotApplicable for a
+        label that is not one of the model's classes."""
+        if not self.labelled:
+            raise NoLabels(
+                f"the dataset {self.data.split!r} of these statistics had no labels (a flat folder): there are no "
+                "per-class results, only the layer-wide ones (the norm distributions without label, the top images, "
+                "threshold=dataset)"
+            )
+        if label is not None and not 0 <= label < self.classes:
+            raise NotApplicable(f"label {label} is not a class of this model: labels are 0-{self.classes - 1}")
+
+    def layer(self, name: str) -> LayerStatistics | UnlabelledLayerStatistics:
         """One layer's statistics; KeyError for a layer the statistics do not cover."""
         return self.data.layers[name]
 
@@ -82,8 +119,9 @@ class DatasetStatistics:
 
     def active_counts(self, layer: str, rule: str, label: int | None = None) -> dict:
         """Images per [label][filter] in which the filter is active under ``rule``, for every label or one."""
+        self.check_label(label)
         stats = self.layer(layer)
-        labels = list(range(LABELS)) if label is None else [label]
+        labels = list(range(self.classes)) if label is None else [label]
         counts = [stats.active_counts[rule][d] for d in labels]
         thresholds = None
         if rule == "filter-label-mean":
@@ -101,14 +139,19 @@ class DatasetStatistics:
 
     def norm_summary(self, layer: str, label: int | None = None) -> list[dict]:
         """Box-plot statistics of every filter's norm, over all images or the images of one label."""
+        if label is not None:
+            self.check_label(label)
         summary = self.layer(layer).norms["all" if label is None else str(label)]
         return [{"filter": k, **{name: summary[name][k] for name in SUMMARY}} for k in range(len(summary["median"]))]
 
     def images_of(self, label: int | None) -> int:
+        if label is not None:
+            self.check_label(label)
         return self.data.images if label is None else self.data.label_counts[label]
 
     def top_images(self, layer: str, filter: int) -> tuple[list[dict], np.ndarray]:
-        """The filter's top images, strongest first: (index, label, norm) each, and the images (9, 28, 28) uint8."""
+        """The filter's top images, strongest first: (index, label, norm) each (label -1 for a dataset without
+        labels), and the images (9, 28, 28) uint8 (an imported model's: (9, H, W) or (9, H, W, C))."""
         top = self.layer(layer).top_images
         rows = [
             {"rank": rank + 1, "index": index, "label": label, "norm": norm}
@@ -161,41 +204,49 @@ def _load_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
         raise StatisticsUnavailable(f"the {what} cannot be read: {exc}") from exc
 
 
-def _load_images(data: bytes) -> dict[int, np.ndarray]:
+def _load_images(data: bytes, picture: tuple[int, ...] = (28, 28)) -> dict[int, np.ndarray]:
     arrays = _load_arrays(data, "top images")
     if not {"indices", "images"} <= set(arrays):
         raise StatisticsUnavailable("the top images cannot be read: expected the arrays indices and images")
     indices, images = arrays["indices"], arrays["images"]
-    if images.dtype != np.uint8 or images.shape != (len(indices), 28, 28):
-        raise StatisticsUnavailable(f"the top images are {images.dtype} {images.shape}, expected uint8 (N, 28, 28)")
+    if images.dtype != np.uint8 or images.shape != (len(indices), *picture):
+        expected = ", ".join(map(str, ("N", *picture)))
+        raise StatisticsUnavailable(f"the top images are {images.dtype} {images.shape}, expected uint8 ({expected})")
     return {int(index): image for index, image in zip(indices, images, strict=True)}
 
 
 def load_statistics(model_dir: Path, registry: Registry, name: str = CLASSIFIER) -> DatasetStatistics:
-    """Read and verify ``model_dir/statistics.json`` and its files against the served model ``name``.
+    """Read and verify ``model_dir/statistics.json`` (or, when only it is there, ``unlabelled_statistics.json``)
+    and its files against the served model ``name``.
 
     ``analyze`` names the classifier of its own folder ``classifier``; a variant's folder is served under the
-    variant's name, so the file is checked against the model served as ``name``.
+    variant's name, so the file is checked against the model served as ``name``. An imported model's statistics
+    name the model itself, and are checked against its file's SHA-256 and its layers' channels.
 
     Raises StatisticsUnavailable with a one-line reason (absent, invalid, made for another classifier,
     a file changed).
     """
-    hint = ANALYZE.format(model_dir=model_dir)
+    model = registry.find(name)
+    imported = isinstance(model, ImportedLoadedModel)
+    hint = statistics_hint(model_dir, name, imported)
     path = model_dir / STATISTICS_FILE
+    kind: type[Statistics] | type[UnlabelledStatistics] = Statistics
+    if not path.is_file() and (model_dir / UNLABELLED_STATISTICS_FILE).is_file():
+        path, kind = model_dir / UNLABELLED_STATISTICS_FILE, UnlabelledStatistics
     if not path.is_file():
         raise StatisticsUnavailable(f"no dataset statistics: {path} does not exist; {hint}")
     try:
-        data = read_document(path, Statistics)
+        data = read_document(path, kind)
     except ContractError as exc:
         raise StatisticsUnavailable(f"{exc}; {hint}") from exc
     if data.format != STATISTICS_FORMAT:
         raise StatisticsUnavailable(f"{path} has format {data.format!r}, expected {STATISTICS_FORMAT}; {hint}")
-    if data.model != CLASSIFIER or data.norm != STATISTICS_NORM:
+    expected = name if imported else CLASSIFIER
+    if data.model != expected or data.norm != STATISTICS_NORM:
         raise StatisticsUnavailable(
             f"{path} describes the {data.norm} norms of {data.model!r}, expected "
-            f"the {STATISTICS_NORM} norms of {CLASSIFIER!r}; {hint}"
+            f"the {STATISTICS_NORM} norms of {expected!r}; {hint}"
         )
-    model = registry.models.get(name)
     if model is None:
         raise StatisticsUnavailable(f"{path} describes model {name!r}, which is not served; {hint}")
     if data.model_sha256 != model.entry.sha256:
@@ -205,10 +256,15 @@ def load_statistics(model_dir: Path, registry: Registry, name: str = CLASSIFIER)
         )
     for layer, stats in data.layers.items():
         shape = model.layer_shapes.get(layer)
-        if shape is None or shape[-1] != stats.filters:
+        channels = None if not shape else shape[0] if imported else shape[-1]
+        if channels != stats.filters:
             raise StatisticsUnavailable(f"{path}: layer {layer!r} does not match the served {data.model}")
-    images = _load_images(_verified(model_dir, data.top_images, "top images"))
+    if isinstance(data, Statistics) and imported and len(data.label_counts) != len(model.manifest.labels):
+        raise StatisticsUnavailable(f"{path} counts {len(data.label_counts)} classes, {name!r} has another number")
+    images = _load_images(_verified(model_dir, data.top_images, "top images"), _picture_shape(model))
     plots = {name: _verified(model_dir, ref, "plot") for name, ref in data.plots.items()}
+    if not isinstance(data, Statistics):
+        return DatasetStatistics(data, images, plots, hint)
     optimized = {}
     if data.optimized_inputs is not None:
         ref = FileRef(file=data.optimized_inputs.file, sha256=data.optimized_inputs.sha256)
@@ -223,6 +279,22 @@ def load_statistics(model_dir: Path, registry: Registry, name: str = CLASSIFIER)
         except ValueError as exc:
             raise StatisticsUnavailable(f"the digit judge cannot be used: {exc}; {hint}") from exc
     return DatasetStatistics(data, images, plots, hint, optimized, judge)
+
+
+def statistics_hint(model_dir: Path, name: str, imported: bool) -> str:
+    """The command that computes the statistics of model ``name`` into ``model_dir``."""
+    if imported:
+        return ANALYZE_IMPORTED.format(name=name, model_dir=model_dir.parent.parent)
+    return ANALYZE.format(model_dir=model_dir)
+
+
+def _picture_shape(model: object) -> tuple[int, ...]:
+    """The shape of one top image of ``model``'s statistics: 28 x 28 for the shipped models, an imported model's
+    input picture ((H, W) grey, (H, W, C) otherwise)."""
+    if not isinstance(model, ImportedLoadedModel):
+        return (28, 28)
+    spec = model.manifest.input
+    return (spec.height, spec.width) if spec.channels == 1 else (spec.height, spec.width, spec.channels)
 
 
 def try_load_statistics(
@@ -240,8 +312,11 @@ class LoadedStatistics(Mapping[str, DatasetStatistics | StatisticsUnavailable]):
     """What start-up loaded for each served classifier, by model name: its statistics or why they are unavailable;
     looked up by model (``of``), with each model's digit judge at hand for the hot path (``judge``)."""
 
-    def __init__(self, loaded: dict[str, DatasetStatistics | StatisticsUnavailable]) -> None:
+    def __init__(
+        self, loaded: dict[str, DatasetStatistics | StatisticsUnavailable], absent: dict[str, str] | None = None
+    ) -> None:
         self._loaded = loaded
+        self._absent = absent or {}
         self._judges = {name: s.judge for name, s in loaded.items() if isinstance(s, DatasetStatistics)}
 
     def __getitem__(self, name: str) -> DatasetStatistics | StatisticsUnavailable:
@@ -257,6 +332,8 @@ class LoadedStatistics(Mapping[str, DatasetStatistics | StatisticsUnavailable]):
         """The statistics of model ``name``: NoStatistics for a model without any, StatisticsUnavailable with the
         reason (and the command that makes them) when they could not be loaded."""
         loaded = self._loaded.get(name)
+        if name in self._absent:
+            raise NoStatistics(f"no dataset statistics for imported model {name!r}; {self._absent[name]}")
         if loaded is None:
             raise NoStatistics(
                 f"no dataset statistics for model {name!r}; statistics exist for: {', '.join(self._loaded) or 'none'}"
@@ -286,7 +363,15 @@ class LoadedStatistics(Mapping[str, DatasetStatistics | StatisticsUnavailable]):
 
 
 def load_all_statistics(model_dir: Path, registry: Registry) -> LoadedStatistics:
-    """The statistics of the shipped classifier and of every served variant, by model name."""
+    """The statistics of the shipped classifier, of every served variant and of every served imported model that
+    has some in its folder, by model name; for each imported model without any, the command that computes them."""
     folders = {CLASSIFIER: model_dir} if CLASSIFIER in registry.models else {}
     folders |= {folder.name: folder for folder in variant_dirs(model_dir) if folder.name in registry.models}
-    return LoadedStatistics({name: try_load_statistics(folder, registry, name) for name, folder in folders.items()})
+    absent = {}
+    for name, model in registry.imported.items():
+        if any((model.folder / file).is_file() for file in (STATISTICS_FILE, UNLABELLED_STATISTICS_FILE)):
+            folders[name] = model.folder
+        else:
+            absent[name] = statistics_hint(model.folder, name, imported=True)
+    loaded = {name: try_load_statistics(folder, registry, name) for name, folder in folders.items()}
+    return LoadedStatistics(loaded, absent)

@@ -161,9 +161,10 @@ def test_occlusion_of_the_mnist_example_fills_its_black_and_explains_the_digit(c
     assert np.array(answer["values"])[0, 0] == 0  # the corner square is black already: nothing changes
 
 
-def test_statistics_of_an_imported_model_are_a_422(client):
+def test_statistics_of_an_imported_model_without_its_analysis_are_a_404_naming_the_command(client):
     response = client.get("/v1/statistics", params={"model": NAME})
-    assert response.status_code == 422 and "shipped models were trained" in response.json()["error"]
+    assert response.status_code == 404
+    assert f"python -m training analyze --images DATASET_DIR --model {NAME}" in response.json()["error"]
 
 
 def test_the_repository_index_lists_every_model_ready(client):

@@ -197,7 +197,7 @@ def test_threshold_dataset_is_for_the_l2_norm_only(client, digit_png):
         ("/v1/statistics/norms/dense1", 404, "no statistics for layer 'dense1'; layers: conv1, conv2, pool"),
         ("/v1/statistics/active-filters/conv9", 404, "no statistics for layer 'conv9'; layers: conv1, conv2, pool"),
         ("/v1/filters/conv9/0/top-images", 404, "no statistics for layer 'conv9'; layers: conv1, conv2, pool"),
-        ("/v1/statistics/norms/conv1?label=10", 422, "label: Input should be less than or equal to 9"),
+        ("/v1/statistics/norms/conv1?label=10", 422, "label 10 is not a class of this model: labels are 0-9"),
         ("/v1/statistics/active-filters/conv1?label=-1", 422, "label: Input should be greater than or equal to 0"),
         (
             "/v1/statistics/active-filters/conv1?rule=most",

@@ -20,11 +20,11 @@ from PIL import Image
 
 from service.api.app import create_app
 from service.api.settings import Settings
-from service.contract import PLOTS_DIR, STATISTICS_FILE, TOP_IMAGES_FILE
+from service.contract import PLOTS_DIR, STATISTICS_FILE, TOP_IMAGES_FILE, UNLABELLED_STATISTICS_FILE
 from service.featuremaps.norms import feature_map_norms
 from service.runtime.registry import load_registry
 from tests.helpers import MODELS, ROOT
-from training.stream_analysis import UNLABELLED_FILE, analyze_images, merge_parts
+from training.stream_analysis import analyze_images, merge_parts
 
 IMAGES = 3000
 BATCH = 128
@@ -138,7 +138,7 @@ def test_a_flat_folder_gives_the_layer_results_without_per_class_ones(tmp_path, 
     for path in sorted(folder.glob("*/*.png"))[:300]:
         shutil.copy(path, flat / f"{path.parent.name}-{path.name}")
     analyze_images(MODELS, "classifier", flat, tmp_path / "out", batch_size=BATCH, plots=False, progress=False)
-    written = json.loads((tmp_path / "out" / UNLABELLED_FILE).read_text())
+    written = json.loads((tmp_path / "out" / UNLABELLED_STATISTICS_FILE).read_text())
     assert written["images"] == 300 and not (tmp_path / "out" / STATISTICS_FILE).exists()
     conv2 = written["layers"]["conv2"]
     assert set(conv2) == {"filters", "dataset_threshold", "norms", "top_images"}

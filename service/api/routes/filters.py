@@ -1,5 +1,6 @@
-"""One filter of a classifier (``?model=``, default the shipped one) beyond a single upload: the test images that
-excite it most (with their deconvolution projections), and conv1's kernels."""
+"""One filter of a classifier (``?model=``, default the shipped one; an imported model with its analysis) beyond a
+single upload: the images of the analysed dataset that excite it most (with their deconvolution projections for the
+shipped classifiers), and conv1's kernels."""
 
 from typing import Annotated
 
@@ -7,12 +8,13 @@ import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from service.api.deps import Filter, Format, ModelDep, StatisticsDep, scale_param
+from service.api.deps import AnyModelDep, AnyStatisticsDep, Filter, Format, ModelDep, scale_param
 from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import Unprocessable
 from service.api.render import PNG_RESPONSE, Labels, grid_png, top_images_png
 from service.api.schemas import ConvWeights, TopImages
 from service.pictures.labels import caption
+from service.runtime.imported import ImportedLoadedModel
 from service.studies.layers import check_filter, filter_projections
 
 router = APIRouter(prefix="/v1/filters", tags=["filters"], responses=STATISTICS_ERRORS)
@@ -49,8 +51,8 @@ def conv1_weights(
 def top_images(
     layer: str,
     filter: Filter,
-    statistics: StatisticsDep,
-    model: ModelDep,
+    statistics: AnyStatisticsDep,
+    model: AnyModelDep,
     format: Format = "json",
     scale: PanelScale = 4,
     labels: Labels = True,
@@ -58,6 +60,15 @@ def top_images(
     statistics.check_layer(layer)
     check_filter(model, layer, filter)
     rows, images = statistics.top_images(layer, filter)
+    if format == "png" and isinstance(model, ImportedLoadedModel):
+        about = caption(
+            f"{layer} filter {filter} of {model.name}",
+            f"the {len(rows)} {statistics.data.split} images with the largest {statistics.data.norm.upper()} norm, "
+            "strongest first",
+            "colour images shown in grey (their channels averaged)" if images.ndim == 4 else "",
+        )
+        pictures = images.mean(axis=-1) if images.ndim == 4 else images
+        return grid_png(pictures.astype(np.float32), scale, about if labels else None, "images")
     if format == "png":
         texts = [f"{row['label']} · {row['norm']:.2f}" for row in rows] if labels else None
         about = caption(

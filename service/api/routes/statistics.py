@@ -1,13 +1,13 @@
-"""Dataset statistics of a classifier (``?model=``, default the shipped one; ``python -m training analyze``):
-active-filter counts per digit, norm distributions, the confusion matrix and the training history, as JSON or as the
-plots rendered with them."""
+"""Dataset statistics of a classifier (``?model=``, default the shipped one; an imported model with its analysis;
+``python -m training analyze``): active-filter counts per class, norm distributions, the confusion matrix and the
+training history (the shipped models'), as JSON or as the plots rendered with them."""
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from service.api.deps import Format, ModelDep, StatisticsDep, loaded_statistics
+from service.api.deps import AnyModelDep, AnyStatisticsDep, Format, ModelDep, loaded_statistics
 from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import NotFound, Unprocessable
 from service.api.render import PNG, PNG_RESPONSE
@@ -32,7 +32,9 @@ Rule = Annotated[
         "all norms), `filter-label-mean` (above the filter's own mean norm over the digit's images)"
     ),
 ]
-Label = Annotated[int | None, Query(ge=0, le=9, description="one digit 0-9 (default: every digit)")]
+Label = Annotated[
+    int | None, Query(ge=0, description="one class: a digit 0-9, an imported model's class index (default: every one)")
+]
 
 
 def plot_response(statistics: DatasetStatistics, name: str) -> Response:
@@ -40,21 +42,23 @@ def plot_response(statistics: DatasetStatistics, name: str) -> Response:
     data = statistics.plot(name)
     if data is None:
         raise NotFound(
-            f"these statistics have no plot {name!r} (the sweep analyses its variants without plots): "
-            "ask for format=json, or draw them with `python -m training analyze --model-dir DIR`"
+            f"these statistics have no plot {name!r} (the sweep analyses its variants without plots, an imported "
+            "model's have the layer-wide ones only): ask for format=json, or draw them with `python -m training "
+            "analyze`"
         )
     return Response(data, media_type=PNG)
 
 
 @router.get("", response_model=StatisticsSummary, summary="What the dataset statistics cover and were computed from")
-def statistics_summary(statistics: StatisticsDep, model: ModelDep) -> StatisticsSummary:
+def statistics_summary(statistics: AnyStatisticsDep, model: AnyModelDep) -> StatisticsSummary:
     data = statistics.data
+    rules = RULES if statistics.labelled else ()
     layers = [
         StatisticsLayer(
             layer=layer,
             filters=stats.filters,
             dataset_threshold=stats.dataset_threshold,
-            never_active={rule: statistics.active_counts(layer, rule)["never_active"] for rule in RULES},
+            never_active={rule: statistics.active_counts(layer, rule)["never_active"] for rule in rules},
         )
         for layer, stats in data.layers.items()
     ]
@@ -63,10 +67,11 @@ def statistics_summary(statistics: StatisticsDep, model: ModelDep) -> Statistics
         model_sha256=data.model_sha256,
         split=data.split,
         images=data.images,
-        label_counts=data.label_counts,
-        accuracy=data.accuracy,
+        labelled=statistics.labelled,
+        label_counts=data.label_counts if statistics.labelled else None,
+        accuracy=data.accuracy if statistics.labelled else None,
         norm=data.norm,
-        rules=data.rules,
+        rules=list(rules),
         layers=layers,
         plots=sorted(statistics.plots),
     )
@@ -80,9 +85,10 @@ def statistics_summary(statistics: StatisticsDep, model: ModelDep) -> Statistics
     "(with `label`: one digit's bar chart)",
 )
 def active_filter_counts(
-    layer: str, statistics: StatisticsDep, rule: Rule = "image-mean", label: Label = None, format: Format = "json"
+    layer: str, statistics: AnyStatisticsDep, rule: Rule = "image-mean", label: Label = None, format: Format = "json"
 ) -> ActiveFilterCounts | Response:
     statistics.check_layer(layer)
+    statistics.check_label(label)
     if format == "png":
         return plot_response(statistics, plot_name("active-filters", layer, rule, label))
     return ActiveFilterCounts(
@@ -101,9 +107,11 @@ def active_filter_counts(
     summary="Min, quartiles, max, mean and std of every filter's feature-map norm; PNG: the box plot",
 )
 def norm_distribution(
-    layer: str, statistics: StatisticsDep, label: Label = None, format: Format = "json"
+    layer: str, statistics: AnyStatisticsDep, label: Label = None, format: Format = "json"
 ) -> NormDistribution | Response:
     statistics.check_layer(layer)
+    if label is not None:
+        statistics.check_label(label)
     if format == "png":
         return plot_response(statistics, plot_name("norms", layer, label=label))
     return NormDistribution(

@@ -425,7 +425,7 @@ async function showTopImages(layer, filter, controller) {
   const figure = $("top-images-figure");
   let url = null;
   try {
-    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png&labels=false`);
+    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png&labels=false${modelQuery()}`);
   } catch (error) {
     console.warn("top-9 images unavailable:", error.message);
   }
@@ -466,12 +466,19 @@ modelSelect.addEventListener("change", () => {
   Object.assign(state, { selected: null, hover: null });
   state.views.clear();
   $("layers").replaceChildren();
+  probeStatistics();
   if (state.image) analyse(state.image, performance.now(), state.origin);
 });
 
+/** The selected model as a query parameter (none for the shipped classifier, the default). */
+function modelQuery() {
+  const name = modelSelect.value;
+  return name && name !== "classifier" ? `&model=${encodeURIComponent(name)}` : "";
+}
+
 async function probeStatistics() {
   try {
-    state.statistics = await api.exists("/v1/statistics");
+    state.statistics = await api.exists(`/v1/statistics${modelQuery().replace("&", "?")}`);
   } catch {
     state.statistics = false;
   }
@@ -482,11 +489,14 @@ function showStatisticsLinks(layer) {
   const nav = $("stats");
   nav.hidden = !state.statistics;
   if (!state.statistics) return;
+  const imported = modelSelect.selectedOptions[0]?.dataset.kind === "imported";
   const links = [
-    [`Active filters per digit (${layer})`, `/v1/statistics/active-filters/${layer}?format=png`],
-    [`Norm distribution per filter (${layer})`, `/v1/statistics/norms/${layer}?format=png`],
-    ["Confusion matrix", "/v1/statistics/confusion-matrix?format=png"],
-    ["Training history", "/v1/statistics/training-history?format=png"],
+    [`Active filters per class (${layer})`, `/v1/statistics/active-filters/${layer}?format=png${modelQuery()}`],
+    [`Norm distribution per filter (${layer})`, `/v1/statistics/norms/${layer}?format=png${modelQuery()}`],
+    ...(imported ? [] : [
+      ["Confusion matrix", "/v1/statistics/confusion-matrix?format=png"],
+      ["Training history", "/v1/statistics/training-history?format=png"],
+    ]),
   ];
   const list = $("stats-links");
   list.replaceChildren(...links.map(([title, path]) => {
