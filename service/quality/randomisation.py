@@ -12,6 +12,11 @@ Random logit (Sixt et al.'s reading of Adebayo et al.'s class check, Quantus's R
 class, drawn uniformly from a seeded generator, compared with the original by SSIM of the max-normalised signed
 maps (Quantus's defaults, ``abs=False``, ``normalise=True``).
 
+Against Quantus 0.6.0: each map is divided by its own largest magnitude (Quantus divides a whole batch by one
+maximum, so an image's score there depends on its batch), and SSIM is taken over the 2-D maps (Quantus reshapes
+the maps to (N, pixels) first, a 1-D SSIM); Spearman's correlation, which neither choice changes, equals Quantus's
+MPRT for the same re-drawn layers.
+
 The verdict: the parameter test passes when the fully randomised model's map has a Spearman correlation with the
 original below SPEARMAN_THRESHOLD, the random-logit test when the other class's map has an SSIM below
 SSIM_THRESHOLD; a randomised map that is constant (no ranking at all, NaN) counts as changed. The thresholds are
