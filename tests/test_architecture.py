@@ -4,7 +4,8 @@
 - ``training`` imports only the core.
 - The core's rooms stand on one another in one direction: bytes in (``images``) and pictures out (``pictures``) know
   nothing of the studies, the attribution methods or the graphs; the runtime knows only the contract and the
-  core's errors; the graphs know no studies and no attribution method.
+  core's errors; the graphs know no studies and no attribution method; the quality metrics take the model as
+  callables and know no studies, runtime or graphs.
 - A route module imports no other route module, and no middleware imports a route.
 - Nothing shipped (``service``, ``training``) imports ``bench``, ``tests`` or ``references`` (the peers' code that
   checks us: PyTorch, Captum); ``bench`` imports no ``tests``.
@@ -33,6 +34,7 @@ ROOM_RULES = {
     "featuremaps": (*STUDIES_AND_ABOVE, "service.runtime"),
     "runtime": (*STUDIES_AND_ABOVE, "service.images", "service.pictures", "service.featuremaps"),
     "graphs": ("service.studies", "service.attribution", "service.api"),
+    "quality": ("service.studies", "service.api", "service.runtime", "service.graphs"),
 }
 
 

@@ -23,6 +23,7 @@ from service.featuremaps.norms import THRESHOLD_RULES
 from service.images import decoding
 from service.images.npy import check_count, parse_npy
 from service.images.preprocessing import parse_input_npy, upload_input
+from service.quality.report import METRICS, MetricLimits
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel, Registry
 from service.studies.digit_judge import DigitJudgeModel
@@ -309,6 +310,30 @@ async def attribution_limits(settings: SettingsDep) -> Limits:
 
 
 AttributionLimits = Annotated[Limits, Depends(attribution_limits)]
+
+
+async def metric_limits(settings: SettingsDep) -> MetricLimits:
+    """What the quality metrics of one attribution request may cost (``CONVLENS_MAX_METRIC_WORK``,
+    ``CONVLENS_METRIC_*``)."""
+    return MetricLimits(
+        sensitivity_samples=settings.metric_sensitivity_samples,
+        sensitivity_radius=settings.metric_sensitivity_radius,
+        correlation_runs=settings.metric_correlation_runs,
+        correlation_subset=settings.metric_correlation_subset,
+        max_work=settings.max_metric_work,
+    )
+
+
+MetricLimitsDep = Annotated[MetricLimits, Depends(metric_limits)]
+Metrics = Annotated[
+    str | None,
+    Query(
+        description="quality metrics of the map: `all`, or a comma-separated list of "
+        f"{', '.join(f'`{name}`' for name in METRICS)} (`completeness_gap`: integrated gradients only); JSON: "
+        "`metrics` in the answer, PNG: the `X-Attribution-Metrics` header. Their cost is bounded by "
+        "`CONVLENS_MAX_METRIC_WORK` (413 above)",
+    ),
+]
 
 
 class AttributionTarget(BaseModel):

@@ -493,6 +493,69 @@ class AttributionFaithfulness(BaseModel):
     random_insertion_auc: float = Field(description="insertion area of a random pixel order (the reference)")
 
 
+class MetricCurveArea(BaseModel):
+    """A deletion or insertion curve's area for the map's pixel order and for a random one."""
+
+    area: float = Field(description="area under the target's probability curve (deletion: lower is better)")
+    random_area: float = Field(description="the same for a random pixel order (the reference to beat)")
+
+
+class MetricRoad(BaseModel):
+    """ROAD (Rong et al. 2022): whether the prediction stays the target as pixels are imputed in the map's order."""
+
+    area: float = Field(description="the share of `percentages` at which the prediction is still the target")
+    percentages: list[int] = Field(description="the percentages of the pixels removed by noisy linear imputation")
+    correct: list[bool] = Field(description="at each percentage, whether the prediction is still the target")
+
+
+class LayerSimilarityAnswer(BaseModel):
+    layer: str = Field(description="the model randomised from its last layer down to this one")
+    spearman: float | None = Field(description="rank correlation of |map| with the original's (null: constant map)")
+    ssim: float | None = Field(description="structural similarity of |map| with the original's")
+
+
+class ParameterRandomization(BaseModel):
+    """Adebayo et al.'s cascading model parameter randomisation test."""
+
+    passes: bool = Field(description="the fully randomised model's map has Spearman below `spearman_threshold`")
+    order: str
+    layers: int = Field(description="the model's parametrised layers, all re-drawn by the last step")
+    spearman_threshold: float
+    similarity: list[LayerSimilarityAnswer]
+
+
+class RandomLogit(BaseModel):
+    """The map of a random other class compared with the original."""
+
+    passes: bool = Field(description="the other class's map has SSIM below `ssim_threshold`")
+    other_class: int = Field(description="the other class explained, drawn uniformly (seed 0)")
+    ssim: float | None
+    ssim_threshold: float
+
+
+class Sanity(BaseModel):
+    """Adebayo et al. (2018): a map that survives randomising the model or the class does not explain the model."""
+
+    passes: bool = Field(description="both tests pass")
+    parameter_randomization: ParameterRandomization
+    random_logit: RandomLogit
+
+
+class AttributionMetrics(BaseModel):
+    """The quality metrics asked for with `metrics` (docs: Explanation quality); the others are null."""
+
+    deletion: MetricCurveArea | None = None
+    insertion: MetricCurveArea | None = None
+    road_morf: MetricRoad | None = Field(None, description="most relevant first: lower `area` is better")
+    road_lerf: MetricRoad | None = Field(None, description="least relevant first: higher `area` is better")
+    faithfulness_correlation: float | None = Field(None, description="Bhatt et al. 2020: higher is better")
+    max_sensitivity: float | None = Field(None, description="Yeh et al. 2019: largest map change, lower is better")
+    sparseness: float | None = Field(None, description="Gini index of |map| (Chalasani et al. 2020), 0-1")
+    effective_complexity: int | None = Field(None, description="pixels with |map| above 1e-5 of its maximum")
+    completeness_gap: float | None = Field(None, description="integrated gradients: Σ map − (f(x) − f(black))")
+    sanity: Sanity | None = None
+
+
 class Attribution(BaseModel):
     """One digit's attribution map (``POST /v1/attribution/{method}?format=json``)."""
 
@@ -513,6 +576,7 @@ class Attribution(BaseModel):
     )
     parameters: dict[str, Any] = Field(description="the method's parameters used", examples=[{"steps": 50}])
     faithfulness: AttributionFaithfulness | None = Field(None, description="with `faithfulness=true`")
+    metrics: AttributionMetrics | None = Field(None, description="with `metrics`: the map's quality metrics")
 
 
 class AttributionItem(BaseModel):

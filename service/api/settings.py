@@ -75,6 +75,24 @@ class Settings(BaseSettings):
         description="most images x evaluations (steps, samples or squares + 1; 1 for the other methods) in one "
         "/v1/attribution/{method}/batch request (413 above)",
     )
+    max_metric_work: int = Field(
+        5_000,
+        ge=1,
+        description="most passes of one image through the model (forward, or forward and backward) the quality "
+        "metrics of one /v1/attribution request may take, counted before they run (413 above)",
+    )
+    metric_sensitivity_samples: int = Field(
+        10, ge=1, description="max-sensitivity's noisy copies of the image in /v1/attribution?metrics"
+    )
+    metric_sensitivity_radius: float = Field(
+        0.2, gt=0, description="max-sensitivity's radius: the noise is uniform in [-radius, radius] per pixel"
+    )
+    metric_correlation_runs: int = Field(
+        50, ge=2, description="faithfulness correlation's random pixel subsets in /v1/attribution?metrics"
+    )
+    metric_correlation_subset: int = Field(
+        78, ge=1, le=784, description="pixels in each of faithfulness correlation's subsets"
+    )
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field(
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"

@@ -1,7 +1,7 @@
 """Why the network decides: attribution maps of one upload or a batch (``service.studies.explain``, the math in
 ``service.attribution``), and their faithfulness over the test set (``python -m training analyze``)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Header, Path, Query
@@ -15,6 +15,8 @@ from service.api.deps import (
     Batch,
     Digit,
     Format,
+    MetricLimitsDep,
+    Metrics,
     ModelDep,
     Scale,
     StatisticsDep,
@@ -36,6 +38,7 @@ from service.api.schemas import (
     AttributionFaithfulness,
     AttributionItem,
     AttributionMethodStatistics,
+    AttributionMetrics,
     AttributionStatisticsAnswer,
 )
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
@@ -45,7 +48,9 @@ from service.contract import plot_name
 from service.pictures.heatmap import bar_colours, heat_map
 from service.pictures.legend import with_legend
 from service.runtime.imported import ImportedLoadedModel
+from service.runtime.registry import LoadedModel
 from service.studies.explain import Explanation, explain
+from service.studies.explanation_quality import explanation_quality, metrics_asked
 from service.studies.forward_explain import FORWARD_METHODS, explain_forward, greyscale
 from service.studies.layers import NotApplicable
 
@@ -53,6 +58,7 @@ router = APIRouter(prefix="/v1", tags=["attribution"])
 
 COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
+METRICS_HEADER = "X-Attribution-Metrics"
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
 Method = Annotated[str, Path(description=methods_text(METHODS))]
 Legend = Annotated[
@@ -95,13 +101,16 @@ def attribution(
     model: AnyModelDep,
     limits: AttributionLimits,
     query: AttributionQuery,
+    metric_limits: MetricLimitsDep,
     faithfulness: Annotated[
         bool, Query(description="JSON only: add this map's deletion and insertion areas (and a random order's)")
     ] = False,
     format: Format = "png",
     scale: Scale = 8,
     labels: Legend = True,
+    metrics: Metrics = None,
 ) -> Response:
+    asked = _metrics_asked(model, method, metrics)
     if isinstance(model, ImportedLoadedModel):
         result, background = _imported(model, digit, method, query, limits, faithfulness and format == "json")
     else:
@@ -111,6 +120,7 @@ def attribution(
             ),
             digit,
         )
+    measured = explanation_quality(model, digit, result, asked, metric_limits)[0] if asked else None
     if format == "png":
         picture = heat_map(background, result.pixels[0], result.signed, scale)
         headers = {
@@ -119,13 +129,39 @@ def attribution(
             TARGET_HEADER: str(int(result.targets[0])),
             PROBABILITY_HEADER: f"{float(result.probabilities[0]):.6g}",
         }
+        if measured is not None:
+            headers[METRICS_HEADER] = _metrics_header(measured)
         if not labels:
             return rgb_png_response(picture.rgb, headers)
         target, probability = int(result.targets[0]), float(result.probabilities[0])
         text = f"{result.method} for class {target} (p = {probability:.3f}) · {picture.colormap} colour map"
         legend = with_legend(picture.rgb, bar_colours(picture.colormap), picture.low, picture.high, text)
         return rgb_png_response(legend, headers)
-    return json_response(_single(model.name, result))
+    answer = _single(model.name, result)
+    answer.metrics = AttributionMetrics(**measured) if measured is not None else None
+    return json_response(answer)
+
+
+def _metrics_asked(model: LoadedModel | ImportedLoadedModel, method: str, metrics: str | None) -> tuple[str, ...]:
+    """The quality metrics the request names (checked before any run); 422 for an imported model."""
+    if metrics and isinstance(model, ImportedLoadedModel):
+        raise NotApplicable("quality metrics are measured for the shipped classifiers only; ask without metrics")
+    return metrics_asked(method, metrics) if metrics else ()
+
+
+def _metrics_header(measured: dict[str, Any]) -> str:
+    """``X-Attribution-Metrics``: each metric's headline number (an area for the curves; pass or fail for
+    sanity; null where undefined), ``name=value`` joined by ``;``."""
+    parts = []
+    for name, value in measured.items():
+        if isinstance(value, dict) and "passes" in value:
+            shown = "pass" if value["passes"] else "fail"
+        elif isinstance(value, dict):
+            shown = f"{value['area']:.6g}"
+        else:
+            shown = "null" if value is None else f"{value:.6g}"
+        parts.append(f"{name}={shown}")
+    return ";".join(parts)
 
 
 def _imported(
