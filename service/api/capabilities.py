@@ -20,6 +20,7 @@ IMPORTED_ROUTES = (
     "POST /v1/active-filters/{layer}",
     "POST /v1/inspect",
     "POST /v1/attribution/occlusion",
+    "POST /v1/invariance",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
@@ -32,7 +33,6 @@ SHIPPED_ONLY = {
     "statistics": "the dataset statistics were recorded when the shipped models were trained",
     "filters": "filter pictures serve only the shipped classifiers",
     "evolution": "the training evolution was recorded when the shipped models were trained",
-    "invariance": "invariance serves only the shipped classifiers (its transforms are defined on 28x28 digits)",
     "optimized": "optimized inputs were made when the shipped models were trained",
     "attribution": "the attribution maps of imported models are occlusion's (the others need gradients)",
 }

@@ -11,17 +11,11 @@ import pytest
 
 from service.importer import main
 from tests.api.conftest import make_client
-from tests.helpers import ROOT, encode, link_shipped_models
+from tests.helpers import EXAMPLE_NAME as NAME
+from tests.helpers import EXAMPLE_ONNX as EXAMPLE
+from tests.helpers import encode, import_example, link_shipped_models
 from tests.importer.builders import save, tiny_classifier
 from tests.importer.over_http import npy_body, serving
-
-EXAMPLE = ROOT / "examples" / "models" / "mnist-cnn.onnx"
-NAME = "mnist-cnn"
-
-
-def import_example(models: Path, name: str = NAME) -> Path:
-    assert main([str(EXAMPLE), "--name", name, "--preprocess", "mnist", "--models-dir", str(models)]) == 0
-    return models
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +133,6 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
     [
         ("/v1/deconvolution/conv1", "deconvolution"),
         ("/v1/attribution/saliency", "needs gradients"),
-        ("/v1/invariance", "invariance"),
     ],
 )
 def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, digit, path, says):
