@@ -69,7 +69,7 @@ def imported_invariance(
     for first in range(0, len(batch), RUN_ROWS):
         rows = batch[first : first + RUN_ROWS]
         outputs = model.run(rows.transpose(0, 2, 3, 1) if nhwc else rows, [*layers, output])
-        reference = reference or {name: values[:1].copy() for name, values in outputs.items()}
+        reference = reference or {key: array[:1].copy() for key, array in outputs.items()}
         probabilities.append(outputs[output])
         for layer in layers:
             difference = outputs[layer].reshape(len(rows), -1) - reference[layer].reshape(1, -1)
