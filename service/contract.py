@@ -7,6 +7,8 @@ defined here once, as typed pydantic models validated on load. A malformed file 
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -380,6 +382,26 @@ def read_document(path: Path, kind: type[Document]) -> Document:
     if not path.is_file():
         raise ContractError(f"{path} not found")
     return parse_document(path, path.read_text(), kind)
+
+
+def read_verified(
+    folder: Path,
+    ref: FileRef,
+    error: type[Exception],
+    missing: Callable[[Path], str],
+    changed: Callable[[Path, str], str],
+) -> bytes:
+    """The bytes of ``ref``'s file in ``folder`` when its SHA-256 is the listed one; else ``error`` with the message
+    ``missing(path)`` (no such file) or ``changed(path, actual SHA-256)``: each reader of a listed file keeps its own
+    error kind and words."""
+    path = folder / ref.file
+    if not path.is_file():
+        raise error(missing(path))
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != ref.sha256:
+        raise error(changed(path, actual))
+    return data
 
 
 def write_document(path: Path, document: BaseModel, indent: int | None = 2) -> Path:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -22,6 +26,10 @@ from training.data import MnistError, resolve_data_dir
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 DEFAULT_MNIST_DIR = "../shared/mnist"  # the Makefile's default, relative to the checkout
+# Set (to 1) to run every test that starts a service with the example network imported beside the shipped models.
+WITH_EXAMPLE = "CONVLENS_TESTS_WITH_IMPORTED_EXAMPLE"
+EXAMPLE_ONNX = ROOT / "examples" / "models" / "mnist-cnn.onnx"
+EXAMPLE_NAME = "mnist-cnn"
 
 
 def mnist_dir() -> Path:
@@ -106,3 +114,22 @@ def server_errors(base: str) -> dict[str, float]:
         if match and match[2] != "503" and float(match[3]) > 0:
             found[f"{match[1]} {match[2]}"] = float(match[3])
     return found
+
+
+def import_example(models: Path, name: str = EXAMPLE_NAME) -> Path:
+    """``models`` with the example network imported as ``name`` (``make import-example``)."""
+    from service.importer import main
+
+    assert main([str(EXAMPLE_ONNX), "--name", name, "--preprocess", "mnist", "--models-dir", str(models)]) == 0
+    return models
+
+
+@functools.cache
+def served_models() -> Path:
+    """The models folder the tests' services run on: the shipped models alone (variants trained locally, whose ONNX
+    files are not shipped, would change what the service lists, so the tests see the same models on every
+    checkout), with the example network imported beside them when WITH_EXAMPLE is set."""
+    folder = Path(tempfile.mkdtemp(prefix="convlens-models-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    models = link_shipped_models(folder / "models")
+    return import_example(models) if os.environ.get(WITH_EXAMPLE) else models

@@ -9,18 +9,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.helpers import MODELS, ROOT, free_port, wait_ready
+from tests.helpers import MODELS, ROOT, WITH_EXAMPLE, free_port, served_models, wait_ready
 
 
 @contextmanager
 def running_service(**env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the service with extra environment ``env``, wait for /readyz, yield (base URL, process), stop it."""
+    """Start the service with extra environment ``env``, wait for /readyz, yield (base URL, process), stop it. Its
+    models folder is ``models/`` (with WITH_EXAMPLE set: ``served_models()``, the example imported beside)."""
+    models = served_models() if os.environ.get(WITH_EXAMPLE) else MODELS
     port = free_port()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "CONVLENS_MODEL_DIR": str(MODELS), **env},
+        env={**os.environ, "CONVLENS_MODEL_DIR": str(models), **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -3,6 +3,7 @@ one-line error naming the file and the field."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -12,10 +13,12 @@ from service.contract import (
     MANIFEST_FILE,
     STATISTICS_FILE,
     ContractError,
+    FileRef,
     Manifest,
     Statistics,
     plot_name,
     read_document,
+    read_verified,
 )
 from service.runtime.registry import ModelLoadError, load_registry
 from service.studies.statistics import StatisticsUnavailable, load_statistics
@@ -117,3 +120,22 @@ def test_a_changed_judge_file_is_refused_with_its_checksum(tmp_path):
     (tmp_path / "digit_judge.npz").write_bytes((MODELS / "digit_judge.npz").read_bytes() + b"\0")
     with pytest.raises(StatisticsUnavailable, match="digit_judge.npz has SHA-256"):
         load_statistics(tmp_path, load_registry(tmp_path))
+
+
+def test_a_listed_file_is_read_when_its_sha256_is_the_listed_one(tmp_path):
+    (tmp_path / "data.bin").write_bytes(b"listed")
+    ref = FileRef(file="data.bin", sha256=hashlib.sha256(b"listed").hexdigest())
+    assert read_verified(tmp_path, ref, LookupError, str, lambda path, actual: actual) == b"listed"
+
+
+def test_a_changed_listed_file_is_the_callers_error_with_the_actual_sha256(tmp_path):
+    (tmp_path / "data.bin").write_bytes(b"changed")
+    ref = FileRef(file="data.bin", sha256=hashlib.sha256(b"listed").hexdigest())
+    with pytest.raises(LookupError, match=hashlib.sha256(b"changed").hexdigest()):
+        read_verified(tmp_path, ref, LookupError, str, lambda path, actual: actual)
+
+
+def test_a_missing_listed_file_is_the_callers_error_naming_the_path(tmp_path):
+    ref = FileRef(file="data.bin", sha256="0" * 64)
+    with pytest.raises(LookupError, match="data.bin"):
+        read_verified(tmp_path, ref, LookupError, str, lambda path, actual: actual)

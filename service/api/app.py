@@ -113,10 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         limits = ImportLimits(settings.max_imported_models, settings.models_memory_bytes, registry.shipped_bytes)
         threads = (settings.intra_op_threads, settings.batch_threads)
-        registry.imported, registry.skipped = load_imported(settings.model_dir, gate, *threads, limits)
-        app.state.repository = Repository(
-            settings.model_dir, gate, limits, registry.imported, registry.skipped, *threads
-        )
+        served, skipped = load_imported(settings.model_dir, gate, *threads, limits)
+        registry.repository = Repository(settings.model_dir, gate, limits, served, skipped, *threads)
         app.state.registry = registry
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
         attach_judges(app.state.registry, app.state.statistics)
@@ -138,7 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.batcher is not None:
             app.state.batcher.close()
         app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
-        app.state.repository = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
     app = FastAPI(
@@ -153,7 +150,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings, app.state.metrics = settings, telemetry
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
-    app.state.repository = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
     # then admission control, then caching, then the shortcut

@@ -24,6 +24,7 @@ IMPORTED_ROUTES = (
     "GET /v1/statistics/active-filters/{layer}",
     "GET /v1/statistics/norms/{layer}",
     "GET /v1/filters/{layer}/{filter}/top-images",
+    "POST /v1/invariance",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
@@ -36,7 +37,6 @@ SHIPPED_ONLY = {
     "statistics": "the confusion matrix and training history were recorded when the shipped models were trained",
     "filters": "conv1's kernels and the training evolution are the shipped classifiers'",
     "evolution": "the training evolution was recorded when the shipped models were trained",
-    "invariance": "invariance serves only the shipped classifiers (its transforms are defined on 28x28 digits)",
     "optimized": "optimized inputs were made when the shipped models were trained",
     "attribution": "the attribution maps of imported models are occlusion's (the others need gradients)",
 }

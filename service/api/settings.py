@@ -163,9 +163,9 @@ class Settings(BaseSettings):
     heavy_request_cost: int = Field(
         2_000,
         ge=1,
-        description="image-evaluations (images x steps, samples or squares + 1, times the model's cost: 1 for the "
-        "shipped models, an imported model's forward time in units of the shipped classifier's) above which a "
-        "request is heavy: heavy requests together hold at most all work slots but one",
+        description="image-evaluations (images x steps, samples, squares + 1 or invariance steps + 1, times the "
+        "model's cost: 1 for the shipped models, an imported model's forward time in units of the shipped "
+        "classifier's) above which a request is heavy: heavy requests together hold at most all work slots but one",
     )
     cache_max_age_seconds: int = Field(
         300, ge=0, description="Cache-Control max-age of statistics, plots, filters and model answers (with an ETag)"

@@ -7,7 +7,6 @@ giving its reason: an imported model never stops the service. Hidden folders (an
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -17,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.contract import IMPORTED_DIR, MANIFEST_FILE, ContractError, FileRef, ImportedModel, read_document
+from service.contract import (
+    IMPORTED_DIR,
+    MANIFEST_FILE,
+    ContractError,
+    FileRef,
+    ImportedModel,
+    read_document,
+    read_verified,
+)
 from service.errors import BadInputError
 from service.runtime.cancellation import checkpoint
 from service.runtime.inference_gate import InferenceGate
@@ -145,14 +152,13 @@ def imported_dirs(model_dir: Path) -> list[Path]:
 
 
 def _verified(folder: Path, ref: FileRef) -> bytes:
-    path = folder / ref.file
-    if not path.is_file():
-        raise ImportedLoadError(f"{path} is missing (listed in {MANIFEST_FILE})")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != ref.sha256:
-        raise ImportedLoadError(f"{path} has SHA-256 {actual[:12]}..., {MANIFEST_FILE} says {ref.sha256[:12]}...")
-    return data
+    return read_verified(
+        folder,
+        ref,
+        ImportedLoadError,
+        lambda path: f"{path} is missing (listed in {MANIFEST_FILE})",
+        lambda path, actual: f"{path} has SHA-256 {actual[:12]}..., {MANIFEST_FILE} says {ref.sha256[:12]}...",
+    )
 
 
 def load_imported_model(

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -180,15 +180,32 @@ def as_batch(images: np.ndarray) -> np.ndarray:
     return images.reshape(-1, 28, 28, 1).astype(np.float32, copy=False)
 
 
+class ImportedModels(Protocol):
+    """The one owner of the imported models' state (``service.runtime.imported.Repository``, whose module imports
+    this one): the models served by name and the reason each imported folder not served was skipped."""
+
+    served: dict[str, Any]
+    skipped: dict[str, str]
+
+
 @dataclass
 class Registry:
     """All models the service serves, by name: the shipped ones (and variants) in ``models``, the imported ones
-    (``service.runtime.imported``) in ``imported``, with the reason each imported folder not served was skipped."""
+    read from ``repository`` (none without one), which alone loads and unloads them."""
 
     models: dict[str, LoadedModel]
     manifest: Manifest
-    imported: dict[str, Any] = field(default_factory=dict)  # ImportedLoadedModel by name (that module imports this)
-    skipped: dict[str, str] = field(default_factory=dict)
+    repository: ImportedModels | None = None
+
+    @property
+    def imported(self) -> dict[str, Any]:
+        """The imported models served, by name (``ImportedLoadedModel``s), as the repository holds them now."""
+        return self.repository.served if self.repository is not None else {}
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """The reason each imported folder not served was skipped."""
+        return self.repository.skipped if self.repository is not None else {}
 
     def find(self, name: str) -> Any:
         """The served model called ``name``: a LoadedModel, an ImportedLoadedModel, or None when there is none."""

@@ -8,7 +8,6 @@ command that makes it. Pure numpy, no web code.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import zipfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract import EVOLUTION_FIELDS, SPATIAL_LAYERS, evolution_key
+from service.contract import EVOLUTION_FIELDS, SPATIAL_LAYERS, evolution_key, read_verified
 from service.errors import NotFoundError, UnavailableError
 from service.runtime.registry import LoadedModel, Registry, model_files
 
@@ -129,14 +128,15 @@ def load_evolution(folder: Path, model: LoadedModel) -> FeatureEvolution:
     if ref is None:
         raise NotRecorded(model.name)
     path, hint = folder / ref.file, RECORD.format(model_dir=folder)
-    if not path.is_file():
-        raise EvolutionUnavailable(f"{path} (the feature evolution, listed in manifest.json) is missing; {hint}")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != ref.sha256:
-        raise EvolutionUnavailable(
+    data = read_verified(
+        folder,
+        ref,
+        EvolutionUnavailable,
+        lambda path: f"{path} (the feature evolution, listed in manifest.json) is missing; {hint}",
+        lambda path, actual: (
             f"{path} has SHA-256 {actual}, manifest.json says {ref.sha256}: the file was changed or truncated; {hint}"
-        )
+        ),
+    )
     try:
         return _checked(_arrays(data), model)
     except EvolutionUnavailable as exc:

@@ -25,7 +25,6 @@ from service.runtime.registry import LoadedModel
 from service.studies.layers import NotApplicable, layer_shape, require_classifier
 
 SIDE = 28
-CENTRE = (SIDE - 1) / 2
 LAYERS = ("conv1", "conv2", "pool", "dense1")
 MAX_STEPS = 64
 
@@ -77,32 +76,38 @@ def amounts(name: str, start: float | None = None, stop: float | None = None, st
     return np.round(values) if spec.unit == "px" else values
 
 
-def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``image`` (H, W) at the (fractional) pixel coordinates ``x``, ``y``; 0 outside.
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """Bilinear samples of ``image`` (H, W) at the (fractional) pixel coordinates ``x``, ``y``; ``fill`` outside.
 
-    The four neighbours are gathered by flat index from the image with a 1-px zero border (anything further out reads
-    the border too): one gather per neighbour over every amount at once, float32 weights.
+    The four neighbours are gathered by flat index from the image with a 1-px ``fill`` border (anything further out
+    reads the border too): one gather per neighbour over every amount at once, float32 weights. At whole-pixel
+    coordinates the weights are 1 and 0, so a sample is the pixel itself, exactly.
     """
+    height, width = np.shape(image)
     x0, y0 = np.floor(x), np.floor(y)
     fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
     x0, y0 = x0.astype(np.intp), y0.astype(np.intp)
-    border = np.pad(np.asarray(image, np.float32), 1).ravel()
-    width = SIDE + 2
-    left, right = np.clip(x0 + 1, 0, SIDE + 1), np.clip(x0 + 2, 0, SIDE + 1)
-    above, below = np.clip(y0 + 1, 0, SIDE + 1) * width, np.clip(y0 + 2, 0, SIDE + 1) * width
+    border = np.pad(np.asarray(image, np.float32), 1, constant_values=np.float32(fill)).ravel()
+    stride = width + 2
+    left, right = np.clip(x0 + 1, 0, width + 1), np.clip(x0 + 2, 0, width + 1)
+    above, below = np.clip(y0 + 1, 0, height + 1) * stride, np.clip(y0 + 2, 0, height + 1) * stride
     gx = 1 - fx
     top = gx * border[above + left] + fx * border[above + right]
     bottom = gx * border[below + left] + fx * border[below + right]
     return (1 - fy) * top + fy * bottom
 
 
-def transformed(image: np.ndarray, name: str, values: np.ndarray) -> np.ndarray:
-    """``image`` (28, 28) under each amount of transform ``name``: (len(values), 28, 28) float32."""
+def transformed(image: np.ndarray, name: str, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """``image`` (H, W; the shipped digit's 28x28) under each amount of transform ``name`` about its centre, ``fill``
+    where the transformed image reads outside it: (len(values), H, W) float32."""
     transform_spec(name)
-    image = np.asarray(image, np.float32).reshape(SIDE, SIDE)
+    image = np.asarray(image, np.float32)
+    image = image.reshape(SIDE, SIDE) if image.ndim != 2 else image
+    height, width = image.shape
     values = np.asarray(values, np.float64)[:, None, None]
-    ys, xs = np.mgrid[0:SIDE, 0:SIDE].astype(np.float64)
-    dx, dy = xs - CENTRE, ys - CENTRE
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+    dx, dy = xs - centre_x, ys - centre_y
     if name == "shift-x":
         x, y = xs - values, ys + 0 * values
     elif name == "shift-y":
@@ -110,11 +115,11 @@ def transformed(image: np.ndarray, name: str, values: np.ndarray) -> np.ndarray:
     elif name == "rotate":
         # each output pixel samples the input rotated back: clockwise on screen by the amount
         theta = np.deg2rad(values)
-        x = CENTRE + dx * np.cos(theta) - dy * np.sin(theta)
-        y = CENTRE + dx * np.sin(theta) + dy * np.cos(theta)
+        x = centre_x + dx * np.cos(theta) - dy * np.sin(theta)
+        y = centre_y + dx * np.sin(theta) + dy * np.cos(theta)
     else:
-        x, y = CENTRE + dx / values, CENTRE + dy / values
-    return _sample(image, x, y)
+        x, y = centre_x + dx / values, centre_y + dy / values
+    return _sample(image, x, y, fill)
 
 
 @dataclass(frozen=True)

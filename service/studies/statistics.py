@@ -11,7 +11,6 @@ no web code.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import zipfile
@@ -37,6 +36,7 @@ from service.contract import (
     UnlabelledLayerStatistics,
     UnlabelledStatistics,
     read_document,
+    read_verified,
 )
 from service.errors import NotFoundError, UnavailableError
 from service.runtime.imported import ImportedLoadedModel
@@ -183,16 +183,15 @@ class DatasetStatistics:
 
 
 def _verified(model_dir: Path, ref: FileRef, what: str) -> bytes:
-    path = model_dir / ref.file
-    if not path.is_file():
-        raise StatisticsUnavailable(f"{path} ({what}, listed in {STATISTICS_FILE}) is missing")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != ref.sha256:
-        raise StatisticsUnavailable(
+    return read_verified(
+        model_dir,
+        ref,
+        StatisticsUnavailable,
+        lambda path: f"{path} ({what}, listed in {STATISTICS_FILE}) is missing",
+        lambda path, actual: (
             f"{path} has SHA-256 {actual}, {STATISTICS_FILE} says {ref.sha256}: the file was changed or truncated"
-        )
-    return data
+        ),
+    )
 
 
 def _load_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:

@@ -18,8 +18,8 @@ from service.attribution.faithfulness import faithfulness
 from service.attribution.placement import to_input_size
 from service.pictures.heatmap import DIVERGING, SEQUENTIAL
 from service.runtime.registry import load_registry
-from tests.api.conftest import make_client, shipped_models
-from tests.helpers import MODELS, encode
+from tests.api.conftest import make_client
+from tests.helpers import MODELS, encode, served_models
 
 PARAMETERS = {"integrated-gradients": {"steps": 16}, "smoothgrad": {"samples": 8, "noise": 0.1, "seed": 3}}
 
@@ -248,7 +248,7 @@ def test_the_statistics_endpoint_answers_503_naming_the_command_then_serves_the_
 
     folder = tmp_path / "models"
     folder.mkdir()
-    for path in shipped_models().iterdir():
+    for path in served_models().iterdir():
         if path.name != "statistics.json":
             (folder / path.name).symlink_to(path.resolve())
     statistics = json.loads((MODELS / "statistics.json").read_text())

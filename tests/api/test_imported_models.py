@@ -1,6 +1,6 @@
 """Imported models served over HTTP next to the shipped ones (the example ``mnist-cnn`` imported into a copy of
 the models folder): what they answer, what they refuse with a 422 naming what they can do, the model repository
-extension, the limits, and the shipped models' answers byte for byte as without an imported model."""
+extension and the limits (the shipped models' answers beside it: ``test_shipped_beside_imported.py``)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 
 from service.importer import main
-from tests.api.conftest import make_client
-from tests.helpers import ROOT, encode, link_shipped_models
+from tests.helpers import EXAMPLE_NAME as NAME
+from tests.helpers import EXAMPLE_ONNX as EXAMPLE
+from tests.helpers import encode, import_example, link_shipped_models
 from tests.importer.builders import save, tiny_classifier
 from tests.importer.over_http import npy_body, serving
-
-EXAMPLE = ROOT / "examples" / "models" / "mnist-cnn.onnx"
-NAME = "mnist-cnn"
-
-
-def import_example(models: Path, name: str = NAME) -> Path:
-    assert main([str(EXAMPLE), "--name", name, "--preprocess", "mnist", "--models-dir", str(models)]) == 0
-    return models
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +132,6 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
     [
         ("/v1/deconvolution/conv1", "deconvolution"),
         ("/v1/attribution/saliency", "needs gradients"),
-        ("/v1/invariance", "invariance"),
     ],
 )
 def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, digit, path, says):
@@ -223,30 +215,3 @@ def test_a_colour_model_classifies_an_rgb_photo_of_any_size(tmp_path):
     with serving(models) as colour:
         answer = post(colour, "/v1/classify", photo, model="colour")
     assert answer.status_code == 200 and len(answer.json()["probabilities"]) == len(answer.json()["top"])
-
-
-# The shipped models' answers with an imported model beside them: byte for byte those of a service without one.
-SHIPPED_REQUESTS = [
-    ("/v1/classify", {}),
-    ("/v1/classify", {"model": "classifier", "preprocess": "mnist"}),
-    ("/v1/activations/conv2", {}),
-    ("/v1/activations/conv1", {"format": "png", "labels": "true"}),
-    ("/v1/active-filters/conv2", {"rule": "dataset"}),
-    ("/v1/inspect", {}),
-    ("/v1/deconvolution/conv1/3", {}),
-    ("/v1/attribution/saliency", {}),
-    ("/v1/attribution/occlusion", {}),
-    ("/v1/invariance", {"transform": "rotate"}),
-    ("/v1/autoencoder/reconstruct", {}),
-]
-SHIPPED_GETS = ["/v1/models/classifier", "/v1/statistics", "/v2/models/classifier", "/v1/filters/conv1/weights"]
-
-
-def test_the_shipped_models_answer_byte_for_byte_as_without_an_imported_model(client, digit):
-    with make_client() as plain:
-        for path, params in SHIPPED_REQUESTS:
-            alone, beside = post(plain, path, digit, **params), post(client, path, digit, **params)
-            assert alone.status_code == 200, (path, alone.text)
-            assert beside.content == alone.content, path
-        for path in SHIPPED_GETS:
-            assert client.get(path).content == plain.get(path).content, path

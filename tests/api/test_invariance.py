@@ -89,9 +89,9 @@ def test_all_amounts_run_as_one_onnxruntime_batch(client, digit_png, monkeypatch
     assert calls == [33, 33]  # the original and its 32 rotations, none of them 0 degrees
 
 
-def test_png_draws_the_three_panels(client, digit_png):
+def test_png_draws_the_three_panels_over_the_transformed_inputs(client, digit_png):
     image = decode_png(post_image(client, "/v1/invariance", digit_png, transform="shift-y", format="png"))
-    assert image.size == (900, 230) and image.mode == "RGB"
+    assert image.size == (900, 286) and image.mode == "RGB"
     pixels = np.asarray(image)
     for panel in range(3):  # every panel has ink
         assert (pixels[40:170, panel * 300 + 50 : panel * 300 + 280] < 200).any()

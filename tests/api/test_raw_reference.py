@@ -5,8 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench import raw_asgi
-from tests.api.conftest import shipped_models
-from tests.helpers import ROOT
+from tests.helpers import ROOT, served_models
 
 DIGITS = [ROOT / "examples" / name for name in ("digit-7.png", "digit-2.png")]
 
@@ -15,7 +14,7 @@ DIGITS = [ROOT / "examples" / name for name in ("digit-7.png", "digit-2.png")]
 def reference():
     """The reference app on the models the API tests serve."""
     shipped = raw_asgi.SESSION, raw_asgi.THRESHOLD
-    raw_asgi.SESSION, raw_asgi.THRESHOLD = raw_asgi.judged_session(shipped_models())
+    raw_asgi.SESSION, raw_asgi.THRESHOLD = raw_asgi.judged_session(served_models())
     yield TestClient(raw_asgi.app)
     raw_asgi.SESSION, raw_asgi.THRESHOLD = shipped
 

@@ -2,12 +2,12 @@
 
 Read from the path, the query, the received body and the served models only, so that admission control can place
 the request before any route code runs: attribution methods cost their steps (integrated gradients), samples
-(SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, every other request one evaluation per
-image; a batch's images are counted from its .npy header or its multipart file parts, a /v2 inference's from its
-body's size over one image of the model's input. Each evaluation counts the named model's ``cost`` (``?model=`` or
-the ``/v2/models/{name}/`` path): an imported model's forward pass in units of the shipped classifier's, measured
-at import, so a ResNet's evaluation weighs as much as the hundreds of MNIST ones it takes as long as; every shipped
-model counts 1.
+(SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, invariance its steps + 1 (the original
+with every amount), every other request one evaluation per image; a batch's images are counted from its .npy header
+or its multipart file parts, a /v2 inference's from its body's size over one image of the model's input. Each
+evaluation counts the named model's ``cost`` (``?model=`` or the ``/v2/models/{name}/`` path): an imported model's
+forward pass in units of the shipped classifier's, measured at import, so a ResNet's evaluation weighs as much as
+the hundreds of MNIST ones it takes as long as; every shipped model counts 1.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from service.images.npy import npy_image_count
+from service.studies.invariance import DEFAULT_STEPS, MAX_STEPS
 
 ATTRIBUTION = "/v1/attribution/"
 V2_MODELS = "/v2/models/"
+INVARIANCE = "/v1/invariance"
 DEFAULT_EVALUATIONS = {"integrated-gradients": ("steps", 50), "smoothgrad": ("samples", 25)}
 BYTES_PER_BINARY_IMAGE = 28 * 28 * 4
 FLOAT_BYTES = 4
@@ -60,7 +62,16 @@ def _images(path: str, content_type: bytes, body: bytes, max_images: int, image_
     return max(1, min(max_images, count))
 
 
+def _given(query: dict[str, list[str]], name: str, default: int, most: int) -> int:
+    """The query's last whole ``name`` up to ``most``; ``default`` when it has none (the route answers a bad one)."""
+    values = query.get(name, [])
+    given = values[-1] if values else ""
+    return min(int(given), most) if given.isdigit() and len(given) <= 9 else default
+
+
 def _evaluations(path: str, query: dict[str, list[str]], max_occlusion_squares: int, max_steps: int) -> int:
+    if path == INVARIANCE:
+        return _given(query, "steps", DEFAULT_STEPS, MAX_STEPS) + 1
     if not path.startswith(ATTRIBUTION):
         return 1
     method = path[len(ATTRIBUTION) :].split("/", 1)[0]
@@ -69,9 +80,7 @@ def _evaluations(path: str, query: dict[str, list[str]], max_occlusion_squares: 
     if method not in DEFAULT_EVALUATIONS:
         return 1
     name, default = DEFAULT_EVALUATIONS[method]
-    values = query.get(name, [])
-    given = values[-1] if values else ""
-    return min(int(given), max_steps) if given.isdigit() and len(given) <= 9 else default
+    return _given(query, name, default, max_steps)
 
 
 def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_squares: int, max_evaluations: int) -> int:

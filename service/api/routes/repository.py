@@ -5,7 +5,7 @@ control). The shipped models are always served and are listed READY."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from service.api.deps import RegistryDep, SettingsDep
 from service.api.errors import ApiError
 from service.api.v2_tensors import InferenceError
 from service.runtime.imported import Repository
+from service.runtime.registry import Registry
 
 ERRORS = {
     400: {"model": InferenceError, "description": "model control is none, or the model cannot be loaded (why)"},
@@ -40,9 +41,9 @@ class IndexEntry(BaseModel):
     reason: str | None = Field(None, description="why a model is UNAVAILABLE")
 
 
-def repository(request: Request) -> Repository:
-    """The app's repository of imported models."""
-    return request.app.state.repository
+def repository(registry: Registry) -> Repository:
+    """The repository of imported models, the one owner of what the registry serves of them."""
+    return registry.repository
 
 
 def _controlled(settings: SettingsDep, name: str, registry: RegistryDep) -> None:
@@ -62,36 +63,30 @@ def _controlled(settings: SettingsDep, name: str, registry: RegistryDep) -> None
     response_model_exclude_none=True,
     summary="v2 repository: every model and its state",
 )
-def index(request: Request, registry: RegistryDep, body: Annotated[IndexRequest | None, Body()] = None) -> list[dict]:
+def index(registry: RegistryDep, body: Annotated[IndexRequest | None, Body()] = None) -> list[dict]:
     shipped = [{"name": name, "version": "1", "state": "READY"} for name in registry.models]
-    return shipped + repository(request).index(ready_only=bool(body and body.ready))
+    return shipped + repository(registry).index(ready_only=bool(body and body.ready))
 
 
 @router.post("/models/{model_name}/load", summary="v2 repository: load (or reload) an imported model")
 async def load(
     model_name: str,
-    request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
     body: Annotated[ControlRequest | None, Body()] = None,
 ) -> Response:
     _controlled(settings, model_name, registry)
-    store = repository(request)
-    await run_in_threadpool(store.load, model_name)
-    registry.imported, registry.skipped = store.served, store.skipped
+    await run_in_threadpool(repository(registry).load, model_name)
     return Response(status_code=200)
 
 
 @router.post("/models/{model_name}/unload", summary="v2 repository: stop serving an imported model")
 async def unload(
     model_name: str,
-    request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
     body: Annotated[ControlRequest | None, Body()] = None,
 ) -> Response:
     _controlled(settings, model_name, registry)
-    store = repository(request)
-    store.unload(model_name)
-    registry.imported, registry.skipped = store.served, store.skipped
+    repository(registry).unload(model_name)
     return Response(status_code=200)
