@@ -20,13 +20,14 @@ IMPORTED_ROUTES = (
     "POST /v1/active-filters/{layer}",
     "POST /v1/inspect",
     "POST /v1/attribution/occlusion",
+    "POST /v1/deconvolution/{layer}",
+    "POST /v1/deconvolution/{layer}/{filter}",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
 )
 # What the shipped-model-only route families are called in a refusal, by their path's first segment under /v1.
 SHIPPED_ONLY = {
-    "deconvolution": "deconvolution needs the paper's conv kernels and serves only the shipped classifiers",
     "compare": "comparing serves only the shipped classifiers",
     "autoencoder": "the autoencoder is a shipped model",
     "statistics": "the dataset statistics were recorded when the shipped models were trained",

@@ -214,8 +214,10 @@ class Projection(BaseModel):
     model: str = Field(examples=["classifier"])
     layer: str = Field(examples=["conv2"])
     filter: int = Field(examples=[5])
-    shape: list[int] = Field(examples=[[28, 28]])
-    values: list[list[float]]
+    shape: list[int] = Field(
+        examples=[[28, 28]], description="28 x 28 for a shipped model; an imported model's input shape (C, H, W)"
+    )
+    values: list[list[float]] | list[list[list[float]]]
 
 
 class Encoding(BaseModel):
