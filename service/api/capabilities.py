@@ -22,6 +22,9 @@ IMPORTED_ROUTES = (
     "POST /v1/attribution/occlusion",
     "POST /v1/deconvolution/{layer}",
     "POST /v1/deconvolution/{layer}/{filter}",
+    "GET /v1/filters/{layer}/optimized",
+    "GET /v1/filters/{layer}/{filter}/optimized",
+    "GET /v1/classes/{digit}/optimized",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
@@ -31,10 +34,9 @@ SHIPPED_ONLY = {
     "compare": "comparing serves only the shipped classifiers",
     "autoencoder": "the autoencoder is a shipped model",
     "statistics": "the dataset statistics were recorded when the shipped models were trained",
-    "filters": "filter pictures serve only the shipped classifiers",
+    "filters": "filter pictures (but the optimized inputs) serve only the shipped classifiers",
     "evolution": "the training evolution was recorded when the shipped models were trained",
     "invariance": "invariance serves only the shipped classifiers (its transforms are defined on 28x28 digits)",
-    "optimized": "optimized inputs were made when the shipped models were trained",
     "attribution": "the attribution maps of imported models are occlusion's (the others need gradients)",
 }
 

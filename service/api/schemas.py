@@ -478,6 +478,23 @@ class OptimizedInput(BaseModel):
     values: list[list[float]] = Field(description="28 x 28 in [0, 1] (0 black, 1 white), 8-bit steps")
 
 
+class ComputedOptimizedInput(BaseModel):
+    """An imported model's input made on request by gradient ascent to excite one filter (its mean activation) or
+    one class (its logit), with the objective at it and at the ascent's random start."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["mnist-cnn"])
+    layer: str = Field(description="the layer, or the logits' output for a class", examples=["features.6.Relu"])
+    index: int = Field(description="the filter, or the class", examples=[5])
+    shape: list[int] = Field(description="the model's input, channels first (C, H, W)", examples=[[1, 28, 28]])
+    values: list[list[list[float]]] = Field(description="the pixels in [0, 1], the normalisation undone")
+    objective: float = Field(description="the filter's mean activation (a class: its logit) at this input")
+    start_objective: float = Field(description="the same at the ascent's random start")
+    steps: int = Field(examples=[128])
+    seed: int = Field(examples=[0])
+    method: str = Field(description="the ascent's rule")
+
+
 class AttributionFaithfulness(BaseModel):
     """Deletion and insertion areas of this map (``?faithfulness=true``), beside a random pixel order's."""
 
