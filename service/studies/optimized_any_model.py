@@ -28,6 +28,7 @@ from service.runtime.cancellation import checkpoint
 from service.runtime.imported import ImportedLoadedModel
 from service.studies.imported_gradients import BackwardSession, backward_session, layer_tensor
 
+DEFAULT_STEPS = 128
 LEARNING_RATE = 0.2
 BETAS = (0.9, 0.999)
 EPSILON = 1e-8

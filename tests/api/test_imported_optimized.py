@@ -20,6 +20,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional
 
+from service.api.middleware.work_cost import request_cost
 from service.importer import main
 from tests.api.test_imported_deconvolution import with_erf
 from tests.graphs.test_against_captum_torchvision import mnist_example
@@ -167,3 +168,15 @@ def test_a_model_with_an_op_without_a_rule_is_a_422_naming_the_op_and_node(clien
     response = client.get("/v1/classes/0/optimized", params={"model": "erf"})
     assert response.status_code == 422
     assert "Erf" in response.json()["error"] and "/erf/Erf" in response.json()["error"]
+
+
+def test_admission_weighs_an_ascent_by_its_steps_and_inputs(client):
+    cost = client.get("/v1/models/mnist-cnn").json()["cost"]
+
+    def weighed(path: str, query: bytes) -> int:
+        scope = {"app": client.app, "path": path, "query_string": query, "headers": []}
+        return request_cost(scope, b"", 64, 100, 100)
+
+    assert weighed("/v1/filters/features.2.Relu/3/optimized", b"model=mnist-cnn&steps=10") == 3 * 10 * cost
+    assert weighed("/v1/filters/features.2.Relu/optimized", b"model=mnist-cnn") == 3 * 128 * 16 * cost
+    assert weighed("/v1/filters/conv1/3/optimized", b"model=classifier&steps=10") == 1

@@ -2,12 +2,13 @@
 
 Read from the path, the query, the received body and the served models only, so that admission control can place
 the request before any route code runs: attribution methods cost their steps (integrated gradients), samples
-(SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, every other request one evaluation per
-image; a batch's images are counted from its .npy header or its multipart file parts, a /v2 inference's from its
-body's size over one image of the model's input. Each evaluation counts the named model's ``cost`` (``?model=`` or
-the ``/v2/models/{name}/`` path): an imported model's forward pass in units of the shipped classifier's, measured
-at import, so a ResNet's evaluation weighs as much as the hundreds of MNIST ones it takes as long as; every shipped
-model counts 1.
+(SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, an imported model's optimized inputs
+(``.../optimized``) BACKWARD_EVALUATIONS per step (``?steps=``, default DEFAULT_STEPS) and input (every filter of
+the layer for a grid); every other request one evaluation per image; a batch's images are counted from its .npy
+header or its multipart file parts, a /v2 inference's from its body's size over one image of the model's input.
+Each evaluation counts the named model's ``cost`` (``?model=`` or the ``/v2/models/{name}/`` path): an imported
+model's forward pass in units of the shipped classifier's, measured at import, so a ResNet's evaluation weighs as
+much as the hundreds of MNIST ones it takes as long as; every shipped model counts 1.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from service.images.npy import npy_image_count
+from service.studies.optimized_any_model import DEFAULT_STEPS
 
 ATTRIBUTION = "/v1/attribution/"
 V2_MODELS = "/v2/models/"
 DEFAULT_EVALUATIONS = {"integrated-gradients": ("steps", 50), "smoothgrad": ("samples", 25)}
+OPTIMIZED = "/optimized"
+FILTERS = "/v1/filters/"
+BACKWARD_EVALUATIONS = 3  # a forward-and-backward run counts as three forward runs
 BYTES_PER_BINARY_IMAGE = 28 * 28 * 4
 FLOAT_BYTES = 4
 
@@ -74,6 +79,17 @@ def _evaluations(path: str, query: dict[str, list[str]], max_occlusion_squares: 
     return min(int(given), max_steps) if given.isdigit() and len(given) <= 9 else default
 
 
+def _optimized_evaluations(path: str, query: dict[str, list[str]], model: Any) -> int:
+    """An imported model's ascent: BACKWARD_EVALUATIONS per step and input (a grid: every filter of its layer)."""
+    values = query.get("steps", [])
+    given = values[-1] if values else ""
+    steps = int(given) if given.isdigit() and len(given) <= 6 else DEFAULT_STEPS
+    segments = path[len(FILTERS) :].split("/") if path.startswith(FILTERS) else []
+    shape = model.layer_shapes.get(segments[0]) if len(segments) == 2 else None
+    inputs = int(shape[0] or 1) if shape else 1
+    return BACKWARD_EVALUATIONS * steps * inputs
+
+
 def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_squares: int, max_evaluations: int) -> int:
     """The request's work in units of one shipped-classifier evaluation: images x evaluations per image x the named
     model's ``cost`` (at least 1)."""
@@ -83,5 +99,8 @@ def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_square
     per_evaluation = max(1, int(getattr(model, "cost", 1)))
     content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
     images = _images(path, content_type, body, max_images, binary_image_bytes(model))
-    evaluations = max(1, _evaluations(path, query, max_occlusion_squares, max_evaluations))
+    if path.endswith(OPTIMIZED) and getattr(model, "manifest", None) is not None:
+        evaluations = _optimized_evaluations(path, query, model)
+    else:
+        evaluations = max(1, _evaluations(path, query, max_occlusion_squares, max_evaluations))
     return images * evaluations * per_evaluation

@@ -22,6 +22,7 @@ from service.pictures.legend import gray_bar, with_legend
 from service.runtime.imported import ImportedLoadedModel
 from service.studies.layers import check_filter, spatial_layer
 from service.studies.optimized_any_model import (
+    DEFAULT_STEPS,
     METHOD,
     Ascent,
     Objective,
@@ -36,7 +37,6 @@ router = APIRouter(prefix="/v1", tags=["optimized inputs"], responses=STATISTICS
 
 Digit = Annotated[int, Path(ge=0, description="the class: 0-9 for the shipped classifiers, any of an imported model's")]
 SHIPPED_CLASSES = 10
-DEFAULT_STEPS = 128
 Steps = Annotated[
     int,
     Query(
