@@ -111,8 +111,8 @@ def test_a_classs_input_is_the_same_ascent_in_pytorch_autograd(client):
 
 
 def test_the_optimized_input_excites_its_filter_far_more_than_its_random_start(client):
-    answer = optimized(client, "/v1/filters/features.10.Relu/20/optimized", model="mnist-cnn")
-    objective = filter_mean(mnist_example().features[:11], 20)
+    answer = optimized(client, "/v1/filters/features.10.Relu/5/optimized", model="mnist-cnn")
+    objective = filter_mean(mnist_example().features[:11], 5)
     _, start = torch_ascent(objective, (1, 28, 28), 1, 0)
     reached, started = value(objective, np.array(answer["values"])), value(objective, start)
     assert reached >= 3 * started and reached >= started + 1
@@ -177,6 +177,6 @@ def test_admission_weighs_an_ascent_by_its_steps_and_inputs(client):
         scope = {"app": client.app, "path": path, "query_string": query, "headers": []}
         return request_cost(scope, b"", 64, 100, 100)
 
-    assert weighed("/v1/filters/features.2.Relu/3/optimized", b"model=mnist-cnn&steps=10") == 3 * 10 * cost
-    assert weighed("/v1/filters/features.2.Relu/optimized", b"model=mnist-cnn") == 3 * 128 * 16 * cost
+    assert weighed("/v1/filters/features.2.Relu/3/optimized", b"model=mnist-cnn&steps=10") == 4 * 10 * cost
+    assert weighed("/v1/filters/features.2.Relu/optimized", b"model=mnist-cnn") == 4 * 128 * 16 * cost
     assert weighed("/v1/filters/conv1/3/optimized", b"model=classifier&steps=10") == 1
