@@ -89,8 +89,8 @@ def _made(model: ImportedLoadedModel, seeded: str, rules: Rules) -> BackwardSess
     missing = unsupported_op(proto, seeded, [input_name])
     if missing is not None:
         raise NoGradient(
-            f"model {model.name!r} has no backward pass from {seeded!r} to its input: {missing}; "
-            "the gradient builder covers the ops listed in docs/your-own-model.md"
+            f"model {model.name!r} has no backward pass from {seeded!r} to its input: {missing}; deconvolution and "
+            "optimized inputs need a rule for every op on that path"
         )
     runner = GradientRunner(gradient_graph(proto, seeded, [input_name], rules=rules), input_name)
     seed_info = next(i for i in runner.session.get_inputs() if i.name == runner.built.seed_input)

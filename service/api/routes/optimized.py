@@ -20,6 +20,7 @@ from service.pictures.grids import tile, tile_colour, upscale_nearest
 from service.pictures.labels import draw_indices, tile_origins
 from service.pictures.legend import gray_bar, with_legend
 from service.runtime.imported import ImportedLoadedModel
+from service.runtime.registry import LoadedModel
 from service.studies.layers import check_filter, spatial_layer
 from service.studies.optimized_any_model import (
     DEFAULT_STEPS,
@@ -153,7 +154,8 @@ def _computed_grid(
     return rgb_png_response(with_legend(picture, gray_bar(), 0.0, 1.0, text), RANGE_HEADERS)
 
 
-def _statistics(request: Request, model: AnyModelDep) -> DatasetStatistics:
+def _statistics(request: Request, model: LoadedModel) -> DatasetStatistics:
+    """The shipped ``model``'s dataset statistics (its precomputed optimized inputs)."""
     return loaded_statistics(request, model.name)
 
 
