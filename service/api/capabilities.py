@@ -25,19 +25,22 @@ IMPORTED_ROUTES = (
     "GET /v1/statistics/norms/{layer}",
     "GET /v1/filters/{layer}/{filter}/top-images",
     "POST /v1/invariance",
+    "POST /v1/deconvolution/{layer}",
+    "POST /v1/deconvolution/{layer}/{filter}",
+    "GET /v1/filters/{layer}/optimized",
+    "GET /v1/filters/{layer}/{filter}/optimized",
+    "GET /v1/classes/{digit}/optimized",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
 )
 # What the shipped-model-only route families are called in a refusal, by their path's first segment under /v1.
 SHIPPED_ONLY = {
-    "deconvolution": "deconvolution needs the paper's conv kernels and serves only the shipped classifiers",
     "compare": "comparing serves only the shipped classifiers",
     "autoencoder": "the autoencoder is a shipped model",
     "statistics": "the confusion matrix and training history were recorded when the shipped models were trained",
     "filters": "conv1's kernels and the training evolution are the shipped classifiers'",
     "evolution": "the training evolution was recorded when the shipped models were trained",
-    "optimized": "optimized inputs were made when the shipped models were trained",
     "attribution": "the attribution maps of imported models are occlusion's (the others need gradients)",
 }
 

@@ -214,8 +214,10 @@ class Projection(BaseModel):
     model: str = Field(examples=["classifier"])
     layer: str = Field(examples=["conv2"])
     filter: int = Field(examples=[5])
-    shape: list[int] = Field(examples=[[28, 28]])
-    values: list[list[float]]
+    shape: list[int] = Field(
+        examples=[[28, 28]], description="28 x 28 for a shipped model; an imported model's input shape (C, H, W)"
+    )
+    values: list[list[float]] | list[list[list[float]]]
 
 
 class Encoding(BaseModel):
@@ -479,6 +481,23 @@ class OptimizedInput(BaseModel):
     index: int = Field(description="the filter, or the class", examples=[5])
     shape: list[int] = Field(examples=[[28, 28]])
     values: list[list[float]] = Field(description="28 x 28 in [0, 1] (0 black, 1 white), 8-bit steps")
+
+
+class ComputedOptimizedInput(BaseModel):
+    """An imported model's input made on request by gradient ascent to excite one filter (its mean activation) or
+    one class (its logit), with the objective at it and at the ascent's random start."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model: str = Field(examples=["mnist-cnn"])
+    layer: str = Field(description="the layer, or the logits' output for a class", examples=["features.6.Relu"])
+    index: int = Field(description="the filter, or the class", examples=[5])
+    shape: list[int] = Field(description="the model's input, channels first (C, H, W)", examples=[[1, 28, 28]])
+    values: list[list[list[float]]] = Field(description="the pixels in [0, 1], the normalisation undone")
+    objective: float = Field(description="the filter's mean activation (a class: its logit) at this input")
+    start_objective: float = Field(description="the same at the ascent's random start")
+    steps: int = Field(examples=[128])
+    seed: int = Field(examples=[0])
+    method: str = Field(description="the ascent's rule")
 
 
 class AttributionFaithfulness(BaseModel):

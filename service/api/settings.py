@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     metric_correlation_subset: int = Field(
         78, ge=1, le=784, description="pixels in each of faithfulness correlation's subsets"
     )
+    max_optimize_steps: int = Field(
+        256, ge=1, description="most gradient-ascent steps of an imported model's optimized input (422 above)"
+    )
+    max_optimize_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="most seconds an imported model's optimized inputs may take, estimated before they run as steps x "
+        "inputs x the model's measured backward run of one image (413 above)",
+    )
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field(
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"

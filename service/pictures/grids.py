@@ -83,3 +83,22 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4, columns: int
     out[: a.shape[0], : a.shape[1]] = a
     out[: b.shape[0], a.shape[1] + gap :] = b
     return out
+
+
+def tile_colour(pictures: np.ndarray, pad: int = 1, scale_each: bool = True) -> np.ndarray:
+    """Lay (N, H, W, 3) colour pictures out as one (rows*H + gaps, columns*W + gaps, 3) uint8 mosaic, row-major,
+    ceil(sqrt(N)) columns, mid-gray gaps as ``tile``'s; with ``scale_each`` each picture min-max scaled on its own
+    over all its channels at once (so that its colours keep their balance), else uint8 pictures as they are."""
+    m = np.asarray(pictures, dtype=np.float64)
+    count, height, width, channels = m.shape
+    if scale_each:
+        scaled = to_uint8(m, m.min(axis=(1, 2, 3), keepdims=True), m.max(axis=(1, 2, 3), keepdims=True))
+    else:
+        scaled = np.asarray(pictures, dtype=np.uint8)
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    cells = np.full((rows * columns, height + pad, width + pad, channels), GAP, dtype=np.uint8)
+    cells[:count, :height, :width] = scaled
+    mosaic = cells.reshape(rows, columns, height + pad, width + pad, channels).transpose(0, 2, 1, 3, 4)
+    mosaic = mosaic.reshape(rows * (height + pad), columns * (width + pad), channels)
+    return mosaic[: mosaic.shape[0] - pad, : mosaic.shape[1] - pad]

@@ -130,7 +130,6 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/v1/deconvolution/conv1", "deconvolution"),
         ("/v1/attribution/saliency", "needs gradients"),
     ],
 )

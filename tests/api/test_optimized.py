@@ -52,7 +52,7 @@ def test_a_class_as_json_and_png(client, shipped):
         ("/v1/filters/conv9/0/optimized", 404, "has no layer 'conv9'"),
         ("/v1/filters/conv9/optimized", 404, "has no layer 'conv9'"),
         ("/v1/filters/dense1/optimized", 422, "layer 'dense1' has no feature maps"),
-        ("/v1/classes/10/optimized", 422, "digit: Input should be less than or equal to 9"),
+        ("/v1/classes/10/optimized", 422, "class 10 is out of range: the shipped classifiers' classes are 0-9"),
     ],
 )
 def test_errors_say_what_to_change(client, url, status, message):

@@ -3,11 +3,13 @@
 Read from the path, the query, the received body and the served models only, so that admission control can place
 the request before any route code runs: attribution methods cost their steps (integrated gradients), samples
 (SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, invariance its steps + 1 (the original
-with every amount), every other request one evaluation per image; a batch's images are counted from its .npy header
-or its multipart file parts, a /v2 inference's from its body's size over one image of the model's input. Each
-evaluation counts the named model's ``cost`` (``?model=`` or the ``/v2/models/{name}/`` path): an imported model's
-forward pass in units of the shipped classifier's, measured at import, so a ResNet's evaluation weighs as much as
-the hundreds of MNIST ones it takes as long as; every shipped model counts 1.
+with every amount), an imported model's optimized inputs (``.../optimized``) BACKWARD_EVALUATIONS per step
+(``?steps=``, default optimized_any_model.DEFAULT_STEPS) and input (every filter of the layer for a grid); every other request one
+evaluation per image; a batch's images are counted from its .npy header or its multipart file parts, a /v2
+inference's from its body's size over one image of the model's input. Each evaluation counts the named model's
+``cost`` (``?model=`` or the ``/v2/models/{name}/`` path): an imported model's forward pass in units of the shipped
+classifier's, measured at import, so a ResNet's evaluation weighs as much as the hundreds of MNIST ones it takes
+as long as; every shipped model counts 1.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from service.images.npy import npy_image_count
-from service.studies.invariance import DEFAULT_STEPS, MAX_STEPS
+from service.studies import invariance, optimized_any_model
 
 ATTRIBUTION = "/v1/attribution/"
 V2_MODELS = "/v2/models/"
 INVARIANCE = "/v1/invariance"
 DEFAULT_EVALUATIONS = {"integrated-gradients": ("steps", 50), "smoothgrad": ("samples", 25)}
+OPTIMIZED = "/optimized"
+FILTERS = "/v1/filters/"
+# One image's forward-and-backward run took 2.7-4.0 forward runs (the example, resnet18 at 64 and at 224).
+BACKWARD_EVALUATIONS = 4
 BYTES_PER_BINARY_IMAGE = 28 * 28 * 4
 FLOAT_BYTES = 4
 
@@ -71,7 +77,7 @@ def _given(query: dict[str, list[str]], name: str, default: int, most: int) -> i
 
 def _evaluations(path: str, query: dict[str, list[str]], max_occlusion_squares: int, max_steps: int) -> int:
     if path == INVARIANCE:
-        return _given(query, "steps", DEFAULT_STEPS, MAX_STEPS) + 1
+        return _given(query, "steps", invariance.DEFAULT_STEPS, invariance.MAX_STEPS) + 1
     if not path.startswith(ATTRIBUTION):
         return 1
     method = path[len(ATTRIBUTION) :].split("/", 1)[0]
@@ -83,6 +89,17 @@ def _evaluations(path: str, query: dict[str, list[str]], max_occlusion_squares: 
     return _given(query, name, default, max_steps)
 
 
+def _optimized_evaluations(path: str, query: dict[str, list[str]], model: Any) -> int:
+    """An imported model's ascent: BACKWARD_EVALUATIONS per step and input (a grid: every filter of its layer)."""
+    values = query.get("steps", [])
+    given = values[-1] if values else ""
+    steps = int(given) if given.isdigit() and len(given) <= 6 else optimized_any_model.DEFAULT_STEPS
+    segments = path[len(FILTERS) :].split("/") if path.startswith(FILTERS) else []
+    shape = model.layer_shapes.get(segments[0]) if len(segments) == 2 else None
+    inputs = int(shape[0] or 1) if shape else 1
+    return BACKWARD_EVALUATIONS * steps * inputs
+
+
 def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_squares: int, max_evaluations: int) -> int:
     """The request's work in units of one shipped-classifier evaluation: images x evaluations per image x the named
     model's ``cost`` (at least 1)."""
@@ -92,5 +109,8 @@ def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_square
     per_evaluation = max(1, int(getattr(model, "cost", 1)))
     content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
     images = _images(path, content_type, body, max_images, binary_image_bytes(model))
-    evaluations = max(1, _evaluations(path, query, max_occlusion_squares, max_evaluations))
+    if path.endswith(OPTIMIZED) and getattr(model, "manifest", None) is not None:
+        evaluations = _optimized_evaluations(path, query, model)
+    else:
+        evaluations = max(1, _evaluations(path, query, max_occlusion_squares, max_evaluations))
     return images * evaluations * per_evaluation
