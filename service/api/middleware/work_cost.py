@@ -4,7 +4,7 @@ Read from the path, the query, the received body and the served models only, so 
 the request before any route code runs: attribution methods cost their steps (integrated gradients), samples
 (SmoothGrad) or squares + 1 (occlusion, bounded by its limit) per image, invariance its steps + 1 (the original
 with every amount), an imported model's optimized inputs (``.../optimized``) BACKWARD_EVALUATIONS per step
-(``?steps=``, default optimized_any_model.DEFAULT_STEPS) and input (every filter of the layer for a grid); every other request one
+(``?steps=``, default its DEFAULT_STEPS) and input (every filter of the layer for a grid); every other request one
 evaluation per image; a batch's images are counted from its .npy header or its multipart file parts, a /v2
 inference's from its body's size over one image of the model's input. Each evaluation counts the named model's
 ``cost`` (``?model=`` or the ``/v2/models/{name}/`` path): an imported model's forward pass in units of the shipped
