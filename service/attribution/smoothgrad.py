@@ -12,9 +12,10 @@ from operator import itemgetter
 
 import numpy as np
 
+from service.attribution.any_model import served_smoothgrad
 from service.attribution.backward import summed_input_gradients
 from service.attribution.inputs import Range, RunFn, batch
-from service.attribution.method import Method
+from service.attribution.method import AnyModel, Method
 from service.graphs.classifier_weights import IMAGE_SIZE, ClassifierWeights
 
 SAMPLES = Range(default=25, low=1, high=200, text="noisy copies", limit="max_samples")
@@ -56,4 +57,5 @@ METHOD = Method(
     title="SmoothGrad",
     parameters={"samples": SAMPLES, "noise": NOISE, "seed": SEED},
     evaluations=itemgetter("samples"),
+    any_model=AnyModel(served_smoothgrad),
 )
