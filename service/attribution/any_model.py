@@ -171,7 +171,7 @@ def served_integrated_gradients(
     return integrated_gradients(runner, images, seeds, steps, inputs.black.astype(images.dtype))
 
 
-def smoothgrad_noise(shape: tuple[int, ...], samples: int, noise: float, seed: int) -> np.ndarray:
+def noise_fields(shape: tuple[int, ...], samples: int, noise: float, seed: int) -> np.ndarray:
     """(samples, *shape) Gaussian fields of standard deviation ``noise`` in pixel units, drawn from ``seed`` as the
     shipped method draws them (a (1, 28, 28) shape gives the shipped fields)."""
     return np.random.default_rng(seed).normal(0.0, abs(noise), (samples, *shape)).astype(np.float32)
@@ -188,12 +188,12 @@ def served_smoothgrad(
 ) -> np.ndarray:
     """SmoothGrad with the shipped method's noise in pixel units, scaled into the model's input by ``inputs.unit``
     (σ / std per channel): the same noise relative to the input's range."""
-    fields = smoothgrad_noise(images.shape[1:], samples, noise, seed) * inputs.unit.astype(np.float32)
+    fields = noise_fields(images.shape[1:], samples, noise, seed) * inputs.unit.astype(np.float32)
     return smoothgrad(runner, images, seeds, fields)
 
 
 def served_grad_cam(
     runner: GradientRunner, images: np.ndarray, seeds: np.ndarray, inputs: InputRange, layer: str
 ) -> np.ndarray:
-    """Grad-CAM of the NCHW tensor ``layer``."""
+    """Grad-CAM of the NCHW tensor ``layer`` (ONNX's convolutions are NCHW whatever the input's layout)."""
     return grad_cam(runner, images, seeds, layer)

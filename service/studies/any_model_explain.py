@@ -5,10 +5,10 @@ The gradient methods run the builder's backward graph (``service.graphs.gradient
 ONNX copy, seeded at its logits (its probabilities when it has no logits tensor): one ``GradientRunner`` per rule
 variant and Grad-CAM layer, built on first use, once per loaded model, and kept on it. Building one checks the
 models' memory budget first (its session is the model's size again plus each differentiated image's tensors and
-their gradients) and measures one image's backward run, the unit a request's cost is counted in before it runs:
-images x evaluations (steps, samples) x that cost, bounded by ``GradientLimits``. A model with a node on the path
-without a rule gets no runner: every gradient method is a 422 naming the op and the node, and the forward-only
-methods (occlusion, ``service.studies.forward_explain``) still serve it.
+their gradients) and measures one image's backward run; the costliest runner's is the unit a request's cost is
+counted in before it runs: images x evaluations (steps, samples) x that cost, bounded by ``GradientLimits``. A
+model with a node on the path without a rule gets no runner: every gradient method is a 422 naming the op and the
+node, and the forward-only methods (occlusion, ``service.studies.forward_explain``) still serve it.
 
 Methods that find their own targets (``Method.finds_targets``) take the predicted class from the same run that
 differentiates it (the graph's ``predicted_from``); the others (whose runs are of changed images) run the model
@@ -30,13 +30,14 @@ import onnx
 from service.attribution import METHODS, Limits, Method
 from service.attribution.any_model import GradientRunner, InputRange, one_hot
 from service.attribution.faithfulness import faithfulness_over
+from service.attribution.forward_occlusion import square_count
 from service.attribution.placement import resized
 from service.errors import NotApplicableError, TooLargeError, UnavailableError
 from service.graphs.gradient_builder import UnsupportedOp, gradient_graph, unsupported_op
 from service.runtime.cancellation import checkpoint
 from service.runtime.imported import FLOAT_BYTES, ImportedLoadedModel
-from service.studies.explain import Explanation, check_work, method_of, parameters_of
-from service.studies.forward_explain import channels_first, explain_forward, normalised_black
+from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
+from service.studies.forward_explain import channels_first, checked_square, explain_forward, normalised_black
 from service.studies.layers import NotApplicable, UnknownLayer
 
 IMAGES_PER_RUN = 16  # images per backward run: bounds a run's tensors (its memory estimate counts this many)
@@ -91,15 +92,13 @@ def no_gradients_message(model: ImportedLoadedModel, missing: UnsupportedOp) -> 
 
 
 def spatial_layers(model: ImportedLoadedModel) -> list[str]:
-    """The exposed layers with a spatial map (4-D, more than one unit along both spatial axes), in graph order."""
-    nhwc = model.manifest.input.layout == "nhwc"
-    found = []
-    for name, shape in model.layer_shapes.items():
-        if len(shape) == 3:
-            height, width = (shape[0], shape[1]) if nhwc else (shape[1], shape[2])
-            if (height or 0) > 1 and (width or 0) > 1:
-                found.append(name)
-    return found
+    """The exposed layers with a spatial map (C, H, W; ONNX's convolutions are NCHW whatever the input's layout,
+    and so are the layers exposed at them) of more than one unit along both spatial axes, in graph order."""
+    return [
+        name
+        for name, shape in model.layer_shapes.items()
+        if len(shape) == 3 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1
+    ]
 
 
 def _session_bytes(model: ImportedLoadedModel, built_bytes: int) -> int:
@@ -114,7 +113,7 @@ def _session_bytes(model: ImportedLoadedModel, built_bytes: int) -> int:
 
 def runner_of(model: ImportedLoadedModel, rules: str, layer: str | None, limits: GradientLimits) -> GradientRunner:
     """The model's runner for ``rules`` (and Grad-CAM's ``layer``), built on first use within the memory budget;
-    its first build measures one image's backward run (``model.backward_ms``)."""
+    each build measures one image's backward run (``model.backward_ms``: the costliest runner's)."""
     missing = missing_rule(model)
     if missing is not None:
         raise NoGradients(no_gradients_message(model, missing))
@@ -141,23 +140,25 @@ def runner_of(model: ImportedLoadedModel, rules: str, layer: str | None, limits:
             )
         options = model.session.get_session_options()
         runner = GradientRunner(built, model.manifest.input.name, options, chunk=IMAGES_PER_RUN)
-        if model.backward_ms is None:
-            model.backward_ms = _measured_ms(model, runner)
+        measured = _measured_ms(model, runner)
+        model.backward_ms = max(measured, model.backward_ms or 0.0)
         model.gradient_runners[key] = runner
         model.gradient_bytes += needed
         return runner
 
 
 def _measured_ms(model: ImportedLoadedModel, runner: GradientRunner) -> float:
-    """One image's forward and backward run in milliseconds: the best of three after a warm-up run."""
+    """One image's forward and backward run (to every tensor the runner differentiates) in milliseconds: the best
+    of three after a warm-up run."""
     spec = model.manifest.input
     image = model.as_batch(np.zeros(spec.channels * spec.height * spec.width, np.float32))
     seeds = np.zeros((1, len(model.manifest.labels)), np.float32)
-    runner.gradient(image, seeds)
+    names = list(runner.built.gradients.values())
+    runner.run(image, seeds, names)
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        runner.gradient(image, seeds)
+        runner.run(image, seeds, names)
         times.append((time.perf_counter() - start) * 1000)
     return min(times)
 
@@ -216,7 +217,7 @@ def _parameters(
     chosen = parameters_of(dataclasses.replace(spec, parameters=own), given, limits)
     layers = spatial_layers(model)
     if not layers:
-        raise NotApplicable(f"{spec.name} needs a spatial layer and model {model.name!r} exposes none in NCHW")
+        raise NotApplicable(f"{spec.name} needs a spatial layer and model {model.name!r} exposes none")
     layer = given.get("layer") or layers[-1]
     if layer not in layers:
         raise UnknownLayer(f"model {model.name!r} has no spatial layer {layer!r}; spatial layers: {', '.join(layers)}")
@@ -272,10 +273,18 @@ def explain_any(
 def _forward(
     model: ImportedLoadedModel, batch: np.ndarray, method: str, target: int | None, given: dict, limits: Limits
 ) -> Explanation:
-    """A forward-only method's maps, image by image through ``explain_forward``."""
+    """A forward-only method's maps, image by image through ``explain_forward``; a batch's images x (squares + 1)
+    checked against ``limits.max_batch_work`` first."""
+    if len(batch) > 1:
+        spec = model.manifest.input
+        patch, stride = checked_square(model, given, limits)
+        evaluations = square_count(spec.height, spec.width, patch, stride) + 1
+        if len(batch) * evaluations > limits.max_batch_work:
+            raise TooMuchWork(
+                f"{len(batch)} images x {evaluations} evaluations each ({method}) is {len(batch) * evaluations:,}; "
+                f"the limit is {limits.max_batch_work:,} per request: send fewer images or fewer squares"
+            )
     parts = [explain_forward(model, image, method, target, given, limits) for image in batch]
-    if len(parts) > 1:
-        check_work(METHODS[method], parts[0].parameters, len(parts), limits)
     first = parts[0]
     return Explanation(
         method,
@@ -316,8 +325,9 @@ def _gradients(
     if layer is not None:
         method_parameters["layer"] = layer
     values, probabilities, targets = [], [], []
-    for start in range(0, len(batch), IMAGES_PER_RUN):
-        x = batch[start : start + IMAGES_PER_RUN]
+    per_part = max(1, IMAGES_PER_RUN // evaluations)  # a part's copies (steps, samples) fill one run at most
+    for start in range(0, len(batch), per_part):
+        x = batch[start : start + per_part]
         if spec.finds_targets:
             gated = GatedRunner(runner, model, [probabilities_name, runner.built.seed_used])
             seeds = np.zeros((len(x), classes), np.float32) if target is None else one_hot([target] * len(x), classes)
