@@ -1,9 +1,9 @@
-"""What an imported model can be asked over HTTP: the routes that run it forward-only, and the refusal (422) of a
+"""What an imported model can be asked over HTTP: the routes that serve it, and the refusal (422) of a
 shipped-model-only route that names them.
 
-Attribution methods are told apart by their own traits (``Method.needs_gradients``): the gradient methods need
-the backward graph, which exists for the shipped classifiers only, and their refusal says so; the forward-only
-one (occlusion) runs through the imported model's own forward run (``service.studies.forward_explain``).
+Attribution methods are told apart by their own traits (``Method.any_model``): the gradient ones serve a model
+whose every op between input and logits has a backward rule (``service.studies.any_model_explain``), the
+forward-only one (occlusion) every imported model.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ IMPORTED_ROUTES = (
     "GET /v1/filters/{layer}/optimized",
     "GET /v1/filters/{layer}/{filter}/optimized",
     "GET /v1/classes/{digit}/optimized",
+    "POST /v1/attribution/occlusion/batch",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
@@ -41,7 +42,6 @@ SHIPPED_ONLY = {
     "statistics": "the confusion matrix and training history were recorded when the shipped models were trained",
     "filters": "conv1's kernels and the training evolution are the shipped classifiers'",
     "evolution": "the training evolution was recorded when the shipped models were trained",
-    "attribution": "the attribution maps of imported models are occlusion's (the others need gradients)",
 }
 
 
@@ -49,27 +49,29 @@ class ImportedNotApplicable(NotApplicableError, ValueError):
     """A route that serves only the shipped models was asked for an imported one."""
 
 
-def gradient_methods() -> list[str]:
-    """The attribution methods that need gradients (``Method.needs_gradients``)."""
-    return [name for name, method in METHODS.items() if method.needs_gradients]
-
-
-def refusal(name: str, path: str, method: str | None = None) -> ImportedNotApplicable:
+def refusal(name: str, path: str) -> ImportedNotApplicable:
     """The 422 for imported model ``name`` on ``path`` (a shipped-model-only route), naming what it can do."""
     family = path.removeprefix("/v1/").split("/", 1)[0]
     what = SHIPPED_ONLY.get(family, "this route serves only the shipped models")
-    if family == "attribution" and method in METHODS and METHODS[method].needs_gradients:
-        what = f"attribution method {method!r} needs gradients, which are not yet for imported models"
     return ImportedNotApplicable(
         f"model {name!r} is an imported model: {what}. For {name!r} use {', '.join(IMPORTED_ROUTES)}"
     )
 
 
-def capabilities() -> dict[str, list[str]]:
-    """What ``GET /v1/models/{name}`` reports of an imported model: the routes it answers, the ones that answer
-    422, and the attribution methods (all not yet: the gradient ones need gradients)."""
+def capabilities(gradient_methods: list[str], no_gradients: str | None) -> dict[str, object]:
+    """What ``GET /v1/models/{name}`` reports of an imported model: the routes it answers (the gradient methods'
+    among them when it has gradients), the ones that answer 422, the attribution methods it serves and, when the
+    gradient ones are not among them, why (the op and node without a backward rule)."""
+    gradient_routes = [f"POST /v1/attribution/{method}{tail}" for method in gradient_methods for tail in ("", "/batch")]
+    not_served = [name for name, method in METHODS.items() if method.needs_gradients and name not in gradient_methods]
     return {
-        "endpoints": list(IMPORTED_ROUTES),
+        "endpoints": [*IMPORTED_ROUTES, *gradient_routes],
         "not_applicable": sorted(SHIPPED_ONLY),
-        "attribution_needs_gradients": gradient_methods(),
+        "attribution_methods": [
+            name
+            for name, method in METHODS.items()
+            if name in gradient_methods or (method.any_model is not None and method.any_model.compute is None)
+        ],
+        "attribution_needs_gradients": not_served,
+        "no_gradients": no_gradients,
     }

@@ -26,6 +26,7 @@ from service.images.preprocessing import parse_input_npy, upload_input
 from service.quality.report import METRICS, MetricLimits
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel, Registry
+from service.studies.any_model_explain import GradientLimits
 from service.studies.digit_judge import DigitJudgeModel
 from service.studies.explain import Limits
 from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics, LoadedStatistics
@@ -80,9 +81,7 @@ def find_model(registry: Registry, name: str, request: Request | None = None) ->
     the models that exist."""
     found = find_served(registry, name)
     if isinstance(found, ImportedLoadedModel):
-        path = request.url.path if request is not None else ""
-        method = request.path_params.get("method") if request is not None else None
-        raise refusal(name, path, method)
+        raise refusal(name, request.url.path if request is not None else "")
     return found
 
 
@@ -336,10 +335,24 @@ Metrics = Annotated[
 ]
 
 
+async def gradient_limits(registry: RegistryDep, settings: SettingsDep) -> GradientLimits:
+    """The most backward work one request may ask of an imported model (``CONVLENS_MAX_GRADIENT_WORK``) and what the
+    models' memory budget has left for its backward graphs."""
+    repository = registry.repository
+    free = repository.free_bytes() if repository is not None else settings.models_memory_bytes
+    return GradientLimits(max_work=settings.max_gradient_work, free_bytes=free)
+
+
+GradientLimitsDep = Annotated[GradientLimits, Depends(gradient_limits)]
+
+
 class AttributionTarget(BaseModel):
     """The class an attribution request explains; ``AttributionParams`` adds the methods' parameters."""
 
-    target: int | None = Field(None, description="the class to explain, 0-9 (default: the predicted one)")
+    target: int | None = Field(
+        None,
+        description="the class to explain, 0-9 (an imported model's: 0 to its classes - 1; default: the predicted one)",
+    )
 
     def method_parameters(self) -> dict[str, Any]:
         """The method parameters the request set (all but ``target``), for ``service.studies.explain``."""

@@ -66,8 +66,13 @@ class Capabilities(BaseModel):
     not_applicable: list[str] = Field(
         description="the /v1 route families that answer 422 for it (they serve only the shipped models)"
     )
+    attribution_methods: list[str] = Field(description="the attribution methods it serves")
     attribution_needs_gradients: list[str] = Field(
-        description="attribution methods that need gradients, not yet for imported models (422)"
+        description="attribution methods that need gradients it does not have (422; empty when it has them)"
+    )
+    no_gradients: str | None = Field(
+        description="why it has no gradients: the first op between input and logits without a backward rule, and "
+        "its node (null when it has them)"
     )
 
 
@@ -586,12 +591,17 @@ class Attribution(BaseModel):
     probability: float = Field(description="the target's softmax probability")
     signed: bool = Field(description="whether the map takes both signs (false: Grad-CAM, never negative)")
     shape: list[int] = Field(
-        description="shape of `values`: 28x28, the layer's HxW for grad-cam, the square positions for occlusion",
+        description="shape of `values`: 28x28, the layer's HxW for grad-cam, the square positions for occlusion; "
+        "for an imported model's input maps its input's shape (C x H x W or H x W x C)",
         examples=[[28, 28]],
     )
-    values: list[list[float]] = Field(description="the raw map, unnormalised")
+    values: list[list[float]] | list[list[list[float]]] = Field(
+        description="the raw map, unnormalised (an imported model's input maps in its input layout)"
+    )
     pixels: list[list[float]] | None = Field(
-        None, description="occlusion only: 28x28, each pixel the mean drop of the squares covering it (Captum's)"
+        None,
+        description="occlusion: 28x28, each pixel the mean drop of the squares covering it (Captum's); an imported "
+        "model's maps over its H x W input (input maps' channels summed, Grad-CAM resized)",
     )
     parameters: dict[str, Any] = Field(description="the method's parameters used", examples=[{"steps": 50}])
     faithfulness: AttributionFaithfulness | None = Field(None, description="with `faithfulness=true`")
@@ -601,8 +611,8 @@ class Attribution(BaseModel):
 class AttributionItem(BaseModel):
     target: int = Field(examples=[7])
     probability: float
-    values: list[list[float]]
-    pixels: list[list[float]] | None = Field(None, description="occlusion only, as in the single answer")
+    values: list[list[float]] | list[list[list[float]]]
+    pixels: list[list[float]] | None = Field(None, description="as in the single answer")
 
 
 class AttributionBatch(BaseModel):

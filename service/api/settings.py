@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         description="most seconds an imported model's optimized inputs may take, estimated before they run as steps x "
         "inputs x the model's measured backward run of one image (413 above)",
     )
+    max_gradient_work: int = Field(
+        200_000,
+        ge=1,
+        description="most backward work one /v1/attribution request may ask of an imported model: images x "
+        "evaluations x one image's measured forward-and-backward run, in units of the shipped classifier's forward "
+        "pass (413 above)",
+    )
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field(
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"
@@ -196,8 +203,8 @@ class Settings(BaseSettings):
         2 * 1024 * 1024 * 1024,
         gt=0,
         description="memory budget of all loaded models' sessions: the shipped models' ONNX bytes plus, per "
-        "imported model, its weights and every layer's output for one run of 6 images (a model that would exceed "
-        "it is not loaded)",
+        "imported model, its weights and every layer's output for one run of 6 images, and its backward graphs once "
+        "a gradient method has run (a model or backward graph that would exceed it is not loaded)",
     )
 
     def memory_budget(self) -> MemoryBudget:

@@ -5,18 +5,19 @@ spatial NCHW tensor of the graph), and occlusion from forward runs of the model 
 Each method takes a ``GradientRunner`` (the builder's model in an onnxruntime session), images in the model's own
 layout and range, and seeds: one row per image over the seeded tensor (a one-hot over the logits differentiates
 that class's logit; ``one_hot`` makes them). Integrated gradients uses the shipped classifier's rule
-(service.attribution.integrated_gradients: Captum's trapezoid points with weights summing to 1); SmoothGrad takes
+(service.attribution.inputs.trapezoid_rule: Captum's trapezoid points with weights summing to 1); SmoothGrad takes
 its noise fields from the caller, so that a map is reproducible and does not depend on the rest of the batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
 
-from service.attribution.integrated_gradients import trapezoid_rule
+from service.attribution.inputs import trapezoid_rule
 from service.graphs.gradient_builder import GradientGraph
 
 CHUNK = 64  # images per onnxruntime run when a method runs many copies of each image
@@ -134,3 +135,65 @@ def occlusion(
             total[:, r : r + window[0], c : c + window[1]] += drop[:, None, None]
             count[r : r + window[0], c : c + window[1]] += 1
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(images.dtype)
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """Where a model's input puts the [0, 1] pixels: ``black`` the input value of a black pixel and ``unit`` the
+    input distance of one whole pixel range ([0, 1]), each broadcastable to one image in the model's layout (a
+    model normalising by ``(x - mean) / std`` has black ``-mean / std`` and unit ``1 / std`` per channel)."""
+
+    black: np.ndarray
+    unit: np.ndarray
+
+
+# The served forms, one signature for all: ``(runner, images, seeds, inputs, **parameters)``, the method's own
+# parameters as the shipped method defines them, measured in pixel units and placed in the model's input by
+# ``inputs``.
+
+
+def served_saliency(runner: GradientRunner, images: np.ndarray, seeds: np.ndarray, inputs: InputRange) -> np.ndarray:
+    """The input gradient (saliency; guided backpropagation on a ``guided`` runner)."""
+    return saliency(runner, images, seeds)
+
+
+def served_gradient_x_input(
+    runner: GradientRunner, images: np.ndarray, seeds: np.ndarray, inputs: InputRange
+) -> np.ndarray:
+    """The input times its gradient."""
+    return gradient_x_input(runner, images, seeds)
+
+
+def served_integrated_gradients(
+    runner: GradientRunner, images: np.ndarray, seeds: np.ndarray, inputs: InputRange, steps: int
+) -> np.ndarray:
+    """Integrated gradients from the black image (the model's normalised black), as the shipped method."""
+    return integrated_gradients(runner, images, seeds, steps, inputs.black.astype(images.dtype))
+
+
+def noise_fields(shape: tuple[int, ...], samples: int, noise: float, seed: int) -> np.ndarray:
+    """(samples, *shape) Gaussian fields of standard deviation ``noise`` in pixel units, drawn from ``seed`` as the
+    shipped method draws them (a (1, 28, 28) shape gives the shipped fields)."""
+    return np.random.default_rng(seed).normal(0.0, abs(noise), (samples, *shape)).astype(np.float32)
+
+
+def served_smoothgrad(
+    runner: GradientRunner,
+    images: np.ndarray,
+    seeds: np.ndarray,
+    inputs: InputRange,
+    samples: int,
+    noise: float,
+    seed: int,
+) -> np.ndarray:
+    """SmoothGrad with the shipped method's noise in pixel units, scaled into the model's input by ``inputs.unit``
+    (σ / std per channel): the same noise relative to the input's range."""
+    fields = noise_fields(images.shape[1:], samples, noise, seed) * inputs.unit.astype(np.float32)
+    return smoothgrad(runner, images, seeds, fields)
+
+
+def served_grad_cam(
+    runner: GradientRunner, images: np.ndarray, seeds: np.ndarray, inputs: InputRange, layer: str
+) -> np.ndarray:
+    """Grad-CAM of the NCHW tensor ``layer`` (ONNX's convolutions are NCHW whatever the input's layout)."""
+    return grad_cam(runner, images, seeds, layer)

@@ -9,6 +9,7 @@ curves for a random pixel order are the reference a map must beat.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,4 +76,43 @@ def faithfulness(
     deletion, insertion = _curves(run, x, t, order)
     random_deletion, random_insertion = _curves(run, x, t, random_order)
     curves = (deletion, insertion, random_deletion, random_insertion)
+    return Faithfulness(fractions, *curves, *(np.trapezoid(c, fractions, axis=1) for c in curves))
+
+
+def faithfulness_over(
+    probabilities: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    fill: np.ndarray,
+    targets: np.ndarray,
+    pixels: np.ndarray,
+    seed: int = SEED.default,
+) -> Faithfulness:
+    """The deletion and insertion curves and areas of any model's maps: ``images`` (N, C, H, W) in the model's
+    input, ``pixels`` (N, H, W) the maps over them, ``fill`` (C,) the input value of a black pixel (deletion sets a
+    pixel's channels to it, insertion starts from the all-black image), ``probabilities`` the model's (M, C, H, W)
+    to (M, classes). The same steps and random reference as ``faithfulness``."""
+    SEED.check("seed", seed)
+    n, channels, height, width = images.shape
+    count = height * width
+    black = np.broadcast_to(np.asarray(fill, images.dtype).reshape(1, channels, 1), (1, channels, count))
+    steps = np.round(np.linspace(0, count, STEPS + 1)).astype(int)
+    flat_maps = np.abs(np.asarray(pixels, dtype=np.float32).reshape(n, count))
+    orders = {
+        "map": np.argsort(-flat_maps, axis=1, kind="stable"),
+        "random": np.argsort(np.random.default_rng(seed).random((n, count)), axis=1),
+    }
+    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, order in orders.items():
+        deletion, insertion = np.zeros((n, STEPS + 1)), np.zeros((n, STEPS + 1))
+        for i in range(n):
+            rank = np.empty(count, np.intp)
+            rank[order[i]] = np.arange(count)
+            moved = (rank[None, :] < steps[:, None])[:, None, :]  # (STEPS+1, 1, H*W)
+            flat = images[i].reshape(1, channels, count)
+            both = np.concatenate([np.where(moved, black, flat), np.where(moved, flat, black)])
+            p = probabilities(both.reshape(-1, channels, height, width).astype(images.dtype))[:, targets[i]]
+            deletion[i], insertion[i] = p[: STEPS + 1], p[STEPS + 1 :]
+        found[name] = (deletion, insertion)
+    fractions = np.linspace(0, 1, STEPS + 1)
+    curves = (*found["map"], *found["random"])
     return Faithfulness(fractions, *curves, *(np.trapezoid(c, fractions, axis=1) for c in curves))

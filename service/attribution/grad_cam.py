@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.attribution.any_model import served_grad_cam
 from service.attribution.backward import layer_gradients
 from service.attribution.inputs import Choice, RunFn, batch
-from service.attribution.method import Method, resized_to_input
+from service.attribution.method import AnyModel, Method, resized_to_input
 from service.graphs.classifier_weights import ClassifierWeights
 
 LAYER = Choice(default="conv2", options=("conv1", "conv2", "pool"))
@@ -38,4 +39,5 @@ METHOD = Method(
     layers=LAYER.options,
     finds_targets=True,
     maps=resized_to_input,
+    any_model=AnyModel(served_grad_cam, layer=True),
 )

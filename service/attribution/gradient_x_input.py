@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.attribution.any_model import served_gradient_x_input
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
-from service.attribution.method import Method
+from service.attribution.method import AnyModel, Method
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -16,4 +17,10 @@ def gradient_x_input(run: RunFn, weights: ClassifierWeights, images: np.ndarray,
     return x * input_gradients(weights, x, t)
 
 
-METHOD = Method("gradient-x-input", gradient_x_input, title="gradient × input", finds_targets=True)
+METHOD = Method(
+    "gradient-x-input",
+    gradient_x_input,
+    title="gradient × input",
+    finds_targets=True,
+    any_model=AnyModel(served_gradient_x_input),
+)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.attribution.any_model import served_saliency
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
-from service.attribution.method import Method, NeedsActivation
+from service.attribution.method import AnyModel, Method, NeedsActivation
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -26,4 +27,5 @@ METHOD = Method(
     title="guided backprop",
     finds_targets=True,
     requires=NeedsActivation("relu", "ReLU"),
+    any_model=AnyModel(served_saliency, rules="guided"),
 )

@@ -71,3 +71,11 @@ def batch(
     if t.min() < (PREDICTED if predicted else 0) or t.max() >= CLASSES:
         raise ValueError(f"targets must be classes in [0, {CLASSES - 1}], got {t.min()}..{t.max()}")
     return x, t.astype(np.intp)
+
+
+def trapezoid_rule(steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(α_k, weight_k) of the trapezoid rule over [0, 1] with ``steps`` points."""
+    alphas = np.linspace(0, 1, steps)
+    rule = np.full(steps, 1 / (steps - 1))
+    rule[[0, -1]] /= 2
+    return alphas, rule

@@ -13,20 +13,13 @@ from operator import itemgetter
 
 import numpy as np
 
+from service.attribution.any_model import served_integrated_gradients
 from service.attribution.backward import summed_input_gradients
-from service.attribution.inputs import Range, RunFn, batch
-from service.attribution.method import Method
+from service.attribution.inputs import Range, RunFn, batch, trapezoid_rule
+from service.attribution.method import AnyModel, Method
 from service.graphs.classifier_weights import ClassifierWeights
 
 STEPS = Range(default=50, low=2, high=512, text="path steps", limit="max_steps")
-
-
-def trapezoid_rule(steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(α_k, weight_k) of the trapezoid rule over [0, 1] with ``steps`` points."""
-    alphas = np.linspace(0, 1, steps)
-    rule = np.full(steps, 1 / (steps - 1))
-    rule[[0, -1]] /= 2
-    return alphas, rule
 
 
 def integrated_gradients(
@@ -46,4 +39,5 @@ METHOD = Method(
     title="integrated gradients",
     parameters={"steps": STEPS},
     evaluations=itemgetter("steps"),
+    any_model=AnyModel(served_integrated_gradients),
 )

@@ -58,6 +58,19 @@ def one_evaluation(parameters: Mapping[str, Any]) -> int:
 
 
 @dataclass(frozen=True)
+class AnyModel:
+    """How a method runs on a model it does not know (an imported one), over ``service.attribution.any_model``:
+    ``compute(gradients, images, seeds, **parameters)`` with ``gradients`` the runner of the builder's ``rules``
+    variant (None for a forward-only method, which the model's own forward run serves), images in the model's
+    layout and range. ``layer``: its maps are of one of the model's spatial layers (the ``layer`` parameter names
+    it), else of the input."""
+
+    compute: Callable[..., np.ndarray] | None = None
+    rules: str = "gradient"
+    layer: bool = False
+
+
+@dataclass(frozen=True)
 class Method:
     """One attribution method and its traits.
 
@@ -73,7 +86,7 @@ class Method:
     (ValueError saying what to change); ``maps`` its result as (raw values, per-pixel maps over the input);
     ``answers_pixels`` whether an answer carries the per-pixel maps besides the raw values (when they are not the
     raw values resized); ``extra`` the fields an explanation adds for its parameters; ``requires`` what it needs
-    of the network.
+    of the network; ``any_model`` how it runs on an imported model (None: it does not).
     """
 
     name: str
@@ -92,6 +105,7 @@ class Method:
     answers_pixels: bool = False
     extra: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     requires: NeedsActivation | None = None
+    any_model: AnyModel | None = None
 
 
 def parameter_text(method: str, spec: Range | Choice) -> str:

@@ -25,3 +25,9 @@ def to_input_size(values: np.ndarray) -> np.ndarray:
     if m.shape[0] == m.shape[1] and (IMAGE_SIZE - size) % 2 == 0 and 0 < IMAGE_SIZE - size <= 4:
         return np.pad(m, (IMAGE_SIZE - size) // 2)
     return np.asarray(Image.fromarray(m, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
+
+
+def resized(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A layer's map (h, w) resized bilinearly to ``height`` x ``width`` (as pytorch-grad-cam places its maps)."""
+    m = np.asarray(values, dtype=np.float32)
+    return np.asarray(Image.fromarray(m, mode="F").resize((width, height), Image.Resampling.BILINEAR))

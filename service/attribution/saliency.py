@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.attribution.any_model import served_saliency
 from service.attribution.backward import input_gradients
 from service.attribution.inputs import RunFn, batch
-from service.attribution.method import Method
+from service.attribution.method import AnyModel, Method
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -16,4 +17,4 @@ def saliency(run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets
     return input_gradients(weights, x, t)
 
 
-METHOD = Method("saliency", saliency, finds_targets=True)
+METHOD = Method("saliency", saliency, finds_targets=True, any_model=AnyModel(served_saliency))

@@ -12,9 +12,10 @@ from operator import itemgetter
 
 import numpy as np
 
+from service.attribution.any_model import noise_fields, served_smoothgrad
 from service.attribution.backward import summed_input_gradients
 from service.attribution.inputs import Range, RunFn, batch
-from service.attribution.method import Method
+from service.attribution.method import AnyModel, Method
 from service.graphs.classifier_weights import IMAGE_SIZE, ClassifierWeights
 
 SAMPLES = Range(default=25, low=1, high=200, text="noisy copies", limit="max_samples")
@@ -27,8 +28,7 @@ def smoothgrad_noise(samples: int, noise: float, seed: int) -> np.ndarray:
 
     ``abs``: a noise of -0.0 passes the range check and means no noise, but numpy refuses a negative-signed scale.
     """
-    rng = np.random.default_rng(seed)
-    return rng.normal(0.0, abs(noise), (samples, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    return noise_fields((IMAGE_SIZE, IMAGE_SIZE), samples, noise, seed)
 
 
 def smoothgrad(
@@ -56,4 +56,5 @@ METHOD = Method(
     title="SmoothGrad",
     parameters={"samples": SAMPLES, "noise": NOISE, "seed": SEED},
     evaluations=itemgetter("samples"),
+    any_model=AnyModel(served_smoothgrad),
 )

@@ -46,9 +46,10 @@ def bar_colours(name: str) -> np.ndarray:
 
 def heat_map(image: np.ndarray, values: np.ndarray, signed: bool, scale: int = 1) -> HeatMap:
     """``values`` over ``image`` in [0, 1] (both of the input's size: a layer's map is placed over the input first,
-    ``service.attribution.placement``), upscaled by ``scale``."""
+    ``service.attribution.placement``; the image grey, or colour (H, W, 3)), upscaled by ``scale``."""
     m = np.asarray(values, dtype=np.float64)
-    gray = np.clip(np.asarray(image, dtype=np.float64).reshape(m.shape), 0, 1)[..., None] * 255
+    picture = np.clip(np.asarray(image, dtype=np.float64), 0, 1)
+    gray = (picture if picture.shape == (*m.shape, 3) else picture.reshape(m.shape)[..., None]) * 255
     if signed:
         top = float(np.abs(m).max())
         low, high, name = -top, top, DIVERGING_NAME

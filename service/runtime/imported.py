@@ -12,6 +12,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -55,6 +56,15 @@ class ImportedLoadedModel:
     folder: Path
     batch_threads: int = 0
     _output_names: frozenset[str] | None = field(default=None, repr=False)
+    # The backward-graph runners built for it (service.studies.any_model_explain), by rule variant and layer; the
+    # first node without a backward rule, once looked for (``gradient_coverage``: a one-item list, empty before); the
+    # bytes the runners' sessions are estimated to hold; one image's backward run in milliseconds, measured when the
+    # first runner was built.
+    gradient_runners: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
+    gradient_coverage: list[Any] = field(default_factory=list, repr=False)
+    gradient_bytes: int = 0
+    backward_ms: float | None = None
+    gradients_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def entry(self) -> FileRef:
@@ -80,9 +90,18 @@ class ImportedLoadedModel:
         return cost_of(self.manifest)
 
     @property
+    def gradient_cost(self) -> int:
+        """Units of work of one image's forward and backward pass (an attribution evaluation): measured when its
+        backward graph was first built, else estimated as three forward passes."""
+        if self.backward_ms is None:
+            return 3 * self.cost
+        return max(1, math.ceil(self.backward_ms / REFERENCE_FORWARD_MS))
+
+    @property
     def memory_bytes(self) -> int:
-        """The estimate of this model's session memory (``estimated_memory_bytes``)."""
-        return estimated_memory_bytes(self.manifest, self.folder)
+        """The estimate of this model's session memory (``estimated_memory_bytes``) and of its backward-graph
+        sessions' (``gradient_bytes``)."""
+        return estimated_memory_bytes(self.manifest, self.folder) + self.gradient_bytes
 
     def as_batch(self, images: np.ndarray) -> np.ndarray:
         """Images in the model's input shape (one image or a batch) as its float32 batch."""
@@ -287,6 +306,12 @@ class Repository:
                 reason = self.skipped.get(name, "not loaded")
                 entries.append({"name": name, "version": "1", "state": "UNAVAILABLE", "reason": reason})
         return entries
+
+    def free_bytes(self) -> int:
+        """What is left of the models' memory budget (CONVLENS_MODELS_MEMORY_BYTES) with every served model's
+        sessions (backward graphs included) and the shipped models counted."""
+        used = self.limits.used_bytes + sum(model.memory_bytes for model in self.served.values())
+        return self.limits.memory_bytes - used
 
     def load(self, name: str) -> ImportedLoadedModel:
         """Load (or reload) ``models/imported/NAME``; ImportedLoadError saying why it cannot be, the model kept

@@ -187,6 +187,10 @@ class ImportedModels(Protocol):
     served: dict[str, Any]
     skipped: dict[str, str]
 
+    def free_bytes(self) -> int:
+        """What is left of the models' memory budget."""
+        ...
+
 
 @dataclass
 class Registry:

@@ -18,8 +18,6 @@ from service.runtime.imported import ImportedLoadedModel
 from service.studies.explain import Explanation
 from service.studies.layers import NotApplicable
 
-FORWARD_METHODS = ("occlusion",)
-
 
 def channels_first(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
     """One image of ``model``'s input as (C, H, W)."""
@@ -35,7 +33,7 @@ def normalised_black(model: ImportedLoadedModel) -> np.ndarray:
     return (-mean / std).astype(np.float32)
 
 
-def _checked_square(model: ImportedLoadedModel, parameters: dict[str, Any], limits: Limits) -> tuple[int, int]:
+def checked_square(model: ImportedLoadedModel, parameters: dict[str, Any], limits: Limits) -> tuple[int, int]:
     spec = model.manifest.input
     default_patch, default_stride = default_square(spec.height, spec.width)
     side = min(spec.height, spec.width)
@@ -62,12 +60,13 @@ def explain_forward(
 ) -> Explanation:
     """The ``method`` map (a forward-only one) of one image in ``model``'s input for ``target`` (default: the
     predicted class), checked against ``limits``."""
-    if method not in FORWARD_METHODS:
-        raise NotApplicable(f"attribution method {method!r} is not served for imported models; use occlusion")
+    served = METHODS[method].any_model
+    if served is None or served.compute is not None:
+        raise NotApplicable(f"attribution method {method!r} is not forward-only; use occlusion")
     classes = len(model.manifest.labels)
     if target is not None and not 0 <= target < classes:
         raise NotApplicable(f"target must be a class 0-{classes - 1} of model {model.name!r}, got {target!r}")
-    patch, stride = _checked_square(model, parameters or {}, limits)
+    patch, stride = checked_square(model, parameters or {}, limits)
     layout, output = model.manifest.input.layout, model.manifest.probabilities
 
     def probabilities(batch: np.ndarray) -> np.ndarray:
@@ -88,13 +87,3 @@ def explain_forward(
         METHODS[method].signed,
         METHODS[method].answers_pixels,
     )
-
-
-def greyscale(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
-    """One image of ``model``'s input back in [0, 1] as (H, W) grey: the normalisation undone, the channels
-    averaged (what a heat map is drawn over)."""
-    steps = model.manifest.preprocessing
-    channels = model.manifest.input.channels
-    mean = np.broadcast_to(np.asarray(steps.mean), (channels,))[:, None, None]
-    std = np.broadcast_to(np.asarray(steps.std), (channels,))[:, None, None]
-    return np.clip(channels_first(model, image) * std + mean, 0, 1).mean(axis=0)

@@ -54,7 +54,8 @@ def test_the_model_detail_gives_input_preprocessing_labels_layers_and_capabiliti
         "node": "/features/features.0/Conv",
     }
     assert "POST /v1/classify" in detail["capabilities"]["endpoints"]
-    assert "saliency" in detail["capabilities"]["attribution_needs_gradients"]
+    assert "saliency" in detail["capabilities"]["attribution_methods"]
+    assert detail["capabilities"]["no_gradients"] is None
     assert detail["cost"] >= 1 and detail["memory_bytes"] > EXAMPLE.stat().st_size
 
 
@@ -130,19 +131,13 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/v1/attribution/saliency", "needs gradients"),
+        ("/v1/autoencoder", "autoencoder"),
     ],
 )
 def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, digit, path, says):
     response = post(client, path, digit, model=NAME)
     assert response.status_code == 422
     assert says in response.json()["error"] and "POST /v1/classify" in response.json()["error"]
-
-
-def test_an_occlusion_batch_of_an_imported_model_is_a_422_naming_the_single_route(client, digit):
-    files = [("image", ("7.png", digit, "image/png"))]
-    response = client.post("/v1/attribution/occlusion/batch", params={"model": NAME}, files=files)
-    assert response.status_code == 422 and "POST /v1/attribution/occlusion" in response.json()["error"]
 
 
 def test_occlusion_of_the_mnist_example_fills_its_black_and_explains_the_digit(client, digit, mnist_test):

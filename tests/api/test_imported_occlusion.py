@@ -105,16 +105,8 @@ def test_occlusion_png_is_a_heat_map_over_the_input_scaled(client, photo):
         ({"patch": 33}, "patch must be an integer in [1, 32]"),
         ({"patch": 1, "stride": 1}, "make 1024 squares"),
         ({"target": 5}, "target must be a class 0-4"),
-        ({"format": "json", "faithfulness": "true"}, "faithfulness is measured for the shipped classifiers"),
     ],
 )
 def test_occlusion_out_of_range_is_a_422_saying_what_to_change(client, photo, params, says):
     response = occlusion(client, photo, **params)
     assert response.status_code == 422 and says in response.json()["error"]
-
-
-def test_a_gradient_method_on_an_imported_model_is_a_422_naming_occlusion(client, photo):
-    response = client.post(
-        "/v1/attribution/saliency", params={"model": NAME}, content=photo, headers={"content-type": "image/png"}
-    )
-    assert response.status_code == 422 and "POST /v1/attribution/occlusion" in response.json()["error"]

@@ -10,6 +10,8 @@ inference's from its body's size over one image of the model's input. Each evalu
 ``cost`` (``?model=`` or the ``/v2/models/{name}/`` path): an imported model's forward pass in units of the shipped
 classifier's, measured at import, so a ResNet's evaluation weighs as much as the hundreds of MNIST ones it takes
 as long as; every shipped model counts 1.
+An attribution method that differentiates an imported model counts its ``gradient_cost`` (one image's forward
+and backward run, measured when its backward graph was first built) per evaluation instead.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_square
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     model = served_model(scope, model_name(path, query))
     per_evaluation = max(1, int(getattr(model, "cost", 1)))
+    if path.startswith(ATTRIBUTION) and not path.startswith(f"{ATTRIBUTION}occlusion"):
+        per_evaluation = max(1, int(getattr(model, "gradient_cost", per_evaluation)))
     content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
     images = _images(path, content_type, body, max_images, binary_image_bytes(model))
     if path.endswith(OPTIMIZED) and getattr(model, "manifest", None) is not None:

@@ -7,7 +7,6 @@ import numpy as np
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
-from service.api.capabilities import refusal
 from service.api.deps import (
     AnyModelDep,
     AttributionLimits,
@@ -17,6 +16,7 @@ from service.api.deps import (
     Format,
     MetricLimitsDep,
     Metrics,
+    GradientLimitsDep,
     ModelDep,
     Scale,
     StatisticsDep,
@@ -49,9 +49,9 @@ from service.pictures.heatmap import bar_colours, heat_map
 from service.pictures.legend import with_legend
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
+from service.studies.any_model_explain import explain_any, seen
 from service.studies.explain import Explanation, explain
 from service.studies.explanation_quality import explanation_quality, metrics_asked
-from service.studies.forward_explain import FORWARD_METHODS, explain_forward, greyscale
 from service.studies.layers import NotApplicable
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
@@ -100,6 +100,7 @@ def attribution(
     digit: Digit,
     model: AnyModelDep,
     limits: AttributionLimits,
+    gradients: GradientLimitsDep,
     query: AttributionQuery,
     metric_limits: MetricLimitsDep,
     faithfulness: Annotated[
@@ -112,7 +113,9 @@ def attribution(
 ) -> Response:
     asked = _metrics_asked(model, method, metrics)
     if isinstance(model, ImportedLoadedModel):
-        result, background = _imported(model, digit, method, query, limits, faithfulness and format == "json")
+        result, background = _imported(
+            model, digit, method, query, limits, gradients, faithfulness and format == "json"
+        )
     else:
         result, background = (
             explain(
@@ -170,16 +173,14 @@ def _imported(
     method: str,
     query: AttributionQuery,
     limits: AttributionLimits,
+    gradients: GradientLimitsDep,
     with_faithfulness: bool,
 ) -> tuple[Explanation, np.ndarray]:
-    """An imported model's map of ``method`` (the forward-only ones; the others are the 422 naming what the model
-    can do) and the grey image it is drawn over."""
-    if method not in FORWARD_METHODS:
-        raise refusal(model.name, f"/v1/attribution/{method}", method)
-    if with_faithfulness:
-        raise NotApplicable("faithfulness is measured for the shipped classifiers only; ask without faithfulness")
-    result = explain_forward(model, image, method, query.target, query.method_parameters(), limits)
-    return result, greyscale(model, image)
+    """An imported model's map of ``method`` and the image as the model saw it (what the heat map is drawn over)."""
+    result = explain_any(
+        model, image, method, query.target, query.method_parameters(), limits, gradients, with_faithfulness
+    )
+    return result, seen(model, image)
 
 
 def _single(model: str, result: Explanation) -> Attribution:
@@ -218,19 +219,23 @@ def _single(model: str, result: Explanation) -> Attribution:
 def attribution_batch(
     method: Method,
     images: Batch,
-    model: ModelDep,
+    model: AnyModelDep,
     limits: AttributionLimits,
+    gradients: GradientLimitsDep,
     query: AttributionQuery,
     maps: Annotated[
         Literal["values", "pixels"],
         Query(
             description="`.npy` only: the raw maps (`values`, default) or the maps over the 28x28 input (`pixels`: "
-            "Grad-CAM resized, occlusion's per-pixel means)"
+            "Grad-CAM resized, occlusion's per-pixel means; an imported model's input maps with their channels summed)"
         ),
     ] = "values",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    result = explain(model, images, method, query.target, query.method_parameters(), limits)
+    if isinstance(model, ImportedLoadedModel):
+        result = explain_any(model, images, method, query.target, query.method_parameters(), limits, gradients)
+    else:
+        result = explain(model, images, method, query.target, query.method_parameters(), limits)
     if wants_npy(accept):
         targets = ",".join(str(int(t)) for t in result.targets)
         return npy_response(getattr(result, maps), {TARGET_HEADER: targets})

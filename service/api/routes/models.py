@@ -10,6 +10,7 @@ from service.api.error_responses import LOOKUP_ERRORS
 from service.api.schemas import Capabilities, ImportedModelDetail, Layer, ModelDetail, ModelList, ModelSummary
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
+from service.studies.any_model_explain import gradient_methods_of
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=LOOKUP_ERRORS)
 
@@ -43,7 +44,7 @@ def _imported_detail(model: ImportedLoadedModel) -> ImportedModelDetail:
         labels=manifest.labels,
         outputs_logits=manifest.outputs_logits,
         layer_details=[layer.model_dump(exclude={"tensor"}) for layer in manifest.layers],
-        capabilities=Capabilities(**capabilities()),
+        capabilities=Capabilities(**capabilities(*gradient_methods_of(model))),
         sha256=manifest.source.sha256,
         opset=manifest.opset,
         forward_ms=manifest.forward_ms,

@@ -1,0 +1,375 @@
+"""Attribution maps of an imported model: every method whose ``any_model`` trait says how it runs on a model it does
+not know, in the model's own input layout, size and range.
+
+The gradient methods run the builder's backward graph (``service.graphs.gradient_builder``) over the model's exposed
+ONNX copy, seeded at its logits (its probabilities when it has no logits tensor): one ``GradientRunner`` per rule
+variant and Grad-CAM layer, built on first use, once per loaded model, and kept on it. Building one checks the
+models' memory budget first (its session is the model's size again plus each differentiated image's tensors and
+their gradients) and measures one image's backward run; the costliest runner's is the unit a request's cost is
+counted in before it runs: images x evaluations (steps, samples) x that cost, bounded by ``GradientLimits``. A
+model with a node on the path without a rule gets no runner: every gradient method is a 422 naming the op and the
+node, and the forward-only methods (occlusion, ``service.studies.forward_explain``) still serve it.
+
+Methods that find their own targets (``Method.finds_targets``) take the predicted class from the same run that
+differentiates it (the graph's ``predicted_from``); the others (whose runs are of changed images) run the model
+forward first. No method is named here: the traits say what each needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from service.attribution import METHODS, Limits, Method
+from service.attribution.any_model import GradientRunner, InputRange, one_hot
+from service.attribution.faithfulness import faithfulness_over
+from service.attribution.forward_occlusion import square_count
+from service.attribution.placement import resized
+from service.errors import NotApplicableError, TooLargeError, UnavailableError
+from service.graphs.gradient_builder import UnsupportedOp, gradient_graph, unsupported_op
+from service.runtime.cancellation import checkpoint
+from service.runtime.imported import FLOAT_BYTES, ImportedLoadedModel
+from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
+from service.studies.forward_explain import channels_first, checked_square, explain_forward, normalised_black
+from service.studies.layers import NotApplicable, UnknownLayer
+
+IMAGES_PER_RUN = 16  # images per backward run: bounds a run's tensors (its memory estimate counts this many)
+FORWARD_ROUTES = "classify, activations, active-filters, inspect and occlusion"
+
+
+class NoGradients(NotApplicableError, ValueError):
+    """The model has a node on the differentiated path whose op has no backward rule."""
+
+
+class GradientsTooLarge(UnavailableError):
+    """Building the model's backward graph would overflow the models' memory budget."""
+
+
+class TooMuchGradientWork(TooLargeError):
+    """A request's backward work (images x evaluations x one backward run's cost) over the limit."""
+
+    code = "too_much_work"
+
+
+@dataclass(frozen=True)
+class GradientLimits:
+    """The most backward work one request may ask of an imported model, in units of the shipped classifier's
+    forward pass (``max_work``), and the bytes the models' budget has left for new backward sessions."""
+
+    max_work: int = 200_000
+    free_bytes: int = 1 << 62
+
+
+def seeded_tensor(model: ImportedLoadedModel) -> str:
+    """The tensor the gradients are taken of: the logits (as Captum attributes a network's output), else the
+    probabilities."""
+    return model.manifest.logits or model.manifest.probabilities
+
+
+def missing_rule(model: ImportedLoadedModel) -> UnsupportedOp | None:
+    """The first node between the input and the seeded tensor without a backward rule (None: all have one),
+    found once per loaded model."""
+    with model.gradients_lock:
+        if not model.gradient_coverage:
+            proto = onnx.load_from_string((model.folder / model.manifest.exposed.file).read_bytes())
+            model.gradient_coverage.append(unsupported_op(proto, seeded_tensor(model), [model.manifest.input.name]))
+        return model.gradient_coverage[0]
+
+
+def no_gradients_message(model: ImportedLoadedModel, missing: UnsupportedOp) -> str:
+    """The refusal of a gradient method on a model outside the rules' op set."""
+    return (
+        f"model {model.name!r} has no gradients: op {missing.op_type!r} at node {missing.node!r} has no backward "
+        f"rule; it serves the forward-only routes ({FORWARD_ROUTES})"
+    )
+
+
+def spatial_layers(model: ImportedLoadedModel) -> list[str]:
+    """The exposed layers with a spatial map (C, H, W; ONNX's convolutions are NCHW whatever the input's layout,
+    and so are the layers exposed at them) of more than one unit along both spatial axes, in graph order."""
+    return [
+        name
+        for name, shape in model.layer_shapes.items()
+        if len(shape) == 3 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1
+    ]
+
+
+def _session_bytes(model: ImportedLoadedModel, built_bytes: int) -> int:
+    """A backward session's estimate: its graph (the weights again) plus, for IMAGES_PER_RUN images, every exposed
+    layer's and the input's tensors twice (the forward value kept for the backward pass, and its gradient)."""
+    spec = model.manifest.input
+    per_image = spec.channels * spec.height * spec.width + sum(
+        math.prod(size or 1 for size in shape) for shape in model.layer_shapes.values()
+    )
+    return built_bytes + 2 * per_image * FLOAT_BYTES * IMAGES_PER_RUN
+
+
+def runner_of(model: ImportedLoadedModel, rules: str, layer: str | None, limits: GradientLimits) -> GradientRunner:
+    """The model's runner for ``rules`` (and Grad-CAM's ``layer``), built on first use within the memory budget;
+    each build measures one image's backward run (``model.backward_ms``: the costliest runner's)."""
+    missing = missing_rule(model)
+    if missing is not None:
+        raise NoGradients(no_gradients_message(model, missing))
+    key = (rules, layer)
+    with model.gradients_lock:
+        if key in model.gradient_runners:
+            return model.gradient_runners[key]
+        proto = onnx.load_from_string((model.folder / model.manifest.exposed.file).read_bytes())
+        probabilities = model.manifest.probabilities
+        built = gradient_graph(
+            proto,
+            seeded_tensor(model),
+            [layer or model.manifest.input.name],
+            outputs=[probabilities, *([layer] if layer else [])],
+            rules=rules,
+            predicted_from=probabilities,
+        )
+        needed = _session_bytes(model, built.model.ByteSize())
+        if needed > limits.free_bytes:
+            raise GradientsTooLarge(
+                f"model {model.name!r}'s backward graph needs about {needed:,} bytes and "
+                f"{max(limits.free_bytes, 0):,} of CONVLENS_MODELS_MEMORY_BYTES are free: raise the budget or "
+                "unload a model"
+            )
+        options = model.session.get_session_options()
+        runner = GradientRunner(built, model.manifest.input.name, options, chunk=IMAGES_PER_RUN)
+        measured = _measured_ms(model, runner)
+        model.backward_ms = max(measured, model.backward_ms or 0.0)
+        model.gradient_runners[key] = runner
+        model.gradient_bytes += needed
+        return runner
+
+
+def _measured_ms(model: ImportedLoadedModel, runner: GradientRunner) -> float:
+    """One image's forward and backward run (to every tensor the runner differentiates) in milliseconds: the best
+    of three after a warm-up run."""
+    spec = model.manifest.input
+    image = model.as_batch(np.zeros(spec.channels * spec.height * spec.width, np.float32))
+    seeds = np.zeros((1, len(model.manifest.labels)), np.float32)
+    names = list(runner.built.gradients.values())
+    runner.run(image, seeds, names)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        runner.run(image, seeds, names)
+        times.append((time.perf_counter() - start) * 1000)
+    return min(times)
+
+
+class GatedRunner:
+    """A runner's session for one request: each run of at most ``chunk`` images under the model's inference slot,
+    a cancellation check before each, and the ``kept`` outputs (the probabilities and the seeds used) of the last
+    call concatenated; ``run`` and ``gradient`` as ``GradientRunner``'s."""
+
+    def __init__(self, runner: GradientRunner, model: ImportedLoadedModel, kept: list[str]) -> None:
+        self.built, self.input_name, self.chunk = runner.built, runner.input_name, runner.chunk
+        self._session, self._model, self._kept_names = runner.session, model, kept
+        self.kept: list[np.ndarray] = []
+
+    def run(self, images: np.ndarray, seeds: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        parts = []
+        for i in range(0, len(images), self.chunk):
+            checkpoint()
+            feeds = {self.input_name: images[i : i + self.chunk], self.built.seed_input: seeds[i : i + self.chunk]}
+            with self._model.gate.slot(self._model.name):
+                parts.append(self._session.run([*names, *self._kept_names], feeds))
+        columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
+        self.kept = columns[len(names) :]
+        return columns[: len(names)]
+
+    def gradient(self, images: np.ndarray, seeds: np.ndarray, wrt: str | None = None) -> np.ndarray:
+        return self.run(images, seeds, [self.built.gradients[wrt or self.input_name]])[0]
+
+
+def input_range(model: ImportedLoadedModel) -> InputRange:
+    """Where ``model``'s input puts black and one pixel range, shaped to broadcast over one image."""
+    steps, channels = model.manifest.preprocessing, model.manifest.input.channels
+    shape = (channels, 1, 1) if model.manifest.input.layout == "nchw" else (1, 1, channels)
+    std = np.broadcast_to(np.asarray(steps.std, dtype=np.float64), (channels,))
+    return InputRange(normalised_black(model).reshape(shape), (1 / std).astype(np.float32).reshape(shape))
+
+
+def _probabilities(model: ImportedLoadedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's class probabilities of NCHW images, whatever its layout."""
+    layout, output = model.manifest.input.layout, model.manifest.probabilities
+
+    def probabilities(batch: np.ndarray) -> np.ndarray:
+        return model.run(batch if layout == "nchw" else batch.transpose(0, 2, 3, 1), [output])[output]
+
+    return probabilities
+
+
+def _parameters(
+    model: ImportedLoadedModel, spec: Method, given: dict[str, Any], limits: Limits
+) -> tuple[dict[str, Any], str | None]:
+    """The method's parameters checked as for the shipped models, and the layer its maps are of (None: the
+    input); a layer method's ``layer`` is one of the model's spatial layers (default: the last)."""
+    if spec.any_model is None or not spec.any_model.layer:
+        return parameters_of(spec, given, limits), None
+    own = {name: value for name, value in spec.parameters.items() if name != "layer"}
+    chosen = parameters_of(dataclasses.replace(spec, parameters=own), given, limits)
+    layers = spatial_layers(model)
+    if not layers:
+        raise NotApplicable(f"{spec.name} needs a spatial layer and model {model.name!r} exposes none")
+    layer = given.get("layer") or layers[-1]
+    if layer not in layers:
+        raise UnknownLayer(f"model {model.name!r} has no spatial layer {layer!r}; spatial layers: {', '.join(layers)}")
+    return {**chosen, "layer": layer}, layer
+
+
+def _pixels(model: ImportedLoadedModel, values: np.ndarray, layer: str | None) -> np.ndarray:
+    """(N, H, W) maps over the input: an input map's channels summed, a layer's map resized bilinearly."""
+    spec = model.manifest.input
+    if layer is not None:
+        return np.stack([resized(v, spec.height, spec.width) for v in values])
+    return values.sum(axis=1 if spec.layout == "nchw" else -1)
+
+
+def _check_target(model: ImportedLoadedModel, target: int | None) -> None:
+    classes = len(model.manifest.labels)
+    if target is not None and not 0 <= target < classes:
+        raise NotApplicable(f"target must be a class 0-{classes - 1} of model {model.name!r}, got {target!r}")
+
+
+def explain_any(
+    model: ImportedLoadedModel,
+    images: np.ndarray,
+    method: str,
+    target: int | None = None,
+    parameters: dict[str, Any] | None = None,
+    limits: Limits = Limits(),
+    gradient_limits: GradientLimits = GradientLimits(),
+    with_faithfulness: bool = False,
+) -> Explanation:
+    """The ``method`` maps of ``images`` (one or a batch of ``model``'s inputs) for ``target`` (default: each
+    image's predicted class), checked against ``limits`` and ``gradient_limits``; with ``with_faithfulness``,
+    each map's deletion and insertion areas."""
+    spec = method_of(method)
+    if spec.any_model is None:
+        served = ", ".join(name for name, m in METHODS.items() if m.any_model is not None)
+        raise NotApplicable(f"attribution method {method!r} is not served for imported models; use {served}")
+    _check_target(model, target)
+    given = parameters or {}
+    batch = model.as_batch(images)
+    if spec.any_model.compute is None:
+        result = _forward(model, batch, method, target, given, limits)
+    else:
+        result = _gradients(model, spec, batch, target, given, limits, gradient_limits)
+    if with_faithfulness:
+        checkpoint()
+        black = normalised_black(model)
+        originals = np.stack([channels_first(model, image) for image in batch])
+        result.faithfulness = faithfulness_over(_probabilities(model), originals, black, result.targets, result.pixels)
+    return result
+
+
+def _forward(
+    model: ImportedLoadedModel, batch: np.ndarray, method: str, target: int | None, given: dict, limits: Limits
+) -> Explanation:
+    """A forward-only method's maps, image by image through ``explain_forward``; a batch's images x (squares + 1)
+    checked against ``limits.max_batch_work`` first."""
+    if len(batch) > 1:
+        spec = model.manifest.input
+        patch, stride = checked_square(model, given, limits)
+        evaluations = square_count(spec.height, spec.width, patch, stride) + 1
+        if len(batch) * evaluations > limits.max_batch_work:
+            raise TooMuchWork(
+                f"{len(batch)} images x {evaluations} evaluations each ({method}) is {len(batch) * evaluations:,}; "
+                f"the limit is {limits.max_batch_work:,} per request: send fewer images or fewer squares"
+            )
+    parts = [explain_forward(model, image, method, target, given, limits) for image in batch]
+    first = parts[0]
+    return Explanation(
+        method,
+        first.parameters,
+        *(np.concatenate([getattr(p, name) for p in parts]) for name in ("targets", "probabilities", "predicted")),
+        np.concatenate([p.values for p in parts]),
+        np.concatenate([p.pixels for p in parts]),
+        first.signed,
+        first.answers_pixels,
+    )
+
+
+def _gradients(
+    model: ImportedLoadedModel,
+    spec: Method,
+    batch: np.ndarray,
+    target: int | None,
+    given: dict[str, Any],
+    limits: Limits,
+    gradient_limits: GradientLimits,
+) -> Explanation:
+    """A gradient method's maps over the model's runner of the method's rule variant."""
+    chosen, layer = _parameters(model, spec, given, limits)
+    if len(batch) > 1:
+        check_work(spec, chosen, len(batch), limits)
+    runner = runner_of(model, spec.any_model.rules, layer, gradient_limits)
+    evaluations = spec.evaluations(chosen)
+    work = len(batch) * evaluations * model.gradient_cost
+    if work > gradient_limits.max_work:
+        raise TooMuchGradientWork(
+            f"{len(batch)} images x {evaluations} evaluations ({spec.name}) x {model.gradient_cost} units per "
+            f"backward run of model {model.name!r} is {work:,} units; CONVLENS_MAX_GRADIENT_WORK is "
+            f"{gradient_limits.max_work:,}: send fewer images or fewer steps or samples"
+        )
+    probabilities_name, classes = model.manifest.probabilities, len(model.manifest.labels)
+    inputs, compute = input_range(model), spec.any_model.compute
+    method_parameters = {name: value for name, value in chosen.items() if name != "layer"}
+    if layer is not None:
+        method_parameters["layer"] = layer
+    values, probabilities, targets = [], [], []
+    per_part = max(1, IMAGES_PER_RUN // evaluations)  # a part's copies (steps, samples) fill one run at most
+    for start in range(0, len(batch), per_part):
+        x = batch[start : start + per_part]
+        if spec.finds_targets:
+            gated = GatedRunner(runner, model, [probabilities_name, runner.built.seed_used])
+            seeds = np.zeros((len(x), classes), np.float32) if target is None else one_hot([target] * len(x), classes)
+            values.append(compute(gated, x, seeds, inputs, **method_parameters))
+            found, used = gated.kept
+            probabilities.append(found)
+            targets.append(used.argmax(axis=1))
+        else:
+            found = model.run(x, [probabilities_name])[probabilities_name]
+            chosen_targets = found.argmax(axis=1) if target is None else np.full(len(x), target)
+            gated = GatedRunner(runner, model, [])
+            values.append(compute(gated, x, one_hot(chosen_targets, classes), inputs, **method_parameters))
+            probabilities.append(found)
+            targets.append(chosen_targets)
+    found, chosen_targets = np.concatenate(probabilities), np.concatenate(targets).astype(np.intp)
+    raw = np.concatenate(values).astype(np.float32)
+    pixels = _pixels(model, raw, layer).astype(np.float32)
+    return Explanation(
+        spec.name,
+        chosen,
+        chosen_targets,
+        found[np.arange(len(found)), chosen_targets].astype(np.float32),
+        found.argmax(axis=1),
+        raw,
+        pixels,
+        spec.signed,
+        spec.answers_pixels or raw.shape[1:] != pixels.shape[1:],
+    )
+
+
+def seen(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
+    """One image of ``model``'s input as the model saw it, in [0, 1]: the normalisation undone, (H, W) grey for a
+    one-channel model, (H, W, 3) colour for a three-channel one (what a heat map is drawn over)."""
+    steps, channels = model.manifest.preprocessing, model.manifest.input.channels
+    mean = np.broadcast_to(np.asarray(steps.mean), (channels,))[:, None, None]
+    std = np.broadcast_to(np.asarray(steps.std), (channels,))[:, None, None]
+    picture = np.clip(channels_first(model, image) * std + mean, 0, 1)
+    return picture.transpose(1, 2, 0) if channels == 3 else picture.mean(axis=0)
+
+
+def gradient_methods_of(model: ImportedLoadedModel) -> tuple[list[str], str | None]:
+    """The gradient methods ``model`` serves and, when it serves none, why (the op and node without a rule)."""
+    names = [name for name, m in METHODS.items() if m.any_model is not None and m.any_model.compute is not None]
+    missing = missing_rule(model)
+    return ([], no_gradients_message(model, missing)) if missing is not None else (names, None)
