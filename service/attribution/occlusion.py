@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 from numpy.lib.stride_tricks import sliding_window_view
 
+from service.attribution.forward_occlusion import FORWARD_RUNS
 from service.attribution.inputs import PREDICTED, Range, RunFn, batch
 from service.attribution.method import Limits, Maps, Method
 from service.graphs.backward_graph import graphs_of, report
@@ -193,4 +194,5 @@ METHOD = Method(
     maps=maps,
     answers_pixels=True,
     extra=starts_of,
+    forward_runs=FORWARD_RUNS,
 )
