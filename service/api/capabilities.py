@@ -1,9 +1,9 @@
 """What an imported model can be asked over HTTP: the routes that serve it, and the refusal (422) of a
 shipped-model-only route that names them.
 
-Attribution methods are told apart by their own traits (``Method.any_model``): the gradient ones serve a model
-whose every op between input and logits has a backward rule (``service.studies.any_model_explain``), the
-forward-only one (occlusion) every imported model.
+Attribution methods are told apart by their own traits: the gradient ones (``Method.any_model``) serve a model
+whose every op between input and logits has a backward rule (``service.studies.any_model_explain``), the ones
+served from forward runs alone (``Method.forward_runs``: occlusion and the black-box methods) every imported model.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ IMPORTED_ROUTES = (
     "POST /v1/activations/{layer}/{filter}",
     "POST /v1/active-filters/{layer}",
     "POST /v1/inspect",
-    "POST /v1/attribution/occlusion",
     "GET /v1/statistics",
     "GET /v1/statistics/active-filters/{layer}",
     "GET /v1/statistics/norms/{layer}",
@@ -30,11 +29,12 @@ IMPORTED_ROUTES = (
     "GET /v1/filters/{layer}/optimized",
     "GET /v1/filters/{layer}/{filter}/optimized",
     "GET /v1/classes/{digit}/optimized",
-    "POST /v1/attribution/occlusion/batch",
     "GET /v1/models/{name}",
     "GET /v2/models/{name}",
     "POST /v2/models/{name}/infer",
 )
+# The attribution routes, each for the methods the model has (``capabilities`` lists them one by one).
+ATTRIBUTION_ROUTES = ("POST /v1/attribution/{method}", "POST /v1/attribution/{method}/batch")
 # What the shipped-model-only route families are called in a refusal, by their path's first segment under /v1.
 SHIPPED_ONLY = {
     "compare": "comparing serves only the shipped classifiers",
@@ -53,24 +53,26 @@ def refusal(name: str, path: str) -> ImportedNotApplicable:
     """The 422 for imported model ``name`` on ``path`` (a shipped-model-only route), naming what it can do."""
     family = path.removeprefix("/v1/").split("/", 1)[0]
     what = SHIPPED_ONLY.get(family, "this route serves only the shipped models")
-    return ImportedNotApplicable(
-        f"model {name!r} is an imported model: {what}. For {name!r} use {', '.join(IMPORTED_ROUTES)}"
-    )
+    routes = ", ".join((*IMPORTED_ROUTES, *ATTRIBUTION_ROUTES))
+    return ImportedNotApplicable(f"model {name!r} is an imported model: {what}. For {name!r} use {routes}")
 
 
 def capabilities(gradient_methods: list[str], no_gradients: str | None) -> dict[str, object]:
     """What ``GET /v1/models/{name}`` reports of an imported model: the routes it answers (the gradient methods'
     among them when it has gradients), the ones that answer 422, the attribution methods it serves and, when the
     gradient ones are not among them, why (the op and node without a backward rule)."""
-    gradient_routes = [f"POST /v1/attribution/{method}{tail}" for method in gradient_methods for tail in ("", "/batch")]
+    forward_methods = [name for name, method in METHODS.items() if method.forward_runs is not None]
+    attribution_routes = [
+        f"POST /v1/attribution/{method}{tail}"
+        for method in [*forward_methods, *gradient_methods]
+        for tail in ("", "/batch")
+    ]
     not_served = [name for name, method in METHODS.items() if method.needs_gradients and name not in gradient_methods]
     return {
-        "endpoints": [*IMPORTED_ROUTES, *gradient_routes],
+        "endpoints": [*IMPORTED_ROUTES, *attribution_routes],
         "not_applicable": sorted(SHIPPED_ONLY),
         "attribution_methods": [
-            name
-            for name, method in METHODS.items()
-            if name in gradient_methods or (method.any_model is not None and method.any_model.compute is None)
+            name for name, method in METHODS.items() if name in gradient_methods or method.forward_runs is not None
         ],
         "attribution_needs_gradients": not_served,
         "no_gradients": no_gradients,

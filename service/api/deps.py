@@ -16,7 +16,7 @@ from service.api.errors import ApiError, NotFound, Unprocessable
 from service.api.settings import Settings
 from service.api.uploads import MAX_SINGLE_PARTS, batch_upload, image_bytes
 from service.attribution import offered_parameters
-from service.attribution.inputs import Choice, Range
+from service.attribution.inputs import Parameter, Range
 from service.attribution.method import parameter_text
 from service.contract import CLASSIFIER
 from service.featuremaps.norms import THRESHOLD_RULES
@@ -304,6 +304,8 @@ async def attribution_limits(settings: SettingsDep) -> Limits:
         max_steps=settings.max_attribution_steps,
         max_samples=settings.max_attribution_samples,
         max_squares=settings.max_occlusion_squares,
+        max_perturbations=settings.max_attribution_perturbations,
+        max_segments=settings.max_attribution_segments,
         max_batch_work=settings.max_attribution_batch_work,
     )
 
@@ -359,9 +361,9 @@ class AttributionTarget(BaseModel):
         return self.model_dump(exclude={"target"}, exclude_none=True)
 
 
-def _query_type(spec: Range | Choice) -> type:
+def _query_type(spec: Parameter) -> type:
     """The type a query parameter of ``spec`` is read as."""
-    if isinstance(spec, Choice):
+    if not isinstance(spec, Range):
         return str
     return int if spec.integer else float
 

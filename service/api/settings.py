@@ -69,10 +69,20 @@ class Settings(BaseSettings):
     max_occlusion_squares: int = Field(
         196, ge=1, description="most occlusion square positions per image in /v1/attribution (422 above)"
     )
+    max_attribution_perturbations: int = Field(
+        2000, ge=1, description="most RISE masks or KernelSHAP coalitions per image in /v1/attribution (422 above)"
+    )
+    max_attribution_segments: int = Field(
+        196,
+        ge=1,
+        description="most segments (grid:N makes N x N, slic:N about N) per image for feature ablation and "
+        "KernelSHAP in /v1/attribution (422 above)",
+    )
     max_attribution_batch_work: int = Field(
         10_000,
         ge=1,
-        description="most images x evaluations (steps, samples or squares + 1; 1 for the other methods) in one "
+        description="most images x evaluations (steps, samples, masks, coalitions + 2, segments + 1, squares + 1 or "
+        "the layer's channels + 1; 1 for the other methods) in one "
         "/v1/attribution/{method}/batch request (413 above)",
     )
     max_metric_work: int = Field(

@@ -10,11 +10,13 @@ already leaves the image as it is: its drop is exactly 0 and it is not run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from service.attribution.method import ForwardRuns, Limits, Maps
 from service.runtime.cancellation import checkpoint
 
 # Occluded images per forward run: bounds the run's memory (a 3 x 224 x 224 image is 0.6 MB).
@@ -92,3 +94,41 @@ def forward_occlusion(
         count[r : r + patch, c : c + patch] += 1
     pixels = np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(np.float32)
     return ForwardOcclusion(grid, rows, cols, pixels, chosen, float(base[chosen]), int(base.argmax()))
+
+
+def fitted_square(given: Mapping[str, Any], height: int, width: int, limits: Limits) -> dict[str, Any]:
+    """``patch`` and ``stride`` for a ``height`` x ``width`` input: the given ones, or the shipped 4 and 2 over 28
+    scaled to its shorter side; each at most that side, and at most ``limits.max_squares`` squares (ValueError
+    saying what to change)."""
+    default_patch, default_stride = default_square(height, width)
+    side = min(height, width)
+    chosen = {"patch": given.get("patch") or default_patch, "stride": given.get("stride") or default_stride}
+    for name, value in chosen.items():
+        if not 1 <= value <= side:
+            raise ValueError(f"{name} must be an integer in [1, {side}] for a {height}x{width} input, got {value!r}")
+    count = square_count(height, width, chosen["patch"], chosen["stride"])
+    if count > limits.max_squares:
+        raise ValueError(
+            f"patch {chosen['patch']} and stride {chosen['stride']} make {count} squares on {height}x{width}; at "
+            f"most {limits.max_squares} per image: raise the stride or the patch"
+        )
+    return chosen
+
+
+def occluded_maps(
+    probabilities: Probabilities, images: np.ndarray, targets: np.ndarray, baseline: np.ndarray, patch: int, stride: int
+) -> Maps:
+    """Occlusion of images (N,C,H,W) for their targets: (the grids of drops (N,R,C), the per-pixel means (N,H,W))."""
+    results = [
+        forward_occlusion(probabilities, image, baseline, int(target), patch, stride)
+        for image, target in zip(images, targets, strict=True)
+    ]
+    return np.stack([r.grid for r in results]), np.stack([r.pixels for r in results])
+
+
+def evaluations_at(parameters: Mapping[str, Any], height: int, width: int) -> int:
+    """Runs one ``height`` x ``width`` image costs: one per square position, and the image itself."""
+    return square_count(height, width, parameters["patch"], parameters["stride"]) + 1
+
+
+FORWARD_RUNS = ForwardRuns(occluded_maps, fitted_square, evaluations_at)

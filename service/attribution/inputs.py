@@ -79,3 +79,39 @@ def trapezoid_rule(steps: int) -> tuple[np.ndarray, np.ndarray]:
     rule = np.full(steps, 1 / (steps - 1))
     rule[[0, -1]] /= 2
     return alphas, rule
+
+
+SEGMENT_KINDS = ("grid", "slic")
+
+
+@dataclass(frozen=True)
+class Segments:
+    """A partition of the image into features, written ``grid:N`` (an N x N grid of near-equal cells) or
+    ``slic:N`` (about N SLIC superpixels): the features the black-box methods switch off and on.
+
+    ``high`` bounds the features one request may ask for (``grid:N`` asks for N², ``slic:N`` for N), lowered per
+    request by the ``limit`` field of ``method.Limits``."""
+
+    default: str
+    high: int
+    text: str = ""
+    limit: str | None = None
+    offered: bool = True
+
+    def check(self, name: str, value: str) -> None:
+        """ValueError saying the form unless ``value`` is ``grid:N`` or ``slic:N`` of at most ``high`` features."""
+        kind, _, count = str(value).partition(":")
+        form = f"{name} must be grid:N (an N x N grid) or slic:N (about N superpixels)"
+        if kind not in SEGMENT_KINDS or not count.isdigit() or len(count) > 6 or int(count) < 1:
+            raise ValueError(f"{form}, got {value!r}")
+        if segment_count(value) > self.high:
+            raise ValueError(f"{form} of at most {self.high} segments, got {value!r} ({segment_count(value)})")
+
+
+def segment_count(value: str) -> int:
+    """The features ``grid:N`` (N²) or ``slic:N`` (N, SLIC's target) asks for."""
+    kind, _, count = value.partition(":")
+    return int(count) ** 2 if kind == "grid" else int(count)
+
+
+Parameter = Range | Choice | Segments

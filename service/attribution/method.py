@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from service.attribution.inputs import Choice, Range
+from service.attribution.inputs import Choice, Parameter, Segments
 from service.attribution.placement import to_input_size
 
 INPUT = "input"  # the layer of the methods whose maps are over the 28x28 input
@@ -20,14 +20,17 @@ PIXELS = "(N,28,28) float32"
 
 @dataclass(frozen=True)
 class Limits:
-    """The most work one request may ask for: integrated-gradients steps, smoothgrad samples and occlusion squares
-    per image, and in a batch images x evaluations (one evaluation: one image through forward and backward).
+    """The most work one request may ask for: integrated-gradients steps, smoothgrad samples, occlusion squares,
+    perturbed copies (RISE masks, KernelSHAP coalitions) and segments (``grid:N``, ``slic:N``) per image, and in a
+    batch images x evaluations (one evaluation: one image through forward and backward).
 
     A parameter's ``Range.limit`` names the field that bounds it."""
 
     max_steps: int = 64
     max_samples: int = 50
     max_squares: int = 196
+    max_perturbations: int = 2000
+    max_segments: int = 196
     max_batch_work: int = 10_000
 
 
@@ -40,6 +43,25 @@ class NeedsActivation:
 
 
 Maps = tuple[np.ndarray, np.ndarray]
+# A model's forward run as the black-box methods see it: images (M,C,H,W) in its input range -> (M,K) probabilities.
+Scores = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ForwardRuns:
+    """How a method explains any model from its forward runs alone (imported models too).
+
+    ``compute(scores, images, targets, baseline, **parameters)`` maps images (N,C,H,W) in the model's input range,
+    their target classes (N,) and the per-channel value of "nothing there" (C,) to (raw values, per-pixel maps
+    (N,H,W)); ``fit(given, height, width, limits)`` makes the parameters for an input of that size when they
+    depend on it (ValueError saying what to change); None: the method's own ranges apply as they are.
+    ``evaluations(parameters, height, width)``: the forward runs one image of that size costs, when they depend on
+    its size (None: the method's ``evaluations`` trait).
+    """
+
+    compute: Callable[..., Maps]
+    fit: Callable[[Mapping[str, Any], int, int, Limits], dict[str, Any]] | None = None
+    evaluations: Callable[[Mapping[str, Any], int, int], int] | None = None
 
 
 def as_they_are(result: np.ndarray) -> Maps:
@@ -61,11 +83,11 @@ def one_evaluation(parameters: Mapping[str, Any]) -> int:
 class AnyModel:
     """How a method runs on a model it does not know (an imported one), over ``service.attribution.any_model``:
     ``compute(gradients, images, seeds, **parameters)`` with ``gradients`` the runner of the builder's ``rules``
-    variant (None for a forward-only method, which the model's own forward run serves), images in the model's
-    layout and range. ``layer``: its maps are of one of the model's spatial layers (the ``layer`` parameter names
-    it), else of the input."""
+    variant, images in the model's layout and range. ``layer``: its maps are of one of the model's spatial layers
+    (the ``layer`` parameter names it), else of the input. (A method served from forward runs alone says so with
+    ``Method.forward_runs``.)"""
 
-    compute: Callable[..., np.ndarray] | None = None
+    compute: Callable[..., np.ndarray]
     rules: str = "gradient"
     layer: bool = False
 
@@ -86,14 +108,15 @@ class Method:
     (ValueError saying what to change); ``maps`` its result as (raw values, per-pixel maps over the input);
     ``answers_pixels`` whether an answer carries the per-pixel maps besides the raw values (when they are not the
     raw values resized); ``extra`` the fields an explanation adds for its parameters; ``requires`` what it needs
-    of the network; ``any_model`` how it runs on an imported model (None: it does not).
+    of the network; ``any_model`` how it differentiates an imported model (None: it does not); ``forward_runs`` how
+    it explains any model from forward runs alone (None: it needs gradients or the shipped classifiers' layers).
     """
 
     name: str
     compute: Callable[..., Any]
     text: str = ""
     title: str = ""
-    parameters: dict[str, Range | Choice] = field(default_factory=dict)
+    parameters: dict[str, Parameter] = field(default_factory=dict)
     returns: str = PIXELS
     signed: bool = True
     needs_gradients: bool = True
@@ -106,14 +129,18 @@ class Method:
     extra: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     requires: NeedsActivation | None = None
     any_model: AnyModel | None = None
+    forward_runs: ForwardRuns | None = None
 
 
-def parameter_text(method: str, spec: Range | Choice) -> str:
+def parameter_text(method: str, spec: Parameter) -> str:
     """What the API says of a parameter: its method, its text (a Range's ``{low}`` and ``{high}`` filled in), its
     default and whether a limit bounds it; a Choice lists its options, the default marked."""
     if isinstance(spec, Choice):
         options = [f"`{option}`" + (" (default)" if option == spec.default else "") for option in spec.options]
         return f"{method}: {listed(options)}"
+    if isinstance(spec, Segments):
+        limit = ", at most the limit" if spec.limit else ""
+        return f"{method}: {spec.text} (default `{spec.default}`, at most {spec.high} segments{limit})"
     limit = ", at most the limit" if spec.limit else ""
     return f"{method}: {spec.text.format(low=spec.low, high=spec.high)} (default {spec.default:g}{limit})"
 

@@ -26,8 +26,9 @@ import numpy as np
 import onnx
 from numpy.lib.stride_tricks import sliding_window_view
 
+from service.attribution.forward_occlusion import FORWARD_RUNS
 from service.attribution.inputs import PREDICTED, Range, RunFn, batch
-from service.attribution.method import AnyModel, Limits, Maps, Method
+from service.attribution.method import Limits, Maps, Method
 from service.graphs.backward_graph import graphs_of, report
 from service.graphs.classifier_graph import GraphBuilder, conv_layers, dense_layers
 from service.graphs.classifier_weights import CLASSES, IMAGE_SIZE, ClassifierWeights
@@ -193,5 +194,5 @@ METHOD = Method(
     maps=maps,
     answers_pixels=True,
     extra=starts_of,
-    any_model=AnyModel(),  # forward-only: the imported model's own forward run (studies.forward_explain)
+    forward_runs=FORWARD_RUNS,
 )

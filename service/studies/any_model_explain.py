@@ -30,14 +30,13 @@ import onnx
 from service.attribution import METHODS, Limits, Method
 from service.attribution.any_model import GradientRunner, InputRange, one_hot
 from service.attribution.faithfulness import faithfulness_over
-from service.attribution.forward_occlusion import square_count
 from service.attribution.placement import resized
 from service.errors import NotApplicableError, TooLargeError, UnavailableError
 from service.graphs.gradient_builder import UnsupportedOp, gradient_graph, unsupported_op
 from service.runtime.cancellation import checkpoint
 from service.runtime.imported import FLOAT_BYTES, ImportedLoadedModel
 from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
-from service.studies.forward_explain import channels_first, checked_square, explain_forward, normalised_black
+from service.studies.forward_explain import channels_first, explain_forward, normalised_black
 from service.studies.layers import NotApplicable, UnknownLayer
 
 IMAGES_PER_RUN = 16  # images per backward run: bounds a run's tensors (its memory estimate counts this many)
@@ -252,14 +251,15 @@ def explain_any(
     image's predicted class), checked against ``limits`` and ``gradient_limits``; with ``with_faithfulness``,
     each map's deletion and insertion areas."""
     spec = method_of(method)
-    if spec.any_model is None:
-        served = ", ".join(name for name, m in METHODS.items() if m.any_model is not None)
-        raise NotApplicable(f"attribution method {method!r} is not served for imported models; use {served}")
+    if spec.any_model is None and spec.forward_runs is None:
+        raise NotApplicable(
+            f"attribution method {method!r} is not served for imported models; use {', '.join(served_methods())}"
+        )
     _check_target(model, target)
     given = parameters or {}
     batch = model.as_batch(images)
-    if spec.any_model.compute is None:
-        result = _forward(model, batch, method, target, given, limits)
+    if spec.forward_runs is not None:
+        result = _forward(model, spec, batch, target, given, limits)
     else:
         result = _gradients(model, spec, batch, target, given, limits, gradient_limits)
     if with_faithfulness:
@@ -271,18 +271,27 @@ def explain_any(
 
 
 def _forward(
-    model: ImportedLoadedModel, batch: np.ndarray, method: str, target: int | None, given: dict, limits: Limits
+    model: ImportedLoadedModel, spec: Method, batch: np.ndarray, target: int | None, given: dict, limits: Limits
 ) -> Explanation:
-    """A forward-only method's maps, image by image through ``explain_forward``; a batch's images x (squares + 1)
-    checked against ``limits.max_batch_work`` first."""
+    """A forward-only method's maps, image by image through ``explain_forward``; a batch's images x the forward
+    runs one image costs checked against ``limits.max_batch_work`` first."""
+    method = spec.name
     if len(batch) > 1:
-        spec = model.manifest.input
-        patch, stride = checked_square(model, given, limits)
-        evaluations = square_count(spec.height, spec.width, patch, stride) + 1
+        size = model.manifest.input
+        runs = spec.forward_runs
+        try:
+            chosen = (
+                runs.fit(given, size.height, size.width, limits) if runs.fit else parameters_of(spec, given, limits)
+            )
+        except ValueError as exc:
+            raise NotApplicable(f"{exc} (model {model.name!r})") from exc
+        evaluations = (
+            runs.evaluations(chosen, size.height, size.width) if runs.evaluations else spec.evaluations(chosen)
+        )
         if len(batch) * evaluations > limits.max_batch_work:
             raise TooMuchWork(
                 f"{len(batch)} images x {evaluations} evaluations each ({method}) is {len(batch) * evaluations:,}; "
-                f"the limit is {limits.max_batch_work:,} per request: send fewer images or fewer squares"
+                f"the limit is {limits.max_batch_work:,} per request: send fewer images or ask for less work per image"
             )
     parts = [explain_forward(model, image, method, target, given, limits) for image in batch]
     first = parts[0]
@@ -368,8 +377,13 @@ def seen(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
     return picture.transpose(1, 2, 0) if channels == 3 else picture.mean(axis=0)
 
 
+def served_methods() -> list[str]:
+    """The attribution methods an imported model can be asked for: those with gradients or forward runs."""
+    return [name for name, m in METHODS.items() if m.any_model is not None or m.forward_runs is not None]
+
+
 def gradient_methods_of(model: ImportedLoadedModel) -> tuple[list[str], str | None]:
     """The gradient methods ``model`` serves and, when it serves none, why (the op and node without a rule)."""
-    names = [name for name, m in METHODS.items() if m.any_model is not None and m.any_model.compute is not None]
+    names = [name for name, m in METHODS.items() if m.any_model is not None]
     missing = missing_rule(model)
     return ([], no_gradients_message(model, missing)) if missing is not None else (names, None)

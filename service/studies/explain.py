@@ -22,7 +22,7 @@ import onnx
 
 from service.attribution import METHODS, ClassifierWeights, Limits, Method, classifier_weights
 from service.attribution.faithfulness import Faithfulness, faithfulness
-from service.attribution.inputs import PREDICTED, Choice
+from service.attribution.inputs import PREDICTED, Choice, Range
 from service.contract import PROBABILITIES
 from service.errors import NotFoundError, TooLargeError
 from service.graphs.backward_graph import Decisions, RunPolicy, run_policy
@@ -110,7 +110,7 @@ def parameters_of(method: Method, given: dict[str, Any], limits: Limits) -> dict
             spec.check(name, value)
         except ValueError as exc:
             raise NotApplicable(str(exc)) from exc
-        chosen[name] = value if isinstance(spec, Choice) or spec.integer else float(value)
+        chosen[name] = float(value) if isinstance(spec, Range) and not spec.integer else value
     if method.check_limits is not None:
         try:
             method.check_limits(chosen, limits)

@@ -1,9 +1,11 @@
-"""Attribution maps of an imported model: the methods that need only forward passes (occlusion), run through the
-model's own forward run in its own input size, channels and layout.
+"""Attribution maps of an imported model: the methods whose traits say how they explain any model from its forward
+runs alone (``Method.forward_runs``: occlusion, feature ablation, KernelSHAP, RISE), run through the model's own
+forward run in its own input size, channels and layout.
 
-The squares are filled with the model's normalised black, ``(0 - mean) / std`` per channel (on an MNIST-style
-model, the background's 0, as for the shipped classifier). The default square and step keep the shipped 4 and 2
-pixels over 28 in proportion to the input's shorter side (32 and 16 at 224 x 224).
+What a method removes takes the model's normalised black, ``(0 - mean) / std`` per channel (on an MNIST-style
+model, the background's 0, as for the shipped classifier). A method whose parameters depend on the input's size
+fits them (occlusion's default square and step keep the shipped 4 and 2 pixels over 28 in proportion to the
+input's shorter side: 32 and 16 at 224 x 224); the others' are checked against their own ranges and the limits.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from service.attribution import METHODS, Limits
-from service.attribution.forward_occlusion import default_square, forward_occlusion, square_count
 from service.runtime.imported import ImportedLoadedModel
-from service.studies.explain import Explanation
+from service.studies.explain import Explanation, method_of, parameters_of
 from service.studies.layers import NotApplicable
+
+FORWARD_METHODS = tuple(name for name, method in METHODS.items() if method.forward_runs is not None)
 
 
 def channels_first(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
@@ -33,23 +36,6 @@ def normalised_black(model: ImportedLoadedModel) -> np.ndarray:
     return (-mean / std).astype(np.float32)
 
 
-def checked_square(model: ImportedLoadedModel, parameters: dict[str, Any], limits: Limits) -> tuple[int, int]:
-    spec = model.manifest.input
-    default_patch, default_stride = default_square(spec.height, spec.width)
-    side = min(spec.height, spec.width)
-    chosen = {"patch": parameters.get("patch") or default_patch, "stride": parameters.get("stride") or default_stride}
-    for name, value in chosen.items():
-        if not 1 <= value <= side:
-            raise NotApplicable(f"{name} must be an integer in [1, {side}] for model {model.name!r}, got {value!r}")
-    count = square_count(spec.height, spec.width, chosen["patch"], chosen["stride"])
-    if count > limits.max_squares:
-        raise NotApplicable(
-            f"patch {chosen['patch']} and stride {chosen['stride']} make {count} squares on {spec.height}x"
-            f"{spec.width}; at most {limits.max_squares} per image: raise the stride or the patch"
-        )
-    return chosen["patch"], chosen["stride"]
-
-
 def explain_forward(
     model: ImportedLoadedModel,
     image: np.ndarray,
@@ -58,32 +44,48 @@ def explain_forward(
     parameters: dict[str, Any] | None = None,
     limits: Limits = Limits(),
 ) -> Explanation:
-    """The ``method`` map (a forward-only one) of one image in ``model``'s input for ``target`` (default: the
+    """The ``method`` map (one with forward runs) of one image in ``model``'s input for ``target`` (default: the
     predicted class), checked against ``limits``."""
-    served = METHODS[method].any_model
-    if served is None or served.compute is not None:
-        raise NotApplicable(f"attribution method {method!r} is not forward-only; use occlusion")
+    spec = method_of(method)
+    if spec.forward_runs is None:
+        raise NotApplicable(
+            f"attribution method {method!r} is not served for imported models; use {', '.join(FORWARD_METHODS)}"
+        )
     classes = len(model.manifest.labels)
     if target is not None and not 0 <= target < classes:
         raise NotApplicable(f"target must be a class 0-{classes - 1} of model {model.name!r}, got {target!r}")
-    patch, stride = checked_square(model, parameters or {}, limits)
-    layout, output = model.manifest.input.layout, model.manifest.probabilities
+    spec_input = model.manifest.input
+    given = parameters or {}
+    if spec.forward_runs.fit is None:
+        chosen = parameters_of(spec, given, limits)
+    else:
+        try:
+            chosen = spec.forward_runs.fit(given, spec_input.height, spec_input.width, limits)
+        except ValueError as exc:
+            raise NotApplicable(f"{exc} (model {model.name!r})") from exc
+    layout, output = spec_input.layout, model.manifest.probabilities
 
     def probabilities(batch: np.ndarray) -> np.ndarray:
         inputs = batch if layout == "nchw" else batch.transpose(0, 2, 3, 1)
         return model.run(inputs, [output])[output]
 
-    result = forward_occlusion(
-        probabilities, channels_first(model, image), normalised_black(model), target, patch, stride
+    image = channels_first(model, image)
+    base = probabilities(image[None])[0]
+    chosen_target = int(base.argmax()) if target is None else target
+    values, pixels = spec.forward_runs.compute(
+        probabilities, image[None], np.array([chosen_target]), normalised_black(model), **chosen
     )
-    return Explanation(
+    explanation = Explanation(
         method,
-        {"patch": patch, "stride": stride},
-        np.array([result.target]),
-        np.array([result.probability], dtype=np.float32),
-        np.array([result.predicted]),
-        result.grid[None],
-        result.pixels[None],
-        METHODS[method].signed,
-        METHODS[method].answers_pixels,
+        chosen,
+        np.array([chosen_target]),
+        np.array([base[chosen_target]], dtype=np.float32),
+        np.array([int(base.argmax())]),
+        np.asarray(values, dtype=np.float32),
+        np.asarray(pixels, dtype=np.float32),
+        spec.signed,
+        spec.answers_pixels,
     )
+    if spec.extra is not None and spec.forward_runs.fit is None:
+        explanation.extra.update(spec.extra(chosen))
+    return explanation

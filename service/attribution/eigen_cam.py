@@ -1,0 +1,50 @@
+"""Eigen-CAM (Muhammad & Yeasin 2020): the layer's output projected on its first principal component, with one
+forward run and no class: the map shows what the layer holds most strongly, whichever class is asked for.
+
+The layer's output (C,H,W) is read as H·W samples of C features, centred per channel; the map is
+ReLU(A_centred · v₁) at the layer's resolution, v₁ the first right singular vector (numpy's SVD, as
+pytorch-grad-cam's ``get_2d_projection``; the SVD fixes v₁'s sign, the paper does not). As pytorch-grad-cam's
+EigenCAM before ``scale_cam_image`` (convlens does not min-max scale or resize the raw map). The target only
+decides the answer's reported class and probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.attribution.cam import LAYER, forward
+from service.attribution.inputs import RunFn, batch
+from service.attribution.method import Method, resized_to_input
+from service.graphs.classifier_weights import ClassifierWeights
+
+
+def first_component(output: np.ndarray) -> np.ndarray:
+    """The (H,W) projection of one layer output (C,H,W) on its first principal component (not rectified)."""
+    samples = output.reshape(output.shape[0], -1).T
+    samples = samples - samples.mean(axis=0)
+    _, _, vt = np.linalg.svd(samples, full_matrices=True)
+    return (samples @ vt[0]).reshape(output.shape[1:])
+
+
+def eigen_cam(
+    run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, layer: str = LAYER.default
+) -> np.ndarray:
+    """Eigen-CAM maps of ``layer`` (N,H,W); one forward run per image, the targets unused."""
+    LAYER.check("layer", layer)
+    x, _ = batch(images, targets)
+    (activations,) = forward(weights, x, [layer])
+    return np.maximum(np.stack([first_component(output) for output in activations]), 0).astype(np.float32)
+
+
+METHOD = Method(
+    "eigen-cam",
+    eigen_cam,
+    title="Eigen-CAM",
+    text="(Muhammad & Yeasin 2020; class-agnostic)",
+    parameters={"layer": LAYER},
+    returns="(N,H,W) float32 of the layer",
+    signed=False,
+    needs_gradients=False,
+    layers=LAYER.options,
+    maps=resized_to_input,
+)

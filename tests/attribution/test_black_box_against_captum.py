@@ -1,0 +1,111 @@
+"""The black-box methods on the shipped classifier against independent implementations: Captum's FeatureAblation,
+ShapleyValues and KernelShap with the same feature mask (the softmax output, baseline 0), and a loop of RISE's
+definition over the same masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import FeatureAblation, KernelShap, ShapleyValues
+
+from references.captum_maps import torch_classifier
+from service.attribution import METHODS
+from service.attribution.perturbation import classifier_scores, segment_labels
+from service.attribution.rise import rise_masks
+from tests.attribution.maps import pearson, relative_max_diff
+
+COUNT = 4
+
+
+def labels_of(images: np.ndarray, segments: str) -> np.ndarray:
+    return np.stack([segment_labels(image[None], segments) for image in images])
+
+
+def captum(attribution, shipped, images, targets, segments, **options) -> np.ndarray:
+    model = torch_classifier(shipped.weights, True)
+    mask = torch.from_numpy(labels_of(images, segments)[:, None].astype(np.int64))
+    x = torch.from_numpy(images[:, None].copy())
+    target = torch.from_numpy(targets.astype(np.int64))
+    if attribution is KernelShap:  # one image at a time: Captum's KernelShap fits one regression per call
+        return np.concatenate(
+            [
+                KernelShap(model)
+                .attribute(x[i : i + 1], target=target[i : i + 1], feature_mask=mask[i : i + 1], **options)
+                .detach()
+                .numpy()[:, 0]
+                for i in range(len(x))
+            ]
+        )
+    return attribution(model).attribute(x, target=target, feature_mask=mask, **options).detach().numpy()[:, 0]
+
+
+@pytest.mark.parametrize("segments", ["grid:7", "slic:30"])
+def test_feature_ablation_equals_captum_s_feature_ablation(shipped, digits, segments):
+    images, targets = digits[0][:COUNT], digits[1][:COUNT]
+    ours = METHODS["feature-ablation"].compute(shipped.run, shipped.weights, images, targets, segments=segments)
+    reference = captum(FeatureAblation, shipped, images, targets, segments, perturbations_per_eval=64)
+    assert np.abs(ours - reference).max() < 1e-5
+    assert np.abs(reference).max() > 1e-3
+
+
+def test_kernel_shap_with_every_coalition_equals_exact_shapley_values(shipped, digits):
+    images, targets = digits[0][:COUNT], digits[1][:COUNT]
+    ours = METHODS["kernel-shap"].compute(
+        shipped.run, shipped.weights, images, targets, segments="grid:2", coalitions=14, seed=0
+    )
+    reference = captum(ShapleyValues, shipped, images, targets, "grid:2", perturbations_per_eval=64)
+    assert np.abs(ours - reference).max() < 1e-5
+
+
+def test_kernel_shap_on_grid_3_equals_shapley_values_by_their_subset_formula(shipped, digits):
+    """9 segments: Captum's ShapleyValues would take 9! orderings; the subset formula takes 2^9 evaluations."""
+    from itertools import product
+    from math import factorial
+
+    image, target = digits[0][0], int(digits[1][0])
+    ours = METHODS["kernel-shap"].compute(
+        shipped.run, shipped.weights, image[None], np.array([target]), segments="grid:3", coalitions=510
+    )[0]
+    labels = segment_labels(image[None], "grid:3")
+    subsets = np.array(list(product((False, True), repeat=9)))
+    copies = np.where(subsets[:, labels], image[None], 0).astype(np.float32)
+    value = dict(
+        zip(map(tuple, subsets), classifier_scores(shipped.run)(copies[:, None])[:, target].astype(np.float64))
+    )
+    phi = np.zeros(9)
+    for subset, v in value.items():
+        for j in range(9):
+            if not subset[j]:
+                size = sum(subset)
+                with_j = subset[:j] + (True,) + subset[j + 1 :]
+                phi[j] += factorial(size) * factorial(9 - size - 1) / factorial(9) * (value[with_j] - v)
+    assert np.abs(ours - phi[labels]).max() < 1e-5
+
+
+def test_sampled_kernel_shap_correlates_with_captum_s_kernel_shap(shipped, digits):
+    images, targets = digits[0][:COUNT], digits[1][:COUNT]
+    ours = METHODS["kernel-shap"].compute(
+        shipped.run, shipped.weights, images, targets, segments="grid:4", coalitions=2000, seed=0
+    )
+    torch.manual_seed(0)
+    reference = captum(KernelShap, shipped, images, targets, "grid:4", n_samples=2000, perturbations_per_eval=64)
+    assert pearson(ours, reference) >= 0.95
+
+
+def test_rise_equals_a_loop_over_its_definition(shipped, digits):
+    images, targets = digits[0][:COUNT], digits[1][:COUNT]
+    parameters = {"masks": 300, "cells": 7, "keep": 0.5, "seed": 3}
+    ours = METHODS["rise"].compute(shipped.run, shipped.weights, images, targets, **parameters)
+    masks = rise_masks(300, 7, 0.5, 3, 28, 28)
+    scores = classifier_scores(shipped.run)
+    for image, target, map_ in zip(images, targets, ours, strict=True):
+        loop = np.zeros((28, 28))
+        for mask in masks:
+            loop += scores((image * mask)[None, None])[0, target] * mask
+        assert relative_max_diff(map_[None], (loop / (300 * 0.5))[None]).max() < 1e-5
+
+
+def test_rise_masks_are_reproducible_by_seed_and_differ_between_seeds():
+    assert np.array_equal(rise_masks(50, 7, 0.5, 11, 28, 28), rise_masks(50, 7, 0.5, 11, 28, 28))
+    assert not np.array_equal(rise_masks(50, 7, 0.5, 11, 28, 28), rise_masks(50, 7, 0.5, 12, 28, 28))
