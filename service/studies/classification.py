@@ -180,12 +180,3 @@ def layers_of(model: Model, images: np.ndarray, layers: Sequence[str]) -> dict[s
     if isinstance(model, ImportedLoadedModel) or classifies(model):
         return classify(model, images, None, layers).outputs
     return model.run(images, list(layers))
-
-
-def layers_now(model: Model, images: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray] | None:
-    """``layers_of`` on the calling thread when the model runs it at once (``run_now``: one image, a free inference
-    slot), else None and the caller runs ``layers_of`` in a worker thread."""
-    if isinstance(model, ImportedLoadedModel) or classifies(model):
-        classified = classify(model, images, None, layers, now=True)
-        return None if classified is None else classified.outputs
-    return model.run_now(images, list(layers))

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AnyModel, RegistryDep, SettingsDep, find_served
 from service.api.errors import ApiError, NotFound
@@ -34,12 +33,9 @@ from service.api.v2_tensors import (
 )
 from service.client_text import excerpt
 from service.runtime.imported import ImportedLoadedModel
-from service.studies.classification import layers_now, layers_of
+from service.studies.classification import layers_of
 
 TAGS = ["open inference protocol (KServe v2)"]
-# A request body this small (one image as JSON is about 6 KB) is read on the event loop, and its image run there when
-# an inference slot is free: both cost less than a hop to a worker thread and back.
-INLINE_BODY_BYTES = 65_536
 
 
 def _errors(*pairs: tuple[int, str]) -> dict:
@@ -182,17 +178,7 @@ def model_ready(model: Served) -> ModelReady:
     responses={**INFER_ERRORS, **INFER_ANSWER},
     openapi_extra=INFER_BODY,
 )
-async def infer(model: Served, body: Body, settings: SettingsDep, header_length: HeaderLength = None) -> Response:
+def infer(model: Served, body: Body, settings: SettingsDep, header_length: HeaderLength = None) -> Response:
     read = read_imported_inference if isinstance(model, ImportedLoadedModel) else read_inference
-
-    def answer() -> Response:
-        call = read(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
-        return inference_response(model, call, layers_of(model, call.images, list(call.outputs)))
-
-    if len(body) > INLINE_BODY_BYTES:
-        return await run_in_threadpool(answer)
     call = read(body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
-    results = layers_now(model, call.images, list(call.outputs))
-    if results is None:
-        results = await run_in_threadpool(layers_of, model, call.images, list(call.outputs))
-    return inference_response(model, call, results)
+    return inference_response(model, call, layers_of(model, call.images, list(call.outputs)))
