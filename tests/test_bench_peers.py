@@ -1,7 +1,7 @@
 """``python -m bench.peers``: its correctness check, and a smoke run beside the peers that start here.
 
 The peers live in a virtualenv of their own (``make bench-peers`` makes it; ``bench/peers-requirements.txt``). CI does
-not install it (MLServer and the Triton server in PyTriton's wheel are about a gigabyte for a bench), so the smoke run
+not install it (MLServer and the Triton server in PyTriton's wheel make a 570 MB virtualenv), so the smoke run
 is skipped where it is absent; the correctness check runs against convlens alone everywhere.
 """
 
