@@ -9,7 +9,7 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training openapi \
+.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training bench-peers openapi \
 	import-example
 
 $(PY):
@@ -70,6 +70,21 @@ variants: $(VENV)/.all-installed
 bench: $(VENV)/.all-installed
 	@$(PY) -m bench
 	@$(PY) -m bench.soak
+
+# The peers (MLServer, PyTriton) in a virtualenv of their own beside the checkout: bench/peers-requirements.txt says
+# why it is separate and why it is based on Debian's Python.
+PEERS_VENV ?= ../venv-peers
+PEERS_BASE_PYTHON ?= /usr/bin/python3
+
+$(PEERS_VENV)/.installed: bench/peers-requirements.txt
+	@echo "installing MLServer and PyTriton into $(PEERS_VENV): about a minute the first time"
+	@$(PEERS_BASE_PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/peers-requirements.txt
+	@touch $@
+
+# convlens beside MLServer and PyTriton on the Open Inference Protocol (about 10 minutes): bench/results/peers.json.
+bench-peers: $(VENV)/.all-installed $(PEERS_VENV)/.installed
+	@CONVLENS_PEERS_PYTHON=$(abspath $(PEERS_VENV))/bin/python $(PY) -m bench.peers
 
 # The classifier's training speed, every alternative beside a plain model.fit in the same run (about 40 minutes).
 bench-training: $(VENV)/.all-installed

@@ -110,8 +110,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, timeout: float, process: subprocess.Popen) -> None:
-    """Poll ``url/readyz`` until it answers 200. RuntimeError on timeout, or when ``process`` exits first."""
+def wait_ready(url: str, timeout: float, process: subprocess.Popen, ready_path: str = "/readyz") -> None:
+    """Poll ``url`` + ``ready_path`` until it answers 200. RuntimeError on timeout, or when ``process`` exits
+    first."""
     started = time.perf_counter()
     while True:
         if process.poll() is not None:
@@ -119,7 +120,7 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen) -> None:
         if time.perf_counter() - started > timeout:
             raise RuntimeError(f"the service at {url} was not ready within {timeout:g} s")
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}{ready_path}", timeout=1) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -158,8 +159,9 @@ class Service:
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str] | None = None, timeout: float = 120):
-    """Start ``command`` (with HOST/PORT set) in its own process group, wait for /readyz, stop it afterwards."""
+def serving(command: list[str], env: dict[str, str] | None = None, timeout: float = 120, ready_path: str = "/readyz"):
+    """Start ``command`` (with HOST/PORT set) in its own process group, wait for ``ready_path`` to answer 200, stop
+    it afterwards."""
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -173,7 +175,7 @@ def serving(command: list[str], env: dict[str, str] | None = None, timeout: floa
     url = f"http://127.0.0.1:{port}"
     try:
         try:
-            wait_ready(url, timeout, process)
+            wait_ready(url, timeout, process, ready_path)
         except RuntimeError as exc:
             raise RuntimeError(f"{' '.join(command)}: {exc}") from exc
         ready = time.perf_counter() - started

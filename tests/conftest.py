@@ -55,6 +55,7 @@ SLOW_PATHS = {
     "browser": ("tests/e2e/",),
     "load": (
         "tests/test_bench.py",
+        "tests/test_bench_peers.py",
         "tests/test_schemathesis.py",
         "tests/test_hostile_clients.py",
         "tests/test_mixed_load.py",

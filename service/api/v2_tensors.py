@@ -11,13 +11,13 @@ input, ``binary_data`` asks for one output in binary, ``binary_data_output`` for
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,11 +44,10 @@ NUMPY_DATATYPES = {np.dtype(np.float32): FP32}
 IMAGE = (28, 28)
 IMAGE_SHAPES = ("[N, 28, 28, 1]", "[N, 28, 28]")
 IMAGE_VALUES = math.prod(IMAGE)
-# The longest JSON number a float32 value becomes (Python's repr of its float64, sign and exponent included:
-# -1.1754943508222875e-38), with its comma.
+# The most bytes a float32 value takes as a JSON number with its comma: orjson writes a float32's shortest
+# round-trip repr (at most 9 significant digits, -1.1754944e-38 is 15 bytes); 24, a float64 repr's longest, bounds it.
 JSON_NUMBER_BYTES = 24
 JSON_PIECE_VALUES = 65_536
-COMPACT = (",", ":")
 # Answers with more values than this are streamed from the result arrays; smaller ones are one body.
 STREAM_ABOVE_VALUES = 65_536
 MAX_QUOTED_SIDES = 6
@@ -207,9 +206,15 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvi
     return body[: int(header_length)], memoryview(body)[int(header_length) :]
 
 
-def _document(text: bytes) -> InferenceRequest:
+def _document(text: bytes | memoryview) -> InferenceRequest:
+    """The request document, parsed by orjson and checked by the models: ``data`` stays the parsed list (``Any``),
+    which ``_json_values`` reads into one array, never walked value by value in Python."""
     try:
-        return InferenceRequest.model_validate_json(text)
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"malformed inference request: Invalid JSON: {excerpt(str(exc), 120)}") from exc
+    try:
+        return InferenceRequest.model_validate(parsed)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
@@ -357,13 +362,16 @@ def read_inference(
 
 
 def _json_numbers(array: np.ndarray) -> Iterator[bytes]:
-    """``array``'s values as a JSON list, in pieces of JSON_PIECE_VALUES values: never a Python list of all of them
-    (16.7 M floats as Python objects took 1.2-1.9 GB)."""
-    flat = array.ravel()
+    """``array``'s values as a JSON list, in pieces of JSON_PIECE_VALUES values written by orjson straight from the
+    array (each float32's shortest repr that reads back to it): no Python float is made."""
+    flat = np.ascontiguousarray(array).ravel()
+    if flat.size <= JSON_PIECE_VALUES:
+        yield orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY)
+        return
     yield b"["
     for start in range(0, flat.size, JSON_PIECE_VALUES):
-        piece = json.dumps(flat[start : start + JSON_PIECE_VALUES].tolist(), separators=COMPACT)[1:-1]
-        yield (b"," if start else b"") + piece.encode()
+        piece = orjson.dumps(flat[start : start + JSON_PIECE_VALUES], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        yield (b"," if start else b"") + piece
     yield b"]"
 
 
@@ -394,16 +402,16 @@ def _json_document(
     top: dict[str, Any] = {"model_name": model.name, "model_version": VERSION}
     if call.request_id is not None:
         top["id"] = call.request_id
-    yield json.dumps(top, separators=COMPACT)[:-1].encode() + b',"outputs":['
+    yield orjson.dumps(top)[:-1] + b',"outputs":['
     for position, name in enumerate(call.outputs):
         array = results[name]
         fields: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": NUMPY_DATATYPES[array.dtype]}
         separator = b"," if position else b""
         if name in binary:
             fields["parameters"] = {BINARY_DATA_SIZE: binary[name].nbytes}
-            yield separator + json.dumps(fields, separators=COMPACT).encode()
+            yield separator + orjson.dumps(fields)
             continue
-        yield separator + json.dumps(fields, separators=COMPACT)[:-1].encode() + b',"data":'
+        yield separator + orjson.dumps(fields)[:-1] + b',"data":'
         yield from _json_numbers(array)
         yield b"}"
     yield b"]}"

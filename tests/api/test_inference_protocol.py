@@ -221,6 +221,14 @@ def test_a_batch_of_64_real_digits_is_classified_as_v1_classify_batch_classifies
     assert np.mean(probabilities.argmax(axis=1) == mnist_test[1][:64]) >= 0.95
 
 
+def test_a_json_answer_of_many_pieces_reads_back_to_the_binary_answer_exactly(triton_client, digits):
+    # conv2 of two images is 73,728 values: streamed, written in more than one piece of JSON numbers
+    as_json = triton_client.infer("classifier", [tensor(digits[:2])], outputs=wanted("conv2", binary=False))
+    as_binary = triton_client.infer("classifier", [tensor(digits[:2])], outputs=wanted("conv2"))
+    assert as_json.get_response()["outputs"][0].get("parameters") is None
+    assert np.array_equal(as_json.as_numpy("conv2"), as_binary.as_numpy("conv2"))
+
+
 def test_conv1_and_pool_equal_v1_activations_of_the_same_image(triton_client, http, mnist_test, digits):
     result = triton_client.infer("classifier", [tensor(digits[:1])], outputs=wanted("conv1", "pool"))
     for layer in ("conv1", "pool"):
