@@ -323,6 +323,9 @@ def test_a_covered_model_lists_the_gradient_methods_and_their_routes(client):
         "smoothgrad",
         "grad-cam",
         "occlusion",
+        "rise",
+        "kernel-shap",
+        "feature-ablation",
     ]
     assert capabilities["no_gradients"] is None and "POST /v1/attribution/grad-cam/batch" in capabilities["endpoints"]
 
@@ -354,7 +357,7 @@ def test_a_model_with_an_op_without_a_rule_still_serves_the_forward_routes(clien
 
 def test_a_model_with_an_op_without_a_rule_lists_what_stops_its_gradients(client):
     capabilities = client.get("/v1/models/erf").json()["capabilities"]
-    assert capabilities["attribution_methods"] == ["occlusion"]
+    assert capabilities["attribution_methods"] == ["occlusion", "rise", "kernel-shap", "feature-ablation"]
     assert "op 'Erf' at node '/erf/Erf'" in capabilities["no_gradients"]
     assert "saliency" in capabilities["attribution_needs_gradients"]
     assert "POST /v1/attribution/saliency" not in capabilities["endpoints"]

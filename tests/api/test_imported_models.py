@@ -131,7 +131,7 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/v1/autoencoder", "autoencoder"),
+        ("/v1/autoencoder/reconstruct", "autoencoder"),
     ],
 )
 def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, digit, path, says):
