@@ -131,11 +131,12 @@ def test_v2_metadata_lists_the_input_and_every_layer_as_an_output(client):
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/v1/autoencoder/reconstruct", "autoencoder"),
+        ("/v1/statistics/confusion-matrix", "confusion matrix"),
+        ("/v1/statistics/training-history", "training history"),
     ],
 )
-def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, digit, path, says):
-    response = post(client, path, digit, model=NAME)
+def test_a_shipped_model_route_is_a_422_naming_what_the_model_can_do(client, path, says):
+    response = client.get(path, params={"model": NAME})
     assert response.status_code == 422
     assert says in response.json()["error"] and "POST /v1/classify" in response.json()["error"]
 
