@@ -323,6 +323,9 @@ def test_a_covered_model_lists_the_gradient_methods_and_their_routes(client):
         "smoothgrad",
         "grad-cam",
         "occlusion",
+        "rise",
+        "kernel-shap",
+        "feature-ablation",
     ]
     assert capabilities["no_gradients"] is None and "POST /v1/attribution/grad-cam/batch" in capabilities["endpoints"]
 
