@@ -340,11 +340,11 @@ Metrics = Annotated[
 async def gradient_limits(registry: RegistryDep, settings: SettingsDep) -> GradientLimits:
     """The most backward work one request may ask of an imported model (``CONVLENS_MAX_GRADIENT_WORK``), what the
     models' memory budget has left for its backward graphs and how many one model keeps
-    (``CONVLENS_MAX_BACKWARD_SESSIONS``)."""
+    (``CONVLENS_MAX_BACKWARD_GRAPHS``)."""
     repository = registry.repository
     free = repository.free_bytes() if repository is not None else settings.models_memory_bytes
     return GradientLimits(
-        max_work=settings.max_gradient_work, free_bytes=free, kept_sessions=settings.max_backward_sessions
+        max_work=settings.max_gradient_work, free_bytes=free, kept_sessions=settings.max_backward_graphs
     )
 
 

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         "evaluations x one image's measured forward-and-backward run, in units of the shipped classifier's forward "
         "pass (413 above)",
     )
-    max_backward_sessions: int = Field(
+    max_backward_graphs: int = Field(
         8,
         ge=1,
         description="most backward graphs (one per rule variant, seeded tensor and differentiated tensor) one "

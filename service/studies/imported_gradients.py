@@ -9,7 +9,7 @@ its estimate (the graph, i.e. the weights again, plus IMAGES_PER_RUN images' ten
 ``model.gradient_bytes`` and so in the model's ``memory_bytes``; when it does not fit, the model's own least recently
 used sessions are given back first, and when even all of them would not make room the build is refused
 (GradientsTooLarge: a 503 naming the setting). A model keeps at most ``GradientLimits.kept_sessions`` sessions
-(``CONVLENS_MAX_BACKWARD_SESSIONS``; deconvolutions of many layers would otherwise add one each), the least recently
+(``CONVLENS_MAX_BACKWARD_GRAPHS``; deconvolutions of many layers would otherwise add one each), the least recently
 used evicted with its bytes. A request already running on an evicted session finishes on it; the session's memory
 goes when that request ends. Unloading the model frees them all.
 

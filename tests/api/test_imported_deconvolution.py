@@ -223,9 +223,9 @@ def test_deconvolution_backward_graphs_count_in_the_model_s_memory(session_bytes
     assert early > 0 and late > 0
 
 
-def test_past_max_backward_sessions_the_least_recently_used_gives_its_bytes_back(folder, digit, session_bytes):
+def test_past_max_backward_graphs_the_least_recently_used_gives_its_bytes_back(folder, digit, session_bytes):
     base, early, late = session_bytes
-    with serving(folder / "models", max_backward_sessions=1) as capped:
+    with serving(folder / "models", max_backward_graphs=1) as capped:
         assert deconvolve(capped, EARLY, digit).status_code == 200
         assert deconvolve(capped, LATE, digit).status_code == 200
         assert memory_of(capped) == base + late
