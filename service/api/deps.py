@@ -26,9 +26,9 @@ from service.images.preprocessing import parse_input_npy, upload_input
 from service.quality.report import METRICS, MetricLimits
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel, Registry
-from service.studies.any_model_explain import GradientLimits
 from service.studies.digit_judge import DigitJudgeModel
 from service.studies.explain import Limits
+from service.studies.imported_gradients import GradientLimits
 from service.studies.statistics import DATASET_THRESHOLD, DatasetStatistics, LoadedStatistics
 
 
@@ -338,11 +338,14 @@ Metrics = Annotated[
 
 
 async def gradient_limits(registry: RegistryDep, settings: SettingsDep) -> GradientLimits:
-    """The most backward work one request may ask of an imported model (``CONVLENS_MAX_GRADIENT_WORK``) and what the
-    models' memory budget has left for its backward graphs."""
+    """The most backward work one request may ask of an imported model (``CONVLENS_MAX_GRADIENT_WORK``), what the
+    models' memory budget has left for its backward graphs and how many one model keeps
+    (``CONVLENS_MAX_BACKWARD_GRAPHS``)."""
     repository = registry.repository
     free = repository.free_bytes() if repository is not None else settings.models_memory_bytes
-    return GradientLimits(max_work=settings.max_gradient_work, free_bytes=free)
+    return GradientLimits(
+        max_work=settings.max_gradient_work, free_bytes=free, kept_sessions=settings.max_backward_graphs
+    )
 
 
 GradientLimitsDep = Annotated[GradientLimits, Depends(gradient_limits)]

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "evaluations x one image's measured forward-and-backward run, in units of the shipped classifier's forward "
         "pass (413 above)",
     )
+    max_backward_graphs: int = Field(
+        8,
+        ge=1,
+        description="most backward graphs (one per rule variant, seeded tensor and differentiated tensor) one "
+        "imported model keeps built; past it the least recently used is dropped and its bytes given back",
+    )
     cors_origins: Names = Field(["*"], description="origins allowed to call the API from a browser")
     api_keys: Names = Field(
         [], description="when set, every /v1 and /v2 route (but /v2/health) needs one of these keys"
@@ -214,7 +220,7 @@ class Settings(BaseSettings):
         gt=0,
         description="memory budget of all loaded models' sessions: the shipped models' ONNX bytes plus, per "
         "imported model, its weights and every layer's output for one run of 6 images, and its backward graphs once "
-        "a gradient method has run (a model or backward graph that would exceed it is not loaded)",
+        "built (a model or backward graph that would exceed it is not loaded)",
     )
 
     def memory_budget(self) -> MemoryBudget:

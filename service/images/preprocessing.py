@@ -68,6 +68,14 @@ def laid_out(channels_last: np.ndarray, spec: ImportedInput) -> np.ndarray:
     return np.ascontiguousarray(image[np.newaxis], dtype=np.float32)
 
 
+def pictures_input(pictures: np.ndarray, spec: ImportedInput, preprocessing: Preprocessing) -> np.ndarray:
+    """uint8 pictures as the model saw them ((N, H, W) grey or (N, H, W, C), e.g. an analysis' top images) as the
+    model's inputs: (N, C, H, W) or (N, H, W, C), normalised."""
+    pixels = pictures.reshape(len(pictures), spec.height, spec.width, spec.channels).astype(np.float32) / 255.0
+    inputs = normalise(pixels, preprocessing)
+    return np.ascontiguousarray(inputs.transpose(0, 3, 1, 2) if spec.layout == "nchw" else inputs, dtype=np.float32)
+
+
 def picture_input(picture: Image.Image, spec: ImportedInput, preprocessing: Preprocessing) -> np.ndarray:
     """A decoded picture as the model's input of one image, through ``resize-crop``: RGB for a three-channel model,
     grey for a one-channel one."""

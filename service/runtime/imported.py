@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,10 @@ class ImportedLoadedModel:
     folder: Path
     batch_threads: int = 0
     _output_names: frozenset[str] | None = field(default=None, repr=False)
-    # The backward-graph runners built for it (service.studies.any_model_explain), by rule variant and layer; the
+    # The backward sessions built for it (service.studies.imported_gradients), least recently used first; the
     # first node without a backward rule, once looked for (``gradient_coverage``: a one-item list, empty before); the
-    # bytes the runners' sessions are estimated to hold; one image's backward run in milliseconds, measured when the
-    # first runner was built.
-    gradient_runners: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
+    # bytes the sessions are estimated to hold; one image's backward run in milliseconds, the costliest session's.
+    backward_sessions: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False)
     gradient_coverage: list[Any] = field(default_factory=list, repr=False)
     gradient_bytes: int = 0
     backward_ms: float | None = None

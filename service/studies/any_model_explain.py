@@ -2,11 +2,10 @@
 not know, in the model's own input layout, size and range.
 
 The gradient methods run the builder's backward graph (``service.graphs.gradient_builder``) over the model's exposed
-ONNX copy, seeded at its logits (its probabilities when it has no logits tensor): one ``GradientRunner`` per rule
-variant and Grad-CAM layer, built on first use, once per loaded model, and kept on it. Building one checks the
-models' memory budget first (its session is the model's size again plus each differentiated image's tensors and
-their gradients) and measures one image's backward run; the costliest runner's is the unit a request's cost is
-counted in before it runs: images x evaluations (steps, samples) x that cost, bounded by ``GradientLimits``. A
+ONNX copy, seeded at its logits (its probabilities when it has no logits tensor): one backward session per rule
+variant and Grad-CAM layer, from the model's budgeted cache (``service.studies.imported_gradients``). The model's
+measured backward run (its costliest session's) is the unit a request's cost is counted in before it runs:
+images x evaluations (steps, samples) x that cost, bounded by ``GradientLimits``. A
 model with a node on the path without a rule gets no runner: every gradient method is a 422 naming the op and the
 node, and the forward-only methods (occlusion, ``service.studies.forward_explain``) still serve it.
 
@@ -18,76 +17,39 @@ forward first. No method is named here: the traits say what each needs.
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnx
 
 from service.attribution import METHODS, Limits, Method
 from service.attribution.any_model import GradientRunner, InputRange, one_hot
 from service.attribution.faithfulness import faithfulness_over
 from service.attribution.placement import resized
-from service.errors import NotApplicableError, TooLargeError, UnavailableError
-from service.graphs.gradient_builder import UnsupportedOp, gradient_graph, unsupported_op
+from service.errors import TooLargeError
+from service.graphs.gradient_builder import Rules
 from service.runtime.cancellation import checkpoint
-from service.runtime.imported import FLOAT_BYTES, ImportedLoadedModel
+from service.runtime.imported import ImportedLoadedModel
 from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
 from service.studies.forward_explain import channels_first, explain_forward, normalised_black
+from service.studies.imported_gradients import (
+    IMAGES_PER_RUN,
+    GatedRunner,
+    GradientLimits,
+    NoGradients,
+    SessionKey,
+    backward_session,
+    missing_rule,
+    no_gradients_message,
+    seeded_tensor,
+)
 from service.studies.layers import NotApplicable, UnknownLayer
-
-IMAGES_PER_RUN = 16  # images per backward run: bounds a run's tensors (its memory estimate counts this many)
-FORWARD_ROUTES = "classify, activations, active-filters, inspect and occlusion"
-
-
-class NoGradients(NotApplicableError, ValueError):
-    """The model has a node on the differentiated path whose op has no backward rule."""
-
-
-class GradientsTooLarge(UnavailableError):
-    """Building the model's backward graph would overflow the models' memory budget."""
 
 
 class TooMuchGradientWork(TooLargeError):
     """A request's backward work (images x evaluations x one backward run's cost) over the limit."""
 
     code = "too_much_work"
-
-
-@dataclass(frozen=True)
-class GradientLimits:
-    """The most backward work one request may ask of an imported model, in units of the shipped classifier's
-    forward pass (``max_work``), and the bytes the models' budget has left for new backward sessions."""
-
-    max_work: int = 200_000
-    free_bytes: int = 1 << 62
-
-
-def seeded_tensor(model: ImportedLoadedModel) -> str:
-    """The tensor the gradients are taken of: the logits (as Captum attributes a network's output), else the
-    probabilities."""
-    return model.manifest.logits or model.manifest.probabilities
-
-
-def missing_rule(model: ImportedLoadedModel) -> UnsupportedOp | None:
-    """The first node between the input and the seeded tensor without a backward rule (None: all have one),
-    found once per loaded model."""
-    with model.gradients_lock:
-        if not model.gradient_coverage:
-            proto = onnx.load_from_string((model.folder / model.manifest.exposed.file).read_bytes())
-            model.gradient_coverage.append(unsupported_op(proto, seeded_tensor(model), [model.manifest.input.name]))
-        return model.gradient_coverage[0]
-
-
-def no_gradients_message(model: ImportedLoadedModel, missing: UnsupportedOp) -> str:
-    """The refusal of a gradient method on a model outside the rules' op set."""
-    return (
-        f"model {model.name!r} has no gradients: op {missing.op_type!r} at node {missing.node!r} has no backward "
-        f"rule; it serves the forward-only routes ({FORWARD_ROUTES})"
-    )
 
 
 def spatial_layers(model: ImportedLoadedModel) -> list[str]:
@@ -100,91 +62,22 @@ def spatial_layers(model: ImportedLoadedModel) -> list[str]:
     ]
 
 
-def _session_bytes(model: ImportedLoadedModel, built_bytes: int) -> int:
-    """A backward session's estimate: its graph (the weights again) plus, for IMAGES_PER_RUN images, every exposed
-    layer's and the input's tensors twice (the forward value kept for the backward pass, and its gradient)."""
-    spec = model.manifest.input
-    per_image = spec.channels * spec.height * spec.width + sum(
-        math.prod(size or 1 for size in shape) for shape in model.layer_shapes.values()
-    )
-    return built_bytes + 2 * per_image * FLOAT_BYTES * IMAGES_PER_RUN
-
-
-def runner_of(model: ImportedLoadedModel, rules: str, layer: str | None, limits: GradientLimits) -> GradientRunner:
-    """The model's runner for ``rules`` (and Grad-CAM's ``layer``), built on first use within the memory budget;
-    each build measures one image's backward run (``model.backward_ms``: the costliest runner's)."""
+def runner_of(model: ImportedLoadedModel, rules: Rules, layer: str | None, limits: GradientLimits) -> GradientRunner:
+    """The model's attribution runner for ``rules`` (and Grad-CAM's ``layer``): its backward session from the
+    seeded tensor to the input (or ``layer``), also returning the probabilities (and the layer), all-zero seed rows
+    seeding the predicted class; NoGradients when the model's path holds an op without a rule."""
     missing = missing_rule(model)
     if missing is not None:
         raise NoGradients(no_gradients_message(model, missing))
-    key = (rules, layer)
-    with model.gradients_lock:
-        if key in model.gradient_runners:
-            return model.gradient_runners[key]
-        proto = onnx.load_from_string((model.folder / model.manifest.exposed.file).read_bytes())
-        probabilities = model.manifest.probabilities
-        built = gradient_graph(
-            proto,
-            seeded_tensor(model),
-            [layer or model.manifest.input.name],
-            outputs=[probabilities, *([layer] if layer else [])],
-            rules=rules,
-            predicted_from=probabilities,
-        )
-        needed = _session_bytes(model, built.model.ByteSize())
-        if needed > limits.free_bytes:
-            raise GradientsTooLarge(
-                f"model {model.name!r}'s backward graph needs about {needed:,} bytes and "
-                f"{max(limits.free_bytes, 0):,} of CONVLENS_MODELS_MEMORY_BYTES are free: raise the budget or "
-                "unload a model"
-            )
-        options = model.session.get_session_options()
-        runner = GradientRunner(built, model.manifest.input.name, options, chunk=IMAGES_PER_RUN)
-        measured = _measured_ms(model, runner)
-        model.backward_ms = max(measured, model.backward_ms or 0.0)
-        model.gradient_runners[key] = runner
-        model.gradient_bytes += needed
-        return runner
-
-
-def _measured_ms(model: ImportedLoadedModel, runner: GradientRunner) -> float:
-    """One image's forward and backward run (to every tensor the runner differentiates) in milliseconds: the best
-    of three after a warm-up run."""
-    spec = model.manifest.input
-    image = model.as_batch(np.zeros(spec.channels * spec.height * spec.width, np.float32))
-    seeds = np.zeros((1, len(model.manifest.labels)), np.float32)
-    names = list(runner.built.gradients.values())
-    runner.run(image, seeds, names)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        runner.run(image, seeds, names)
-        times.append((time.perf_counter() - start) * 1000)
-    return min(times)
-
-
-class GatedRunner:
-    """A runner's session for one request: each run of at most ``chunk`` images under the model's inference slot,
-    a cancellation check before each, and the ``kept`` outputs (the probabilities and the seeds used) of the last
-    call concatenated; ``run`` and ``gradient`` as ``GradientRunner``'s."""
-
-    def __init__(self, runner: GradientRunner, model: ImportedLoadedModel, kept: list[str]) -> None:
-        self.built, self.input_name, self.chunk = runner.built, runner.input_name, runner.chunk
-        self._session, self._model, self._kept_names = runner.session, model, kept
-        self.kept: list[np.ndarray] = []
-
-    def run(self, images: np.ndarray, seeds: np.ndarray, names: list[str]) -> list[np.ndarray]:
-        parts = []
-        for i in range(0, len(images), self.chunk):
-            checkpoint()
-            feeds = {self.input_name: images[i : i + self.chunk], self.built.seed_input: seeds[i : i + self.chunk]}
-            with self._model.gate.slot(self._model.name):
-                parts.append(self._session.run([*names, *self._kept_names], feeds))
-        columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
-        self.kept = columns[len(names) :]
-        return columns[: len(names)]
-
-    def gradient(self, images: np.ndarray, seeds: np.ndarray, wrt: str | None = None) -> np.ndarray:
-        return self.run(images, seeds, [self.built.gradients[wrt or self.input_name]])[0]
+    probabilities = model.manifest.probabilities
+    key = SessionKey(
+        seeded_tensor(model),
+        layer or model.manifest.input.name,
+        rules,
+        (probabilities, *([layer] if layer else [])),
+        probabilities,
+    )
+    return backward_session(model, key, limits).runner
 
 
 def input_range(model: ImportedLoadedModel) -> InputRange:

@@ -26,7 +26,13 @@ import numpy as np
 from service.errors import NotApplicableError, TooLargeError
 from service.runtime.cancellation import checkpoint
 from service.runtime.imported import ImportedLoadedModel
-from service.studies.imported_gradients import BackwardSession, backward_session, layer_tensor
+from service.studies.imported_gradients import (
+    BackwardSession,
+    GradientLimits,
+    SessionKey,
+    backward_session,
+    layer_tensor,
+)
 
 DEFAULT_STEPS = 128
 LEARNING_RATE = 0.2
@@ -104,13 +110,19 @@ def jitter_of(model: ImportedLoadedModel) -> int:
 
 
 def checked_session(
-    model: ImportedLoadedModel, objective: Objective, steps: int, max_steps: int, max_seconds: float
+    model: ImportedLoadedModel,
+    objective: Objective,
+    steps: int,
+    max_steps: int,
+    max_seconds: float,
+    limits: GradientLimits = GradientLimits(),
 ) -> BackwardSession:
-    """The backward session of ``objective``, once ``steps`` is within 1..``max_steps`` and the ascent's cost
-    (steps x inputs x the session's measured milliseconds per image) within ``max_seconds``."""
+    """The backward session of ``objective`` from the model's budgeted cache (within ``limits``), once ``steps``
+    is within 1..``max_steps`` and the ascent's cost (steps x inputs x the session's measured milliseconds per
+    image) within ``max_seconds``."""
     if not 1 <= steps <= max_steps:
         raise OptimizeRefused(f"steps must be between 1 and {max_steps} (CONVLENS_MAX_OPTIMIZE_STEPS), got {steps}")
-    session = backward_session(model, objective.seeded)
+    session = backward_session(model, SessionKey(objective.seeded, model.manifest.input.name, "gradient"), limits)
     count = len(objective.seeds)
     seconds = steps * count * session.ms_per_image / 1000
     if seconds > max_seconds:

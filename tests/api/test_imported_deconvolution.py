@@ -193,3 +193,65 @@ def test_the_models_capabilities_list_deconvolution_among_its_routes(client):
     capabilities = client.get("/v1/models/mnist-cnn").json()["capabilities"]
     assert "POST /v1/deconvolution/{layer}/{filter}" in capabilities["endpoints"]
     assert "deconvolution" not in capabilities["not_applicable"]
+
+
+EARLY, LATE = "features.2.Relu", "features.10.Relu"
+
+
+def memory_of(client, name: str = "mnist-cnn") -> int:
+    return client.get(f"/v1/models/{name}").json()["memory_bytes"]
+
+
+def deconvolve(client, layer: str, image: bytes):
+    return post_image(client, f"/v1/deconvolution/{layer}/0", image, model="mnist-cnn", format="json")
+
+
+@pytest.fixture(scope="module")
+def session_bytes(folder, digit) -> tuple[int, int, int]:
+    """The example's memory before any backward graph, and what its EARLY and LATE deconvnet graphs add."""
+    with serving(folder / "models") as fresh:
+        base = memory_of(fresh)
+        assert deconvolve(fresh, EARLY, digit).status_code == 200
+        early = memory_of(fresh) - base
+        assert deconvolve(fresh, LATE, digit).status_code == 200
+        late = memory_of(fresh) - base - early
+    return base, early, late
+
+
+def test_deconvolution_backward_graphs_count_in_the_model_s_memory(session_bytes):
+    _, early, late = session_bytes
+    assert early > 0 and late > 0
+
+
+def test_past_max_backward_graphs_the_least_recently_used_gives_its_bytes_back(folder, digit, session_bytes):
+    base, early, late = session_bytes
+    with serving(folder / "models", max_backward_graphs=1) as capped:
+        assert deconvolve(capped, EARLY, digit).status_code == 200
+        assert deconvolve(capped, LATE, digit).status_code == 200
+        assert memory_of(capped) == base + late
+        assert deconvolve(capped, EARLY, digit).status_code == 200
+        assert memory_of(capped) == base + early
+
+
+def test_a_deconvolution_over_the_memory_budget_is_a_503_naming_the_budget(folder, digit, session_bytes):
+    base, early, _ = session_bytes
+    with serving(folder / "models") as probe:
+        others = probe.app.state.registry.shipped_bytes + sum(
+            model.memory_bytes for model in probe.app.state.registry.imported.values()
+        )
+    with serving(folder / "models", models_memory_bytes=others + early - 1) as tight:
+        response = deconvolve(tight, EARLY, digit)
+        assert response.status_code == 503 and "CONVLENS_MODELS_MEMORY_BYTES" in response.json()["error"]
+        assert memory_of(tight) == base
+
+
+def test_a_backward_graph_that_fits_only_alone_evicts_the_model_s_older_ones(folder, digit, session_bytes):
+    base, early, late = session_bytes
+    with serving(folder / "models") as probe:
+        others = probe.app.state.registry.shipped_bytes + sum(
+            model.memory_bytes for model in probe.app.state.registry.imported.values()
+        )
+    with serving(folder / "models", models_memory_bytes=others + max(early, late)) as tight:
+        assert deconvolve(tight, EARLY, digit).status_code == 200
+        assert deconvolve(tight, LATE, digit).status_code == 200
+        assert memory_of(tight) == base + late

@@ -1,9 +1,12 @@
 """The dataset analyses of an imported model served over HTTP: the MNIST example imported with its shipped analysis
 (``make import-example``: ``--analysis examples/models/mnist-cnn-analysis``) checked against a brute-force loop over
-the real test split, and an analysis of a flat (unlabelled) folder served for its layer-wide parts."""
+the real test split, an analysis of a flat (unlabelled) folder served for its layer-wide parts, and the top images'
+deconvolutions against the deconvolution route, on the example and on a model with an op without a backward rule
+(Erf) on part of its layers' paths."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +14,13 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from service.api.render import NPY
+from service.contract import IMPORTED_DIR, ImportedModel, read_document
 from service.importer import main
-from tests.helpers import ROOT, encode, link_shipped_models
+from service.pictures.grids import to_uint8
+from tests.api.test_imported_deconvolution import with_erf
+from tests.helpers import ROOT, decode_png, encode, link_shipped_models
+from tests.importer.builders import save
 from tests.importer.over_http import serving
 from training.stream_analysis import analyze_images
 
@@ -21,6 +29,8 @@ ANALYSIS = ROOT / "examples" / "models" / "mnist-cnn-analysis"
 NAME = "mnist-cnn"
 FLAT = "mnist-flat"
 FLAT_IMAGES = 500
+ERF = "erf"
+ERF_IMAGES = 20
 
 
 def import_example(models: Path, name: str, *extra: str) -> int:
@@ -39,6 +49,14 @@ def models(tmp_path_factory, mnist_test) -> Path:
     for index in range(FLAT_IMAGES):
         Image.fromarray(mnist_test[0][index]).save(flat / f"{index:05d}.png")
     analyze_images(folder, FLAT, flat, batch_size=128, plots=True, progress=False)
+    erf = save(with_erf(), tmp_path_factory.mktemp("erf") / "erf.onnx")
+    assert main([str(erf), "--name", ERF, "--resize", "16", "--models-dir", str(folder)]) == 0
+    photos = tmp_path_factory.mktemp("photos") / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(ERF_IMAGES):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(photos / f"{index:05d}.png")
+    analyze_images(folder, ERF, photos, batch_size=8, plots=False, progress=False)
     return folder
 
 
@@ -148,3 +166,64 @@ def test_the_importer_refuses_an_analysis_of_another_model(tmp_path):
 def test_a_label_beyond_the_imported_models_classes_is_a_422(client):
     answer = client.get("/v1/statistics/norms/features.2.Relu", params={"model": NAME, "label": 10})
     assert answer.status_code == 422 and "labels are 0-9" in answer.json()["error"]
+
+
+def npy_of(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return np.load(io.BytesIO(response.content), allow_pickle=False)
+
+
+def erf_layer(models: Path, op_type: str) -> str:
+    manifest = read_document(models / IMPORTED_DIR / ERF / "manifest.json", ImportedModel)
+    return next(spec.name for spec in manifest.layers if spec.op_type == op_type)
+
+
+@pytest.mark.parametrize(("layer", "k"), [("features.2.Relu", 5), ("features.10.Relu", 17)])
+def test_each_top_image_s_projection_is_the_deconvolution_route_s_of_that_image(client, mnist_test, layer, k):
+    rows = client.get(f"/v1/filters/{layer}/{k}/top-images", params={"model": NAME}).json()["images"]
+    projections = npy_of(
+        client.get(f"/v1/filters/{layer}/{k}/top-images", params={"model": NAME}, headers={"accept": NPY})
+    )
+    assert projections.shape == (9, 1, 28, 28)
+    for row, projection in zip(rows, projections, strict=True):
+        image = encode(mnist_test[0][row["index"]])
+        expected = npy_of(
+            client.post(
+                f"/v1/deconvolution/{layer}/{k}",
+                params={"model": NAME, "preprocess": "none"},
+                content=image,
+                headers={"content-type": "image/png", "accept": NPY},
+            )
+        )
+        np.testing.assert_allclose(projection, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_the_example_top_images_png_puts_each_image_beside_its_projection(client, mnist_test):
+    layer, k = "features.10.Relu", 17
+    rows = client.get(f"/v1/filters/{layer}/{k}/top-images", params={"model": NAME}).json()["images"]
+    answer = client.get(
+        f"/v1/filters/{layer}/{k}/top-images", params={"model": NAME, "format": "png", "labels": "false", "scale": 1}
+    )
+    panel = np.array(decode_png(answer))
+    grid = 3 * 28 + 2
+    assert answer.headers["x-projections"] == "deconvnet" and panel.shape == (grid, 2 * grid + 4)
+    assert np.array_equal(panel[:28, :28], mnist_test[0][rows[0]["index"]])
+    projection = npy_of(
+        client.get(f"/v1/filters/{layer}/{k}/top-images", params={"model": NAME}, headers={"accept": NPY})
+    )[0, 0]
+    assert np.abs(panel[:28, grid + 4 : grid + 32].astype(int) - to_uint8(projection)).max() <= 1
+
+
+def test_a_layer_behind_an_op_without_a_rule_keeps_its_top_images_alone_saying_why(client, models):
+    layer = erf_layer(models, "GlobalAveragePool")
+    answer = client.get(f"/v1/filters/{layer}/0/top-images", params={"model": ERF, "format": "png", "scale": 1})
+    assert answer.status_code == 200 and answer.headers["x-projections"].startswith("none:")
+    assert "Erf" in answer.headers["x-projections"] and "/erf/Erf" in answer.headers["x-projections"]
+    projections = client.get(f"/v1/filters/{layer}/0/top-images", params={"model": ERF}, headers={"accept": NPY})
+    assert projections.status_code == 422 and "/erf/Erf" in projections.json()["error"]
+
+
+def test_a_layer_before_the_op_without_a_rule_gets_its_projections(client, models):
+    layer = erf_layer(models, "Relu")
+    answer = client.get(f"/v1/filters/{layer}/0/top-images", params={"model": ERF, "format": "png"})
+    assert answer.status_code == 200 and answer.headers["x-projections"] == "deconvnet"

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
-from service.api.deps import AnyModelDep, Digit, Filter, Format, GridScale, Scale
+from service.api.deps import AnyModelDep, Digit, Filter, Format, GradientLimitsDep, GridScale, Scale
 from service.api.error_responses import ERRORS
 from service.api.render import (
     NPY,
@@ -29,6 +29,7 @@ from service.pictures.grids import tile_colour, to_uint8, upscale_nearest
 from service.pictures.labels import caption, draw_indices, tile_origins, with_caption
 from service.runtime.imported import ImportedLoadedModel
 from service.studies.imported_deconvolution import layer_activation, project
+from service.studies.imported_gradients import GradientLimits
 from service.studies.layers import channels_last, check_filter, projection_of_digit
 
 router = APIRouter(prefix="/v1/deconvolution", tags=["deconvolution"], responses=ERRORS)
@@ -50,11 +51,16 @@ NPY_ANSWER = {
     "size and colour, its 64 most active filters past 64, listed in `X-Channels`)",
 )
 def deconvolution_grid(
-    layer: str, digit: Digit, model: AnyModelDep, scale: GridScale = 2, labels: Labels = False
+    layer: str,
+    digit: Digit,
+    model: AnyModelDep,
+    gradients: GradientLimitsDep,
+    scale: GridScale = 2,
+    labels: Labels = False,
 ) -> Response:
     about = caption(f"{layer} deconvolutions of {model.name}", "the uploaded image", "each min-max scaled on its own")
     if isinstance(model, ImportedLoadedModel):
-        return _imported_grid(model, digit, layer, scale, about if labels else None)
+        return _imported_grid(model, digit, layer, gradients, scale, about if labels else None)
     return grid_png(projection_of_digit(model, digit, layer), scale, about if labels else None, "projections")
 
 
@@ -71,12 +77,13 @@ def deconvolution(
     filter: Filter,
     digit: Digit,
     model: AnyModelDep,
+    gradients: GradientLimitsDep,
     format: Format = "png",
     scale: Scale = 8,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     if isinstance(model, ImportedLoadedModel):
-        values = project(model, digit, layer, [filter], layer_activation(model, digit, layer))[0]
+        values = project(model, digit, layer, [filter], layer_activation(model, digit, layer), gradients)[0]
         picture = _channels_last_picture(model, values)
     else:
         check_filter(model, layer, filter)
@@ -99,14 +106,16 @@ def _channels_last_picture(model: ImportedLoadedModel, values: np.ndarray) -> np
 
 
 def _imported_grid(
-    model: ImportedLoadedModel, image: np.ndarray, layer: str, scale: int, about: str | None
+    model: ImportedLoadedModel, image: np.ndarray, layer: str, gradients: GradientLimits, scale: int, about: str | None
 ) -> Response:
     """The projections of ``layer``'s filters (its most active ones past 64, in ``X-Channels``) as one mosaic."""
     activation = layer_activation(model, image, layer)
     maps = channels_last(model, activation) if activation.ndim == 3 else activation[None, None]
     channels = shown_channels(maps, None)
     filters = list(range(activation.shape[0])) if channels is None else channels
-    pictures = np.stack([_channels_last_picture(model, p) for p in project(model, image, layer, filters, activation)])
+    pictures = np.stack(
+        [_channels_last_picture(model, p) for p in project(model, image, layer, filters, activation, gradients)]
+    )
     if pictures.ndim == 3:
         response = grid_png(pictures, scale, about, "projections")
     else:

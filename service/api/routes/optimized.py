@@ -9,7 +9,16 @@ import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from service.api.deps import AnyModelDep, Filter, Format, GridScale, Scale, SettingsDep, loaded_statistics
+from service.api.deps import (
+    AnyModelDep,
+    Filter,
+    Format,
+    GradientLimitsDep,
+    GridScale,
+    Scale,
+    SettingsDep,
+    loaded_statistics,
+)
 from service.api.error_responses import STATISTICS_ERRORS
 from service.api.errors import NotFound, Unprocessable
 from service.api.render import PNG, PNG_RESPONSE, json_response, png_bytes, rgb_png_response
@@ -21,6 +30,7 @@ from service.pictures.labels import draw_indices, tile_origins
 from service.pictures.legend import gray_bar, with_legend
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
+from service.studies.imported_gradients import GradientLimits
 from service.studies.layers import check_filter, spatial_layer
 from service.studies.optimized_any_model import (
     DEFAULT_STEPS,
@@ -79,9 +89,18 @@ def _answer(
     )
 
 
-def _computed(model: ImportedLoadedModel, settings: Settings, objective: Objective, steps: int, seed: int) -> Ascent:
+def _computed(
+    model: ImportedLoadedModel,
+    settings: Settings,
+    gradients: GradientLimits,
+    objective: Objective,
+    steps: int,
+    seed: int,
+) -> Ascent:
     """The ascent of ``objective`` once its steps and measured cost are within the settings."""
-    session = checked_session(model, objective, steps, settings.max_optimize_steps, settings.max_optimize_seconds)
+    session = checked_session(
+        model, objective, steps, settings.max_optimize_steps, settings.max_optimize_seconds, gradients
+    )
     return ascend(model, objective, session, steps, seed)
 
 
@@ -129,11 +148,18 @@ def _computed_answer(
 
 
 def _computed_grid(
-    model: ImportedLoadedModel, layer: str, settings: Settings, steps: int, seed: int, scale: int, labels: bool
+    model: ImportedLoadedModel,
+    layer: str,
+    settings: Settings,
+    gradients: GradientLimits,
+    steps: int,
+    seed: int,
+    scale: int,
+    labels: bool,
 ) -> Response:
     """Every filter of ``layer`` optimized in one ascent, as one mosaic of its pixels (0 black, 1 white)."""
     count = int(model.layer_shapes[layer][0]) if layer in model.layer_shapes else 0
-    ascent = _computed(model, settings, filter_objective(model, layer, list(range(count))), steps, seed)
+    ascent = _computed(model, settings, gradients, filter_objective(model, layer, list(range(count))), steps, seed)
     pictures = _pictures(ascent.pixels)
     if pictures.ndim == 3:
         picture = upscale_nearest(tile(pictures, pad_value=128, normalize_each=False), scale)
@@ -171,13 +197,14 @@ def optimized_grid(
     request: Request,
     model: AnyModelDep,
     settings: SettingsDep,
+    gradients: GradientLimitsDep,
     scale: GridScale = 2,
     labels: GridLegend = False,
     steps: Steps = DEFAULT_STEPS,
     seed: Seed = 0,
 ) -> Response:
     if isinstance(model, ImportedLoadedModel):
-        return _computed_grid(model, layer, settings, steps, seed, scale, labels)
+        return _computed_grid(model, layer, settings, gradients, steps, seed, scale, labels)
     statistics = _statistics(request, model)
     spatial_layer(model, layer)
     inputs = _layer_inputs(statistics, layer)
@@ -205,6 +232,7 @@ def optimized_filter(
     request: Request,
     model: AnyModelDep,
     settings: SettingsDep,
+    gradients: GradientLimitsDep,
     format: Format = "png",
     scale: Scale = 8,
     labels: Legend = True,
@@ -213,7 +241,7 @@ def optimized_filter(
 ) -> Response:
     what = f"{layer} filter {filter} of {model.name}: what it wants to see"
     if isinstance(model, ImportedLoadedModel):
-        ascent = _computed(model, settings, filter_objective(model, layer, [filter]), steps, seed)
+        ascent = _computed(model, settings, gradients, filter_objective(model, layer, [filter]), steps, seed)
         return _computed_answer(model, layer, filter, ascent, steps, seed, format, scale, labels, what)
     statistics = _statistics(request, model)
     spatial_layer(model, layer)
@@ -234,6 +262,7 @@ def optimized_class(
     request: Request,
     model: AnyModelDep,
     settings: SettingsDep,
+    gradients: GradientLimitsDep,
     format: Format = "png",
     scale: Scale = 8,
     labels: Legend = True,
@@ -241,7 +270,7 @@ def optimized_class(
     seed: Seed = 0,
 ) -> Response:
     if isinstance(model, ImportedLoadedModel):
-        ascent = _computed(model, settings, class_objective(model, digit), steps, seed)
+        ascent = _computed(model, settings, gradients, class_objective(model, digit), steps, seed)
         label = model.manifest.labels[digit]
         what = f"class {digit} ({label}) of {model.name}: the input that maximises its logit"
         layer = model.manifest.logits or ""
