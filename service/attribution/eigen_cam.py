@@ -22,7 +22,7 @@ def first_component(output: np.ndarray) -> np.ndarray:
     """The (H,W) projection of one layer output (C,H,W) on its first principal component (not rectified)."""
     samples = output.reshape(output.shape[0], -1).T
     samples = samples - samples.mean(axis=0)
-    _, _, vt = np.linalg.svd(samples, full_matrices=True)
+    _, _, vt = np.linalg.svd(samples, full_matrices=False)
     return (samples @ vt[0]).reshape(output.shape[1:])
 
 
