@@ -613,6 +613,7 @@ class AttributionItem(BaseModel):
     probability: float
     values: list[list[float]] | list[list[list[float]]]
     pixels: list[list[float]] | None = Field(None, description="as in the single answer")
+    metrics: AttributionMetrics | None = Field(None, description="this image's quality metrics, with `metrics`")
 
 
 class AttributionBatch(BaseModel):

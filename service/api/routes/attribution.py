@@ -50,6 +50,7 @@ from service.pictures.legend import with_legend
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
 from service.studies.any_model_explain import explain_any, seen
+from service.studies.batch_quality import batch_quality, check_batch_metrics, summary_header
 from service.studies.explain import Explanation, explain
 from service.studies.explanation_quality import explanation_quality, metrics_asked
 from service.studies.layers import NotApplicable
@@ -58,7 +59,7 @@ router = APIRouter(prefix="/v1", tags=["attribution"])
 
 COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
-METRICS_HEADER = "X-Attribution-Metrics"
+METRICS_HEADER, METRICS_SUMMARY_HEADER = "X-Attribution-Metrics", "X-Attribution-Metrics-Summary"
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
 Method = Annotated[str, Path(description=methods_text(METHODS))]
 Legend = Annotated[
@@ -78,7 +79,8 @@ PNG_HEAT_MAP = {
 NPY_ANSWER = {
     200: {
         "content": {NPY: {"schema": {"type": "string", "format": "binary"}}},
-        "description": "JSON, or with `Accept: application/x-npy` a .npy float32 array (N, ...) of the raw maps",
+        "description": "JSON, or with `Accept: application/x-npy` a .npy float32 array (N, ...) of the raw maps "
+        "(with `metrics`: their means over the batch in `X-Attribution-Metrics-Summary`)",
     }
 }
 
@@ -223,6 +225,7 @@ def attribution_batch(
     limits: AttributionLimits,
     gradients: GradientLimitsDep,
     query: AttributionQuery,
+    metric_limits: MetricLimitsDep,
     maps: Annotated[
         Literal["values", "pixels"],
         Query(
@@ -231,14 +234,21 @@ def attribution_batch(
         ),
     ] = "values",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    metrics: Metrics = None,
 ) -> Response:
+    asked = _metrics_asked(model, method, metrics)
+    if asked:
+        check_batch_metrics(model, method, query.method_parameters(), asked, len(images), limits, metric_limits)
     if isinstance(model, ImportedLoadedModel):
         result = explain_any(model, images, method, query.target, query.method_parameters(), limits, gradients)
     else:
         result = explain(model, images, method, query.target, query.method_parameters(), limits)
+    measured = batch_quality(model, images, result, asked, metric_limits) if asked else None
     if wants_npy(accept):
-        targets = ",".join(str(int(t)) for t in result.targets)
-        return npy_response(getattr(result, maps), {TARGET_HEADER: targets})
+        headers = {TARGET_HEADER: ",".join(str(int(t)) for t in result.targets)}
+        if measured is not None:
+            headers[METRICS_SUMMARY_HEADER] = summary_header(measured)
+        return npy_response(getattr(result, maps), headers)
     return json_response(
         AttributionBatch(
             model=model.name,
@@ -253,8 +263,11 @@ def attribution_batch(
                     probability=float(p),
                     values=_grid(v),
                     pixels=_grid(px) if result.answers_pixels else None,
+                    metrics=AttributionMetrics(**measured[i]) if measured is not None else None,
                 )
-                for t, p, v, px in zip(result.targets, result.probabilities, result.values, result.pixels)
+                for i, (t, p, v, px) in enumerate(
+                    zip(result.targets, result.probabilities, result.values, result.pixels)
+                )
             ],
         )
     )
