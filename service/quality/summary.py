@@ -72,3 +72,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | int | Non
             "images": int(len(defined)),
         }
     return answer
+
+
+def ranked(means: dict[str, float | None], better: str) -> dict[str, int | None]:
+    """Each name's rank (1: best, as ``better`` reads) by its mean; None for an undefined mean."""
+    defined = sorted((m for m in means.items() if m[1] is not None), key=lambda m: m[1] if better == "lower" else -m[1])
+    return {name: ({n: k for k, (n, _) in enumerate(defined, 1)}).get(name) for name in means}

@@ -40,13 +40,17 @@ from service.api.schemas import (
     AttributionMethodStatistics,
     AttributionMetrics,
     AttributionStatisticsAnswer,
+    QualityCell,
+    QualityRow,
+    QualityTableAnswer,
 )
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
 from service.attribution import METHODS
 from service.attribution.method import methods_text
-from service.contract import plot_name
+from service.contract import QualityTable, plot_name
 from service.pictures.heatmap import bar_colours, heat_map
 from service.pictures.legend import with_legend
+from service.quality.summary import ranked
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
 from service.studies.any_model_explain import explain_any, seen
@@ -278,16 +282,25 @@ def attribution_batch(
     response_model=AttributionStatisticsAnswer,
     responses=STATISTICS_ERRORS | PNG_RESPONSE,
     summary="Which map to believe: every method's deletion and insertion curves over the first test images, "
-    "ranked; PNG: the curves",
+    "ranked, and its quality metrics over a seeded sample; PNG: the curves, or the quality table",
 )
-def attribution_statistics(statistics: StatisticsDep, model: ModelDep, format: Format = "json") -> Response:
+def attribution_statistics(
+    statistics: StatisticsDep,
+    model: ModelDep,
+    format: Format = "json",
+    figure: Annotated[
+        Literal["curves", "quality"],
+        Query(description="PNG only: the deletion and insertion `curves` or the `quality` table ranking the methods"),
+    ] = "curves",
+) -> Response:
     data = statistics.attribution()
     if format == "png":
-        png = statistics.plot(plot_name("attribution"))
+        name = plot_name("attribution" if figure == "curves" else "explanation-quality")
+        png = statistics.plot(name)
         if png is None:
             raise NotFound(
-                "these statistics have no plot of the attribution curves (the sweep analyses its variants without "
-                "plots): ask for format=json"
+                f"these statistics have no plot {name} (the sweep analyses its variants without plots; the quality "
+                "table needs `python -m training analyze --only quality`): ask for format=json"
             )
         return Response(png, media_type=PNG)
     ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc)
@@ -314,5 +327,36 @@ def attribution_statistics(statistics: StatisticsDep, model: ModelDep, format: F
                 )
                 for rank, (name, entry) in enumerate(ranked, 1)
             ],
+            quality=_quality_answer(statistics.data.explanation_quality),
         )
+    )
+
+
+def _quality_answer(table: QualityTable | None) -> QualityTableAnswer | None:
+    """The quality table with each cell's rank in its column."""
+    if table is None:
+        return None
+    ranks = {
+        column: ranked(
+            {name: row.metrics[column].mean for name, row in table.methods.items() if column in row.metrics}, better
+        )
+        for column, better in table.better.items()
+    }
+    return QualityTableAnswer(
+        images=table.images,
+        seed=table.seed,
+        indices=table.indices,
+        target=table.target,
+        better=table.better,
+        methods=[
+            QualityRow(
+                method=name,
+                parameters=row.parameters,
+                metrics=[
+                    QualityCell(metric=column, **cell.model_dump(), rank=ranks[column].get(name))
+                    for column, cell in row.metrics.items()
+                ],
+            )
+            for name, row in table.methods.items()
+        ],
     )
