@@ -310,6 +310,36 @@ class AttributionStatistics(_Document):
     methods: dict[str, MethodFaithfulness]
 
 
+class MetricSpread(_Document):
+    """One column of the quality table for one method: the mean and standard deviation over the ``images`` where
+    the metric is defined (None when none is)."""
+
+    mean: float | None
+    std: float | None
+    images: int
+
+
+class MethodQuality(_Document):
+    """One method's row of the quality table: each column's spread, the parameters it ran with, its seconds."""
+
+    metrics: dict[str, MetricSpread]
+    parameters: dict[str, Any]
+    seconds: float
+
+
+class QualityTable(_Document):
+    """Every attribution method's quality metrics (``service.quality``) over a seeded sample of the split: the
+    test images at ``indices`` (``images`` of them, drawn with ``seed``), the maps of the ``target`` class; each
+    column (``service.quality.summary.COLUMNS``) and whether ``lower`` or ``higher`` is ``better``."""
+
+    images: int
+    seed: int
+    indices: list[int]
+    target: str
+    better: dict[str, str]
+    methods: dict[str, MethodQuality]
+
+
 class UnlabelledStatistics(_Document):
     """``UNLABELLED_STATISTICS_FILE``: the layer-wide dataset analyses of one model over a dataset without labels
     (``python -m training analyze --images FLAT_FOLDER``); ``model`` is the served name of the model (``classifier``
@@ -350,6 +380,7 @@ class Statistics(_Document):
     optimized_inputs: OptimizedInputs | None = None
     digit_judge: DigitJudge | None = None
     attribution: AttributionStatistics | None = None
+    explanation_quality: QualityTable | None = None
 
 
 def evolution_key(layer: str, field: str) -> str:

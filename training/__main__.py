@@ -221,10 +221,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument(
         "--only",
-        choices=("attribution",),
+        choices=("attribution", "quality"),
         default=None,
         help="compute only this study and merge it into the existing statistics.json (e.g. for a variant: "
-        "--model-dir models/variants/relu-adam --only attribution); every other section is kept",
+        "--model-dir models/variants/relu-adam --only attribution); every other section is kept. attribution: the "
+        "deletion and insertion curves and the explanation-quality table; quality: the table alone",
     )
 
     merge = commands.add_parser(
@@ -446,11 +447,17 @@ def _statistics_command(args: argparse.Namespace) -> int:
     from training.analyze import AnalysisError, analyze
 
     try:
-        if args.command == "analyze" and args.only == "attribution":
+        if args.command == "analyze" and args.only in ("attribution", "quality"):
             from training.analyze import add_attribution
 
             add_attribution(
-                args.model_dir, args.data_dir, args.out_dir, split=args.split, limit=args.limit, plots=not args.no_plots
+                args.model_dir,
+                args.data_dir,
+                args.out_dir,
+                split=args.split,
+                limit=args.limit,
+                plots=not args.no_plots,
+                curves=args.only == "attribution",
             )
         elif args.command == "analyze":
             analyze(

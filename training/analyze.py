@@ -43,6 +43,7 @@ from service.contract import (
 )
 from service.featuremaps.norms import active_mask, feature_map_norms, threshold
 from service.runtime.registry import ModelLoadError, load_registry
+from training import quality_table as quality_
 from training import studies as studies_
 from training.data import FILES, load_split, sha256_of
 from training.npz import write_npz
@@ -203,6 +204,7 @@ def analyze(
         extra["attribution"] = studies_.attribution_statistics(
             classifier, images[: studies_.ATTRIBUTION_IMAGES], progress
         )
+        extra["explanation_quality"] = _quality(classifier, images, progress)
     kept = np.unique(np.concatenate([stats["top_images"]["indices"].ravel() for stats in layers.values()]))
     top_path = out_dir / TOP_IMAGES_FILE
     write_npz(top_path, indices=kept.astype(np.int32), images=images[kept])
@@ -247,6 +249,12 @@ def analyze(
     return path
 
 
+def _quality(classifier, images: np.ndarray, progress: bool) -> dict:
+    """The explanation-quality table over the seeded sample of ``images`` (``training.quality_table``)."""
+    indices = quality_.quality_sample(len(images))
+    return quality_.quality_table(classifier, images[indices], indices, progress=progress)
+
+
 def add_attribution(
     model_dir: Path,
     data_dir: str | os.PathLike[str] | None,
@@ -256,10 +264,12 @@ def add_attribution(
     plots: bool = True,
     progress: bool = True,
     threads: int = 0,
+    curves: bool = True,
 ) -> Path:
-    """``analyze --only attribution``: compute the attribution faithfulness alone and merge it into the existing
+    """``analyze --only attribution``: compute the attribution faithfulness curves (without ``curves``:
+    ``--only quality``, not them) and the explanation-quality table alone and merge them into the existing
     ``statistics.json`` of ``out_dir`` (default ``model_dir``), which must describe ``model_dir``'s classifier;
-    with ``plots``, draw its figure and list it. Every other section and file is kept as it is."""
+    with ``plots``, draw their figures and list them. Every other section and file is kept as it is."""
     from training import plots as figures  # matplotlib only when this runs
 
     model_dir = Path(model_dir)
@@ -285,21 +295,26 @@ def add_attribution(
     images, _ = load_split(data_dir, split)
     count = min(limit or studies_.ATTRIBUTION_IMAGES, studies_.ATTRIBUTION_IMAGES)
     started = time.perf_counter()
-    section = studies_.attribution_statistics(classifier, images[:count], progress)
-    document = Statistics.model_validate({**document.model_dump(), "attribution": _rounded(section)})
+    sections = {"explanation_quality": _quality(classifier, images[: limit or len(images)], progress)}
+    if curves:
+        sections["attribution"] = studies_.attribution_statistics(classifier, images[:count], progress)
+    document = Statistics.model_validate({**document.model_dump(), **_rounded(sections)})
     if plots:
-        name = plot_name("attribution")
-        figure = figures.save(
-            figures.attribution_figure(document.attribution, split), out_dir / PLOTS_DIR / f"{name}.png"
-        )
-        document.plots = {
-            **document.plots,
-            name: FileRef(file=f"{PLOTS_DIR}/{figure.name}", sha256=sha256_of(figure)),
+        drawn = {
+            plot_name("explanation-quality"): figures.quality_figure(document.explanation_quality, split),
         }
+        if curves:
+            drawn[plot_name("attribution")] = figures.attribution_figure(document.attribution, split)
+        for name, made in drawn.items():
+            figure = figures.save(made, out_dir / PLOTS_DIR / f"{name}.png")
+            document.plots = {
+                **document.plots,
+                name: FileRef(file=f"{PLOTS_DIR}/{figure.name}", sha256=sha256_of(figure)),
+            }
     path.write_text(dumps(document.model_dump()) + "\n")
     if progress:
         print(
-            f"attribution faithfulness over {count:,} {split} images in {time.perf_counter() - started:.1f} s; "
+            f"{' and '.join(sections)} over the {split} split in {time.perf_counter() - started:.1f} s; "
             f"merged into {path}"
         )
     return path

@@ -32,6 +32,7 @@ from service.contract import (  # noqa: E402
     plot_name,
 )
 from service.pictures.heatmap import DIVERGING, SEQUENTIAL, colormap  # noqa: E402
+from training.quality_plot import quality_figure  # noqa: E402
 
 DPI = 100
 RULE_TEXT = {
@@ -288,6 +289,8 @@ def statistics_plots(
                 jobs[plot_name("invariance", transform, label=d)] = (invariance_figure, curves, transform, d, split)
     if statistics.attribution is not None:
         jobs[plot_name("attribution")] = (attribution_figure, statistics.attribution, split)
+    if statistics.explanation_quality is not None:
+        jobs[plot_name("explanation-quality")] = (quality_figure, statistics.explanation_quality, split)
     return _draw(jobs, out_dir, progress)
 
 

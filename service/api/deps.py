@@ -331,8 +331,9 @@ Metrics = Annotated[
     Query(
         description="quality metrics of the map: `all`, or a comma-separated list of "
         f"{', '.join(f'`{name}`' for name in METRICS)} (`completeness_gap`: integrated gradients only); JSON: "
-        "`metrics` in the answer, PNG: the `X-Attribution-Metrics` header. Their cost is bounded by "
-        "`CONVLENS_MAX_METRIC_WORK` (413 above)",
+        "`metrics` in the answer (a batch: in each item), PNG: the `X-Attribution-Metrics` header, a batch's .npy: "
+        "their means in `X-Attribution-Metrics-Summary`. Their cost (images x each metric's passes) is bounded by "
+        "`CONVLENS_MAX_METRIC_WORK` (413 above, before any map is computed)",
     ),
 ]
 

@@ -613,6 +613,7 @@ class AttributionItem(BaseModel):
     probability: float
     values: list[list[float]] | list[list[list[float]]]
     pixels: list[list[float]] | None = Field(None, description="as in the single answer")
+    metrics: AttributionMetrics | None = Field(None, description="this image's quality metrics, with `metrics`")
 
 
 class AttributionBatch(BaseModel):
@@ -638,6 +639,31 @@ class AttributionMethodStatistics(BaseModel):
     parameters: dict[str, Any]
 
 
+class QualityCell(BaseModel):
+    metric: str = Field(examples=["deletion"])
+    mean: float | None = Field(description="the mean over the images where the metric is defined")
+    std: float | None = Field(description="the spread: the standard deviation over those images")
+    images: int = Field(description="how many images define it (a constant map has no correlation)")
+    rank: int | None = Field(description="1 for the best mean of the column among the methods")
+
+
+class QualityRow(BaseModel):
+    method: str = Field(examples=["integrated-gradients"])
+    metrics: list[QualityCell]
+    parameters: dict[str, Any]
+
+
+class QualityTableAnswer(BaseModel):
+    """Every method's quality metrics over a seeded sample of the test set (docs: Explanation quality)."""
+
+    images: int = Field(examples=[4])
+    seed: int
+    indices: list[int] = Field(description="the test images the sample holds")
+    target: str = Field(examples=["predicted"])
+    better: dict[str, str] = Field(description="each metric: whether `lower` or `higher` is better")
+    methods: list[QualityRow]
+
+
 class AttributionStatisticsAnswer(BaseModel):
     """Deletion and insertion curves of every method over the first test images (``python -m training
     analyze``), against a random pixel order."""
@@ -653,3 +679,6 @@ class AttributionStatisticsAnswer(BaseModel):
     random_deletion: list[float]
     random_insertion: list[float]
     methods: list[AttributionMethodStatistics] = Field(description="ranked by deletion area, best first")
+    quality: QualityTableAnswer | None = Field(
+        None, description="every method's quality metrics over a seeded sample (null: not computed)"
+    )

@@ -126,13 +126,18 @@ def costs(names: tuple[str, ...], evaluations: int, layers: int, limits: MetricL
 def check_cost(names: tuple[str, ...], subject: Subject, limits: MetricLimits) -> int:
     """The passes the metrics take over all images; TooMuchMetricWork naming the limit when over it."""
     layers = len(randomisation.parametrised_layers(subject.graph)) if subject.graph is not None else 0
-    each = costs(names, subject.evaluations, layers, limits)
-    work = len(subject.images) * sum(each.values())
+    return check_work(costs(names, subject.evaluations, layers, limits), len(subject.images), limits)
+
+
+def check_work(each: dict[str, int], images: int, limits: MetricLimits) -> int:
+    """The passes metrics costing ``each`` per image take over ``images``; TooMuchMetricWork naming the limit
+    when over it (a batch's metrics are checked this way before its maps are computed)."""
+    work = images * sum(each.values())
     if work > limits.max_work:
         costly = ", ".join(f"{name} {passes:,}" for name, passes in sorted(each.items(), key=lambda i: -i[1]) if passes)
         raise TooMuchMetricWork(
-            f"these metrics take {work:,} passes through the model for {len(subject.images)} image(s) ({costly} "
-            f"per image); the limit max_metric_work is {limits.max_work:,}: ask for fewer metrics"
+            f"these metrics take {work:,} passes through the model for {images} image(s) ({costly} "
+            f"per image); the limit max_metric_work is {limits.max_work:,}: ask for fewer metrics or images"
         )
     return work
 

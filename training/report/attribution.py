@@ -13,6 +13,7 @@ from service.pictures.heatmap import heat_map
 from service.studies.explain import explain
 from service.studies.statistics import StatisticsUnavailable
 from training import plots
+from training.quality_plot import quality_figure
 from training.report.folder import FigureFolder
 from training.report.sources import Sources, model_input
 
@@ -143,7 +144,32 @@ def attribution_faithfulness(sources: Sources, folder: FigureFolder) -> str:
         folder.add(plots.attribution_figure(section, sources.stats.data.split), file, title, caption, ATTRIBUTION)
     else:
         folder.add_png(stored, file, title, caption, ATTRIBUTION)
-    return text
+    return text + quality_table(sources, folder)
+
+
+def quality_table(sources: Sources, folder: FigureFolder) -> str:
+    """The explanation-quality table of ``analyze`` (``training.quality_table``) as a figure saved into ``folder``,
+    and a sentence on its sample; empty text when the statistics have none."""
+    table = sources.stats.data.explanation_quality
+    if table is None:
+        return ""
+    split = sources.stats.data.split
+    title = "Explanation quality"
+    caption = (
+        f"Every method's quality metrics over {table.images} {split} images drawn with seed {table.seed}: each cell "
+        "the mean, coloured by the method's rank in its column (green best; docs: Explanation quality; "
+        "`GET /v1/statistics/attribution?format=png&figure=quality`)."
+    )
+    stored = sources.stats.plot(plot_name("explanation-quality"))
+    if stored is None:
+        folder.add(quality_figure(table, split), "explanation-quality.png", title, caption, ATTRIBUTION)
+    else:
+        folder.add_png(stored, "explanation-quality.png", title, caption, ATTRIBUTION)
+    return (
+        f"\n\nBeyond deletion and insertion, every quality metric of `service/quality/` over a seeded sample of "
+        f"{table.images} {split} images (indices {', '.join(map(str, table.indices))}) ranks the methods in the "
+        "explanation-quality figure."
+    )
 
 
 def method_table() -> str:

@@ -40,16 +40,21 @@ from service.api.schemas import (
     AttributionMethodStatistics,
     AttributionMetrics,
     AttributionStatisticsAnswer,
+    QualityCell,
+    QualityRow,
+    QualityTableAnswer,
 )
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
 from service.attribution import METHODS
 from service.attribution.method import methods_text
-from service.contract import plot_name
+from service.contract import QualityTable, plot_name
 from service.pictures.heatmap import bar_colours, heat_map
 from service.pictures.legend import with_legend
+from service.quality.summary import ranked
 from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
 from service.studies.any_model_explain import explain_any, seen
+from service.studies.batch_quality import batch_quality, check_batch_metrics, summary_header
 from service.studies.explain import Explanation, explain
 from service.studies.explanation_quality import explanation_quality, metrics_asked
 from service.studies.layers import NotApplicable
@@ -58,7 +63,7 @@ router = APIRouter(prefix="/v1", tags=["attribution"])
 
 COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
-METRICS_HEADER = "X-Attribution-Metrics"
+METRICS_HEADER, METRICS_SUMMARY_HEADER = "X-Attribution-Metrics", "X-Attribution-Metrics-Summary"
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
 Method = Annotated[str, Path(description=methods_text(METHODS))]
 Legend = Annotated[
@@ -78,7 +83,8 @@ PNG_HEAT_MAP = {
 NPY_ANSWER = {
     200: {
         "content": {NPY: {"schema": {"type": "string", "format": "binary"}}},
-        "description": "JSON, or with `Accept: application/x-npy` a .npy float32 array (N, ...) of the raw maps",
+        "description": "JSON, or with `Accept: application/x-npy` a .npy float32 array (N, ...) of the raw maps "
+        "(with `metrics`: their means over the batch in `X-Attribution-Metrics-Summary`)",
     }
 }
 
@@ -223,6 +229,7 @@ def attribution_batch(
     limits: AttributionLimits,
     gradients: GradientLimitsDep,
     query: AttributionQuery,
+    metric_limits: MetricLimitsDep,
     maps: Annotated[
         Literal["values", "pixels"],
         Query(
@@ -231,14 +238,21 @@ def attribution_batch(
         ),
     ] = "values",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    metrics: Metrics = None,
 ) -> Response:
+    asked = _metrics_asked(model, method, metrics)
+    if asked:
+        check_batch_metrics(model, method, query.method_parameters(), asked, len(images), limits, metric_limits)
     if isinstance(model, ImportedLoadedModel):
         result = explain_any(model, images, method, query.target, query.method_parameters(), limits, gradients)
     else:
         result = explain(model, images, method, query.target, query.method_parameters(), limits)
+    measured = batch_quality(model, images, result, asked, metric_limits) if asked else None
     if wants_npy(accept):
-        targets = ",".join(str(int(t)) for t in result.targets)
-        return npy_response(getattr(result, maps), {TARGET_HEADER: targets})
+        headers = {TARGET_HEADER: ",".join(str(int(t)) for t in result.targets)}
+        if measured is not None:
+            headers[METRICS_SUMMARY_HEADER] = summary_header(measured)
+        return npy_response(getattr(result, maps), headers)
     return json_response(
         AttributionBatch(
             model=model.name,
@@ -253,8 +267,11 @@ def attribution_batch(
                     probability=float(p),
                     values=_grid(v),
                     pixels=_grid(px) if result.answers_pixels else None,
+                    metrics=AttributionMetrics(**measured[i]) if measured is not None else None,
                 )
-                for t, p, v, px in zip(result.targets, result.probabilities, result.values, result.pixels)
+                for i, (t, p, v, px) in enumerate(
+                    zip(result.targets, result.probabilities, result.values, result.pixels)
+                )
             ],
         )
     )
@@ -265,16 +282,25 @@ def attribution_batch(
     response_model=AttributionStatisticsAnswer,
     responses=STATISTICS_ERRORS | PNG_RESPONSE,
     summary="Which map to believe: every method's deletion and insertion curves over the first test images, "
-    "ranked; PNG: the curves",
+    "ranked, and its quality metrics over a seeded sample; PNG: the curves, or the quality table",
 )
-def attribution_statistics(statistics: StatisticsDep, model: ModelDep, format: Format = "json") -> Response:
+def attribution_statistics(
+    statistics: StatisticsDep,
+    model: ModelDep,
+    format: Format = "json",
+    figure: Annotated[
+        Literal["curves", "quality"],
+        Query(description="PNG only: the deletion and insertion `curves` or the `quality` table ranking the methods"),
+    ] = "curves",
+) -> Response:
     data = statistics.attribution()
     if format == "png":
-        png = statistics.plot(plot_name("attribution"))
+        name = plot_name("attribution" if figure == "curves" else "explanation-quality")
+        png = statistics.plot(name)
         if png is None:
             raise NotFound(
-                "these statistics have no plot of the attribution curves (the sweep analyses its variants without "
-                "plots): ask for format=json"
+                f"these statistics have no plot {name} (the sweep analyses its variants without plots; the quality "
+                "table needs `python -m training analyze --only quality`): ask for format=json"
             )
         return Response(png, media_type=PNG)
     ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc)
@@ -301,5 +327,36 @@ def attribution_statistics(statistics: StatisticsDep, model: ModelDep, format: F
                 )
                 for rank, (name, entry) in enumerate(ranked, 1)
             ],
+            quality=_quality_answer(statistics.data.explanation_quality),
         )
+    )
+
+
+def _quality_answer(table: QualityTable | None) -> QualityTableAnswer | None:
+    """The quality table with each cell's rank in its column."""
+    if table is None:
+        return None
+    ranks = {
+        column: ranked(
+            {name: row.metrics[column].mean for name, row in table.methods.items() if column in row.metrics}, better
+        )
+        for column, better in table.better.items()
+    }
+    return QualityTableAnswer(
+        images=table.images,
+        seed=table.seed,
+        indices=table.indices,
+        target=table.target,
+        better=table.better,
+        methods=[
+            QualityRow(
+                method=name,
+                parameters=row.parameters,
+                metrics=[
+                    QualityCell(metric=column, **cell.model_dump(), rank=ranks[column].get(name))
+                    for column, cell in row.metrics.items()
+                ],
+            )
+            for name, row in table.methods.items()
+        ],
     )

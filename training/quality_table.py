@@ -1,0 +1,70 @@
+"""The explanation-quality table ``python -m training analyze`` adds to the statistics: every attribution method's
+quality metrics (``service.quality``: deletion and insertion, ROAD most and least relevant first, faithfulness
+correlation, max-sensitivity, sparseness, effective complexity, the completeness gap of integrated gradients, and
+the sanity checks of Adebayo et al. 2018) over a seeded sample of the test set, each column's mean and spread.
+
+The maps are the service's (``service.studies.explain``, default parameters, the predicted class) and the metrics
+the service's (``service.studies.explanation_quality``, default ``MetricLimits``), so a cell is the mean of what
+``POST /v1/attribution/{method}/batch?metrics=all`` answers for those images. The sample is small because every
+image costs each method hundreds of passes through the model (max-sensitivity re-explains 10 noisy copies, the
+sanity checks re-explain on 4 randomised models and for another class): ``QUALITY_IMAGES`` keeps the run for all
+methods near 10 minutes on 2 cores (``docs/explanation-quality.md`` states the time measured).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from service.attribution import METHODS
+from service.quality.report import MetricLimits
+from service.quality.summary import COLUMNS, summary
+from service.runtime.registry import LoadedModel
+from service.studies.explain import Limits, explain
+from service.studies.explanation_quality import explanation_quality, metrics_asked
+
+QUALITY_IMAGES = 4
+QUALITY_SEED = 0
+UNLIMITED = Limits(max_steps=10**6, max_samples=10**6, max_squares=10**6, max_batch_work=10**12)
+
+
+def quality_sample(total: int, count: int = QUALITY_IMAGES, seed: int = QUALITY_SEED) -> np.ndarray:
+    """``count`` indices of a split of ``total`` images drawn without replacement from generator ``seed``, sorted."""
+    return np.sort(np.random.default_rng(seed).choice(total, size=min(count, total), replace=False))
+
+
+def quality_table(
+    model: LoadedModel,
+    images: np.ndarray,
+    indices: np.ndarray,
+    methods: tuple[str, ...] = tuple(METHODS),
+    seed: int = QUALITY_SEED,
+    progress: bool = True,
+) -> dict:
+    """Every one of ``methods``' metrics over the uint8 ``images`` (N, 28, 28) at ``indices`` of the split (drawn
+    with ``seed``): per method and column, the mean and spread over the images (``service.quality.summary``), the
+    parameters used and the seconds taken. One progress step per method."""
+    inputs = images.astype(np.float32) / 255.0
+    unbounded = MetricLimits(max_work=10**12)
+    rows = {}
+    with tqdm(methods, desc="explanation quality", unit="method", disable=not progress) as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            started = time.perf_counter()
+            maps = explain(model, inputs, name, limits=UNLIMITED)
+            measured = explanation_quality(model, inputs, maps, metrics_asked(name, "all"), unbounded)
+            rows[name] = {
+                "metrics": summary(measured),
+                "parameters": maps.parameters,
+                "seconds": time.perf_counter() - started,
+            }
+    return {
+        "images": int(len(images)),
+        "seed": seed,
+        "indices": [int(i) for i in indices],
+        "target": "predicted",
+        "better": {column: better for column, (_, better) in COLUMNS.items()},
+        "methods": rows,
+    }
