@@ -58,9 +58,11 @@ class ImportedLoadedModel:
     _output_names: frozenset[str] | None = field(default=None, repr=False)
     # The backward-graph runners built for it (service.studies.any_model_explain), by rule variant and layer; the
     # first node without a backward rule, once looked for (``gradient_coverage``: a one-item list, empty before); the
-    # bytes the runners' sessions are estimated to hold; one image's backward run in milliseconds, measured when the
-    # first runner was built.
+    # bytes the runners' sessions (and the cut heads', service.studies.cut_heads) are estimated to hold; one image's
+    # backward run in milliseconds, measured when the first runner was built. ``cut_heads``: the sessions of the
+    # graph from a layer on, by layer.
     gradient_runners: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
+    cut_heads: dict[str, Any] = field(default_factory=dict, repr=False)
     gradient_coverage: list[Any] = field(default_factory=list, repr=False)
     gradient_bytes: int = 0
     backward_ms: float | None = None

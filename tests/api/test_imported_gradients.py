@@ -25,6 +25,7 @@ from captum.attr import (
 from onnx import helper
 from torch import nn
 
+from service.attribution import METHODS
 from service.contract import IMPORTED_DIR, ImportedModel, read_document
 from service.images.preprocessing import upload_input
 from service.importer import main
@@ -315,15 +316,7 @@ def test_faithfulness_areas_equal_a_brute_force_loop_over_the_user_s_file(client
 
 def test_a_covered_model_lists_the_gradient_methods_and_their_routes(client):
     capabilities = client.get("/v1/models/resnet18").json()["capabilities"]
-    assert capabilities["attribution_methods"] == [
-        "saliency",
-        "gradient-x-input",
-        "guided-backprop",
-        "integrated-gradients",
-        "smoothgrad",
-        "grad-cam",
-        "occlusion",
-    ]
+    assert capabilities["attribution_methods"] == list(METHODS)
     assert capabilities["no_gradients"] is None and "POST /v1/attribution/grad-cam/batch" in capabilities["endpoints"]
 
 
@@ -354,7 +347,8 @@ def test_a_model_with_an_op_without_a_rule_still_serves_the_forward_routes(clien
 
 def test_a_model_with_an_op_without_a_rule_lists_what_stops_its_gradients(client):
     capabilities = client.get("/v1/models/erf").json()["capabilities"]
-    assert capabilities["attribution_methods"] == ["occlusion"]
+    served = ["score-cam", "eigen-cam", "ablation-cam", "occlusion", "rise", "kernel-shap", "feature-ablation"]
+    assert capabilities["attribution_methods"] == served
     assert "op 'Erf' at node '/erf/Erf'" in capabilities["no_gradients"]
     assert "saliency" in capabilities["attribution_needs_gradients"]
     assert "POST /v1/attribution/saliency" not in capabilities["endpoints"]
