@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from references.grad_cam_maps import CAMS, raw_cam_maps
+from service.api.middleware.work_cost import request_cost
+from service.contract import IMPORTED_DIR
 from service.images.preprocessing import upload_input
 from service.importer import main
 from tests.api.test_imported_gradients import (
@@ -24,6 +27,7 @@ from tests.api.test_imported_gradients import (
     manifest_of,
     values,
 )
+from tests.graphs.test_against_captum_torchvision import onnx_tensor_of
 from tests.helpers import link_shipped_models
 from tests.importer.frameworks import export_torch
 from tests.importer.over_http import serving
@@ -97,6 +101,13 @@ def test_the_cam_family_is_listed_among_an_imported_model_s_methods(client):
     assert set(CAMS) <= set(listed)
 
 
+def exposed_layer_of(models: Path, manifest) -> str:
+    """The exposed layer showing resnet18's ``layer3`` output."""
+    proto = onnx.load(str(models / IMPORTED_DIR / "resnet18" / manifest.source.file))
+    tensor = onnx_tensor_of(proto, SUBJECTS["resnet18"].module)
+    return next(entry.name for entry in manifest.layers if entry.tensor == tensor)
+
+
 def resnet(models: Path) -> Served:
     """The resnet18 subject for requests that need no reference map."""
     return Served(SUBJECTS["resnet18"], manifest_of(models, "resnet18"), np.zeros(1), None)
@@ -118,3 +129,13 @@ def test_score_cam_over_the_work_limit_is_a_413_naming_the_limit(models):
         response = post(limited, resnet(models), "score-cam")
     assert response.status_code == 413, response.text
     assert "CONVLENS_MAX_GRADIENT_WORK is 100" in response.json()["error"]
+
+
+def test_admission_weighs_score_cam_by_the_layer_s_channels_plus_one_forward_runs(client, models):
+    manifest = manifest_of(models, "resnet18")
+    layer = exposed_layer_of(models, manifest)
+    channels = next(entry.shape[1] for entry in manifest.layers if entry.name == layer)
+    cost = client.get("/v1/models/resnet18").json()["cost"]
+    query = f"model=resnet18&layer={layer}".encode()
+    scope = {"app": client.app, "path": "/v1/attribution/score-cam", "query_string": query, "headers": []}
+    assert request_cost(scope, b"", 64, 100, 100) == (channels + 1) * cost
