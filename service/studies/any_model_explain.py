@@ -12,7 +12,9 @@ node, and the forward-only methods (occlusion, ``service.studies.forward_explain
 
 Methods that find their own targets (``Method.finds_targets``) take the predicted class from the same run that
 differentiates it (the graph's ``predicted_from``); the others (whose runs are of changed images) run the model
-forward first. No method is named here: the traits say what each needs.
+forward first. The CAMs that need no gradient (``AnyModel.forward``) run the model and its head cut at their layer
+instead (``service.studies.cut_heads``), whether or not every op has a rule. No method is named here: the traits
+say what each needs.
 """
 
 from __future__ import annotations

@@ -345,6 +345,18 @@ def test_a_model_with_an_op_without_a_rule_still_serves_the_forward_routes(clien
         assert response.status_code == 200, (path, response.text)
 
 
+@pytest.mark.parametrize("method", ["eigen-cam", "score-cam", "ablation-cam"])
+def test_a_model_with_an_op_without_a_rule_still_serves_the_forward_only_cams(client, method):
+    response = client.post(
+        f"/v1/attribution/{method}",
+        params={"model": "erf", "format": "json"},
+        content=colour_square(),
+        headers={"content-type": "image/png"},
+    )
+    assert response.status_code == 200, response.text
+    assert np.array(response.json()["values"]).ndim == 2 and response.json()["signed"] is False
+
+
 def test_a_model_with_an_op_without_a_rule_lists_what_stops_its_gradients(client):
     capabilities = client.get("/v1/models/erf").json()["capabilities"]
     served = ["score-cam", "eigen-cam", "ablation-cam", "occlusion", "rise", "kernel-shap", "feature-ablation"]
