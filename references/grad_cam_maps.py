@@ -30,8 +30,16 @@ def grad_cam_maps(
     module whose output the ONNX graph names so), for each image's target logit."""
     model = torch_classifier(weights, False)
     module = {"conv1": model.act1, "conv2": model.act2, "pool": model.pool}[layer]
+    return raw_cam_maps(method, model, module, images[:, None], targets)
+
+
+def raw_cam_maps(
+    method: str, model: torch.nn.Module, module: torch.nn.Module, images: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
+    """pytorch-grad-cam's un-scaled map (N,h,w) of ``method`` at ``module``'s output for NCHW ``images`` and each
+    image's target (the index into ``model``'s output)."""
     cam = CAMS[method](model=model, target_layers=[module])
-    x = torch.from_numpy(images[:, None].copy())
+    x = torch.from_numpy(np.ascontiguousarray(images))
     chosen = [ClassifierOutputTarget(int(t)) for t in targets]
     outputs = cam.activations_and_grads(x)
     grads = None

@@ -4,7 +4,8 @@ channel of the layer is set to zero, with forward runs alone (no gradient).
 w_k = (y - y_k) / y, y the target's logit and y_k the logit with channel k of the layer's output zeroed; the map
 is ReLU(Σ_k w_k A^k) at the layer's resolution. The ablated outputs run through the classifier's graph from the
 layer on: its forward graph cut at the layer with ``onnx.utils.Extractor`` (``cam.head_from``), so one image's C
-ablations are one batch of the head's ops, not C whole forward runs. As pytorch-grad-cam's AblationCAM before
+ablations are one batch of the head's ops, not C whole forward runs (an imported model's head is cut from its
+exposed copy the same way, ``service.studies.cut_heads``). As pytorch-grad-cam's AblationCAM before
 ``scale_cam_image`` (convlens does not min-max scale or resize the raw map); pytorch-grad-cam ablates to
 min(A) - 1e7 instead of 0 when the layer's output has no zero (a tanh network), convlens always to 0, the paper's
 choice.
@@ -12,13 +13,27 @@ choice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from service.attribution.cam import LAYER, ablated_logits, channel_runs, forward
+from service.attribution.any_model import LayerRuns
+from service.attribution.cam import LAYER, ablated_logits, channel_runs, forward, runs_for_channels
 from service.attribution.inputs import RunFn, batch
-from service.attribution.method import Method, resized_to_input
+from service.attribution.method import AnyModel, Method, resized_to_input
 from service.graphs.classifier_weights import ClassifierWeights
 from service.runtime.cancellation import checkpoint
+
+
+def ablated_map(output: np.ndarray, target: int, head: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Σ_k w_k A^k (h,w) of one image's layer output (K,h,w): the output and its K ablations (channel k zeroed)
+    through ``head`` (scores (K+1, classes)), w_k the target's relative drop."""
+    channels = output.shape[0]
+    ablated = np.repeat(output[None], channels + 1, axis=0)
+    ablated[np.arange(1, channels + 1), np.arange(channels)] = 0
+    logits = head(ablated)[:, target]
+    channel_weights = (logits[0] - logits[1:]) / logits[0]
+    return np.einsum("chw,c->hw", output, channel_weights)
 
 
 def ablation_cam(
@@ -28,15 +43,19 @@ def ablation_cam(
     LAYER.check("layer", layer)
     x, t = batch(images, targets)
     (activations,) = forward(weights, x, [layer])
-    channels = activations.shape[1]
     maps = []
     for target, output in zip(t, activations, strict=True):
         checkpoint()
-        ablated = np.repeat(output[None], channels + 1, axis=0)
-        ablated[np.arange(1, channels + 1), np.arange(channels)] = 0
-        logits = ablated_logits(weights, layer, ablated)[:, target]
-        channel_weights = (logits[0] - logits[1:]) / logits[0]
-        maps.append(np.einsum("chw,c->hw", output, channel_weights))
+        maps.append(ablated_map(output, target, lambda ablated: ablated_logits(weights, layer, ablated)))
+    return np.maximum(np.stack(maps), 0).astype(np.float32)
+
+
+def served_ablation_cam(runs: LayerRuns, images: np.ndarray, targets: np.ndarray, layer: str) -> np.ndarray:
+    """Ablation-CAM maps (N,h,w) of an imported model's ``layer``, the ablations through its cut head."""
+    maps = []
+    for target, output in zip(targets, runs.activations(images), strict=True):
+        checkpoint()
+        maps.append(ablated_map(output, int(target), runs.head))
     return np.maximum(np.stack(maps), 0).astype(np.float32)
 
 
@@ -52,4 +71,5 @@ METHOD = Method(
     layers=LAYER.options,
     evaluations=channel_runs,
     maps=resized_to_input,
+    any_model=AnyModel(served_ablation_cam, layer=True, forward=True, evaluations=runs_for_channels),
 )

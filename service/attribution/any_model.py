@@ -1,6 +1,7 @@
 """The gradient attribution methods for any model the gradient builder covers, composed from one
 ``gradient_graph`` session: saliency, gradient × input, integrated gradients, SmoothGrad, Grad-CAM (on any
-spatial NCHW tensor of the graph), and occlusion from forward runs of the model alone.
+spatial NCHW tensor of the graph) and the CAMs made of a layer's activations and gradients, and occlusion from
+forward runs of the model alone; ``LayerRuns`` is what the forward-only CAMs ask of a model about one layer.
 
 Each method takes a ``GradientRunner`` (the builder's model in an onnxruntime session), images in the model's own
 layout and range, and seeds: one row per image over the seeded tensor (a one-hot over the logits differentiates
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -197,3 +199,36 @@ def served_grad_cam(
 ) -> np.ndarray:
     """Grad-CAM of the NCHW tensor ``layer`` (ONNX's convolutions are NCHW whatever the input's layout)."""
     return grad_cam(runner, images, seeds, layer)
+
+
+def served_gradient_cam(
+    combine: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[..., np.ndarray]:
+    """The served form of a CAM made of one backward run: ReLU(combine(A, ∂seeded/∂A)) (N, H, W) of the NCHW
+    tensor ``layer``, read with its gradient from the runner's one run (as ``grad_cam``)."""
+
+    def compute(
+        runner: GradientRunner, images: np.ndarray, seeds: np.ndarray, inputs: InputRange, layer: str
+    ) -> np.ndarray:
+        activations, grads = runner.run(images, seeds, [layer, runner.built.gradients[layer]])
+        return np.maximum(combine(activations, grads), 0)
+
+    return compute
+
+
+class LayerRuns(Protocol):
+    """A model's forward runs about one of its spatial layers, as the forward-only CAMs need them; images are
+    channels-first (M, C, H, W) in the model's input range, scores the tensor the gradients would be taken of (its
+    logits, else its probabilities)."""
+
+    def activations(self, images: np.ndarray) -> np.ndarray:
+        """The layer's output (M, K, h, w) of the images."""
+        ...
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """The scores (M, classes) of the images."""
+        ...
+
+    def head(self, activations: np.ndarray) -> np.ndarray:
+        """The scores (M, classes) of layer outputs (M, K, h, w) through the graph from the layer on."""
+        ...

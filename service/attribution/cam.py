@@ -18,10 +18,11 @@ import numpy as np
 import onnx
 import onnx.utils
 
+from service.attribution.any_model import served_gradient_cam
 from service.attribution.backward import layer_gradients
 from service.attribution.grad_cam import LAYER
 from service.attribution.inputs import RunFn, batch
-from service.attribution.method import Method, resized_to_input
+from service.attribution.method import AnyModel, Method, resized_to_input
 from service.graphs.backward_graph import graphs_of
 from service.graphs.classifier_graph import forward_model
 from service.graphs.classifier_weights import ClassifierWeights
@@ -47,7 +48,8 @@ def gradient_cam(
 
 
 def gradient_method(name: str, title: str, text: str, combine: Combine) -> Method:
-    """The Method of a CAM made of one backward pass per image: ``combine`` (A, gradient) NCHW -> (N,H,W)."""
+    """The Method of a CAM made of one backward pass per image: ``combine`` (A, gradient) NCHW -> (N,H,W); an
+    imported model's maps come from its backward runner at any spatial layer."""
 
     def compute(
         run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, layer: str = LAYER.default
@@ -66,6 +68,7 @@ def gradient_method(name: str, title: str, text: str, combine: Combine) -> Metho
         layers=LAYER.options,
         finds_targets=True,
         maps=resized_to_input,
+        any_model=AnyModel(served_gradient_cam(combine), layer=True),
     )
 
 
@@ -125,4 +128,9 @@ def bilinear(maps: np.ndarray, height: int, width: int, corners: bool = False) -
 
 def channel_runs(parameters: Mapping[str, Any]) -> int:
     """Runs one image costs in Score-CAM and Ablation-CAM: one per channel of the layer, and the image itself."""
-    return CHANNELS[parameters["layer"]] + 1
+    return runs_for_channels(CHANNELS[parameters["layer"]])
+
+
+def runs_for_channels(channels: int) -> int:
+    """Runs one image costs in Score-CAM and Ablation-CAM at a layer of ``channels`` channels."""
+    return channels + 1

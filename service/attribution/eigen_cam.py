@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.attribution.any_model import LayerRuns
 from service.attribution.cam import LAYER, forward
 from service.attribution.inputs import RunFn, batch
-from service.attribution.method import Method, resized_to_input
+from service.attribution.method import AnyModel, Method, resized_to_input
 from service.graphs.classifier_weights import ClassifierWeights
 
 
@@ -36,6 +37,12 @@ def eigen_cam(
     return np.maximum(np.stack([first_component(output) for output in activations]), 0).astype(np.float32)
 
 
+def served_eigen_cam(runs: LayerRuns, images: np.ndarray, targets: np.ndarray, layer: str) -> np.ndarray:
+    """Eigen-CAM maps (N,h,w) of an imported model's ``layer``: one forward run per image, the targets unused."""
+    activations = runs.activations(images)
+    return np.maximum(np.stack([first_component(output) for output in activations]), 0).astype(np.float32)
+
+
 METHOD = Method(
     "eigen-cam",
     eigen_cam,
@@ -47,4 +54,5 @@ METHOD = Method(
     needs_gradients=False,
     layers=LAYER.options,
     maps=resized_to_input,
+    any_model=AnyModel(served_eigen_cam, layer=True, forward=True),
 )

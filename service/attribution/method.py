@@ -85,11 +85,16 @@ class AnyModel:
     ``compute(gradients, images, seeds, **parameters)`` with ``gradients`` the runner of the builder's ``rules``
     variant, images in the model's layout and range. ``layer``: its maps are of one of the model's spatial layers
     (the ``layer`` parameter names it), else of the input. (A method served from forward runs alone says so with
-    ``Method.forward_runs``.)"""
+    ``Method.forward_runs``.) ``forward``: it needs no gradient but forward runs about its layer, and
+    ``compute(runs, images, targets, layer)`` takes a ``LayerRuns`` (the layer's activations, the model's scores
+    and its head from the layer on), images channels-first; ``evaluations(channels)``: the runs one image costs
+    for a layer of that many channels (None: one)."""
 
     compute: Callable[..., np.ndarray]
     rules: str = "gradient"
     layer: bool = False
+    forward: bool = False
+    evaluations: Callable[[int], int] | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class ImportedLoadedModel:
     # first node without a backward rule, once looked for (``gradient_coverage``: a one-item list, empty before); the
     # bytes the sessions are estimated to hold; one image's backward run in milliseconds, the costliest session's.
     backward_sessions: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False)
+    # ``cut_heads``: the sessions of the graph from a layer on, by layer (service.studies.cut_heads; their bytes
+    # counted in ``gradient_bytes`` too).
+    cut_heads: dict[str, Any] = field(default_factory=dict, repr=False)
     gradient_coverage: list[Any] = field(default_factory=list, repr=False)
     gradient_bytes: int = 0
     backward_ms: float | None = None

@@ -11,7 +11,9 @@ node, and the forward-only methods (occlusion, ``service.studies.forward_explain
 
 Methods that find their own targets (``Method.finds_targets``) take the predicted class from the same run that
 differentiates it (the graph's ``predicted_from``); the others (whose runs are of changed images) run the model
-forward first. No method is named here: the traits say what each needs.
+forward first. The CAMs that need no gradient (``AnyModel.forward``) run the model and its head cut at their layer
+instead (``service.studies.cut_heads``), whether or not every op has a rule. No method is named here: the traits
+say what each needs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from service.errors import TooLargeError
 from service.graphs.gradient_builder import Rules
 from service.runtime.cancellation import checkpoint
 from service.runtime.imported import ImportedLoadedModel
+from service.studies.cut_heads import explain_from_layer
 from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
 from service.studies.forward_explain import channels_first, explain_forward, normalised_black
 from service.studies.imported_gradients import (
@@ -153,6 +156,8 @@ def explain_any(
     batch = model.as_batch(images)
     if spec.forward_runs is not None:
         result = _forward(model, spec, batch, target, given, limits)
+    elif spec.any_model.forward:
+        result = _from_layer(model, spec, batch, target, given, limits, gradient_limits)
     else:
         result = _gradients(model, spec, batch, target, given, limits, gradient_limits)
     if with_faithfulness:
@@ -214,13 +219,7 @@ def _gradients(
         check_work(spec, chosen, len(batch), limits)
     runner = runner_of(model, spec.any_model.rules, layer, gradient_limits)
     evaluations = spec.evaluations(chosen)
-    work = len(batch) * evaluations * model.gradient_cost
-    if work > gradient_limits.max_work:
-        raise TooMuchGradientWork(
-            f"{len(batch)} images x {evaluations} evaluations ({spec.name}) x {model.gradient_cost} units per "
-            f"backward run of model {model.name!r} is {work:,} units; CONVLENS_MAX_GRADIENT_WORK is "
-            f"{gradient_limits.max_work:,}: send fewer images or fewer steps or samples"
-        )
+    _check_gradient_work(model, spec, len(batch) * evaluations, model.gradient_cost, "backward", gradient_limits)
     probabilities_name, classes = model.manifest.probabilities, len(model.manifest.labels)
     inputs, compute = input_range(model), spec.any_model.compute
     method_parameters = {name: value for name, value in chosen.items() if name != "layer"}
@@ -260,6 +259,44 @@ def _gradients(
     )
 
 
+def _check_gradient_work(
+    model: ImportedLoadedModel, spec: Method, runs: int, unit: int, kind: str, limits: GradientLimits
+) -> None:
+    """TooMuchGradientWork when ``runs`` (images x evaluations) x ``unit`` (one run's units) is over the limit."""
+    work = runs * unit
+    if work > limits.max_work:
+        raise TooMuchGradientWork(
+            f"{runs:,} evaluations (images x evaluations per image, {spec.name}) x {unit} units per {kind} run "
+            f"of model {model.name!r} is {work:,} units; CONVLENS_MAX_GRADIENT_WORK is {limits.max_work:,}: send "
+            "fewer images, fewer steps or samples, or choose a layer with fewer channels"
+        )
+
+
+def _from_layer(
+    model: ImportedLoadedModel,
+    spec: Method,
+    batch: np.ndarray,
+    target: int | None,
+    given: dict[str, Any],
+    limits: Limits,
+    gradient_limits: GradientLimits,
+) -> Explanation:
+    """A forward-only CAM's maps (``AnyModel.forward``): its runs per image (from the layer's channels) x the
+    images checked against ``limits.max_batch_work``, and x one forward run's units (a head's run counts as a
+    whole forward run) against ``gradient_limits``, before any run."""
+    chosen, layer = _parameters(model, spec, given, limits)
+    channels = model.layer_shapes[layer][0] or 1
+    evaluations = spec.any_model.evaluations(channels) if spec.any_model.evaluations else 1
+    if len(batch) * evaluations > limits.max_batch_work:
+        raise TooMuchWork(
+            f"{len(batch)} images x {evaluations} evaluations each ({spec.name} at {layer!r}, {channels} channels) "
+            f"is {len(batch) * evaluations:,}; the limit is {limits.max_batch_work:,} per request: send fewer "
+            "images or choose a layer with fewer channels"
+        )
+    _check_gradient_work(model, spec, len(batch) * evaluations, model.cost, "forward", gradient_limits)
+    return explain_from_layer(model, spec, batch, target, chosen, layer, gradient_limits.free_bytes)
+
+
 def seen(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
     """One image of ``model``'s input as the model saw it, in [0, 1]: the normalisation undone, (H, W) grey for a
     one-channel model, (H, W, 3) colour for a three-channel one (what a heat map is drawn over)."""
@@ -276,7 +313,10 @@ def served_methods() -> list[str]:
 
 
 def gradient_methods_of(model: ImportedLoadedModel) -> tuple[list[str], str | None]:
-    """The gradient methods ``model`` serves and, when it serves none, why (the op and node without a rule)."""
-    names = [name for name, m in METHODS.items() if m.any_model is not None]
+    """The methods ``model`` serves through ``Method.any_model`` and, when it serves no gradient one, why (the op
+    and node without a rule); the forward-only ones serve it either way."""
     missing = missing_rule(model)
-    return ([], no_gradients_message(model, missing)) if missing is not None else (names, None)
+    names = [
+        name for name, m in METHODS.items() if m.any_model is not None and (missing is None or m.any_model.forward)
+    ]
+    return (names, None) if missing is None else (names, no_gradients_message(model, missing))

@@ -25,6 +25,7 @@ from captum.attr import (
 from onnx import helper
 from torch import nn
 
+from service.attribution import METHODS
 from service.contract import IMPORTED_DIR, ImportedModel, read_document
 from service.images.preprocessing import upload_input
 from service.importer import main
@@ -315,18 +316,7 @@ def test_faithfulness_areas_equal_a_brute_force_loop_over_the_user_s_file(client
 
 def test_a_covered_model_lists_the_gradient_methods_and_their_routes(client):
     capabilities = client.get("/v1/models/resnet18").json()["capabilities"]
-    assert capabilities["attribution_methods"] == [
-        "saliency",
-        "gradient-x-input",
-        "guided-backprop",
-        "integrated-gradients",
-        "smoothgrad",
-        "grad-cam",
-        "occlusion",
-        "rise",
-        "kernel-shap",
-        "feature-ablation",
-    ]
+    assert capabilities["attribution_methods"] == list(METHODS)
     assert capabilities["no_gradients"] is None and "POST /v1/attribution/grad-cam/batch" in capabilities["endpoints"]
 
 
@@ -355,9 +345,22 @@ def test_a_model_with_an_op_without_a_rule_still_serves_the_forward_routes(clien
         assert response.status_code == 200, (path, response.text)
 
 
+@pytest.mark.parametrize("method", ["eigen-cam", "score-cam", "ablation-cam"])
+def test_a_model_with_an_op_without_a_rule_still_serves_the_forward_only_cams(client, method):
+    response = client.post(
+        f"/v1/attribution/{method}",
+        params={"model": "erf", "format": "json"},
+        content=colour_square(),
+        headers={"content-type": "image/png"},
+    )
+    assert response.status_code == 200, response.text
+    assert np.array(response.json()["values"]).ndim == 2 and response.json()["signed"] is False
+
+
 def test_a_model_with_an_op_without_a_rule_lists_what_stops_its_gradients(client):
     capabilities = client.get("/v1/models/erf").json()["capabilities"]
-    assert capabilities["attribution_methods"] == ["occlusion", "rise", "kernel-shap", "feature-ablation"]
+    served = ["score-cam", "eigen-cam", "ablation-cam", "occlusion", "rise", "kernel-shap", "feature-ablation"]
+    assert capabilities["attribution_methods"] == served
     assert "op 'Erf' at node '/erf/Erf'" in capabilities["no_gradients"]
     assert "saliency" in capabilities["attribution_needs_gradients"]
     assert "POST /v1/attribution/saliency" not in capabilities["endpoints"]

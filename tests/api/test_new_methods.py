@@ -129,9 +129,3 @@ def test_black_box_method_explains_the_imported_example(imported, digit_png, met
     assert answer.status_code == 200, answer.text
     assert answer.json()["shape"] == [28, 28]
     assert np.abs(np.asarray(answer.json()["values"])).max() > 0
-
-
-def test_cam_is_refused_for_the_imported_example_with_a_422(imported, digit_png):
-    client, _ = imported
-    answer = post_image(client, "/v1/attribution/score-cam", digit_png, format="json", model=NAME)
-    assert answer.status_code == 422

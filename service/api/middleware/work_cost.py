@@ -11,7 +11,9 @@ inference's from its body's size over one image of the model's input. Each evalu
 classifier's, measured at import, so a ResNet's evaluation weighs as much as the hundreds of MNIST ones it takes
 as long as; every shipped model counts 1.
 An attribution method that differentiates an imported model counts its ``gradient_cost`` (one image's forward
-and backward run, measured when its backward graph was first built) per evaluation instead.
+and backward run, measured when its backward graph was first built) per evaluation instead; one that runs an
+imported model forward about a layer (``AnyModel.forward``: Score-CAM, Ablation-CAM) counts its runs for the
+layer's channels (``?layer=``, default the last spatial one) per image, each a forward pass.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import math
 from typing import Any
 from urllib.parse import parse_qs
 
+from service.attribution import METHODS
 from service.images.npy import npy_image_count
 from service.studies import invariance, optimized_any_model
+from service.studies.any_model_explain import spatial_layers
 
 ATTRIBUTION = "/v1/attribution/"
 V2_MODELS = "/v2/models/"
@@ -102,6 +106,23 @@ def _optimized_evaluations(path: str, query: dict[str, list[str]], model: Any) -
     return BACKWARD_EVALUATIONS * steps * inputs
 
 
+def _layer_runs(path: str, query: dict[str, list[str]], model: Any) -> int | None:
+    """An imported model's runs per image of a method that runs it forward about a layer, from the layer's channels
+    (None: not such a request, or an unknown layer, which the route refuses)."""
+    method = METHODS.get(path[len(ATTRIBUTION) :].split("/", 1)[0]) if path.startswith(ATTRIBUTION) else None
+    if method is None or method.any_model is None or not method.any_model.forward:
+        return None
+    if getattr(model, "manifest", None) is None:
+        return None
+    layers = spatial_layers(model)
+    given = query.get("layer", [])
+    layer = given[-1] if given else (layers[-1] if layers else None)
+    if layer not in layers:
+        return None
+    runs = method.any_model.evaluations
+    return runs(int(model.layer_shapes[layer][0] or 1)) if runs else 1
+
+
 def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_squares: int, max_evaluations: int) -> int:
     """The request's work in units of one shipped-classifier evaluation: images x evaluations per image x the named
     model's ``cost`` (at least 1)."""
@@ -113,7 +134,10 @@ def request_cost(scope: dict, body: bytes, max_images: int, max_occlusion_square
         per_evaluation = max(1, int(getattr(model, "gradient_cost", per_evaluation)))
     content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
     images = _images(path, content_type, body, max_images, binary_image_bytes(model))
-    if path.endswith(OPTIMIZED) and getattr(model, "manifest", None) is not None:
+    layer_runs = _layer_runs(path, query, model)
+    if layer_runs is not None:
+        per_evaluation, evaluations = max(1, int(model.cost)), layer_runs
+    elif path.endswith(OPTIMIZED) and getattr(model, "manifest", None) is not None:
         evaluations = _optimized_evaluations(path, query, model)
     else:
         evaluations = max(1, _evaluations(path, query, max_occlusion_squares, max_evaluations))
