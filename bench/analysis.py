@@ -12,7 +12,7 @@ measures run one after another in the same order (alternating), and the table sh
   from creating the session to the last run, in two configurations, of which the faster is the reference: one
   thread per core on one session of one intra-op thread each taking runs of ``BARE_ROWS`` images (as the engine
   does), and one run of ``BARE_ROWS`` at a time on a session with one intra-op thread per core. The engine's side
-  adds the norms, the accumulators, the top pictures, two checkpoints and the statistics file.
+  adds the norms, the accumulators, the top pictures, the checkpoints and the statistics file.
 - Memory: the engine's peak RSS over 10x the training images against the median of its runs over 1x.
 - Shards: two processes, shard 0/2 and 1/2 with ``--threads 1`` each, started together, wall time from the start
   until both have written their part (the merge after is timed apart), against one process over all the images with
