@@ -26,6 +26,7 @@ between no and perfect agreement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +114,25 @@ def compared(original: np.ndarray, changed: np.ndarray, magnitudes: bool) -> tup
     return np.array([spearman(x, y) for x, y in zip(a, b)]), np.array([ssim(x, y) for x, y in zip(a, b)])
 
 
+def randomised_cascade(graph: onnx.ModelProto, seed: int = 0) -> list[tuple[str, onnx.ModelProto]]:
+    """The cascade's copies of ``graph``, last layer first: copy k has its last k+1 parametrised layers re-drawn,
+    named after the layer it re-draws last."""
+    cascade = parametrised_layers(graph)[::-1]
+    return [(layer.name, randomised(graph, cascade[: k + 1], seed)) for k, layer in enumerate(cascade)]
+
+
+def cascade_similarity(
+    explainers: Sequence[tuple[str, ExplainFn]], images: np.ndarray, targets: np.ndarray, maps: np.ndarray
+) -> list[LayerSimilarity]:
+    """The maps of each (layer, method over the copy randomised down to it) of the cascade, compared with
+    ``maps``. One explanation of all images per layer."""
+    results = []
+    for layer, explain in explainers:
+        rank, structure = compared(maps, np.asarray(explain(images, targets)), magnitudes=True)
+        results.append(LayerSimilarity(layer, rank, structure))
+    return results
+
+
 def parameter_randomisation(
     graph: onnx.ModelProto,
     explainer_for: ExplainerFor,
@@ -123,13 +143,8 @@ def parameter_randomisation(
 ) -> list[LayerSimilarity]:
     """Cascading randomisation from the last layer: for each k, the maps on ``graph`` with its last k+1
     parametrised layers re-drawn, compared with ``maps``. One explanation of all images per layer."""
-    cascade = parametrised_layers(graph)[::-1]
-    results = []
-    for k in range(len(cascade)):
-        explain = explainer_for(randomised(graph, cascade[: k + 1], seed))
-        rank, structure = compared(maps, np.asarray(explain(images, targets)), magnitudes=True)
-        results.append(LayerSimilarity(cascade[k].name, rank, structure))
-    return results
+    explainers = [(layer, explainer_for(copy)) for layer, copy in randomised_cascade(graph, seed)]
+    return cascade_similarity(explainers, images, targets, maps)
 
 
 def other_classes(targets: np.ndarray, classes: int, seed: int = 0) -> np.ndarray:
