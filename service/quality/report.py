@@ -158,10 +158,12 @@ def _sanity(subject: Subject, seed: int) -> list[dict[str, Any]]:
             subject.graph, subject.explainer_for, subject.images, subject.targets, subject.maps, seed
         )
     others = randomisation.other_classes(subject.targets, subject.classes, seed)
-    similarity = randomisation.random_logit(subject.explain, subject.images, subject.maps, others)
+    similarity, same_other = randomisation.random_logit(subject.explain, subject.images, subject.maps, others)
     answers = []
     for i in range(len(subject.images)):
-        parameters_pass, logit_pass = randomisation.passes(cascade[-1].spearman[i], similarity[i])
+        parameters_pass, logit_pass = randomisation.passes(
+            cascade[-1].spearman[i], similarity[i], bool(cascade[-1].same[i]), bool(same_other[i])
+        )
         answers.append(
             {
                 "passes": parameters_pass and logit_pass,
