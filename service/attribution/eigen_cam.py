@@ -3,7 +3,9 @@ forward run and no class: the map shows what the layer holds most strongly, whic
 
 The layer's output (C,H,W) is read as H·W samples of C features, centred per channel; the map is
 ReLU(A_centred · v₁) at the layer's resolution, v₁ the first right singular vector (numpy's SVD, as
-pytorch-grad-cam's ``get_2d_projection``; the SVD fixes v₁'s sign, the paper does not). As pytorch-grad-cam's
+pytorch-grad-cam's ``get_2d_projection``; the SVD fixes v₁'s sign, the paper does not). The thin SVD: v₁ is the
+same as the full one's (pytorch-grad-cam's ``full_matrices=True``), without the H·W x H·W left factor it also
+computes. As pytorch-grad-cam's
 EigenCAM before ``scale_cam_image`` (convlens does not min-max scale or resize the raw map). The target only
 decides the answer's reported class and probability.
 """

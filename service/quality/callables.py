@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -13,6 +13,8 @@ ScoresFn = Callable[[np.ndarray], np.ndarray]
 ExplainFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # a (randomised) copy of the model's ONNX graph -> the same attribution method over that copy
 ExplainerFor = Callable[[onnx.ModelProto], ExplainFn]
+# a seed -> (layer, the method over the model randomised down to that layer), the randomisation cascade's order
+RandomisedExplainers = Callable[[int], Sequence[tuple[str, ExplainFn]]]
 
 
 def target_scores(scores: ScoresFn, images: np.ndarray, targets: np.ndarray) -> np.ndarray:

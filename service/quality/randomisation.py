@@ -19,13 +19,16 @@ MPRT for the same re-drawn layers.
 
 The verdict: the parameter test passes when the fully randomised model's map has a Spearman correlation with the
 original below SPEARMAN_THRESHOLD, the random-logit test when the other class's map has an SSIM below
-SSIM_THRESHOLD; a randomised map that is constant (no ranking at all, NaN) counts as changed. The thresholds are
+SSIM_THRESHOLD. A map equal to the original after max-normalising (to SAME_TOLERANCE) has not changed, whatever
+the similarity says: two constant maps (a method that ignores the model) have no rank correlation nor SSIM (NaN)
+and fail; a NaN between maps that differ (one of them constant) counts as changed. The thresholds are
 this service's choice (Adebayo et al. judge by eye, Quantus leaves the reading to the user): 0.5 is halfway
 between no and perfect agreement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +40,7 @@ from service.quality.similarity import spearman, ssim
 
 SPEARMAN_THRESHOLD = 0.5
 SSIM_THRESHOLD = 0.5
+SAME_TOLERANCE = 1e-6  # the largest difference of two max-normalised maps (values in [-1, 1]) deemed the same
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
@@ -97,11 +101,13 @@ def randomised(graph: onnx.ModelProto, layers: list[Layer], seed: int) -> onnx.M
 
 @dataclass(frozen=True)
 class LayerSimilarity:
-    """The similarity (N,) of each image's map on the model randomised down to ``layer`` to its original map."""
+    """The similarity (N,) of each image's map on the model randomised down to ``layer`` to its original map, and
+    whether the two are the same map (N,) bool."""
 
     layer: str
     spearman: np.ndarray
     ssim: np.ndarray
+    same: np.ndarray
 
 
 def compared(original: np.ndarray, changed: np.ndarray, magnitudes: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +117,32 @@ def compared(original: np.ndarray, changed: np.ndarray, magnitudes: bool) -> tup
     if magnitudes:
         a, b = np.abs(a), np.abs(b)
     return np.array([spearman(x, y) for x, y in zip(a, b)]), np.array([ssim(x, y) for x, y in zip(a, b)])
+
+
+def same_maps(original: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """(N,) whether each pair of (N, H, W) maps is the same after max-normalising (to SAME_TOLERANCE)."""
+    difference = np.abs(normalised_by_max(original) - normalised_by_max(changed)).reshape(len(original), -1)
+    return difference.max(axis=1) <= SAME_TOLERANCE
+
+
+def randomised_cascade(graph: onnx.ModelProto, seed: int = 0) -> list[tuple[str, onnx.ModelProto]]:
+    """The cascade's copies of ``graph``, last layer first: copy k has its last k+1 parametrised layers re-drawn,
+    named after the layer it re-draws last."""
+    cascade = parametrised_layers(graph)[::-1]
+    return [(layer.name, randomised(graph, cascade[: k + 1], seed)) for k, layer in enumerate(cascade)]
+
+
+def cascade_similarity(
+    explainers: Sequence[tuple[str, ExplainFn]], images: np.ndarray, targets: np.ndarray, maps: np.ndarray
+) -> list[LayerSimilarity]:
+    """The maps of each (layer, method over the copy randomised down to it) of the cascade, compared with
+    ``maps``. One explanation of all images per layer."""
+    results = []
+    for layer, explain in explainers:
+        changed = np.asarray(explain(images, targets))
+        rank, structure = compared(maps, changed, magnitudes=True)
+        results.append(LayerSimilarity(layer, rank, structure, same_maps(maps, changed)))
+    return results
 
 
 def parameter_randomisation(
@@ -123,13 +155,8 @@ def parameter_randomisation(
 ) -> list[LayerSimilarity]:
     """Cascading randomisation from the last layer: for each k, the maps on ``graph`` with its last k+1
     parametrised layers re-drawn, compared with ``maps``. One explanation of all images per layer."""
-    cascade = parametrised_layers(graph)[::-1]
-    results = []
-    for k in range(len(cascade)):
-        explain = explainer_for(randomised(graph, cascade[: k + 1], seed))
-        rank, structure = compared(maps, np.asarray(explain(images, targets)), magnitudes=True)
-        results.append(LayerSimilarity(cascade[k].name, rank, structure))
-    return results
+    explainers = [(layer, explainer_for(copy)) for layer, copy in randomised_cascade(graph, seed)]
+    return cascade_similarity(explainers, images, targets, maps)
 
 
 def other_classes(targets: np.ndarray, classes: int, seed: int = 0) -> np.ndarray:
@@ -138,11 +165,21 @@ def other_classes(targets: np.ndarray, classes: int, seed: int = 0) -> np.ndarra
     return drawn + (drawn >= np.asarray(targets))
 
 
-def random_logit(explain: ExplainFn, images: np.ndarray, maps: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """(N,) the SSIM of each image's map to its map for the class ``others`` (max-normalised, signed)."""
-    return compared(maps, np.asarray(explain(images, others)), magnitudes=False)[1]
+def random_logit(
+    explain: ExplainFn, images: np.ndarray, maps: np.ndarray, others: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) the SSIM of each image's map to its map for the class ``others`` (max-normalised, signed) and (N,)
+    whether the two are the same map."""
+    other_maps = np.asarray(explain(images, others))
+    return compared(maps, other_maps, magnitudes=False)[1], same_maps(maps, other_maps)
 
 
-def passes(spearman_fully_randomised: float, ssim_other_class: float) -> tuple[bool, bool]:
-    """Whether the parameter test and the random-logit test pass for one image (NaN: the map changed)."""
-    return not spearman_fully_randomised >= SPEARMAN_THRESHOLD, not ssim_other_class >= SSIM_THRESHOLD
+def passes(
+    spearman_fully_randomised: float, ssim_other_class: float, same_randomised: bool, same_other_class: bool
+) -> tuple[bool, bool]:
+    """Whether the parameter test and the random-logit test pass for one image: the similarity below its
+    threshold, or NaN between maps that are not the same."""
+    return (
+        not (same_randomised or spearman_fully_randomised >= SPEARMAN_THRESHOLD),
+        not (same_other_class or ssim_other_class >= SSIM_THRESHOLD),
+    )

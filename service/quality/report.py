@@ -18,7 +18,7 @@ import onnx
 from service.attribution.faithfulness import STEPS, faithfulness
 from service.errors import NotApplicableError, TooLargeError
 from service.quality import randomisation
-from service.quality.callables import ExplainerFor, ExplainFn, ScoresFn
+from service.quality.callables import ExplainerFor, ExplainFn, RandomisedExplainers, ScoresFn
 from service.quality.completeness import completeness_gap
 from service.quality.effective_complexity import effective_complexity
 from service.quality.faithfulness_correlation import draw_subsets, faithfulness_correlation
@@ -74,7 +74,9 @@ class Subject:
     over the pixels; the model's ``logits`` and ``probabilities``; ``explain`` the method with its parameters;
     ``evaluations`` the passes one image's explanation costs; ``graph`` the model's ONNX graph and ``explainer_for``
     the method over a copy of it (None: no randomisation test); ``classes``; ``complete`` whether the method is a
-    path integral from the black image (integrated gradients: the completeness gap applies)."""
+    path integral from the black image (integrated gradients: the completeness gap applies);
+    ``randomised_explainers`` the method over the randomisation cascade's copies for a seed, when the caller keeps
+    those copies (and their sessions) between requests (None: copies made from ``graph`` by ``explainer_for``)."""
 
     images: np.ndarray
     targets: np.ndarray
@@ -87,6 +89,7 @@ class Subject:
     explainer_for: ExplainerFor | None
     classes: int
     complete: bool = False
+    randomised_explainers: RandomisedExplainers | None = None
 
 
 def chosen_metrics(text: str | None, complete: bool) -> tuple[str, ...]:
@@ -151,14 +154,21 @@ def _sanity(subject: Subject, seed: int) -> list[dict[str, Any]]:
     if subject.graph is None or subject.explainer_for is None:
         raise MetricNotApplicable("the sanity checks need the model's ONNX graph; ask without sanity")
     layers = randomisation.parametrised_layers(subject.graph)
-    cascade = randomisation.parameter_randomisation(
-        subject.graph, subject.explainer_for, subject.images, subject.targets, subject.maps, seed
-    )
+    if subject.randomised_explainers is not None:
+        cascade = randomisation.cascade_similarity(
+            subject.randomised_explainers(seed), subject.images, subject.targets, subject.maps
+        )
+    else:
+        cascade = randomisation.parameter_randomisation(
+            subject.graph, subject.explainer_for, subject.images, subject.targets, subject.maps, seed
+        )
     others = randomisation.other_classes(subject.targets, subject.classes, seed)
-    similarity = randomisation.random_logit(subject.explain, subject.images, subject.maps, others)
+    similarity, same_other = randomisation.random_logit(subject.explain, subject.images, subject.maps, others)
     answers = []
     for i in range(len(subject.images)):
-        parameters_pass, logit_pass = randomisation.passes(cascade[-1].spearman[i], similarity[i])
+        parameters_pass, logit_pass = randomisation.passes(
+            cascade[-1].spearman[i], similarity[i], bool(cascade[-1].same[i]), bool(same_other[i])
+        )
         answers.append(
             {
                 "passes": parameters_pass and logit_pass,

@@ -3,20 +3,22 @@ highest (MoRF) or lowest (LeRF) are removed, by an imputation that does not itse
 
 Removal is the paper's noisy linear imputation: each removed pixel becomes the weighted mean of its 8 neighbours
 (1/6 the direct ones, 1/12 the diagonal ones, neighbours outside the image left out), removed neighbours being
-unknowns too, so one linear system per image and fraction; then Gaussian noise of standard deviation ``noise`` is
-added to the removed pixels. The order is by the signed map (most relevant first: the highest value), as the paper
-and Quantus's ROAD (``abs=False``) rank. At each fraction the model's prediction is compared with the target, as
-Quantus's ROAD scores it; a map's score is the mean of those 0/1 answers over the fractions (the area under the
-accuracy curve): low for MoRF and high for LeRF is a faithful map.
+unknowns too, so one linear system per image and fraction (all solved as one block-diagonal system); then Gaussian
+noise of standard deviation ``noise`` is added to the removed pixels. The order is by the signed map (most relevant
+first: the highest value), as the paper and Quantus's ROAD (``abs=False``) rank. At each fraction the model's
+prediction is compared with the target, as Quantus's ROAD scores it; a map's score is the mean of those 0/1 answers
+over the fractions (the area under the accuracy curve): low for MoRF and high for LeRF is a faithful map.
 
 Against Quantus 0.6.0: the same system (its ``noisy_linear_imputation``, adapted from the paper's code), solved
-densely with numpy instead of scipy's sparse solver, and the noise drawn from a seeded generator instead of
-numpy's global one; Quantus ranks MoRF only, LeRF is the ascending order of the same map.
+with scipy's sparse solver as Quantus does, and the noise drawn from a seeded generator instead of numpy's global
+one; Quantus ranks MoRF only, LeRF is the ascending order of the same map.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
 
 from service.quality.callables import ScoresFn
 
@@ -34,17 +36,21 @@ NEIGHBOURS = (
 )
 
 
-def imputed(image: np.ndarray, removed: np.ndarray, noise_values: np.ndarray) -> np.ndarray:
-    """``image`` (H, W) with the pixels at flat indices ``removed`` replaced by the linear imputation from their
-    neighbours plus ``noise_values`` (one per removed pixel)."""
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def imputation_system(image: np.ndarray, removed: np.ndarray) -> Entries:
+    """The linear system imputing the pixels at flat indices ``removed`` of ``image`` (H, W): its entries' rows,
+    columns and values (one row per removed pixel, at most 9 entries each) and its right-hand side."""
     height, width = image.shape
     flat = image.astype(np.float64).ravel()
+    count = len(removed)
     unknown = np.full(flat.size, -1)
-    unknown[removed] = np.arange(len(removed))
+    unknown[removed] = np.arange(count)
     rows, cols = np.divmod(removed, width)
-    system = np.zeros((len(removed), len(removed)))
-    known = np.zeros(len(removed))
-    total = np.zeros(len(removed))
+    entry_rows, entry_cols, entries = [np.arange(count)], [np.arange(count)], []
+    known = np.zeros(count)
+    total = np.zeros(count)
     for (dr, dc), weight in NEIGHBOURS:
         r, c = rows + dr, cols + dc
         inside = (r >= 0) & (c >= 0) & (r < height) & (c < width)
@@ -53,11 +59,36 @@ def imputed(image: np.ndarray, removed: np.ndarray, noise_values: np.ndarray) ->
         total[at] += weight
         variable = unknown[neighbour]
         is_unknown = variable >= 0
-        system[at[is_unknown], variable[is_unknown]] -= weight
+        entry_rows.append(at[is_unknown])
+        entry_cols.append(variable[is_unknown])
+        entries.append(np.full(int(is_unknown.sum()), -weight))
         known[at[~is_unknown]] += weight * flat[neighbour[~is_unknown]]
-    system[np.arange(len(removed)), np.arange(len(removed))] += total
-    flat[removed] = np.linalg.solve(system, known) + noise_values
-    return flat.reshape(height, width)
+    return np.concatenate(entry_rows), np.concatenate(entry_cols), np.concatenate([total, *entries]), known
+
+
+def solved(systems: list[Entries]) -> list[np.ndarray]:
+    """The solutions of independent ``imputation_system``s, as one block-diagonal sparse solve."""
+    offsets = np.cumsum([0, *(len(known) for *_, known in systems)])
+    matrix = sparse.csc_matrix(
+        (
+            np.concatenate([values for _, _, values, _ in systems]),
+            (
+                np.concatenate([rows + at for (rows, _, _, _), at in zip(systems, offsets)]),
+                np.concatenate([cols + at for (_, cols, _, _), at in zip(systems, offsets)]),
+            ),
+        ),
+        shape=(offsets[-1], offsets[-1]),
+    )
+    solution = np.atleast_1d(spsolve(matrix, np.concatenate([known for *_, known in systems])))
+    return np.split(solution, offsets[1:-1])
+
+
+def imputed(image: np.ndarray, removed: np.ndarray, noise_values: np.ndarray) -> np.ndarray:
+    """``image`` (H, W) with the pixels at flat indices ``removed`` replaced by the linear imputation from their
+    neighbours plus ``noise_values`` (one per removed pixel)."""
+    flat = image.astype(np.float64).ravel()
+    flat[removed] = solved([imputation_system(image, removed)])[0] + noise_values
+    return flat.reshape(image.shape)
 
 
 def road(
@@ -71,16 +102,23 @@ def road(
     percentages: tuple[int, ...] = PERCENTAGES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, len(percentages)) whether each image is still classified as its target after that percentage of its
-    pixels is imputed in the map's order, and (N,) its mean over the percentages. One batched run of ``scores``."""
+    pixels is imputed in the map's order, and (N,) its mean over the percentages. One sparse solve of every
+    imputation and one batched run of ``scores``."""
     n = len(images)
     flat = np.asarray(maps, np.float64).reshape(n, -1)
     order = np.argsort(-flat if most_relevant_first else flat, axis=1, kind="stable")
     rng = np.random.default_rng(seed)
-    perturbed = np.empty((n, len(percentages), *images.shape[1:]), np.float32)
-    for i in range(n):
-        for j, percentage in enumerate(percentages):
-            removed = order[i, : int(flat.shape[1] * percentage / 100)]
-            perturbed[i, j] = imputed(images[i], removed, noise * rng.standard_normal(len(removed)))
+    removals = [
+        (i, j, order[i, : int(flat.shape[1] * percentage / 100)])
+        for i in range(n)
+        for j, percentage in enumerate(percentages)
+    ]
+    noises = [noise * rng.standard_normal(len(removed)) for _, _, removed in removals]
+    solutions = solved([imputation_system(images[i], removed) for i, _, removed in removals])
+    perturbed = np.repeat(np.asarray(images, np.float64).reshape(n, 1, -1), len(percentages), axis=1)
+    for (i, j, removed), solution, drawn in zip(removals, solutions, noises, strict=True):
+        perturbed[i, j, removed] = solution + drawn
+    perturbed = perturbed.astype(np.float32)
     predicted = scores(perturbed.reshape(-1, *images.shape[1:])).argmax(axis=1).reshape(n, len(percentages))
     correct = (predicted == np.asarray(targets)[:, None]).astype(np.float64)
     return correct, correct.mean(axis=1)

@@ -43,3 +43,34 @@ def test_metrics_over_the_work_limit_are_a_413_naming_the_limit(digit_png):
         answer = post(small, "smoothgrad", digit_png, "format=json&metrics=max_sensitivity")
     assert answer.status_code == 413
     assert "max_metric_work" in answer.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def small_budget():
+    """The app with room for 5 passes per request: the sanity checks of saliency on the shipped classifier (its
+    4 parametrised layers + the other class, one pass each) and nothing costlier."""
+    with make_client(max_metric_work=5) as small:
+        yield small
+
+
+@pytest.mark.parametrize(
+    ("metric", "passes"),
+    [
+        ("deletion", 66),
+        ("insertion", 66),
+        ("road_morf", 10),
+        ("road_lerf", 10),
+        ("faithfulness_correlation", 51),
+        ("max_sensitivity", 10),
+    ],
+)
+def test_each_metric_over_the_work_limit_is_a_413_naming_its_passes(small_budget, digit_png, metric, passes):
+    answer = post(small_budget, "saliency", digit_png, f"format=json&metrics={metric}")
+    assert answer.status_code == 413
+    assert f"{metric} {passes}" in answer.json()["error"]
+
+
+def test_metrics_exactly_at_the_work_limit_are_measured(small_budget, digit_png):
+    answer = post(small_budget, "saliency", digit_png, "format=json&metrics=sanity,sparseness,effective_complexity")
+    assert answer.status_code == 200
+    assert answer.json()["metrics"]["sanity"]["passes"] is True
