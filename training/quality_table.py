@@ -8,7 +8,7 @@ the service's (``service.studies.explanation_quality``, default ``MetricLimits``
 ``POST /v1/attribution/{method}/batch?metrics=all`` answers for those images. The sample is small because every
 image costs each method hundreds of passes through the model (max-sensitivity re-explains 10 noisy copies, the
 sanity checks re-explain on 4 randomised models and for another class): ``QUALITY_IMAGES`` keeps the run for all
-methods near 10 minutes on 2 cores (``docs/explanation-quality.md`` states the time measured).
+methods within a few minutes on 2 cores (``docs/explanation-quality.md`` states the time measured).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from service.runtime.registry import LoadedModel
 from service.studies.explain import Limits, explain
 from service.studies.explanation_quality import explanation_quality, metrics_asked
 
-QUALITY_IMAGES = 4
+QUALITY_IMAGES = 48
 QUALITY_SEED = 0
 UNLIMITED = Limits(max_steps=10**6, max_samples=10**6, max_squares=10**6, max_batch_work=10**12)
 
