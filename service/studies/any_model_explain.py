@@ -34,7 +34,7 @@ from service.runtime.cancellation import checkpoint
 from service.runtime.imported import ImportedLoadedModel
 from service.studies.cut_heads import explain_from_layer
 from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
-from service.studies.forward_explain import channels_first, explain_forward, normalised_black
+from service.studies.forward_explain import channels_first, explain_forward, normalised_black, pictures
 from service.studies.imported_gradients import (
     IMAGES_PER_RUN,
     GatedRunner,
@@ -300,11 +300,7 @@ def _from_layer(
 def seen(model: ImportedLoadedModel, image: np.ndarray) -> np.ndarray:
     """One image of ``model``'s input as the model saw it, in [0, 1]: the normalisation undone, (H, W) grey for a
     one-channel model, (H, W, 3) colour for a three-channel one (what a heat map is drawn over)."""
-    steps, channels = model.manifest.preprocessing, model.manifest.input.channels
-    mean = np.broadcast_to(np.asarray(steps.mean), (channels,))[:, None, None]
-    std = np.broadcast_to(np.asarray(steps.std), (channels,))[:, None, None]
-    picture = np.clip(channels_first(model, image) * std + mean, 0, 1)
-    return picture.transpose(1, 2, 0) if channels == 3 else picture.mean(axis=0)
+    return pictures(model, channels_first(model, image)[None])[0]
 
 
 def served_methods() -> list[str]:

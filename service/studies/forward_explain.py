@@ -36,6 +36,16 @@ def normalised_black(model: ImportedLoadedModel) -> np.ndarray:
     return (-mean / std).astype(np.float32)
 
 
+def pictures(model: ImportedLoadedModel, inputs: np.ndarray) -> np.ndarray:
+    """Inputs (N, C, H, W) of ``model`` as pictures in [0, 1], the normalisation undone: (N, H, W, 3) for a
+    three-channel model, else (N, H, W) grey (the channels averaged)."""
+    steps, channels = model.manifest.preprocessing, model.manifest.input.channels
+    mean = np.broadcast_to(np.asarray(steps.mean, np.float32), (channels,))[:, None, None]
+    std = np.broadcast_to(np.asarray(steps.std, np.float32), (channels,))[:, None, None]
+    shown = np.clip(inputs * std + mean, 0, 1)
+    return shown.transpose(0, 2, 3, 1) if channels == 3 else shown.mean(axis=1)
+
+
 def explain_forward(
     model: ImportedLoadedModel,
     image: np.ndarray,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from service.runtime.imported import ImportedLoadedModel
-from service.studies.forward_explain import channels_first, normalised_black
+from service.studies.forward_explain import channels_first, normalised_black, pictures
 from service.studies.invariance import DEFAULT_STEPS, Invariance, amounts, transformed
 from service.studies.layers import NotApplicable
 
@@ -31,16 +31,6 @@ def transformed_input(model: ImportedLoadedModel, image: np.ndarray, name: str, 
     planes = channels_first(model, image)
     fill = normalised_black(model)
     return np.stack([transformed(plane, name, values, float(black)) for plane, black in zip(planes, fill)], axis=1)
-
-
-def pictures(model: ImportedLoadedModel, inputs: np.ndarray) -> np.ndarray:
-    """Inputs (N, C, H, W) of ``model`` as pictures in [0, 1], the normalisation undone: (N, H, W, 3) for a
-    three-channel model, else (N, H, W) grey (the channels averaged)."""
-    steps, channels = model.manifest.preprocessing, model.manifest.input.channels
-    mean = np.broadcast_to(np.asarray(steps.mean, np.float32), (channels,))[:, None, None]
-    std = np.broadcast_to(np.asarray(steps.std, np.float32), (channels,))[:, None, None]
-    shown = np.clip(inputs * std + mean, 0, 1)
-    return shown.transpose(0, 2, 3, 1) if channels == 3 else shown.mean(axis=1)
 
 
 def imported_invariance(
