@@ -411,11 +411,11 @@ def attribution_figure(section: AttributionStatistics, split: str) -> Figure:
     x = np.asarray(section.fractions)
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     deletion, insertion = fig.subplots(1, 2)
-    colours = matplotlib.colormaps["tab10"]
+    colours = matplotlib.colormaps["tab20"]  # one colour a method, up to 20 methods
     ranked = sorted(section.methods.items(), key=lambda item: item[1].deletion_auc)
     for k, (name, entry) in enumerate(ranked):
-        deletion.plot(x, entry.deletion, color=colours(k), label=f"{name} ({entry.deletion_auc:.3f})")
-        insertion.plot(x, entry.insertion, color=colours(k), label=f"{name} ({entry.insertion_auc:.3f})")
+        deletion.plot(x, entry.deletion, color=colours(k % 20), label=f"{name} ({entry.deletion_auc:.3f})")
+        insertion.plot(x, entry.insertion, color=colours(k % 20), label=f"{name} ({entry.insertion_auc:.3f})")
     deletion.plot(x, section.random_deletion, "k--", label=f"random order ({section.random_deletion_auc:.3f})")
     insertion.plot(x, section.random_insertion, "k--", label=f"random order ({section.random_insertion_auc:.3f})")
     for ax, what, better in ((deletion, "removed (set to 0)", "lower"), (insertion, "added to black", "higher")):

@@ -13,11 +13,12 @@ matplotlib.use("Agg")
 
 
 def column_ranks(means: np.ndarray, better: str) -> np.ndarray:
-    """Each method's rank (0 best) among the defined means of one column; NaN where its mean is undefined."""
+    """Each method's rank (0 best: the number of defined means better than its own, so equal means share a rank)
+    among the defined means of one column; NaN where its mean is undefined."""
     ranks = np.full(len(means), np.nan)
     defined = ~np.isnan(means)
-    order = np.argsort(means[defined] if better == "lower" else -means[defined], kind="stable")
-    ranks[np.flatnonzero(defined)[order]] = np.arange(int(defined.sum()))
+    values = means[defined] if better == "lower" else -means[defined]
+    ranks[defined] = (values[None, :] < values[:, None]).sum(axis=1)
     return ranks
 
 

@@ -46,6 +46,47 @@ METHOD_DEFINITIONS = {
         "the input where the layer's units look",
         "Selvaraju et al. 2017, *Grad-CAM*",
     ),
+    "grad-cam-plus-plus": (
+        "Grad-CAM with each map's weight a positive-gradient sum weighted by second- and third-order terms",
+        "Chattopadhay et al. 2018, *Grad-CAM++*",
+    ),
+    "hires-cam": (
+        "ReLU(sum_k A^k * d logit / d A^k): each unit's activation times its own gradient, no spatial mean",
+        "Draelos & Carin 2020, *Use HiResCAM instead of Grad-CAM*",
+    ),
+    "xgrad-cam": (
+        "Grad-CAM with each map's weight its gradient averaged in proportion to the map's activations",
+        "Fu et al. 2020, *Axiom-based Grad-CAM*",
+    ),
+    "layer-cam": (
+        "ReLU(sum_k ReLU(d logit / d A^k) * A^k): each unit weighted by its own positive gradient",
+        "Jiang et al. 2021, *LayerCAM*",
+    ),
+    "score-cam": (
+        "each feature map, scaled to [0, 1], used as a mask on the input; its weight the target's softmax score "
+        "on the masked input",
+        "Wang et al. 2020, *Score-CAM*",
+    ),
+    "eigen-cam": (
+        "the layer's output projected on its first principal component; class-agnostic",
+        "Muhammad & Yeasin 2020, *Eigen-CAM*",
+    ),
+    "ablation-cam": (
+        "each feature map's weight the target's relative drop when that map is set to 0",
+        "Desai & Ramaswamy 2020, *Ablation-CAM*",
+    ),
+    "rise": (
+        "the mean of random upsampled binary masks weighted by the target's probability on the masked input",
+        "Petsiuk, Das & Saenko 2018, *RISE*",
+    ),
+    "kernel-shap": (
+        "Shapley values of the image's segments estimated by weighted least squares over sampled coalitions",
+        "Lundberg & Lee 2017, *A unified approach to interpreting model predictions*",
+    ),
+    "feature-ablation": (
+        "the drop of the target's probability when each segment is set to black",
+        "Captum's FeatureAblation; Zeiler & Fergus 2014 over squares",
+    ),
     "occlusion": (
         "the drop of the target's probability when a black square covers each position; a pixel's value is the "
         "mean drop of the squares that cover it",
