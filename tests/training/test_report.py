@@ -39,6 +39,7 @@ FIGURES = [
     "digit-judge-letters",
     "attribution-methods",
     "attribution-faithfulness",
+    "explanation-quality",
 ]
 ATTRIBUTION_SECTION = "\n## Why the network decides: the attribution methods\n"
 
@@ -162,7 +163,7 @@ def test_without_the_stored_curves_plot_the_report_draws_them_from_the_statistic
     models = statistics_folder(tmp_path, lambda document: document["plots"].pop("attribution"))
     folder = FigureFolder(tmp_path / "paper")
     attribution_faithfulness(Sources(models, mnist_dir), folder)
-    assert [figure.file for figure in folder.figures] == ["attribution-faithfulness.png"]
+    assert [figure.file for figure in folder.figures] == ["attribution-faithfulness.png", "explanation-quality.png"]
     with Image.open(tmp_path / "paper" / "attribution-faithfulness.png") as image:
         assert image.format == "PNG" and image.width >= 800
 
