@@ -17,8 +17,6 @@ one; Quantus ranks MoRF only, LeRF is the ascending order of the same map.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.linalg import spsolve
 
 from service.quality.callables import ScoresFn
 
@@ -67,7 +65,11 @@ def imputation_system(image: np.ndarray, removed: np.ndarray) -> Entries:
 
 
 def solved(systems: list[Entries]) -> list[np.ndarray]:
-    """The solutions of independent ``imputation_system``s, as one block-diagonal sparse solve."""
+    """The solutions of independent ``imputation_system``s, as one block-diagonal sparse solve (scipy imported here,
+    on the first ROAD request, so the service starts without it: its start-up memory is budgeted)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
     offsets = np.cumsum([0, *(len(known) for *_, known in systems)])
     matrix = sparse.csc_matrix(
         (
