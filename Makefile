@@ -28,12 +28,12 @@ $(VENV)/.all-installed: $(PY) pyproject.toml constraints.txt
 serve: $(VENV)/.serve-installed
 	@HOST=$(HOST) PORT=$(PORT) $(PY) -m service
 
-# Everything, as CI runs it (the docs build and the examples included): about 10 minutes on 2 cores.
+# Everything, as CI runs it (the docs build and the examples included): about 13 minutes on 2 cores.
 test: $(VENV)/.all-installed
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 # The inner loop: everything but the slow lanes (training, containers, browser, load), on two pytest-xdist
-# workers (one test file each at a time, so a file's fixtures start once); about 2 minutes on 2 cores.
+# workers (one test file each at a time, so a file's fixtures start once); a few minutes on 2 cores.
 test-fast: $(VENV)/.all-installed
 	@$(PY) -m pytest -n 2 --dist loadfile -m "not (training or containers or browser or load)" $(PYTEST_ARGS)
 
