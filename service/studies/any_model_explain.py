@@ -33,7 +33,7 @@ from service.graphs.gradient_builder import Rules
 from service.runtime.cancellation import checkpoint
 from service.runtime.imported import ImportedLoadedModel
 from service.studies.cut_heads import explain_from_layer
-from service.studies.explain import Explanation, TooMuchWork, check_work, method_of, parameters_of
+from service.studies.explain import Explanation, check_batch_work, check_work, method_of, parameters_of
 from service.studies.forward_explain import channels_first, explain_forward, normalised_black, pictures
 from service.studies.imported_gradients import (
     IMAGES_PER_RUN,
@@ -186,11 +186,7 @@ def _forward(
         evaluations = (
             runs.evaluations(chosen, size.height, size.width) if runs.evaluations else spec.evaluations(chosen)
         )
-        if len(batch) * evaluations > limits.max_batch_work:
-            raise TooMuchWork(
-                f"{len(batch)} images x {evaluations} evaluations each ({method}) is {len(batch) * evaluations:,}; "
-                f"the limit is {limits.max_batch_work:,} per request: send fewer images or ask for less work per image"
-            )
+        check_batch_work(method, len(batch), evaluations, limits, "ask for less work per image")
     parts = [explain_forward(model, image, method, target, given, limits) for image in batch]
     first = parts[0]
     return Explanation(
@@ -287,12 +283,8 @@ def _from_layer(
     chosen, layer = _parameters(model, spec, given, limits)
     channels = model.layer_shapes[layer][0] or 1
     evaluations = spec.any_model.evaluations(channels) if spec.any_model.evaluations else 1
-    if len(batch) * evaluations > limits.max_batch_work:
-        raise TooMuchWork(
-            f"{len(batch)} images x {evaluations} evaluations each ({spec.name} at {layer!r}, {channels} channels) "
-            f"is {len(batch) * evaluations:,}; the limit is {limits.max_batch_work:,} per request: send fewer "
-            "images or choose a layer with fewer channels"
-        )
+    what = f"{spec.name} at {layer!r}, {channels} channels"
+    check_batch_work(what, len(batch), evaluations, limits, "choose a layer with fewer channels")
     _check_gradient_work(model, spec, len(batch) * evaluations, model.cost, "forward", gradient_limits)
     return explain_from_layer(model, spec, batch, target, chosen, layer, gradient_limits.free_bytes)
 

@@ -121,12 +121,17 @@ def parameters_of(method: Method, given: dict[str, Any], limits: Limits) -> dict
 
 def check_work(method: Method, parameters: dict[str, Any], images: int, limits: Limits) -> None:
     """TooMuchWork when ``images`` x evaluations per image is over ``limits.max_batch_work``."""
-    evaluations = method.evaluations(parameters)
+    check_batch_work(method.name, images, method.evaluations(parameters), limits, "fewer steps, samples or squares")
+
+
+def check_batch_work(what: str, images: int, evaluations: int, limits: Limits, remedy: str) -> None:
+    """TooMuchWork when ``images`` x ``evaluations`` per image (of ``what``: a method, at a layer) is over
+    ``limits.max_batch_work``, its message ending with the ``remedy`` besides fewer images."""
     work = images * evaluations
     if work > limits.max_batch_work:
         raise TooMuchWork(
-            f"{images} images x {evaluations} evaluations each ({method.name}) is {work:,}; the limit "
-            f"is {limits.max_batch_work:,} per request: send fewer images or fewer steps, samples or squares"
+            f"{images} images x {evaluations} evaluations each ({what}) is {work:,}; the limit "
+            f"is {limits.max_batch_work:,} per request: send fewer images or {remedy}"
         )
 
 
