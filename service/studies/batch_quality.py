@@ -15,14 +15,13 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import onnx
 
 from service.quality.randomisation import parametrised_layers
 from service.quality.report import MetricLimits, check_work, costs
 from service.quality.summary import summary
 from service.runtime.registry import LoadedModel
 from service.studies.explain import Explanation, Limits, method_of, parameters_of
-from service.studies.explanation_quality import explanation_quality
+from service.studies.explanation_quality import explanation_quality, model_graph
 
 
 def check_batch_metrics(
@@ -38,7 +37,7 @@ def check_batch_metrics(
     TooMuchMetricWork naming ``max_metric_work`` when over it. Runs nothing."""
     spec = method_of(method)
     evaluations = spec.evaluations(parameters_of(spec, parameters, limits))
-    layers = len(parametrised_layers(onnx.load_from_string(model.onnx_bytes))) if "sanity" in names else 0
+    layers = len(parametrised_layers(model_graph(model.onnx_bytes))) if "sanity" in names else 0
     return check_work(costs(names, evaluations, layers, metric_limits), images, metric_limits)
 
 

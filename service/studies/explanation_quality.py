@@ -62,7 +62,7 @@ def _explainer_for(method: Method, parameters: dict[str, Any]) -> Any:
 
 
 @lru_cache(maxsize=LOADED_GRAPHS)
-def _graph(onnx_bytes: bytes) -> onnx.ModelProto:
+def model_graph(onnx_bytes: bytes) -> onnx.ModelProto:
     """The ONNX graph of a model file's bytes, read once (the metrics only read it)."""
     return onnx.load_from_string(onnx_bytes)
 
@@ -72,7 +72,8 @@ def _randomised_weights(onnx_bytes: bytes, seed: int) -> tuple[tuple[str, Classi
     """The weights of the randomisation cascade's copies of a model for ``seed``, kept so that their onnxruntime
     sessions (made on first use, ``graphs_of``) serve every request with that model and seed."""
     return tuple(
-        (layer, classifier_weights(copy)) for layer, copy in randomisation.randomised_cascade(_graph(onnx_bytes), seed)
+        (layer, classifier_weights(copy))
+        for layer, copy in randomisation.randomised_cascade(model_graph(onnx_bytes), seed)
     )
 
 
@@ -112,7 +113,7 @@ def explanation_quality(
         probabilities=partial(_forward, weights, output="probabilities"),
         explain=_explainer(method, explanation.parameters, weights),
         evaluations=method.evaluations(explanation.parameters),
-        graph=_graph(model.onnx_bytes),
+        graph=model_graph(model.onnx_bytes),
         explainer_for=_explainer_for(method, explanation.parameters),
         randomised_explainers=_randomised_explainers(model.onnx_bytes, method, explanation.parameters),
         classes=CLASSES,
