@@ -78,6 +78,12 @@ class RegistryClassifier:
         gray = image.astype(np.float32) @ LUMA if image.ndim == 3 else image.astype(np.float32)
         return prepare(gray / np.float32(255.0), "auto")
 
+    def preprocess_many(self, images: np.ndarray) -> np.ndarray | None:
+        """MNIST-sized grayscale images (N, 28, 28) scaled to [0, 1] at once; None for any other shape."""
+        if images.shape[1:] != (MNIST_SIDE, MNIST_SIDE):
+            return None
+        return images.astype(np.float32) / np.float32(255.0)
+
     def picture(self, preprocessed: np.ndarray) -> np.ndarray:
         return np.clip(np.rint(preprocessed * 255.0), 0, 255).astype(np.uint8)
 
@@ -157,6 +163,10 @@ class ImportedClassifier:
             gray = image.astype(np.float32) @ LUMA if image.ndim == 3 else image.astype(np.float32)
             return digit_input(gray / np.float32(255.0), manifest.input, manifest.preprocessing)[0]
         return picture_input(Image.fromarray(image), manifest.input, manifest.preprocessing)[0]
+
+    def preprocess_many(self, images: np.ndarray) -> np.ndarray | None:
+        """None: an imported model's preprocessing (resizing, cropping, the digit's placement) runs image by image."""
+        return None
 
     def picture(self, preprocessed: np.ndarray) -> np.ndarray:
         """A model input as the uint8 picture it was made from: (H, W) for one channel, (H, W, C) otherwise."""

@@ -69,6 +69,11 @@ class AnalysedModel(Protocol):
         """One decoded uint8 image as the model's input (ValueError when it cannot be)."""
         ...
 
+    def preprocess_many(self, images: np.ndarray) -> np.ndarray | None:
+        """Decoded uint8 images of one shape (N, ...) as the model's inputs, as ``preprocess`` makes each, in one
+        array operation; None when they need ``preprocess`` one by one."""
+        ...
+
     def picture(self, preprocessed: np.ndarray) -> np.ndarray:
         """A preprocessed input as the uint8 image the statistics ship for it (the top images)."""
         ...
@@ -190,9 +195,7 @@ class LayerState:
         add_exact_sums(self.sums, onehot, wide)
         add_exact_sums(self.squares, onehot, wide * wide)  # float32 squares are exact in float64
         cells = (groups[:, None] * filters + np.arange(filters)[None, :]) * BINS + bin_of(norms)
-        self.histogram.reshape(-1)[...] += np.bincount(cells.reshape(-1), minlength=self.histogram.size).astype(
-            np.uint32
-        )
+        np.add.at(self.histogram.reshape(-1), cells.reshape(-1), np.uint32(1))
         for g in np.unique(groups).tolist():
             rows = norms[groups == g]
             np.minimum(self.minimum[g], rows.min(axis=0), out=self.minimum[g])

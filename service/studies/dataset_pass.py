@@ -41,19 +41,29 @@ def shard_items(count: int, shard: int, shards: int) -> range:
 
 
 def _prepared(model: AnalysedModel, dataset: Dataset, indices: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The batch's usable items: their indices, labels and model inputs stacked; unreadable ones left out."""
-    kept, inputs = [], []
-    for index, image in zip(indices, dataset.read_many(indices), strict=True):
-        if image is None:
-            continue
-        try:
-            inputs.append(model.preprocess(image))
-        except ValueError:
-            continue
-        kept.append(index)
-    indices_kept = np.array(kept, np.int64)
-    labels = np.array([dataset.label(i) for i in kept], np.int64)
-    return indices_kept, labels, np.stack(inputs) if inputs else np.zeros((0,), np.float32)
+    """The batch's usable items: their indices, labels and model inputs stacked; unreadable ones left out. Items of
+    one shape that the model preprocesses as a whole (``preprocess_many``) are, in one array operation: a Python loop
+    over the images here holds the interpreter lock the model threads need between their runs."""
+    items = dataset.read_many(indices)
+    together = None
+    if items and all(item is not None and item.shape == items[0].shape for item in items):
+        together = model.preprocess_many(np.stack(items))
+    if together is not None:
+        kept, inputs = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64), together
+    else:
+        kept_list, rows = [], []
+        for index, image in zip(indices, items, strict=True):
+            if image is None:
+                continue
+            try:
+                rows.append(model.preprocess(image))
+            except ValueError:
+                continue
+            kept_list.append(index)
+        kept = np.array(kept_list, np.int64)
+        inputs = np.stack(rows) if rows else np.zeros((0,), np.float32)
+    labels = dataset.labels[kept] if dataset.labels is not None else np.full(len(kept), -1, np.int64)
+    return kept, labels.astype(np.int64), inputs
 
 
 def resume_or_start(model: AnalysedModel, dataset: Dataset, path: Path, shard: int, shards: int) -> AnalysisState:
