@@ -11,7 +11,7 @@ Text is dark on the mid-gray of the gaps; a tile's index is white with a black o
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -26,6 +26,7 @@ MARGIN = 3  # px around a line of text
 ROW_GAP = 4  # px between the maps of a row
 ROW_LABEL_HEIGHT = 16  # px of the names' strip under a row
 WRAP_MIN_WIDTH = 160  # px: a caption wraps to pictures at least this wide, and widens narrower ones
+TEXT_WIDTHS = 4096  # texts whose width is kept (a few hundred bytes each)
 
 
 @cache
@@ -40,8 +41,10 @@ def line_height(size: int) -> int:
     return ascent + descent + 2 * MARGIN
 
 
+@lru_cache(maxsize=TEXT_WIDTHS)
 def text_width(text: str, size: int) -> int:
-    """Columns ``text`` takes, margins included."""
+    """Columns ``text`` takes, margins included (kept for the last ``TEXT_WIDTHS`` texts: a caption's wrapping
+    measures every prefix of it, and captions of one route share most of theirs)."""
     return math.ceil(font(size).getlength(text)) + 2 * MARGIN
 
 
