@@ -469,6 +469,27 @@ def test_the_explain_panel_shows_the_predicted_class_then_a_clicked_bars_class(p
         assert "diverging" in page.locator("#explain-legend").inner_text()
 
 
+def test_the_explain_panel_shows_the_maps_quality_metrics_and_its_sanity_verdict(page):
+    with running_service() as (base, _):
+        page.goto(f"{base}/")
+        assert draw(page, SEVEN) == "7"
+        page.wait_for_function("() => document.getElementById('explain-quality').dataset.state === 'ready'")
+        box = page.locator("#explain-quality")
+        text = box.inner_text()
+        for label in ("Deletion area", "Insertion area", "ROAD, most relevant first", "Faithfulness correlation",
+                      "Max-sensitivity", "Sparseness (Gini)", "Completeness gap"):  # integrated gradients, the default
+            assert label in text
+        verdict = box.get_attribute("data-sanity")
+        assert verdict in ("pass", "fail")
+        assert f"{'passes' if verdict == 'pass' else 'fails'} the sanity checks" in text
+        page.select_option("#explain-method", "saliency")
+        page.wait_for_function(
+            "() => document.getElementById('explain').dataset.method === 'saliency' "
+            "&& document.getElementById('explain-quality').dataset.state === 'ready'"
+        )
+        assert "Completeness gap" not in box.inner_text()  # defined for integrated gradients only
+
+
 def test_the_imported_example_picked_in_the_selector_classifies_a_drawn_digit(page, tmp_path):
     models = link_shipped_models(tmp_path / "models")
     example = ROOT / "examples" / "models" / "mnist-cnn.onnx"

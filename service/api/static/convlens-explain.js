@@ -1,7 +1,9 @@
 // The "Explain" panel: why the network decides. After each analysis (the "convlens:result" event of convlens.js),
 // the chosen attribution method's heat map over the 28x28 input for the predicted class; clicking a class's
 // probability bar explains that class instead ("why a 7 and not a 1"). Grad-CAM and occlusion come back from the
-// service already placed over the input (28x28 x scale), like every other method.
+// service already placed over the input (28x28 x scale), like every other method. Under the map, the numbers that
+// say how far to trust it: the service's quality metrics of that same map (?metrics=all), with the sanity checks'
+// verdict, asked once the map is shown.
 
 import { api } from "./convlens.js";
 
@@ -51,10 +53,78 @@ async function explain() {
     $("explain").dataset.state = "ready";
     $("explain").dataset.method = method;
     $("explain").dataset.target = String(target);
+    await quality(method, target, controller);
   } catch (error) {
     if (error.name === "AbortError") return;
     $("explain").dataset.state = "error";
     $("explain-legend").textContent = error.message;
+  }
+}
+
+const number = (value) => (value === null || value === undefined ? "undefined" : Number(value).toPrecision(3));
+
+// Each metric as a row: its name, its value (and what a random order or the rule would give), and which way is better.
+function qualityRows(metrics) {
+  const rows = [];
+  const has = (name) => metrics[name] !== null && metrics[name] !== undefined;  // JSON names every metric
+  const curve = (name, label, better) => {
+    const value = metrics[name];
+    if (has(name)) rows.push([label, `${number(value.area)} (random order ${number(value.random_area)})`, better]);
+  };
+  curve("deletion", "Deletion area", "lower is more faithful");
+  curve("insertion", "Insertion area", "higher is more faithful");
+  if (has("road_morf")) rows.push(["ROAD, most relevant first", number(metrics.road_morf.area), "lower is better"]);
+  if (has("road_lerf")) rows.push(["ROAD, least relevant first", number(metrics.road_lerf.area), "higher is better"]);
+  if (has("faithfulness_correlation")) {
+    rows.push(["Faithfulness correlation", number(metrics.faithfulness_correlation), "higher is better"]);
+  }
+  if (has("max_sensitivity")) rows.push(["Max-sensitivity", number(metrics.max_sensitivity), "lower is better"]);
+  if (has("sparseness")) rows.push(["Sparseness (Gini)", number(metrics.sparseness), "higher is sparser"]);
+  if (has("completeness_gap")) {
+    rows.push(["Completeness gap", number(metrics.completeness_gap), "near 0 is complete"]);
+  }
+  return rows;
+}
+
+// The sanity checks' verdict in words, with the numbers it rests on.
+function sanityText(sanity) {
+  const cascade = sanity.parameter_randomization;
+  const last = cascade.similarity[cascade.similarity.length - 1];
+  const logit = sanity.random_logit;
+  return `${sanity.passes ? "passes" : "fails"} the sanity checks: with every layer's weights re-drawn the map's ` +
+    `Spearman similarity is ${number(last.spearman)} (passes below ${cascade.spearman_threshold}; ` +
+    `${cascade.passes ? "pass" : "fail"}); against class ${logit.other_class}'s map its SSIM is ` +
+    `${number(logit.ssim)} (passes below ${logit.ssim_threshold}; ${logit.passes ? "pass" : "fail"})`;
+}
+
+async function quality(method, target, controller) {
+  const box = $("explain-quality");
+  box.dataset.state = "busy";
+  try {
+    const response = await panel.api.request(
+      `/v1/attribution/${method}?preprocess=auto&format=json&metrics=all&target=${target}`,
+      { method: "POST", body: panel.image, signal: controller.signal,
+        headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
+    );
+    const { metrics } = await response.json();
+    const list = document.createElement("dl");
+    for (const [label, value, better] of qualityRows(metrics)) {
+      const term = document.createElement("dt");
+      term.textContent = label;
+      const detail = document.createElement("dd");
+      detail.textContent = `${value} · ${better}`;
+      list.append(term, detail);
+    }
+    const verdict = document.createElement("p");
+    verdict.className = `sanity ${metrics.sanity.passes ? "pass" : "fail"}`;
+    verdict.textContent = sanityText(metrics.sanity);
+    box.replaceChildren(verdict, list);
+    box.dataset.sanity = metrics.sanity.passes ? "pass" : "fail";
+    box.dataset.state = "ready";
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    box.dataset.state = "error";
+    box.replaceChildren(`quality metrics: ${error.message}`);
   }
 }
 
