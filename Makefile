@@ -82,9 +82,20 @@ $(PEERS_VENV)/.installed: bench/peers-requirements.txt
 	@$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/peers-requirements.txt
 	@touch $@
 
-# convlens beside MLServer and PyTriton on the Open Inference Protocol (about 10 minutes): bench/results/peers.json.
-bench-peers: $(VENV)/.all-installed $(PEERS_VENV)/.installed
-	@CONVLENS_PEERS_PYTHON=$(abspath $(PEERS_VENV))/bin/python $(PY) -m bench.peers
+# KServe's Python model server and LitServe in another (bench/peers-kserve-requirements.txt says why).
+KSERVE_VENV ?= ../venv-kserve
+
+$(KSERVE_VENV)/.installed: bench/peers-kserve-requirements.txt
+	@echo "installing KServe and LitServe into $(KSERVE_VENV): about a minute the first time"
+	@$(PEERS_BASE_PYTHON) -m venv $(KSERVE_VENV)
+	@$(KSERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/peers-kserve-requirements.txt
+	@touch $@
+
+# convlens beside MLServer, PyTriton, KServe and LitServe on the Open Inference Protocol (about 15 minutes):
+# bench/results/peers.json.
+bench-peers: $(VENV)/.all-installed $(PEERS_VENV)/.installed $(KSERVE_VENV)/.installed
+	@CONVLENS_PEERS_PYTHON=$(abspath $(PEERS_VENV))/bin/python \
+		CONVLENS_KSERVE_PYTHON=$(abspath $(KSERVE_VENV))/bin/python $(PY) -m bench.peers
 
 # The classifier's training speed, every alternative beside a plain model.fit in the same run (about 40 minutes).
 bench-training: $(VENV)/.all-installed

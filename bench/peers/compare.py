@@ -6,9 +6,11 @@ Before any timing, each server's answers are checked against bare onnxruntime in
 other probabilities, or fails an encoding, is left out of that encoding's rows and the reason is reported. A peer
 that is not installed or does not start is reported and skipped, never faked.
 
-The peers run from their own interpreter (``--peers-python`` or ``CONVLENS_PEERS_PYTHON``; ``make bench-peers``
-makes it from ``bench/peers-requirements.txt``), because MLServer and PyTriton pin FastAPI, pydantic and protobuf
-versions of their own. convlens runs from this interpreter as ``python -m service`` with its defaults.
+The peers run from interpreters of their own, because they pin FastAPI, Starlette, pydantic and protobuf versions of
+their own: MLServer and PyTriton from ``--peers-python`` (``CONVLENS_PEERS_PYTHON``; ``make bench-peers`` makes it
+from ``bench/peers-requirements.txt``), KServe and LitServe from ``--kserve-python`` (``CONVLENS_KSERVE_PYTHON``;
+from ``bench/peers-kserve-requirements.txt``). convlens runs from this interpreter as ``python -m service`` with its
+defaults.
 
 Every measure runs in rounds; each round measures every server once, in an order that rotates from round to round,
 so that all see the same stretch of a shared machine. A ratio is convlens' figure over the peer's in the same round;
@@ -41,6 +43,8 @@ from service.contract import INPUT_NAME
 
 PEERS_PYTHON_VARIABLE = "CONVLENS_PEERS_PYTHON"
 DEFAULT_PEERS_PYTHON = ROOT.parent / "venv-peers" / "bin" / "python"
+KSERVE_PYTHON_VARIABLE = "CONVLENS_KSERVE_PYTHON"
+DEFAULT_KSERVE_PYTHON = ROOT.parent / "venv-kserve" / "bin" / "python"
 HERE = Path(__file__).resolve().parent
 MODEL = ROOT / "models" / "classifier.onnx"
 DIGIT = ROOT / "examples" / "digit-7.png"
@@ -56,13 +60,15 @@ TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class Server:
-    """A server to measure: its name, the package the peers' interpreter must have (none: convlens), and its
-    command on the PORT that ``serving`` sets, given the peers' interpreter and a folder for its files."""
+    """A server to measure: its name, the package its interpreter must have (none: convlens), and its command on
+    the PORT that ``serving`` sets, given that interpreter and a folder for its files; ``environment`` names the
+    interpreter (``peers``: MLServer's and PyTriton's, ``kserve``: KServe's and LitServe's)."""
 
     name: str
     package: str | None
     command: Callable[[str, Path], list[str]]
     ready_path: str = READY_PATH
+    environment: str = "peers"
 
 
 def convlens_command(_python: str, _files: Path) -> list[str]:
@@ -108,6 +114,15 @@ def pytriton(dynamic_batching: bool) -> Callable:
     return command
 
 
+def script(name: str) -> Callable:
+    """A peer served by ``bench/peers/NAME`` with one onnxruntime thread (KServe's and LitServe's)."""
+
+    def command(python: str, _files: Path) -> list[str]:
+        return ["sh", "-c", f'exec "{python}" "{HERE / name}" "{MODEL}" "$PORT" --threads 1']
+
+    return command
+
+
 SERVERS = (
     Server(CONVLENS, None, convlens_command),
     Server("MLServer (inference in-process)", "mlserver", mlserver(0)),
@@ -115,6 +130,8 @@ SERVERS = (
     Server("MLServer (adaptive batching, 16, 1 ms)", "mlserver", mlserver(0, 16, 0.001)),
     Server("PyTriton (no batching)", "nvidia-pytriton", pytriton(False)),
     Server("PyTriton (dynamic batching, 0 µs delay)", "nvidia-pytriton", pytriton(True)),
+    Server("KServe (Python model server)", "kserve", script("kserve_server.py"), environment="kserve"),
+    Server("LitServe", "litserve", script("litserve_server.py"), ready_path="/health", environment="kserve"),
 )
 
 
@@ -225,7 +242,8 @@ def peer_versions(python: str) -> dict[str, str]:
     """The peers' interpreter's Python and its serving packages' versions (empty when it cannot run)."""
     code = (
         "import importlib.metadata as m, json, platform\n"
-        "names = ('mlserver', 'nvidia-pytriton', 'onnxruntime', 'numpy', 'fastapi', 'uvicorn')\n"
+        "names = ('mlserver', 'nvidia-pytriton', 'kserve', 'litserve', 'onnxruntime', 'numpy', 'fastapi', "
+        "'uvicorn')\n"
         "found = {}\n"
         "for name in names:\n"
         "    try: found[name] = m.version(name)\n"
@@ -307,12 +325,19 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get(PEERS_PYTHON_VARIABLE, str(DEFAULT_PEERS_PYTHON)),
         help=f"the interpreter that has the peers (default: ${PEERS_PYTHON_VARIABLE}, else {DEFAULT_PEERS_PYTHON})",
     )
+    parser.add_argument(
+        "--kserve-python",
+        default=os.environ.get(KSERVE_PYTHON_VARIABLE, str(DEFAULT_KSERVE_PYTHON)),
+        help=f"the interpreter that has KServe and LitServe (default: ${KSERVE_PYTHON_VARIABLE}, else "
+        f"{DEFAULT_KSERVE_PYTHON})",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per measure (the median counts)")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk run")
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
-    versions = peer_versions(args.peers_python)
+    pythons = {"peers": args.peers_python, "kserve": args.kserve_python}
+    versions = {environment: peer_versions(python) for environment, python in pythons.items()}
     skipped: dict[str, str] = {}
     checks: dict[str, dict[str, str | None]] = {}
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
@@ -321,12 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         expected = expected_outputs(all_bodies)
         urls: dict[str, str] = {}
         for server in SERVERS:
-            if server.package and server.package not in versions:
-                skipped[server.name] = f"{server.package} is not installed in {args.peers_python}"
+            if server.package and server.package not in versions[server.environment]:
+                skipped[server.name] = f"{server.package} is not installed in {pythons[server.environment]}"
                 say(f"skipping {server.name}: {skipped[server.name]}")
                 continue
             say(f"starting {server.name}")
-            command = server.command(args.peers_python, files)
+            command = server.command(pythons[server.environment], files)
             try:
                 service = stack.enter_context(serving(command, timeout=180, ready_path=server.ready_path))
             except RuntimeError as exc:
@@ -366,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "machine": machine(),
         "peers_python": args.peers_python,
+        "kserve_python": args.kserve_python,
         "peer_versions": versions,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "rounds": args.rounds,
