@@ -9,7 +9,7 @@ export MNIST_DIR
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training bench-peers openapi \
+.PHONY: serve test test-fast lint docs screenshot train analyze report variants bench bench-training bench-peers peers \
 	import-example
 
 $(PY):
@@ -90,6 +90,9 @@ $(KSERVE_VENV)/.installed: bench/peers-kserve-requirements.txt
 	@$(PEERS_BASE_PYTHON) -m venv $(KSERVE_VENV)
 	@$(KSERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/peers-kserve-requirements.txt
 	@touch $@
+
+# Both peers' virtualenvs, without measuring (CI makes them so that the load lane's smoke run of bench.peers runs).
+peers: $(PEERS_VENV)/.installed $(KSERVE_VENV)/.installed
 
 # convlens beside MLServer, PyTriton, KServe and LitServe on the Open Inference Protocol (about 15 minutes):
 # bench/results/peers.json.

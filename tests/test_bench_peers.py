@@ -1,8 +1,9 @@
 """``python -m bench.peers``: its correctness check, and a smoke run beside the peers that start here.
 
-The peers live in a virtualenv of their own (``make bench-peers`` makes it; ``bench/peers-requirements.txt``). CI does
-not install it (MLServer and the Triton server in PyTriton's wheel make a 570 MB virtualenv), so the smoke run
-is skipped where it is absent; the correctness check runs against convlens alone everywhere.
+The peers live in virtualenvs of their own (``make peers`` makes them from ``bench/peers-requirements.txt`` and
+``bench/peers-kserve-requirements.txt``; CI does, about 1.1 GB together). The smoke run is skipped where the first is
+absent (a peer of a missing second is reported as skipped by the bench itself); the correctness check runs against
+convlens alone everywhere.
 """
 
 import json
@@ -84,5 +85,9 @@ def test_the_smoke_run_checks_every_started_peer_and_writes_each_ratio(tmp_path)
     assert sorted(one_json["peers"]) == sorted(answering)
     for measure in MEASURES:
         for peer in document["measures"].get(measure.key, {}).get("peers", {}).values():
-            assert len(peer["ratio"]["rounds"]) == 1 and peer["ratio"]["median"] > 0
+            assert len(peer["ratio"]["rounds"]) == 1
+            if peer["figures"][0] > 0:
+                assert peer["ratio"]["median"] > 0
+            else:  # a peer that completed no request within the short run has no ratio, never a made-up one
+                assert peer["ratio"]["median"] is None
     assert document["markdown"] in result.stdout

@@ -265,10 +265,14 @@ def figure(load: Load, measure: Measure) -> float:
     return good * BATCH if measure.figure == "img_s" else good
 
 
-def ratios(ours: list[float], theirs: list[float]) -> dict[str, float | list[float]]:
-    """convlens over the peer, round by round: the median, the lowest and highest, and each round's."""
-    each = [round(a / b, 3) if b else float("nan") for a, b in zip(ours, theirs)]
-    return {"median": round(float(np.median(each)), 3), "low": min(each), "high": max(each), "rounds": each}
+def ratios(ours: list[float], theirs: list[float]) -> dict[str, float | list[float | None] | None]:
+    """convlens over the peer, round by round: the median, the lowest and highest, and each round's; a round in
+    which the peer completed no request (a figure of 0) has no ratio, and a peer with none in any round none at all."""
+    each = [round(a / b, 3) if b else None for a, b in zip(ours, theirs)]
+    found = [value for value in each if value is not None]
+    if not found:
+        return {"median": None, "low": None, "high": None, "rounds": each}
+    return {"median": round(float(np.median(found)), 3), "low": min(found), "high": max(found), "rounds": each}
 
 
 def measure_rounds(
@@ -311,9 +315,13 @@ def table(document: dict) -> str:
         better = "higher is better" if measure.higher_is_better else "lower is better"
         for name, peer in row["peers"].items():
             ratio = peer["ratio"]
+            shown = (
+                f"{ratio['median']:.2f}× ({ratio['low']:.2f}–{ratio['high']:.2f}; {better})"
+                if ratio["median"] is not None
+                else f"— (no request completed within a {document['seconds']:g} s run)"
+            )
             lines.append(
-                f"| {measure.title} | {name} | {ours:,.4g} | {float(np.median(peer['figures'])):,.4g} | "
-                f"{ratio['median']:.2f}× ({ratio['low']:.2f}–{ratio['high']:.2f}; {better}) |"
+                f"| {measure.title} | {name} | {ours:,.4g} | {float(np.median(peer['figures'])):,.4g} | {shown} |"
             )
     return "\n".join(lines)
 
