@@ -57,7 +57,7 @@ from service.studies.any_model_explain import explain_any, seen
 from service.studies.batch_quality import batch_quality, check_batch_metrics, summary_header
 from service.studies.explain import Explanation, explain
 from service.studies.explanation_quality import explanation_quality, metrics_asked
-from service.studies.layers import NotApplicable
+from service.studies.imported_quality import imported_metrics_asked, imported_quality
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
 
@@ -129,7 +129,11 @@ def attribution(
             ),
             digit,
         )
-    measured = explanation_quality(model, digit, result, asked, metric_limits)[0] if asked else None
+    measured = None
+    if asked and isinstance(model, ImportedLoadedModel):
+        measured = imported_quality(model, digit, result, asked, metric_limits, limits, gradients)[0]
+    elif asked:
+        measured = explanation_quality(model, digit, result, asked, metric_limits)[0]
     if format == "png":
         picture = heat_map(background, result.pixels[0], result.signed, scale)
         headers = {
@@ -152,10 +156,12 @@ def attribution(
 
 
 def _metrics_asked(model: LoadedModel | ImportedLoadedModel, method: str, metrics: str | None) -> tuple[str, ...]:
-    """The quality metrics the request names (checked before any run); 422 for an imported model."""
-    if metrics and isinstance(model, ImportedLoadedModel):
-        raise NotApplicable("quality metrics are measured for the shipped classifiers only; ask without metrics")
-    return metrics_asked(method, metrics) if metrics else ()
+    """The quality metrics the request names (checked before any run; 422 naming a metric that cannot apply)."""
+    if not metrics:
+        return ()
+    if isinstance(model, ImportedLoadedModel):
+        return imported_metrics_asked(model, method, metrics)
+    return metrics_asked(method, metrics)
 
 
 def _metrics_header(measured: dict[str, Any]) -> str:
@@ -247,7 +253,7 @@ def attribution_batch(
         result = explain_any(model, images, method, query.target, query.method_parameters(), limits, gradients)
     else:
         result = explain(model, images, method, query.target, query.method_parameters(), limits)
-    measured = batch_quality(model, images, result, asked, metric_limits) if asked else None
+    measured = batch_quality(model, images, result, asked, metric_limits, limits, gradients) if asked else None
     if wants_npy(accept):
         headers = {TARGET_HEADER: ",".join(str(int(t)) for t in result.targets)}
         if measured is not None:
