@@ -143,28 +143,26 @@ def sanity_steps(model: ImportedLoadedModel, limits: MetricLimits) -> int:
     return len(randomisation.cascade_steps(exposed_graph(model), limits.sanity_steps))
 
 
-def imported_quality(
+def imported_subject(
     model: ImportedLoadedModel,
     images: np.ndarray,
     explanation: Explanation,
-    names: tuple[str, ...],
     limits: MetricLimits = MetricLimits(),
     method_limits: Limits = Limits(),
     gradient_limits: GradientLimits = GradientLimits(),
-) -> list[dict[str, Any]]:
-    """Each image's values of the metrics ``names`` for ``explanation`` of ``images`` (the model's inputs, its
-    layout) under ``model``, the cost checked against ``limits`` before any run."""
+    graph: onnx.ModelProto | None = None,
+) -> Subject:
+    """What the metrics measure of ``explanation`` of ``images`` (the model's inputs, its layout) under ``model``;
+    with ``graph`` (its exposed copy, read for the request), the sanity checks' cascade over copies of it."""
     spec = method_of(explanation.method)
     x = np.stack([channels_first(model, image) for image in model.as_batch(images)])
-    graph = exposed_graph(model) if "sanity" in names else None
     read = graph.ByteSize() if graph is not None else 0
     room = dataclasses.replace(gradient_limits, free_bytes=gradient_limits.free_bytes - read)
 
     def explain_over(copy: onnx.ModelProto) -> ExplainFn:
         return _explainer(model, explanation, method_limits, room, copy)
 
-    steps = len(randomisation.cascade_steps(graph, limits.sanity_steps)) if graph is not None else None
-    subject = Subject(
+    return Subject(
         images=x,
         targets=explanation.targets.astype(np.intp),
         maps=explanation.pixels,
@@ -181,10 +179,27 @@ def imported_quality(
         complete=explanation.method in COMPLETE_METHODS,
         baseline=normalised_black(model),
         scale=input_range(model).unit.reshape(-1).astype(np.float64),
-        sanity_steps=steps,
+        sanity_steps=len(randomisation.cascade_steps(graph, limits.sanity_steps)) if graph is not None else None,
     )
-    if graph is None:
-        return measure(subject, names, limits)
+
+
+def imported_quality(
+    model: ImportedLoadedModel,
+    images: np.ndarray,
+    explanation: Explanation,
+    names: tuple[str, ...],
+    limits: MetricLimits = MetricLimits(),
+    method_limits: Limits = Limits(),
+    gradient_limits: GradientLimits = GradientLimits(),
+) -> list[dict[str, Any]]:
+    """Each image's values of the metrics ``names`` for ``explanation`` of ``images`` (the model's inputs, its
+    layout) under ``model``, the cost checked against ``limits`` before any run."""
+    if "sanity" not in names:
+        return measure(
+            imported_subject(model, images, explanation, limits, method_limits, gradient_limits), names, limits
+        )
+    graph = exposed_graph(model)
+    subject = imported_subject(model, images, explanation, limits, method_limits, gradient_limits, graph)
     with model_copy(model, graph, gradient_limits):  # the graph read for the request counts while it is held
         return measure(subject, names, limits)
 
