@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from service.api.deps import (
     AnyModelDep,
+    AnyStatisticsDep,
     AttributionLimits,
     AttributionQuery,
     Batch,
@@ -17,9 +18,7 @@ from service.api.deps import (
     GradientLimitsDep,
     MetricLimitsDep,
     Metrics,
-    ModelDep,
     Scale,
-    StatisticsDep,
 )
 from service.api.error_responses import ERRORS, STATISTICS_ERRORS
 from service.api.errors import NotFound
@@ -64,6 +63,16 @@ router = APIRouter(prefix="/v1", tags=["attribution"])
 COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
 METRICS_HEADER, METRICS_SUMMARY_HEADER = "X-Attribution-Metrics", "X-Attribution-Metrics-Summary"
+# the curves' fields of a statistics answer, null for an analysis with the quality table alone
+CURVE_FIELDS = (
+    "images",
+    "target",
+    "fractions",
+    "random_deletion_auc",
+    "random_insertion_auc",
+    "random_deletion",
+    "random_insertion",
+)
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
 Method = Annotated[str, Path(description=methods_text(METHODS))]
 Legend = Annotated[
@@ -291,15 +300,18 @@ def attribution_batch(
     "ranked, and its quality metrics over a seeded sample; PNG: the curves, or the quality table",
 )
 def attribution_statistics(
-    statistics: StatisticsDep,
-    model: ModelDep,
+    statistics: AnyStatisticsDep,
+    model: AnyModelDep,
     format: Format = "json",
     figure: Annotated[
         Literal["curves", "quality"],
         Query(description="PNG only: the deletion and insertion `curves` or the `quality` table ranking the methods"),
     ] = "curves",
 ) -> Response:
-    data = statistics.attribution()
+    data = getattr(statistics.data, "attribution", None)  # an unlabelled analysis has neither section
+    quality = getattr(statistics.data, "explanation_quality", None)
+    if data is None and quality is None:
+        statistics.attribution()  # neither curves nor a quality table: StatisticsUnavailable saying how to add them
     if format == "png":
         name = plot_name("attribution" if figure == "curves" else "explanation-quality")
         png = statistics.plot(name)
@@ -309,18 +321,13 @@ def attribution_statistics(
                 "table needs `python -m training analyze --only quality`): ask for format=json"
             )
         return Response(png, media_type=PNG)
-    ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc)
+    ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc) if data is not None else []
+    curves = {} if data is None else {name: getattr(data, name) for name in CURVE_FIELDS}
     return json_response(
         AttributionStatisticsAnswer(
             model=model.name,
             split=statistics.data.split,
-            images=data.images,
-            target=data.target,
-            fractions=data.fractions,
-            random_deletion_auc=data.random_deletion_auc,
-            random_insertion_auc=data.random_insertion_auc,
-            random_deletion=data.random_deletion,
-            random_insertion=data.random_insertion,
+            **curves,
             methods=[
                 AttributionMethodStatistics(
                     method=name,
@@ -333,7 +340,7 @@ def attribution_statistics(
                 )
                 for rank, (name, entry) in enumerate(ranked, 1)
             ],
-            quality=_quality_answer(statistics.data.explanation_quality),
+            quality=_quality_answer(quality),
         )
     )
 
