@@ -310,8 +310,10 @@ def attribution_statistics(
 ) -> Response:
     data = getattr(statistics.data, "attribution", None)  # an unlabelled analysis has neither section
     quality = getattr(statistics.data, "explanation_quality", None)
-    if data is None and quality is None:
-        statistics.attribution()  # neither curves nor a quality table: StatisticsUnavailable saying how to add them
+    if data is None and (quality is None or not isinstance(model, ImportedLoadedModel)):
+        # no curves: StatisticsUnavailable saying how to add them, unless an imported model's quality table is there
+        # (its analysis has no curves over the first test images)
+        statistics.attribution()
     if format == "png":
         name = plot_name("attribution" if figure == "curves" else "explanation-quality")
         png = statistics.plot(name)
