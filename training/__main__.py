@@ -225,7 +225,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="compute only this study and merge it into the existing statistics.json (e.g. for a variant: "
         "--model-dir models/variants/relu-adam --only attribution); every other section is kept. attribution: the "
-        "deletion and insertion curves and the explanation-quality table; quality: the table alone",
+        "deletion and insertion curves and the explanation-quality table; quality: the table alone (with --images: "
+        "an imported model's table, merged into the statistics.json of its dataset analysis)",
     )
 
     merge = commands.add_parser(
@@ -412,11 +413,19 @@ def _streamed_command(args: argparse.Namespace) -> int:
     """``analyze --images`` or ``merge`` (``training.stream_analysis``, no TensorFlow); what cannot be done ends with
     one line and status 2."""
     from training.analyze import AnalysisError
-    from training.stream_analysis import analyze_images, merge_parts, parse_shard
+    from training.stream_analysis import add_imported_quality, analyze_images, merge_parts, parse_shard
 
     try:
         if args.command == "merge":
             merge_parts(args.parts, args.model_dir, args.out_dir, args.images, plots=not args.no_plots)
+            return 0
+        if args.only == "attribution":
+            raise AnalysisError(
+                "--only attribution with --images: an imported model's dataset analysis has no deletion curves; "
+                "--only quality adds its explanation-quality table"
+            )
+        if args.only == "quality":
+            add_imported_quality(args.model_dir, args.model, args.images, args.out_dir, plots=not args.no_plots)
             return 0
         shard = (0, 1)
         if args.shard is not None:

@@ -27,9 +27,12 @@ from service.contract import (
     STATISTICS_NORM,
     TOP_IMAGES_FILE,
     UNLABELLED_STATISTICS_FILE,
+    ContractError,
     FileRef,
     Statistics,
     UnlabelledStatistics,
+    plot_name,
+    read_document,
 )
 from service.images.datasets import open_dataset
 from service.images.decoding import MNIST_SIDE
@@ -132,6 +135,72 @@ def analyze_images(
     written = write_statistics(state, model, images, out_dir, plots, progress)
     path.unlink()
     return written
+
+
+def add_imported_quality(
+    model_dir: Path,
+    model_name: str,
+    images: Path,
+    out_dir: Path | None = None,
+    plots: bool = True,
+    progress: bool = True,
+) -> Path:
+    """``analyze --images DIR --model NAME --only quality``: the explanation-quality table of the imported model
+    ``model_name`` over the seeded sample (``quality_sample``) of the dataset's items, merged into the model's
+    existing ``statistics.json`` in ``out_dir`` (default: the model's folder), which must describe that model;
+    with ``plots``, its figure drawn and listed. Items that cannot be read or prepared are left out of the sample.
+    Every other section and file is kept as it is."""
+    from training import plots as figures  # matplotlib only when this runs
+    from training import quality_table as quality_
+
+    try:
+        model = analysed_model(model_dir, model_name)
+        dataset = open_dataset(images, model.labels)
+    except (LookupError, ValueError, RuntimeError) as exc:
+        raise AnalysisError(str(exc)) from exc
+    if not isinstance(model, ImportedClassifier):
+        raise AnalysisError(
+            f"--only quality with --images measures an imported model; {model_name!r} is not one: run "
+            "`python -m training analyze --only quality` over --data-dir"
+        )
+    out_dir = Path(out_dir or model.folder)
+    path = out_dir / STATISTICS_FILE
+    if not path.is_file():
+        raise AnalysisError(f"{path} does not exist: run the whole `python -m training analyze --images` first")
+    try:
+        document = read_document(path, Statistics)
+    except ContractError as exc:
+        raise AnalysisError(str(exc)) from exc
+    if document.model_sha256 != model.sha256:
+        raise AnalysisError(
+            f"{path} describes another model (SHA-256 {document.model_sha256[:12]}…, {model_name!r}'s: "
+            f"{model.sha256[:12]}…): run the whole `python -m training analyze --images`"
+        )
+    started = time.perf_counter()
+    indices, inputs = [], []
+    for index in quality_.quality_sample(dataset.count):
+        item = dataset.read(int(index))
+        try:
+            prepared = None if item is None else model.preprocess(item)
+        except ValueError:
+            prepared = None
+        if prepared is not None:
+            indices.append(int(index))
+            inputs.append(prepared)
+    table = quality_.imported_quality_table(model.model, np.stack(inputs), np.array(indices), progress=progress)
+    document = Statistics.model_validate({**document.model_dump(), **_rounded({"explanation_quality": table})})
+    if plots:
+        name = plot_name("explanation-quality")
+        figure = figures.save(
+            figures.quality_figure(document.explanation_quality, document.split), out_dir / PLOTS_DIR / f"{name}.png"
+        )
+        document.plots = {**document.plots, name: FileRef(file=f"{PLOTS_DIR}/{figure.name}", sha256=sha256_of(figure))}
+    path.write_text(dumps(document.model_dump()) + "\n")
+    if progress:
+        print(
+            f"explanation quality of {len(indices)} items in {time.perf_counter() - started:.1f} s; merged into {path}"
+        )
+    return path
 
 
 def _check_memory(

@@ -322,6 +322,7 @@ async def metric_limits(settings: SettingsDep) -> MetricLimits:
         correlation_runs=settings.metric_correlation_runs,
         correlation_subset=settings.metric_correlation_subset,
         max_work=settings.max_metric_work,
+        sanity_steps=settings.metric_sanity_steps,
     )
 
 

@@ -666,18 +666,20 @@ class QualityTableAnswer(BaseModel):
 
 class AttributionStatisticsAnswer(BaseModel):
     """Deletion and insertion curves of every method over the first test images (``python -m training
-    analyze``), against a random pixel order."""
+    analyze``), against a random pixel order, and the quality table; an imported model's analysis holds the
+    quality table alone (``analyze --images DIR --model NAME --only quality``): its curve fields are null and
+    ``methods`` empty."""
 
     model_config = ConfigDict(protected_namespaces=())
     model: str = Field(examples=["classifier"])
     split: str = Field(examples=["test"])
-    images: int = Field(examples=[1000])
-    target: str = Field(description="which class the maps explain", examples=["predicted"])
-    fractions: list[float] = Field(description="share of the pixels removed or added at each step")
-    random_deletion_auc: float
-    random_insertion_auc: float
-    random_deletion: list[float]
-    random_insertion: list[float]
+    images: int | None = Field(None, examples=[1000], description="the images of the curves (null: no curves)")
+    target: str | None = Field(None, description="which class the maps explain", examples=["predicted"])
+    fractions: list[float] | None = Field(None, description="share of the pixels removed or added at each step")
+    random_deletion_auc: float | None = None
+    random_insertion_auc: float | None = None
+    random_deletion: list[float] | None = None
+    random_insertion: list[float] | None = None
     methods: list[AttributionMethodStatistics] = Field(description="ranked by deletion area, best first")
     quality: QualityTableAnswer | None = Field(
         None, description="every method's quality metrics over a seeded sample (null: not computed)"

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     metric_correlation_subset: int = Field(
         78, ge=1, le=784, description="pixels in each of faithfulness correlation's subsets"
     )
+    metric_sanity_steps: int = Field(
+        8,
+        ge=1,
+        description="most randomised copies the sanity checks make of an imported model: its parametrised layers "
+        "grouped into that many steps of the cascade, last layer first (each copy builds its own sessions)",
+    )
     max_optimize_steps: int = Field(
         256, ge=1, description="most gradient-ascent steps of an imported model's optimized input (422 above)"
     )

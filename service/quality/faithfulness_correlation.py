@@ -5,14 +5,16 @@ map over S follow the drop of the target's score when S is set to the baseline?
 ``runs`` subsets of ``subset`` pixels each, drawn without replacement from a seeded generator; f the target's
 logit (Quantus's default ``softmax=False``), the baseline black (0, Quantus's ``perturb_baseline="black"``).
 As Quantus 0.6.0, which also divides the map by its largest magnitude first (no change to a correlation); its
-subsets come from numpy's global generator, ours from ``seed`` (or the caller's ``subsets``).
+subsets come from numpy's global generator, ours from ``seed`` (or the caller's ``subsets``). Images (N, C, H, W)
+of an imported model: a subset is of pixels, each set to the baseline in every channel (the model's normalised
+black per channel), as Quantus's ``baseline_replacement_by_indices`` does with a map broadcast over the channels.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from service.quality.callables import ScoresFn, target_scores
+from service.quality.callables import Baseline, ScoresFn, as_planes, target_scores
 from service.quality.similarity import pearson
 
 RUNS = 50
@@ -32,15 +34,21 @@ def faithfulness_correlation(
     targets: np.ndarray,
     maps: np.ndarray,
     subsets: list[np.ndarray] | np.ndarray,
+    baseline: Baseline = BASELINE,
 ) -> np.ndarray:
-    """(N,) μ_F of each image's map, ``subsets[i]`` (runs, subset) the pixel subsets of image i; NaN when the map
-    sums to the same over every subset or the score never changes. One batched run of ``scores``."""
+    """(N,) μ_F of each image's map, ``subsets[i]`` (runs, subset) the pixel subsets of image i (set to
+    ``baseline``, per channel for (N, C, H, W) images); NaN when the map sums to the same over every subset or the
+    score never changes. One batched run of ``scores``."""
     n, runs = len(images), len(subsets[0])
-    flat_images = np.asarray(images, np.float32).reshape(n, -1)
+    planes = as_planes(np.asarray(images, np.float32))
+    channels = planes.shape[1]
+    flat_images = planes.reshape(n, channels, -1)
     flat_maps = np.asarray(maps, np.float64).reshape(n, -1)
-    perturbed = np.repeat(flat_images[:, None], runs, axis=1)
+    fill = np.broadcast_to(np.asarray(baseline, np.float32), (channels,))[None, :, None]
+    perturbed = np.repeat(flat_images[:, None], runs, axis=1)  # (N, runs, C, pixels)
     for i in range(n):
-        np.put_along_axis(perturbed[i], np.asarray(subsets[i]), BASELINE, axis=1)
+        chosen = np.asarray(subsets[i])[:, None, :]
+        perturbed[i][np.arange(runs)[:, None, None], np.arange(channels)[None, :, None], chosen] = fill
     original = target_scores(scores, images, targets)
     after = target_scores(
         scores, perturbed.reshape(n * runs, *images.shape[1:]), np.repeat(np.asarray(targets), runs)

@@ -8,6 +8,10 @@ Against Quantus 0.6.0's MaxSensitivity: the same draws (uniform per pixel, its `
 the same Frobenius norm of the difference, but Quantus divides each sample by ‖Φ(x)‖₂ (a relative sensitivity);
 the paper's is not divided, and that is what ``max_sensitivity`` returns (``relative`` is Quantus's). Quantus's
 noise comes from numpy's global generator, ours from a seeded one (or the caller's ``noise``).
+
+Images (N, C, H, W) in an imported model's normalised input: the radius stays in [0, 1] pixel units, each
+channel's noise times the model's 1 / std of that channel (``scale``), so that the ball is the same in the picture
+whatever the normalisation (Quantus draws in the input space it is given: the same for an unnormalised model).
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ RADIUS = 0.2  # Yeh et al.'s and Quantus's default, in pixel units of [0, 1] ima
 SAMPLES = 10
 
 
-def draw_noise(shape: tuple[int, ...], samples: int, radius: float, seed: int) -> np.ndarray:
-    """(samples, *shape) uniform perturbations in [−radius, radius]."""
-    return np.random.default_rng(seed).uniform(-radius, radius, (samples, *shape))
+def draw_noise(
+    shape: tuple[int, ...], samples: int, radius: float, seed: int, scale: np.ndarray | None = None
+) -> np.ndarray:
+    """(samples, *shape) uniform perturbations in [−radius, radius]; with ``scale`` (C,) and images' ``shape``
+    (N, C, H, W), each channel's times its scale."""
+    drawn = np.random.default_rng(seed).uniform(-radius, radius, (samples, *shape))
+    if scale is None:
+        return drawn
+    return drawn * np.asarray(scale, np.float64).reshape(1, 1, -1, 1, 1)
 
 
 def max_sensitivity(

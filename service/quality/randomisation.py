@@ -28,7 +28,7 @@ between no and perfect agreement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,8 +132,17 @@ def randomised_cascade(graph: onnx.ModelProto, seed: int = 0) -> list[tuple[str,
     return [(layer.name, randomised(graph, cascade[: k + 1], seed)) for k, layer in enumerate(cascade)]
 
 
+def cascade_steps(graph: onnx.ModelProto, most: int | None = None) -> list[tuple[str, list[Layer]]]:
+    """The cascade's steps, last layer first: each step's name (the layer it re-draws last) and the layers re-drawn
+    by then. With ``most``, the layers are split into at most that many consecutive groups, one step each (the last
+    step still re-draws them all): a deep model's cascade in fewer copies."""
+    cascade = parametrised_layers(graph)[::-1]
+    groups = [group for group in np.array_split(np.arange(len(cascade)), min(most or len(cascade), len(cascade)))]
+    return [(cascade[group[-1]].name, cascade[: group[-1] + 1]) for group in groups if len(group)]
+
+
 def cascade_similarity(
-    explainers: Sequence[tuple[str, ExplainFn]], images: np.ndarray, targets: np.ndarray, maps: np.ndarray
+    explainers: Iterable[tuple[str, ExplainFn]], images: np.ndarray, targets: np.ndarray, maps: np.ndarray
 ) -> list[LayerSimilarity]:
     """The maps of each (layer, method over the copy randomised down to it) of the cascade, compared with
     ``maps``. One explanation of all images per layer."""

@@ -15,15 +15,16 @@ from typing import Any
 import numpy as np
 import onnx
 
-from service.attribution.faithfulness import STEPS, faithfulness
+from service.attribution.faithfulness import STEPS, faithfulness, faithfulness_over
 from service.errors import NotApplicableError, TooLargeError
 from service.quality import randomisation
 from service.quality.callables import ExplainerFor, ExplainFn, RandomisedExplainers, ScoresFn
-from service.quality.completeness import completeness_gap
+from service.quality.completeness import BASELINE, completeness_gap
 from service.quality.effective_complexity import effective_complexity
 from service.quality.faithfulness_correlation import draw_subsets, faithfulness_correlation
 from service.quality.max_sensitivity import draw_noise, max_sensitivity
 from service.quality.road import PERCENTAGES, road
+from service.quality.similarity import WINDOW
 from service.quality.sparseness import sparseness
 
 METRICS = (
@@ -59,24 +60,31 @@ class TooMuchMetricWork(TooLargeError):
 class MetricLimits:
     """Max-sensitivity's ``sensitivity_samples`` noisy copies within ``sensitivity_radius``, faithfulness
     correlation's ``correlation_runs`` subsets of ``correlation_subset`` pixels, and ``max_work``: the most passes
-    of one image through the model (forward, or forward and backward) the metrics of one request may take."""
+    of one image through the model (forward, or forward and backward) the metrics of one request may take;
+    ``sanity_steps``: the most randomised copies the sanity checks make of an imported model (its layers grouped
+    into that many steps, ``randomisation.cascade_steps``; the shipped classifier's four layers are a step each)."""
 
     sensitivity_samples: int = 10
     sensitivity_radius: float = 0.2
     correlation_runs: int = 50
     correlation_subset: int = 78
     max_work: int = 5_000
+    sanity_steps: int = 8
 
 
 @dataclass(frozen=True)
 class Subject:
-    """What the metrics measure: ``images`` (N, H, W) in the model's range, their ``targets`` and ``maps`` (N, H, W)
-    over the pixels; the model's ``logits`` and ``probabilities``; ``explain`` the method with its parameters;
+    """What the metrics measure: ``images`` (N, H, W) grey in [0, 1] with black 0, or (N, C, H, W) in a model's
+    normalised input with ``baseline`` (C,) its black per channel (what a removed pixel becomes) and ``scale`` (C,)
+    one pixel unit per channel (its 1 / std: the noise of max-sensitivity and ROAD is drawn in pixel units times
+    it); their ``targets`` and ``maps`` (N, H, W) over the pixels; the model's ``logits`` and ``probabilities``;
+    ``explain`` the method with its parameters;
     ``evaluations`` the passes one image's explanation costs; ``graph`` the model's ONNX graph and ``explainer_for``
     the method over a copy of it (None: no randomisation test); ``classes``; ``complete`` whether the method is a
     path integral from the black image (integrated gradients: the completeness gap applies);
     ``randomised_explainers`` the method over the randomisation cascade's copies for a seed, when the caller keeps
-    those copies (and their sessions) between requests (None: copies made from ``graph`` by ``explainer_for``)."""
+    those copies (and their sessions) between requests (None: copies made from ``graph`` by ``explainer_for``);
+    ``sanity_steps`` the copies the cascade makes when its caller groups the layers (None: one per layer)."""
 
     images: np.ndarray
     targets: np.ndarray
@@ -90,6 +98,9 @@ class Subject:
     classes: int
     complete: bool = False
     randomised_explainers: RandomisedExplainers | None = None
+    baseline: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    sanity_steps: int | None = None
 
 
 def chosen_metrics(text: str | None, complete: bool) -> tuple[str, ...]:
@@ -129,6 +140,8 @@ def costs(names: tuple[str, ...], evaluations: int, layers: int, limits: MetricL
 def check_cost(names: tuple[str, ...], subject: Subject, limits: MetricLimits) -> int:
     """The passes the metrics take over all images; TooMuchMetricWork naming the limit when over it."""
     layers = len(randomisation.parametrised_layers(subject.graph)) if subject.graph is not None else 0
+    if subject.sanity_steps is not None:
+        layers = subject.sanity_steps
     return check_work(costs(names, subject.evaluations, layers, limits), len(subject.images), limits)
 
 
@@ -150,9 +163,26 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def _check_applicable(subject: Subject, names: tuple[str, ...], limits: MetricLimits) -> None:
+    """MetricNotApplicable, before any run, for a metric the maps' size does not allow: faithfulness correlation's
+    subsets larger than the map, the sanity checks' SSIM windows larger than it."""
+    height, width = subject.maps.shape[1:]
+    if "faithfulness_correlation" in names and limits.correlation_subset > height * width:
+        raise MetricNotApplicable(
+            f"faithfulness_correlation's subsets of {limits.correlation_subset} pixels do not fit in the "
+            f"{height * width} pixels of the map; ask without it"
+        )
+    if "sanity" in names and min(height, width) < WINDOW:
+        raise MetricNotApplicable(
+            f"the sanity checks compare maps by SSIM over {WINDOW} x {WINDOW} windows and these maps are "
+            f"{height} x {width}; ask without sanity"
+        )
+
+
 def _sanity(subject: Subject, seed: int) -> list[dict[str, Any]]:
     if subject.graph is None or subject.explainer_for is None:
         raise MetricNotApplicable("the sanity checks need the model's ONNX graph; ask without sanity")
+
     layers = randomisation.parametrised_layers(subject.graph)
     if subject.randomised_explainers is not None:
         cascade = randomisation.cascade_similarity(
@@ -196,12 +226,17 @@ def _sanity(subject: Subject, seed: int) -> list[dict[str, Any]]:
 def measure(subject: Subject, names: tuple[str, ...], limits: MetricLimits, seed: int = 0) -> list[dict[str, Any]]:
     """Each image's values of the metrics ``names`` (checked against ``limits`` first), JSON-ready."""
     check_cost(names, subject, limits)
+    _check_applicable(subject, names, limits)
     x, t, maps = subject.images, subject.targets, subject.maps
     n = len(x)
     columns: dict[str, list[Any]] = {}
+    baseline = BASELINE if subject.baseline is None else subject.baseline
     if "deletion" in names or "insertion" in names:
         probabilities = subject.probabilities
-        curves = faithfulness(lambda images, outputs: {"output": probabilities(images)}, x, t, maps, seed)
+        if subject.baseline is None:
+            curves = faithfulness(lambda images, outputs: {"output": probabilities(images)}, x, t, maps, seed)
+        else:
+            curves = faithfulness_over(probabilities, x, subject.baseline, t, maps, seed)
         columns["deletion"] = [
             {"area": float(a), "random_area": float(r)} for a, r in zip(curves.deletion_auc, curves.random_deletion_auc)
         ]
@@ -211,7 +246,7 @@ def measure(subject: Subject, names: tuple[str, ...], limits: MetricLimits, seed
         ]
     for name, first in (("road_morf", True), ("road_lerf", False)):
         if name in names:
-            correct, area = road(subject.logits, x, t, maps, first, seed=seed)
+            correct, area = road(subject.logits, x, t, maps, first, seed=seed, scale=subject.scale)
             columns[name] = [
                 {"area": float(a), "percentages": list(PERCENTAGES), "correct": c.astype(bool).tolist()}
                 for a, c in zip(area, correct)
@@ -221,10 +256,10 @@ def measure(subject: Subject, names: tuple[str, ...], limits: MetricLimits, seed
             draw_subsets(maps[0].size, limits.correlation_runs, limits.correlation_subset, seed + i) for i in range(n)
         ]
         columns["faithfulness_correlation"] = [
-            _number(v) for v in faithfulness_correlation(subject.logits, x, t, maps, subsets)
+            _number(v) for v in faithfulness_correlation(subject.logits, x, t, maps, subsets, baseline)
         ]
     if "max_sensitivity" in names:
-        noise = draw_noise(x.shape, limits.sensitivity_samples, limits.sensitivity_radius, seed)
+        noise = draw_noise(x.shape, limits.sensitivity_samples, limits.sensitivity_radius, seed, subject.scale)
         largest, _ = max_sensitivity(subject.explain, x, t, maps, noise)
         columns["max_sensitivity"] = [float(v) for v in largest]
     if "sparseness" in names:
@@ -232,7 +267,7 @@ def measure(subject: Subject, names: tuple[str, ...], limits: MetricLimits, seed
     if "effective_complexity" in names:
         columns["effective_complexity"] = [int(v) for v in effective_complexity(maps)]
     if "completeness_gap" in names:
-        columns["completeness_gap"] = [float(v) for v in completeness_gap(subject.logits, x, t, maps)]
+        columns["completeness_gap"] = [float(v) for v in completeness_gap(subject.logits, x, t, maps, baseline)]
     if "sanity" in names:
         columns["sanity"] = _sanity(subject, seed)
     return [{name: columns[name][i] for name in names} for i in range(n)]

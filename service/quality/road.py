@@ -12,13 +12,19 @@ over the fractions (the area under the accuracy curve): low for MoRF and high fo
 Against Quantus 0.6.0: the same system (its ``noisy_linear_imputation``, adapted from the paper's code), solved
 with scipy's sparse solver as Quantus does, and the noise drawn from a seeded generator instead of numpy's global
 one; Quantus ranks MoRF only, LeRF is the ascending order of the same map.
+
+Images (N, C, H, W) of an imported model, in its normalised input: the same pixels are removed in every channel,
+each channel imputed from its own neighbours (Quantus's ``noisy_linear_imputation`` of a (C, H, W) image: one
+system, a right-hand side per channel), and each channel's noise is ``noise`` in [0, 1] pixel units times the
+channel's ``scale`` (the model's 1 / std), so that it is the same amount of noise in the picture whatever the
+model's normalisation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from service.quality.callables import ScoresFn
+from service.quality.callables import ScoresFn, as_planes
 
 PERCENTAGES = tuple(range(5, 100, 10))  # the fractions of the pixels removed, in percent
 NOISE = 0.01  # the paper's and Quantus's default
@@ -86,10 +92,14 @@ def solved(systems: list[Entries]) -> list[np.ndarray]:
 
 
 def imputed(image: np.ndarray, removed: np.ndarray, noise_values: np.ndarray) -> np.ndarray:
-    """``image`` (H, W) with the pixels at flat indices ``removed`` replaced by the linear imputation from their
-    neighbours plus ``noise_values`` (one per removed pixel)."""
-    flat = image.astype(np.float64).ravel()
-    flat[removed] = solved([imputation_system(image, removed)])[0] + noise_values
+    """``image`` (H, W) or (C, H, W) with the pixels at flat indices ``removed`` (of H x W) replaced in every
+    channel by the linear imputation from their neighbours plus ``noise_values`` (one per removed pixel, or
+    (C, removed) one per channel)."""
+    planes = image.astype(np.float64).reshape(-1, *image.shape[-2:])
+    flat = planes.reshape(len(planes), -1)
+    drawn = np.broadcast_to(np.asarray(noise_values).reshape(-1, len(removed)), (len(planes), len(removed)))
+    for c, solution in enumerate(solved([imputation_system(plane, removed) for plane in planes])):
+        flat[c, removed] = solution + drawn[c]
     return flat.reshape(image.shape)
 
 
@@ -102,11 +112,15 @@ def road(
     noise: float = NOISE,
     seed: int = 0,
     percentages: tuple[int, ...] = PERCENTAGES,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, len(percentages)) whether each image is still classified as its target after that percentage of its
-    pixels is imputed in the map's order, and (N,) its mean over the percentages. One sparse solve of every
+    """(N, len(percentages)) whether each image ((N, H, W), or (N, C, H, W) with the same pixels removed in every
+    channel, their noise times the channel's ``scale``) is still classified as its target after that percentage of
+    its pixels is imputed in the map's order, and (N,) its mean over the percentages. One sparse solve of every
     imputation and one batched run of ``scores``."""
     n = len(images)
+    planes = as_planes(np.asarray(images, np.float64))
+    channels = planes.shape[1]
     flat = np.asarray(maps, np.float64).reshape(n, -1)
     order = np.argsort(-flat if most_relevant_first else flat, axis=1, kind="stable")
     rng = np.random.default_rng(seed)
@@ -115,11 +129,16 @@ def road(
         for i in range(n)
         for j, percentage in enumerate(percentages)
     ]
-    noises = [noise * rng.standard_normal(len(removed)) for _, _, removed in removals]
-    solutions = solved([imputation_system(images[i], removed) for i, _, removed in removals])
-    perturbed = np.repeat(np.asarray(images, np.float64).reshape(n, 1, -1), len(percentages), axis=1)
-    for (i, j, removed), solution, drawn in zip(removals, solutions, noises, strict=True):
-        perturbed[i, j, removed] = solution + drawn
+    noises = [noise * rng.standard_normal((channels, len(removed))) for _, _, removed in removals]
+    if scale is not None:
+        noises = [drawn * np.asarray(scale, np.float64).reshape(channels, 1) for drawn in noises]
+    solutions = solved(
+        [imputation_system(planes[i, c], removed) for i, _, removed in removals for c in range(channels)]
+    )
+    perturbed = np.repeat(planes.reshape(n, 1, channels, -1), len(percentages), axis=1)
+    for k, ((i, j, removed), drawn) in enumerate(zip(removals, noises, strict=True)):
+        for c in range(channels):
+            perturbed[i, j, c, removed] = solutions[k * channels + c] + drawn[c]
     perturbed = perturbed.astype(np.float32)
     predicted = scores(perturbed.reshape(-1, *images.shape[1:])).argmax(axis=1).reshape(n, len(percentages))
     correct = (predicted == np.asarray(targets)[:, None]).astype(np.float64)

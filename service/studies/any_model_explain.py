@@ -65,22 +65,30 @@ def spatial_layers(model: ImportedLoadedModel) -> list[str]:
     ]
 
 
-def runner_of(model: ImportedLoadedModel, rules: Rules, layer: str | None, limits: GradientLimits) -> GradientRunner:
-    """The model's attribution runner for ``rules`` (and Grad-CAM's ``layer``): its backward session from the
-    seeded tensor to the input (or ``layer``), also returning the probabilities (and the layer), all-zero seed rows
-    seeding the predicted class; NoGradients when the model's path holds an op without a rule."""
+# a backward session's key -> its runner (by default the model's cached session, ``backward_session``)
+RunnerFor = Callable[[SessionKey], GradientRunner]
+
+
+def session_key(model: ImportedLoadedModel, rules: Rules, layer: str | None) -> SessionKey:
+    """The key of the model's attribution session for ``rules`` (and Grad-CAM's ``layer``): from the seeded tensor
+    to the input (or ``layer``), also returning the probabilities (and the layer), all-zero seed rows seeding the
+    predicted class; NoGradients when the model's path holds an op without a rule."""
     missing = missing_rule(model)
     if missing is not None:
         raise NoGradients(no_gradients_message(model, missing))
     probabilities = model.manifest.probabilities
-    key = SessionKey(
+    return SessionKey(
         seeded_tensor(model),
         layer or model.manifest.input.name,
         rules,
         (probabilities, *([layer] if layer else [])),
         probabilities,
     )
-    return backward_session(model, key, limits).runner
+
+
+def runner_of(model: ImportedLoadedModel, rules: Rules, layer: str | None, limits: GradientLimits) -> GradientRunner:
+    """The model's attribution runner for ``rules`` (and ``layer``) from its budgeted cache (``session_key``)."""
+    return backward_session(model, session_key(model, rules, layer), limits).runner
 
 
 def input_range(model: ImportedLoadedModel) -> InputRange:
@@ -91,14 +99,14 @@ def input_range(model: ImportedLoadedModel) -> InputRange:
     return InputRange(normalised_black(model).reshape(shape), (1 / std).astype(np.float32).reshape(shape))
 
 
-def _probabilities(model: ImportedLoadedModel) -> Callable[[np.ndarray], np.ndarray]:
-    """The model's class probabilities of NCHW images, whatever its layout."""
-    layout, output = model.manifest.input.layout, model.manifest.probabilities
+def scores_of(model: ImportedLoadedModel, output: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's ``output`` (default: its class probabilities) of NCHW images, whatever its layout."""
+    layout, output = model.manifest.input.layout, output or model.manifest.probabilities
 
-    def probabilities(batch: np.ndarray) -> np.ndarray:
+    def scores(batch: np.ndarray) -> np.ndarray:
         return model.run(batch if layout == "nchw" else batch.transpose(0, 2, 3, 1), [output])[output]
 
-    return probabilities
+    return scores
 
 
 def _parameters(
@@ -117,6 +125,20 @@ def _parameters(
     if layer not in layers:
         raise UnknownLayer(f"model {model.name!r} has no spatial layer {layer!r}; spatial layers: {', '.join(layers)}")
     return {**chosen, "layer": layer}, layer
+
+
+def chosen_parameters(model: ImportedLoadedModel, spec: Method, given: dict[str, Any], limits: Limits) -> dict:
+    """The parameters ``spec`` runs with on ``model`` for ``given`` (a forward-run method's fitted to the input's
+    size, a layer method's with its layer), checked as ``explain_any`` checks them; runs nothing."""
+    if spec.forward_runs is None:
+        return _parameters(model, spec, given, limits)[0]
+    if spec.forward_runs.fit is None:
+        return parameters_of(spec, given, limits)
+    size = model.manifest.input
+    try:
+        return spec.forward_runs.fit(given, size.height, size.width, limits)
+    except ValueError as exc:
+        raise NotApplicable(f"{exc} (model {model.name!r})") from exc
 
 
 def _pixels(model: ImportedLoadedModel, values: np.ndarray, layer: str | None) -> np.ndarray:
@@ -142,10 +164,12 @@ def explain_any(
     limits: Limits = Limits(),
     gradient_limits: GradientLimits = GradientLimits(),
     with_faithfulness: bool = False,
+    runner_for: RunnerFor | None = None,
 ) -> Explanation:
     """The ``method`` maps of ``images`` (one or a batch of ``model``'s inputs) for ``target`` (default: each
     image's predicted class), checked against ``limits`` and ``gradient_limits``; with ``with_faithfulness``,
-    each map's deletion and insertion areas."""
+    each map's deletion and insertion areas. ``runner_for``: the gradient methods' backward runners (default: the
+    model's cached sessions; the sanity checks give runners over a randomised copy of the model)."""
     spec = method_of(method)
     if spec.any_model is None and spec.forward_runs is None:
         raise NotApplicable(
@@ -159,12 +183,12 @@ def explain_any(
     elif spec.any_model.forward:
         result = _from_layer(model, spec, batch, target, given, limits, gradient_limits)
     else:
-        result = _gradients(model, spec, batch, target, given, limits, gradient_limits)
+        result = _gradients(model, spec, batch, target, given, limits, gradient_limits, runner_for)
     if with_faithfulness:
         checkpoint()
         black = normalised_black(model)
         originals = np.stack([channels_first(model, image) for image in batch])
-        result.faithfulness = faithfulness_over(_probabilities(model), originals, black, result.targets, result.pixels)
+        result.faithfulness = faithfulness_over(scores_of(model), originals, black, result.targets, result.pixels)
     return result
 
 
@@ -208,12 +232,16 @@ def _gradients(
     given: dict[str, Any],
     limits: Limits,
     gradient_limits: GradientLimits,
+    runner_for: RunnerFor | None = None,
 ) -> Explanation:
-    """A gradient method's maps over the model's runner of the method's rule variant."""
+    """A gradient method's maps over the model's runner of the method's rule variant (``runner_for``'s if given)."""
     chosen, layer = _parameters(model, spec, given, limits)
     if len(batch) > 1:
         check_work(spec, chosen, len(batch), limits)
-    runner = runner_of(model, spec.any_model.rules, layer, gradient_limits)
+    if runner_for is None:
+        runner = runner_of(model, spec.any_model.rules, layer, gradient_limits)
+    else:
+        runner = runner_for(session_key(model, spec.any_model.rules, layer))
     evaluations = spec.evaluations(chosen)
     _check_gradient_work(model, spec, len(batch) * evaluations, model.gradient_cost, "backward", gradient_limits)
     probabilities_name, classes = model.manifest.probabilities, len(model.manifest.labels)

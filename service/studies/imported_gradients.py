@@ -20,13 +20,18 @@ is counted in).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from service.attribution.any_model import GradientRunner
 from service.errors import NotApplicableError, NotFoundError, UnavailableError
@@ -233,3 +238,79 @@ def _measured_ms(model: ImportedLoadedModel, runner: GradientRunner, seed_shape:
         runner.run(image, seeds, names)
         times.append((time.perf_counter() - start) * 1000)
     return min(times)
+
+
+class CopyRuns:
+    """What runs over a copy of a model's exposed graph (the sanity checks' randomised copies): backward runners
+    (``runner_for``, one per session key) and the model itself with a forward session over the copy
+    (``forward_model``), each built on first use and never cached beyond the ``model_copy`` block."""
+
+    def __init__(self, model: ImportedLoadedModel, graph: onnx.ModelProto, limits: GradientLimits) -> None:
+        self.model, self.graph, self.limits = model, graph, limits
+        self.counted = 0
+        self.runners: dict[SessionKey, GradientRunner] = {}
+        self.forward: ImportedLoadedModel | None = None
+
+    def count(self, size: int) -> None:
+        """Count ``size`` more bytes in the model's ``gradient_bytes``; GradientsTooLarge when the copy's bytes
+        would be over the budget's free bytes."""
+        if self.counted + size > self.limits.free_bytes:
+            raise GradientsTooLarge(
+                f"model {self.model.name!r}'s randomised copy and its sessions need about {self.counted + size:,} "
+                f"bytes and {max(self.limits.free_bytes, 0):,} of CONVLENS_MODELS_MEMORY_BYTES are free: raise the "
+                "budget, unload a model or ask without sanity"
+            )
+        with self.model.gradients_lock:
+            self.model.gradient_bytes += size
+        self.counted += size
+
+    def runner_for(self, key: SessionKey) -> GradientRunner:
+        """The backward runner ``key`` over the copy."""
+        if key not in self.runners:
+            checkpoint()
+            built = gradient_graph(
+                self.graph, key.seeded, [key.wrt], key.outputs, rules=key.rules, predicted_from=key.predicted_from
+            )
+            self.count(session_bytes(self.model, built.model.ByteSize()))
+            options = self.model.session.get_session_options()
+            self.runners[key] = GradientRunner(built, self.model.manifest.input.name, options, IMAGES_PER_RUN)
+        return self.runners[key]
+
+    def forward_model(self) -> ImportedLoadedModel:
+        """The model with its forward session over the copy (its weights counted once more)."""
+        if self.forward is None:
+            checkpoint()
+            self.count(self.graph.ByteSize())
+            session = ort.InferenceSession(
+                self.graph.SerializeToString(),
+                self.model.session.get_session_options(),
+                providers=["CPUExecutionProvider"],
+            )
+            self.forward = dataclasses.replace(
+                self.model,
+                session=session,
+                backward_sessions=OrderedDict(),
+                cut_heads={},
+                gradient_bytes=0,
+                gradients_lock=threading.Lock(),
+            )
+        return self.forward
+
+
+@contextmanager
+def model_copy(
+    model: ImportedLoadedModel, graph: onnx.ModelProto, limits: GradientLimits = GradientLimits()
+) -> Iterator[CopyRuns]:
+    """The runs over ``graph``, a copy of ``model``'s exposed graph, for the block: the copy's bytes and those of
+    every session built over it count in the model's ``gradient_bytes`` (so in ``CONVLENS_MODELS_MEMORY_BYTES``)
+    until the block ends and they are freed; a copy that does not fit in ``limits.free_bytes`` is refused
+    (GradientsTooLarge) rather than evicting the model's kept sessions."""
+    runs = CopyRuns(model, graph, limits)
+    try:
+        runs.count(graph.ByteSize())
+        yield runs
+    finally:
+        runs.runners.clear()
+        runs.forward = None
+        with model.gradients_lock:
+            model.gradient_bytes -= runs.counted

@@ -170,7 +170,7 @@ class DatasetStatistics:
 
     def attribution(self) -> AttributionStatistics:
         """Every attribution method's faithfulness; StatisticsUnavailable when these statistics predate it."""
-        if self.data.attribution is None:
+        if getattr(self.data, "attribution", None) is None:  # an unlabelled analysis has no such section
             only = self.hint.replace("` to compute them", " --only attribution` to add it")
             raise StatisticsUnavailable(f"these dataset statistics have no attribution faithfulness; {only}")
         return self.data.attribution

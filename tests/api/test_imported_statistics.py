@@ -21,7 +21,7 @@ from service.pictures.grids import to_uint8
 from tests.api.test_imported_deconvolution import with_erf
 from tests.helpers import ROOT, decode_png, encode, link_shipped_models
 from tests.importer.builders import save
-from tests.importer.over_http import serving
+from tests.importer.over_http import npy_body, serving
 from training.stream_analysis import analyze_images
 
 EXAMPLE = ROOT / "examples" / "models" / "mnist-cnn.onnx"
@@ -227,3 +227,47 @@ def test_a_layer_before_the_op_without_a_rule_gets_its_projections(client, model
     layer = erf_layer(models, "Relu")
     answer = client.get(f"/v1/filters/{layer}/0/top-images", params={"model": ERF, "format": "png"})
     assert answer.status_code == 200 and answer.headers["x-projections"] == "deconvnet"
+
+
+def test_the_example_quality_table_is_served_for_every_method_it_serves_without_curves(client, models):
+    from training.quality_table import QUALITY_IMAGES, imported_methods, quality_sample
+
+    answer = client.get("/v1/statistics/attribution", params={"model": NAME}).json()
+    quality = answer["quality"]
+    assert quality["images"] == QUALITY_IMAGES
+    assert quality["indices"] == quality_sample(10_000).tolist()
+    served = client.app.state.registry.imported[NAME]
+    assert [row["method"] for row in quality["methods"]] == list(imported_methods(served))
+    assert answer["fractions"] is None and answer["methods"] == []
+
+
+def test_the_example_quality_table_s_saliency_sparseness_is_the_batch_route_s_mean(client, models, mnist_test):
+    from service.studies.analysed_models import analysed_model
+    from training.quality_table import quality_sample
+
+    example = analysed_model(models, NAME)
+    inputs = np.stack([example.preprocess(mnist_test[0][i]) for i in quality_sample(10_000)])
+    response = client.post(
+        "/v1/attribution/saliency/batch",
+        params={"model": NAME, "metrics": "sparseness"},
+        content=npy_body(inputs),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.text
+    expected = np.mean([item["metrics"]["sparseness"] for item in response.json()["results"]])
+    table = client.get("/v1/statistics/attribution", params={"model": NAME}).json()["quality"]
+    row = next(row for row in table["methods"] if row["method"] == "saliency")
+    cell = next(cell for cell in row["metrics"] if cell["metric"] == "sparseness")
+    assert cell["mean"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_example_quality_figure_is_served_as_the_shipped_png(client):
+    response = client.get("/v1/statistics/attribution", params={"model": NAME, "format": "png", "figure": "quality"})
+    assert response.status_code == 200
+    assert response.content == (ANALYSIS / "plots" / "explanation-quality.png").read_bytes()
+
+
+def test_an_imported_analysis_without_a_quality_table_says_how_to_add_one(client):
+    response = client.get("/v1/statistics/attribution", params={"model": FLAT})
+    assert response.status_code in (404, 503)
+    assert "--only" in response.json()["error"]

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from service.api.deps import (
     AnyModelDep,
+    AnyStatisticsDep,
     AttributionLimits,
     AttributionQuery,
     Batch,
@@ -17,9 +18,7 @@ from service.api.deps import (
     GradientLimitsDep,
     MetricLimitsDep,
     Metrics,
-    ModelDep,
     Scale,
-    StatisticsDep,
 )
 from service.api.error_responses import ERRORS, STATISTICS_ERRORS
 from service.api.errors import NotFound
@@ -57,13 +56,23 @@ from service.studies.any_model_explain import explain_any, seen
 from service.studies.batch_quality import batch_quality, check_batch_metrics, summary_header
 from service.studies.explain import Explanation, explain
 from service.studies.explanation_quality import explanation_quality, metrics_asked
-from service.studies.layers import NotApplicable
+from service.studies.imported_quality import imported_metrics_asked, imported_quality
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
 
 COLORMAP_HEADER, RANGE_HEADER = "X-Colormap", "X-Colormap-Range"
 TARGET_HEADER, PROBABILITY_HEADER = "X-Attribution-Target", "X-Attribution-Probability"
 METRICS_HEADER, METRICS_SUMMARY_HEADER = "X-Attribution-Metrics", "X-Attribution-Metrics-Summary"
+# the curves' fields of a statistics answer, null for an analysis with the quality table alone
+CURVE_FIELDS = (
+    "images",
+    "target",
+    "fractions",
+    "random_deletion_auc",
+    "random_insertion_auc",
+    "random_deletion",
+    "random_insertion",
+)
 LEGEND_HEADERS = (COLORMAP_HEADER, RANGE_HEADER, TARGET_HEADER, PROBABILITY_HEADER)
 Method = Annotated[str, Path(description=methods_text(METHODS))]
 Legend = Annotated[
@@ -129,7 +138,11 @@ def attribution(
             ),
             digit,
         )
-    measured = explanation_quality(model, digit, result, asked, metric_limits)[0] if asked else None
+    measured = None
+    if asked and isinstance(model, ImportedLoadedModel):
+        measured = imported_quality(model, digit, result, asked, metric_limits, limits, gradients)[0]
+    elif asked:
+        measured = explanation_quality(model, digit, result, asked, metric_limits)[0]
     if format == "png":
         picture = heat_map(background, result.pixels[0], result.signed, scale)
         headers = {
@@ -152,10 +165,12 @@ def attribution(
 
 
 def _metrics_asked(model: LoadedModel | ImportedLoadedModel, method: str, metrics: str | None) -> tuple[str, ...]:
-    """The quality metrics the request names (checked before any run); 422 for an imported model."""
-    if metrics and isinstance(model, ImportedLoadedModel):
-        raise NotApplicable("quality metrics are measured for the shipped classifiers only; ask without metrics")
-    return metrics_asked(method, metrics) if metrics else ()
+    """The quality metrics the request names (checked before any run; 422 naming a metric that cannot apply)."""
+    if not metrics:
+        return ()
+    if isinstance(model, ImportedLoadedModel):
+        return imported_metrics_asked(model, method, metrics)
+    return metrics_asked(method, metrics)
 
 
 def _metrics_header(measured: dict[str, Any]) -> str:
@@ -247,7 +262,7 @@ def attribution_batch(
         result = explain_any(model, images, method, query.target, query.method_parameters(), limits, gradients)
     else:
         result = explain(model, images, method, query.target, query.method_parameters(), limits)
-    measured = batch_quality(model, images, result, asked, metric_limits) if asked else None
+    measured = batch_quality(model, images, result, asked, metric_limits, limits, gradients) if asked else None
     if wants_npy(accept):
         headers = {TARGET_HEADER: ",".join(str(int(t)) for t in result.targets)}
         if measured is not None:
@@ -285,15 +300,20 @@ def attribution_batch(
     "ranked, and its quality metrics over a seeded sample; PNG: the curves, or the quality table",
 )
 def attribution_statistics(
-    statistics: StatisticsDep,
-    model: ModelDep,
+    statistics: AnyStatisticsDep,
+    model: AnyModelDep,
     format: Format = "json",
     figure: Annotated[
         Literal["curves", "quality"],
         Query(description="PNG only: the deletion and insertion `curves` or the `quality` table ranking the methods"),
     ] = "curves",
 ) -> Response:
-    data = statistics.attribution()
+    data = getattr(statistics.data, "attribution", None)  # an unlabelled analysis has neither section
+    quality = getattr(statistics.data, "explanation_quality", None)
+    if data is None and (quality is None or not isinstance(model, ImportedLoadedModel)):
+        # no curves: StatisticsUnavailable saying how to add them, unless an imported model's quality table is there
+        # (its analysis has no curves over the first test images)
+        statistics.attribution()
     if format == "png":
         name = plot_name("attribution" if figure == "curves" else "explanation-quality")
         png = statistics.plot(name)
@@ -303,18 +323,13 @@ def attribution_statistics(
                 "table needs `python -m training analyze --only quality`): ask for format=json"
             )
         return Response(png, media_type=PNG)
-    ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc)
+    ranked = sorted(data.methods.items(), key=lambda item: item[1].deletion_auc) if data is not None else []
+    curves = {} if data is None else {name: getattr(data, name) for name in CURVE_FIELDS}
     return json_response(
         AttributionStatisticsAnswer(
             model=model.name,
             split=statistics.data.split,
-            images=data.images,
-            target=data.target,
-            fractions=data.fractions,
-            random_deletion_auc=data.random_deletion_auc,
-            random_insertion_auc=data.random_insertion_auc,
-            random_deletion=data.random_deletion,
-            random_insertion=data.random_insertion,
+            **curves,
             methods=[
                 AttributionMethodStatistics(
                     method=name,
@@ -327,7 +342,7 @@ def attribution_statistics(
                 )
                 for rank, (name, entry) in enumerate(ranked, 1)
             ],
-            quality=_quality_answer(statistics.data.explanation_quality),
+            quality=_quality_answer(quality),
         )
     )
 
