@@ -291,14 +291,25 @@ function filterAt(view, event) {
   const column = Math.floor(x / (grid.tile[1] + grid.pad));
   const row = Math.floor(y / (grid.tile[0] + grid.pad));
   if (x < 0 || y < 0 || column >= grid.columns || row >= grid.rows) return null;
-  const filter = row * grid.columns + column;
-  return filter < view.layer.norms.length ? filter : null;
+  const tile = row * grid.columns + column;
+  return tile < tileCount(view) ? (grid.channels?.[tile] ?? tile) : null;
 }
 
-function cellBox(view, filter) {
+/** How many tiles the grid has: one per filter, or past 64 maps one per filter it names (`grid.channels`). */
+function tileCount(view) {
+  return view.layer.grid.channels?.length ?? view.layer.norms.length;
+}
+
+/** The tile that shows ``filter``: its index, or its place in `grid.channels`; -1 when the grid leaves it out. */
+function tileOf(view, filter) {
+  const { channels } = view.layer.grid;
+  return channels ? channels.indexOf(filter) : filter;
+}
+
+function cellBox(view, tile) {
   const { grid } = view.layer;
-  const column = filter % grid.columns;
-  const row = Math.floor(filter / grid.columns);
+  const column = tile % grid.columns;
+  const row = Math.floor(tile / grid.columns);
   const s = view.scale;
   return [OUTLINE + column * (grid.tile[1] + grid.pad) * s, OUTLINE + row * (grid.tile[0] + grid.pad) * s,
           grid.tile[1] * s, grid.tile[0] * s];
@@ -320,13 +331,18 @@ function drawOverlay(view) {
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, w, h);
   const frame = (filter, color, width) => {
-    const [x, y, cw, ch] = cellBox(view, filter);
+    const tile = tileOf(view, filter);
+    if (tile < 0) return;
+    const [x, y, cw, ch] = cellBox(view, tile);
     g.strokeStyle = color;
     g.lineWidth = width;
     g.strokeRect(x - width / 2, y - width / 2, cw + width, ch + width);
   };
   const active = new Set(view.layer.active);
-  for (let k = 0; k < view.layer.norms.length; k++) frame(k, active.has(k) ? COLORS.active : COLORS.cell, active.has(k) ? 2 : 1);
+  for (let tile = 0; tile < tileCount(view); tile++) {
+    const filter = grid.channels?.[tile] ?? tile;
+    frame(filter, active.has(filter) ? COLORS.active : COLORS.cell, active.has(filter) ? 2 : 1);
+  }
   if (state.hover?.layer === view.name) frame(state.hover.filter, COLORS.hover, 1);
   if (state.selected?.layer === view.name) frame(state.selected.filter, COLORS.selected, 3);
 }
@@ -445,8 +461,11 @@ function drawFeatureMap(view, filter) {
   canvas.height = grid.tile[0] * s;
   const g = canvas.getContext("2d");
   g.imageSmoothingEnabled = false;
-  const column = filter % grid.columns;
-  const row = Math.floor(filter / grid.columns);
+  const tile = tileOf(view, filter);
+  canvas.closest("figure").hidden = tile < 0;  // past 64 maps, this image's grid may leave the filter out
+  if (tile < 0) return;
+  const column = tile % grid.columns;
+  const row = Math.floor(tile / grid.columns);
   g.drawImage(view.img, column * (grid.tile[1] + grid.pad), row * (grid.tile[0] + grid.pad), grid.tile[1],
               grid.tile[0], 0, 0, canvas.width, canvas.height);
 }
