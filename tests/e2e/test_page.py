@@ -24,7 +24,9 @@ from PIL import Image
 from service.attribution import METHODS
 from service.importer import main as import_model
 from service.pictures.labels import ROW_LABEL_SIZE
+from tests.api.test_imported_deconvolution import with_erf
 from tests.helpers import ROOT, link_shipped_models
+from tests.importer.builders import save
 from tests.server import running_service
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
@@ -502,12 +504,15 @@ def test_the_explain_panel_shows_the_maps_quality_metrics_and_its_sanity_verdict
 @pytest.fixture(scope="module")
 def imported_example(tmp_path_factory) -> Iterator[str]:
     """A service with the example network imported beside the shipped models, with its dataset analysis, as
-    ``make import-example`` installs it; yields its base URL."""
+    ``make import-example`` installs it, and a tiny network with an op that has no backward rule (Erf); yields its
+    base URL."""
     models = link_shipped_models(tmp_path_factory.mktemp("imported") / "models")
     example = ROOT / "examples" / "models"
     arguments = [str(example / "mnist-cnn.onnx"), "--name", "mnist-cnn", "--preprocess", "mnist"]
     analysis = str(example / "mnist-cnn-analysis")
     assert import_model([*arguments, "--models-dir", str(models), "--analysis", analysis]) == 0
+    erf = save(with_erf(), models.parent / "erf.onnx")
+    assert import_model([str(erf), "--name", "erf", "--resize", "16", "--models-dir", str(models)]) == 0
     with running_service(CONVLENS_MODEL_DIR=str(models)) as (base, _):
         yield base
 
@@ -535,7 +540,7 @@ def attribution_queries(sent: list[str], method: str) -> list[dict[str, str]]:
 def test_the_imported_example_picked_in_the_selector_classifies_a_drawn_digit(page, imported_example):
     page.goto(f"{imported_example}/")
     wait_until(page, "() => Number(document.body.dataset.models) > 0")
-    assert page.locator("#model option").all_inner_texts() == ["classifier", "mnist-cnn (imported)"]
+    assert page.locator("#model option").all_inner_texts() == ["classifier", "erf (imported)", "mnist-cnn (imported)"]
     page.select_option("#model", "mnist-cnn")
     assert draw(page, SEVEN) == "7"
     assert page.locator("#bars li").first.locator(".label").inner_text() == "7"
@@ -575,6 +580,25 @@ def test_the_imported_examples_explain_panel_maps_and_measures_the_predicted_the
     ]
     assert f"class {index}:" in page.locator("#explain-legend").inner_text()
     assert "Deletion area" in box.inner_text()
+
+
+def test_the_explain_menu_of_a_model_without_gradients_offers_its_methods_and_says_why_not_the_others(
+    page, imported_example
+):
+    page.goto(f"{imported_example}/")
+    wait_until(page, "() => Number(document.body.dataset.models) > 0")
+    page.select_option("#model", "erf")
+    draw(page, SEVEN)
+    wait_until(page, "() => document.getElementById('explain').dataset.state === 'ready'")  # an offered method's map
+    capabilities = httpx.get(f"{imported_example}/v1/models/erf").json()["capabilities"]
+    options = page.locator("#explain-method option").evaluate_all(
+        "options => options.map(o => ({name: o.value, disabled: o.disabled, title: o.title}))"
+    )
+    assert [o["name"] for o in options if o["disabled"]] == capabilities["attribution_needs_gradients"]
+    assert [o["name"] for o in options if not o["disabled"]] == capabilities["attribution_methods"]
+    assert all(capabilities["no_gradients"] in o["title"] for o in options if o["disabled"])
+    assert "Erf" in capabilities["no_gradients"]
+    assert page.locator("#explain").get_attribute("data-method") in capabilities["attribution_methods"]
 
 
 def test_a_cut_head_cam_of_the_imported_example_shows_its_metrics_and_says_why_it_has_no_sanity_checks(
