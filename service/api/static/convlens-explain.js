@@ -53,7 +53,6 @@ async function offerMethodsOf(kind) {
     const fallback = [...menu.options].find((option) => !option.disabled);
     if (fallback) menu.value = fallback.value;
   }
-  $("explain").dataset.offered = [...menu.options].filter((option) => !option.disabled).length.toString();
 }
 
 async function explain() {

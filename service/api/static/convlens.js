@@ -409,7 +409,7 @@ async function showDetail(fresh) {
   const deconv = $("deconv");
   deconv.classList.add("loading");
   const image = state.image;
-  if (fresh) clearAbsences();
+  clearAbsences(fresh ? null : "deconvolution");
   const query = `${modelQuery()}&scale=${await pictureScale()}`;
   const requests = [api.deconvolution(image, layer, filter, controller.signal, query).then(async (url) => {
     if (controller.signal.aborted) return URL.revokeObjectURL(url);
@@ -447,10 +447,15 @@ export function showAbsence(part, message) {
   list.hidden = false;
 }
 
-function clearAbsences() {
-  state.absences.clear();
-  $("detail-absent").replaceChildren();
-  $("detail-absent").hidden = true;
+/** Forget why ``part`` was missing (every part's reason when null), before asking for it again. */
+function clearAbsences(part = null) {
+  if (part === null) state.absences.clear();
+  else state.absences.delete(part);
+  const list = $("detail-absent");
+  for (const item of [...list.children]) {
+    if (!state.absences.has(item.dataset.part)) item.remove();
+  }
+  list.hidden = state.absences.size === 0;
 }
 
 function drawFeatureMap(view, filter) {
