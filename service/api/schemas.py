@@ -241,8 +241,8 @@ class Reconstruction(BaseModel):
 
 class ActivationGrid(BaseModel):
     """A layer's feature maps as one PNG mosaic (1x, each map min-max scaled on its own) and where each map sits:
-    filter k is the tile at row k // columns, column k % columns, its top-left pixel at
-    (column * (tile[1] + pad), row * (tile[0] + pad))."""
+    tile k is at row k // columns, column k % columns, its top-left pixel at (column * (tile[1] + pad),
+    row * (tile[0] + pad)); it shows filter k, or past 64 maps filter channels[k]."""
 
     image: str = Field(
         description="the mosaic as a `data:image/png;base64,…` URL", examples=["data:image/png;base64,…"]
@@ -253,6 +253,12 @@ class ActivationGrid(BaseModel):
     pad: int = Field(description="pixels between tiles", examples=[1])
     width: int = Field(description="the mosaic's width in pixels", examples=[161])
     height: int = Field(description="the mosaic's height in pixels", examples=[161])
+    channels: list[int] | None = Field(
+        default=None,
+        description="past 64 maps, the filter each tile shows (the 64 most active, most active first); null when "
+        "tile k shows filter k",
+        examples=[None],
+    )
 
 
 class InspectedLayer(BaseModel):

@@ -11,18 +11,22 @@ import os
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+import httpx
 import pytest
 from PIL import Image
 
 from service.attribution import METHODS
 from service.importer import main as import_model
 from service.pictures.labels import ROW_LABEL_SIZE
+from tests.api.test_imported_deconvolution import with_erf
 from tests.helpers import ROOT, link_shipped_models
+from tests.importer.builders import save
 from tests.server import running_service
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
@@ -476,8 +480,15 @@ def test_the_explain_panel_shows_the_maps_quality_metrics_and_its_sanity_verdict
         page.wait_for_function("() => document.getElementById('explain-quality').dataset.state === 'ready'")
         box = page.locator("#explain-quality")
         text = box.inner_text()
-        for label in ("Deletion area", "Insertion area", "ROAD, most relevant first", "Faithfulness correlation",
-                      "Max-sensitivity", "Sparseness (Gini)", "Completeness gap"):  # integrated gradients, the default
+        for label in (
+            "Deletion area",
+            "Insertion area",
+            "ROAD, most relevant first",
+            "Faithfulness correlation",
+            "Max-sensitivity",
+            "Sparseness (Gini)",
+            "Completeness gap",
+        ):  # integrated gradients, the default
             assert label in text
         verdict = box.get_attribute("data-sanity")
         assert verdict in ("pass", "fail")
@@ -490,19 +501,157 @@ def test_the_explain_panel_shows_the_maps_quality_metrics_and_its_sanity_verdict
         assert "Completeness gap" not in box.inner_text()  # defined for integrated gradients only
 
 
-def test_the_imported_example_picked_in_the_selector_classifies_a_drawn_digit(page, tmp_path):
-    models = link_shipped_models(tmp_path / "models")
-    example = ROOT / "examples" / "models" / "mnist-cnn.onnx"
-    assert (
-        import_model([str(example), "--name", "mnist-cnn", "--preprocess", "mnist", "--models-dir", str(models)]) == 0
-    )
+@pytest.fixture(scope="module")
+def imported_example(tmp_path_factory) -> Iterator[str]:
+    """A service with the example network imported beside the shipped models, with its dataset analysis, as
+    ``make import-example`` installs it, and a tiny network with an op that has no backward rule (Erf); yields its
+    base URL."""
+    models = link_shipped_models(tmp_path_factory.mktemp("imported") / "models")
+    example = ROOT / "examples" / "models"
+    arguments = [str(example / "mnist-cnn.onnx"), "--name", "mnist-cnn", "--preprocess", "mnist"]
+    analysis = str(example / "mnist-cnn-analysis")
+    assert import_model([*arguments, "--models-dir", str(models), "--analysis", analysis]) == 0
+    erf = save(with_erf(), models.parent / "erf.onnx")
+    assert import_model([str(erf), "--name", "erf", "--resize", "16", "--models-dir", str(models)]) == 0
     with running_service(CONVLENS_MODEL_DIR=str(models)) as (base, _):
-        page.goto(f"{base}/")
-        wait_until(page, "() => Number(document.body.dataset.models) > 0")
-        assert page.locator("#model option").all_inner_texts() == ["classifier", "mnist-cnn (imported)"]
-        page.select_option("#model", "mnist-cnn")
-        assert draw(page, SEVEN) == "7"
-        assert page.locator("#bars li").first.locator(".label").inner_text() == "7"
-        assert page.locator("#explain").is_hidden()
-        layers = page.locator(".layer").evaluate_all("cards => cards.map((card) => card.dataset.layer)")
-        assert (layers[0], layers[-1], len(layers)) == ("features.0.Conv", "pool.GlobalAveragePool", 12)
+        yield base
+
+
+def draw_on_the_imported_example(page, base: str) -> list[str]:
+    """Open the page, pick the imported example, draw a 7; returns the URLs the page asks from then on."""
+    page.goto(f"{base}/")
+    wait_until(page, "() => Number(document.body.dataset.models) > 0")
+    page.select_option("#model", "mnist-cnn")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    assert draw(page, SEVEN) == "7"
+    return sent
+
+
+def attribution_queries(sent: list[str], method: str) -> list[dict[str, str]]:
+    """The query parameters of each request the page sent to ``method``'s attribution route."""
+    return [
+        dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        for url in sent
+        if urllib.parse.urlsplit(url).path == f"/v1/attribution/{method}"
+    ]
+
+
+def test_the_imported_example_picked_in_the_selector_classifies_a_drawn_digit(page, imported_example):
+    page.goto(f"{imported_example}/")
+    wait_until(page, "() => Number(document.body.dataset.models) > 0")
+    assert page.locator("#model option").all_inner_texts() == ["classifier", "erf (imported)", "mnist-cnn (imported)"]
+    page.select_option("#model", "mnist-cnn")
+    assert draw(page, SEVEN) == "7"
+    assert page.locator("#bars li").first.locator(".label").inner_text() == "7"
+    layers = page.locator(".layer").evaluate_all("cards => cards.map((card) => card.dataset.layer)")
+    assert (layers[0], layers[-1], len(layers)) == ("features.0.Conv", "pool.GlobalAveragePool", 12)
+
+
+def test_the_imported_examples_explain_panel_maps_and_measures_the_predicted_then_a_clicked_bars_class(
+    page, imported_example
+):
+    sent = draw_on_the_imported_example(page, imported_example)
+    wait_until(page, "() => document.getElementById('explain-quality').dataset.state === 'ready'")
+    menu = page.locator("#explain-method option:not([disabled])")
+    offered = menu.evaluate_all("options => options.map(o => o.value)")
+    served = httpx.get(f"{imported_example}/v1/models/mnist-cnn").json()["capabilities"]["attribution_methods"]
+    assert offered == served
+    assert page.locator("#explain").get_attribute("data-target") == "7"
+    assert page.locator("#explain-map").evaluate("img => img.complete && img.naturalWidth") == 28 * 6
+    first = attribution_queries(sent, "integrated-gradients")[0]
+    assert (first["target"], first["model"]) == ("7", "mnist-cnn")
+    box = page.locator("#explain-quality")
+    assert "Deletion area" in box.inner_text() and "Completeness gap" in box.inner_text()
+    assert box.get_attribute("data-sanity") in ("pass", "fail")
+
+    # the third bar is the third most probable class: its class index, not its position, is the target sent
+    bar = page.locator("#bars li").nth(2)
+    index = bar.get_attribute("data-index")
+    assert index != "2" and bar.locator(".label").inner_text() == index  # the example's labels are its digits
+    sent.clear()
+    bar.click()
+    wait_until(page, "i => document.getElementById('explain').dataset.target === i", arg=index)
+    wait_until(page, "() => document.getElementById('explain-quality').dataset.state === 'ready'")
+    queries = attribution_queries(sent, "integrated-gradients")
+    assert [(q["target"], q["model"], q.get("metrics")) for q in queries] == [
+        (index, "mnist-cnn", None),
+        (index, "mnist-cnn", "all"),
+    ]
+    assert f"class {index}:" in page.locator("#explain-legend").inner_text()
+    assert "Deletion area" in box.inner_text()
+
+
+def test_the_explain_menu_of_a_model_without_gradients_offers_its_methods_and_says_why_not_the_others(
+    page, imported_example
+):
+    page.goto(f"{imported_example}/")
+    wait_until(page, "() => Number(document.body.dataset.models) > 0")
+    page.select_option("#model", "erf")
+    draw(page, SEVEN)
+    wait_until(page, "() => document.getElementById('explain').dataset.state === 'ready'")  # an offered method's map
+    capabilities = httpx.get(f"{imported_example}/v1/models/erf").json()["capabilities"]
+    options = page.locator("#explain-method option").evaluate_all(
+        "options => options.map(o => ({name: o.value, disabled: o.disabled, title: o.title}))"
+    )
+    assert [o["name"] for o in options if o["disabled"]] == capabilities["attribution_needs_gradients"]
+    assert [o["name"] for o in options if not o["disabled"]] == capabilities["attribution_methods"]
+    assert all(capabilities["no_gradients"] in o["title"] for o in options if o["disabled"])
+    assert "Erf" in capabilities["no_gradients"]
+    assert page.locator("#explain").get_attribute("data-method") in capabilities["attribution_methods"]
+
+
+def test_a_cut_head_cam_of_the_imported_example_shows_its_metrics_and_says_why_it_has_no_sanity_checks(
+    page, imported_example
+):
+    draw_on_the_imported_example(page, imported_example)
+    wait_until(page, "() => document.getElementById('explain-quality').dataset.state === 'ready'")
+    page.select_option("#explain-method", "eigen-cam")
+    wait_until(
+        page,
+        "() => document.getElementById('explain').dataset.method === 'eigen-cam' "
+        "&& document.getElementById('explain-quality').dataset.state === 'ready'",
+    )
+    box = page.locator("#explain-quality")
+    assert box.get_attribute("data-sanity") == "none"
+    text = box.inner_text()
+    assert "Deletion area" in text and "Sparseness (Gini)" in text
+    assert "No sanity checks: sanity is not measured for eigen-cam" in text and "its head is cut" in text
+
+
+def test_the_imported_examples_clicked_filter_shows_its_deconvolution_top_images_and_optimized_input(
+    page, imported_example
+):
+    draw_on_the_imported_example(page, imported_example)
+    layer = "features.4.Conv"
+    filter = int(page.locator(f'.layer[data-layer="{layer}"]').get_attribute("data-active").split(",")[0])
+    page.mouse.click(*cell_centre(page, layer, filter))
+    wait_until(
+        page,
+        "expected => ['deconv', 'optimized'].every(id => { const img = document.getElementById(id);"
+        " return img.dataset.filter === expected && img.complete && img.naturalWidth > 0 })",
+        arg=f"{layer}/{filter}",
+    )
+    assert page.locator("#deconv").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
+    assert page.locator("#optimized").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [168, 168]
+    wait_until(page, "() => { const img = document.getElementById('top-images'); return img.naturalWidth > 0 }")
+    assert page.locator("#top-images-figure").is_visible()
+    # the training evolution is the shipped classifiers': the page says so in the service's words
+    absent = page.locator('#detail-absent li[data-part="evolution during training"]')
+    absent.wait_for()
+    assert "is an imported model: conv1's kernels and the training evolution" in absent.inner_text()
+    assert not page.locator("#evolution-figure").is_visible()
+
+
+def test_the_imported_examples_invariance_panel_draws_its_curves(page, imported_example):
+    sent = draw_on_the_imported_example(page, imported_example)
+    page.wait_for_selector('#invariance[data-curves="rotate"]')
+    assert page.locator("#invariance").is_visible()
+    assert page.locator("#invariance-step").inner_text().startswith("rotate 0.0°: predicted 7, p(7) = ")
+    asked = [urllib.parse.urlsplit(url) for url in sent if urllib.parse.urlsplit(url).path == "/v1/invariance"]
+    assert asked and all("model=mnist-cnn" in url.query for url in asked)
+    drawn = page.locator("#invariance-curves").evaluate(
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"
+    )
+    assert drawn > 1000

@@ -32,7 +32,7 @@ def data_url(pixels: np.ndarray) -> str:
 
 def _grid(maps: np.ndarray) -> ActivationGrid:
     """The (H, W, C) maps as one mosaic like the PNG grids of /v1/activations, at 1x, with its geometry; past 64
-    maps, the 64 most active, most active first."""
+    maps, the 64 most active, most active first, and which filters those are."""
     channels = shown_channels(maps, None)
     if channels is not None:
         maps = maps[..., channels]
@@ -47,6 +47,7 @@ def _grid(maps: np.ndarray) -> ActivationGrid:
         pad=PAD,
         width=mosaic.shape[1],
         height=mosaic.shape[0],
+        channels=channels,
     )
 
 

@@ -102,9 +102,9 @@ export class Api {
     return URL.createObjectURL(await response.blob());
   }
 
-  /** The projection of one filter to pixels for this image. */
-  deconvolution(image, layer, filter, signal) {
-    return this.png(`/v1/deconvolution/${layer}/${filter}?preprocess=auto&scale=6`, {
+  /** The projection of one filter to pixels for this image; ``query`` adds parameters (`&model=…&scale=…`). */
+  deconvolution(image, layer, filter, signal, query = "&scale=6") {
+    return this.png(`/v1/deconvolution/${layer}/${filter}?preprocess=auto${query}`, {
       method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" },
     });
   }

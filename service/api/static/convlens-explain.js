@@ -3,12 +3,19 @@
 // probability bar explains that class instead ("why a 7 and not a 1"). Grad-CAM and occlusion come back from the
 // service already placed over the input (28x28 x scale), like every other method. Under the map, the numbers that
 // say how far to trust it: the service's quality metrics of that same map (?metrics=all), with the sanity checks'
-// verdict, asked once the map is shown.
+// verdict, asked once the map is shown. For an imported model every request names it (`model=NAME`); the menu
+// offers the methods its GET /v1/models/{name} lists and shows the others disabled with the service's reason; a
+// target is a class index (each probability bar carries its own, as an imported model's bars are its top classes).
+// A CAM whose head is cut from an imported model's file has no sanity checks: the box says why in the service's
+// words (its 422 to `metrics=sanity`, asked only then, refused before any run).
 
-import { api } from "./convlens.js";
+import { api, modelInfo, modelQuery, pictureScale } from "./convlens.js";
 
 const $ = (id) => document.getElementById(id);
-const panel = { api: null, image: null, target: null, predicted: null, url: null, controller: null };
+const panel = {
+  api: null, image: null, target: null, predicted: null, query: "", scale: 6, labels: new Map(), url: null,
+  controller: null,
+};
 
 // The menu comes from the service's own list of methods (their names, titles and notes), so a method the service
 // adds appears here without a change to the page.
@@ -27,6 +34,27 @@ const methodsReady = (async () => {
   }
 })();
 
+/** Enable the methods the selected model has; the others stay listed, disabled, with the reason as their title. */
+async function offerMethodsOf(kind) {
+  await methodsReady;
+  let served = null;
+  let reason = "";
+  if (kind === "imported") {
+    const { name, capabilities } = await modelInfo();
+    served = new Set(capabilities.attribution_methods);
+    reason = `not served for ${name}: ${capabilities.no_gradients ?? "the service lists no such method for it"}`;
+  }
+  const menu = $("explain-method");
+  for (const option of menu.options) {
+    option.disabled = served !== null && !served.has(option.value);
+    option.title = option.disabled ? reason : "";
+  }
+  if (menu.selectedOptions[0]?.disabled) {
+    const fallback = [...menu.options].find((option) => !option.disabled);
+    if (fallback) menu.value = fallback.value;
+  }
+}
+
 async function explain() {
   if (!panel.api || !panel.image) return;
   await methodsReady;
@@ -37,7 +65,7 @@ async function explain() {
   $("explain").dataset.state = "busy";
   try {
     const response = await panel.api.request(
-      `/v1/attribution/${method}?preprocess=auto&scale=6&labels=false&target=${target}`,
+      `/v1/attribution/${method}?preprocess=auto&scale=${panel.scale}&labels=false&target=${target}${panel.query}`,
       { method: "POST", body: panel.image, signal: controller.signal,
         headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
     );
@@ -48,7 +76,8 @@ async function explain() {
     const [low, high] = (response.headers.get("X-Colormap-Range") || "0,0").split(",").map(Number);
     const colormap = response.headers.get("X-Colormap") || "";
     $("explain-legend").textContent =
-      `${method} for class ${target}${target === panel.predicted ? " (predicted)" : ""}: ${colormap} colour map, ` +
+      `${method} for class ${panel.labels.get(target) ?? target}${target === panel.predicted ? " (predicted)" : ""}: ` +
+      `${colormap} colour map, ` +
       `${low.toPrecision(3)} … ${high.toPrecision(3)}`;
     $("explain").dataset.state = "ready";
     $("explain").dataset.method = method;
@@ -102,7 +131,7 @@ async function quality(method, target, controller) {
   box.dataset.state = "busy";
   try {
     const response = await panel.api.request(
-      `/v1/attribution/${method}?preprocess=auto&format=json&metrics=all&target=${target}`,
+      `/v1/attribution/${method}?preprocess=auto&format=json&metrics=all&target=${target}${panel.query}`,
       { method: "POST", body: panel.image, signal: controller.signal,
         headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
     );
@@ -116,10 +145,16 @@ async function quality(method, target, controller) {
       list.append(term, detail);
     }
     const verdict = document.createElement("p");
-    verdict.className = `sanity ${metrics.sanity.passes ? "pass" : "fail"}`;
-    verdict.textContent = sanityText(metrics.sanity);
+    if (metrics.sanity) {
+      verdict.className = `sanity ${metrics.sanity.passes ? "pass" : "fail"}`;
+      verdict.textContent = sanityText(metrics.sanity);
+      box.dataset.sanity = metrics.sanity.passes ? "pass" : "fail";
+    } else {
+      verdict.className = "sanity none";
+      verdict.textContent = `No sanity checks: ${await whyNoSanity(method, target, controller)}`;
+      box.dataset.sanity = "none";
+    }
     box.replaceChildren(verdict, list);
-    box.dataset.sanity = metrics.sanity.passes ? "pass" : "fail";
     box.dataset.state = "ready";
   } catch (error) {
     if (error.name === "AbortError") return;
@@ -128,16 +163,43 @@ async function quality(method, target, controller) {
   }
 }
 
-document.addEventListener("convlens:result", (event) => {
-  if (document.body.dataset.kind === "imported") return;  // attribution maps serve the shipped models only
-  Object.assign(panel, { api: event.detail.api, image: event.detail.image, predicted: event.detail.digit,
-                         target: null });
+/** The service's reason for leaving the sanity checks out of `metrics=all`: its answer to naming them. */
+async function whyNoSanity(method, target, controller) {
+  try {
+    await panel.api.request(
+      `/v1/attribution/${method}?preprocess=auto&format=json&metrics=sanity&target=${target}${panel.query}`,
+      { method: "POST", body: panel.image, signal: controller.signal,
+        headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
+    );
+    return "the service measured none for this map";
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    return error.message;
+  }
+}
+
+document.addEventListener("convlens:result", async (event) => {
+  const { result } = event.detail;
+  const kind = document.body.dataset.kind ?? "shipped";
+  const entries = result.top ?? result.probabilities.map((_, index) => ({ index, label: String(index) }));
+  Object.assign(panel, {
+    api: event.detail.api, image: event.detail.image, predicted: event.detail.digit, target: null,
+    query: modelQuery(), labels: new Map(entries.map(({ index, label }) => [index, label])),
+  });
+  try {
+    panel.scale = await pictureScale();
+    await offerMethodsOf(kind);
+  } catch (error) {
+    $("explain").dataset.state = "error";
+    $("explain-legend").textContent = `the model's methods could not be read: ${error.message}`;
+    return;
+  }
   explain();
 });
 $("explain-method").addEventListener("change", explain);
 $("bars").addEventListener("click", (event) => {
   const row = event.target.closest("li");
-  if (!row || !panel.image) return;
-  panel.target = [...$("bars").children].indexOf(row);
+  if (!row?.dataset.index || !panel.image) return;
+  panel.target = Number(row.dataset.index);
   explain();
 });

@@ -7,11 +7,13 @@
 //   own figure 5 opens as a PNG.
 // - A selected filter's optimized input (GET /v1/filters/{layer}/{filter}/optimized) beside its deconvolution, and
 //   its evolution during training (GET .../evolution?format=png) under its top-9: each hidden where the service has
-//   none (404, or 503 before `python -m training analyze`).
+//   none (404; 503 before `python -m training analyze`; 422 for an imported model's evolution), the reason said.
 // - A plain sentence when the digit judge says the image does not look like a digit (`digit_like` false).
+// Every request names the selected model (`model=NAME` for an imported one: its curves hold each of its layers, its
+// classes by index and label); a part the service has none of for it says why under the detail panel.
 
 import { ApiError } from "./convlens-api.js";
-import { analyse, api } from "./convlens.js";
+import { analyse, api, modelInfo, modelQuery, pictureScale, showAbsence } from "./convlens.js";
 
 const $ = (id) => document.getElementById(id);
 const TRANSFORMS = {
@@ -21,6 +23,8 @@ const TRANSFORMS = {
   scale: { label: "scale", identity: 1, format: (v) => `×${v.toFixed(3).replace(/0+$/, "").replace(/\.$/, "")}` },
 };
 const LAYER_COLORS = { conv1: "#2563eb", conv2: "#16a34a", pool: "#f59e0b", dense1: "#dc2626" };
+const PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#64748b"];
+const LEGEND_ROW = 14;   // CSS px of one row of the curves' legend
 const DEBOUNCE_MS = 70;  // a slider's inspect request waits this long for the next move
 
 const studies = {
@@ -31,6 +35,8 @@ const studies = {
   moved: null,           // {transform, index} of the slider away from identity, or null
   timer: 0,
   generation: 0,         // bumped on every new drawing: late answers for an older one are dropped
+  query: "",             // the model the curves are about, as a query parameter
+  labels: null,          // an imported model's class labels by index (null: the shipped digits)
   filterController: null,
   urls: {},
 };
@@ -86,7 +92,7 @@ function curvesOf(name) {
   if (!studies.curves.has(name)) {
     const image = studies.original;
     const generation = studies.generation;
-    const promise = api.request(`/v1/invariance?transform=${name}&preprocess=auto`, {
+    const promise = api.request(`/v1/invariance?transform=${name}&preprocess=auto${studies.query}`, {
       method: "POST", body: image, headers: { "Content-Type": image.type || "application/octet-stream" },
     }).then((response) => response.json()).then((data) => {
       if (generation === studies.generation) {
@@ -124,6 +130,15 @@ function prepareSlider(name, data) {
 async function newOriginal(image) {
   studies.original = image;
   studies.generation++;
+  const generation = studies.generation;
+  studies.query = modelQuery();
+  try {
+    studies.labels = document.body.dataset.kind === "imported" ? (await modelInfo()).labels : null;
+  } catch (error) {
+    $("invariance-step").textContent = `The model's classes could not be read: ${error.message}`;
+    return;
+  }
+  if (generation !== studies.generation) return;
   studies.curves.clear();
   studies.data.clear();
   studies.moved = null;
@@ -158,12 +173,18 @@ async function showCurves(name, index = null) {
   panel.dataset.curves = name;
 }
 
+/** A class index as the page names it: its label for an imported model, the digit for a shipped one. */
+function classLabel(index) {
+  return studies.labels?.[index] ?? String(index);
+}
+
 function describeStep(name, data, index) {
   const amount = TRANSFORMS[name].format(data.amounts[index]);
   const p = data.probability[index];
+  const target = classLabel(data.target);
   $("invariance-step").textContent =
-    `${name} ${amount}: predicted ${data.predicted[index]}, p(${data.target}) = ${(100 * p).toFixed(1)} % ` +
-    `(tracking ${data.target}, the class predicted for the original)`;
+    `${name} ${amount}: predicted ${classLabel(data.predicted[index])}, p(${target}) = ${(100 * p).toFixed(1)} % ` +
+    `(tracking ${target}, the class predicted for the original)`;
   $("invariance-preview").src = data.inputs[index];
 }
 
@@ -223,24 +244,29 @@ function dataUrlBlob(url) {
 function drawCurves(canvas, name, data, index) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 620;
-  const height = 190;
+  const g = canvas.getContext("2d");
+  g.font = "11px system-ui, sans-serif";
+  const layers = Object.keys(data.distance);
+  const legend = legendLayout(g, layers, width);
+  const height = 190 + LEGEND_ROW * (legend.rows - 1);
   canvas.width = Math.round(width * ratio);
   canvas.height = Math.round(height * ratio);
   canvas.style.height = `${height}px`;
-  const g = canvas.getContext("2d");
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, width, height);
   g.font = "11px system-ui, sans-serif";
   const gap = 34;
   const panel = (width - 2 * gap - 40) / 3;
   const top = 20;
-  const bottom = height - 34;
+  const bottom = height - 20 - LEGEND_ROW * legend.rows;
   const first = data.amounts[0];
   const last = data.amounts[data.amounts.length - 1];
+  const colors = layerColors(layers);
   const panels = [
     { title: "layer distance ÷ its max", lo: 0, hi: 1 },
-    { title: `p(${data.target})`, lo: 0, hi: 1 },
-    { title: "predicted class", lo: 0, hi: 9 },
+    { title: `p(${classLabel(data.target)})`, lo: 0, hi: 1 },
+    studies.labels ? { title: "predicted class (index)", lo: 0, hi: studies.labels.length - 1 }
+      : { title: "predicted class", lo: 0, hi: 9 },
   ];
   panels.forEach((p, k) => {
     const left = 30 + k * (panel + gap);
@@ -261,7 +287,7 @@ function drawCurves(canvas, name, data, index) {
     const series = k === 0
       ? Object.entries(data.distance).map(([layer, values]) => {
         const most = Math.max(...values) || 1;
-        return [LAYER_COLORS[layer] || "#64748b", values.map((v) => v / most)];
+        return [colors[layer], values.map((v) => v / most)];
       })
       : [["#2563eb", k === 1 ? data.probability : data.predicted]];
     for (const [color, values] of series) {
@@ -284,15 +310,36 @@ function drawCurves(canvas, name, data, index) {
     g.stroke();
     g.setLineDash([]);
   });
-  let legend = 30;
   g.textAlign = "left";
-  for (const [layer, color] of Object.entries(LAYER_COLORS)) {
-    g.fillStyle = color;
-    g.fillRect(legend, height - 12, 10, 3);
+  for (const { layer, x, row } of legend.entries) {
+    const y = height - LEGEND_ROW * (legend.rows - 1 - row);
+    g.fillStyle = colors[layer];
+    g.fillRect(x, y - 12, 10, 3);
     g.fillStyle = "#475569";
-    g.fillText(layer, legend + 14, height - 7);
-    legend += 64;
+    g.fillText(layer, x + 14, y - 7);
   }
+}
+
+/** Each layer's colour: the shipped layers' own, an imported model's from the palette in layer order. */
+function layerColors(layers) {
+  return Object.fromEntries(layers.map((layer, k) => [layer, LAYER_COLORS[layer] ?? PALETTE[k % PALETTE.length]]));
+}
+
+/** Where each layer's legend entry goes: left to right from x = 30, on a new row when the next would not fit. */
+function legendLayout(g, layers, width) {
+  const entries = [];
+  let x = 30;
+  let row = 0;
+  for (const layer of layers) {
+    const room = Math.max(64, 14 + g.measureText(layer).width + 12);
+    if (x > 30 && x + room > width) {
+      x = 30;
+      row++;
+    }
+    entries.push({ layer, x, row });
+    x += room;
+  }
+  return { entries, rows: row + 1 };
 }
 
 /** The service's own figure 5 for this drawing and the shown transform, in the plot dialog. */
@@ -305,7 +352,7 @@ async function showFigure() {
   plot.alt = "loading…";
   dialog.showModal();
   try {
-    const url = await api.png(`/v1/invariance?transform=${studies.shown}&preprocess=auto&format=png`, {
+    const url = await api.png(`/v1/invariance?transform=${studies.shown}&preprocess=auto&format=png${studies.query}`, {
       method: "POST", body: studies.original,
       headers: { "Content-Type": studies.original.type || "application/octet-stream" },
     });
@@ -342,30 +389,22 @@ function filterFigures() {
   $("top-images-figure").after(evolution);
 }
 
-/** A PNG that a service may not have: null on 404 or 501 and on 503 (statistics absent, or not analysed yet). */
-async function maybePng(path) {
-  try {
-    return await api.optionalPng(path);
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 503) return null;
-    throw error;
-  }
-}
-
 async function showFilter({ layer, filter }) {
   studies.filterController?.abort();
   const controller = studies.filterController = new AbortController();
+  const model = modelQuery();
+  const scale = await pictureScale();
   const slots = [
-    ["optimized", `/v1/filters/${layer}/${filter}/optimized?scale=6&labels=false`],
-    ["evolution", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=2`],
+    ["optimized", "optimized input", `/v1/filters/${layer}/${filter}/optimized?scale=${scale}&labels=false${model}`],
+    ["evolution", "evolution during training", `/v1/filters/${layer}/${filter}/evolution?format=png&scale=2${model}`],
   ];
   for (const [slot] of slots) $(slot).classList.add("loading");
-  await Promise.all(slots.map(async ([slot, path]) => {
+  await Promise.all(slots.map(async ([slot, part, path]) => {
     let url = null;
     try {
-      url = await maybePng(path);
+      url = await api.png(path);
     } catch (error) {
-      console.warn(`${slot} unavailable:`, error.message);
+      if (!controller.signal.aborted && error instanceof ApiError) showAbsence(part, error.message);
     }
     if (controller.signal.aborted) {
       if (url) URL.revokeObjectURL(url);

@@ -2,10 +2,13 @@
 // updates the prediction, the probability bars, every layer's activation grid (active filters outlined) and the
 // autoencoder's reconstruction. Clicking a feature map asks for that filter's deconvolution for this image, its
 // top-9 test images and links to the dataset statistics (those two only where the service has them: hidden when
-// it answers 404, as before the statistics endpoints, or 503, as without `python -m training analyze`).
-// The model selector (GET /v1/models) chooses the network: an imported one shows its labelled top classes and its
-// layers (the 64 most active maps of a larger layer), and hides the panels that serve only the shipped models.
-// Other modules hook in through `api`, `analyse` and the events "convlens:result", "convlens:filter" and "convlens:clear".
+// it answers 404, as before the statistics endpoints, or 503, as without `python -m training analyze`; the service's
+// reason is said under the panel).
+// The model selector (GET /v1/models) chooses the network: an imported one shows its labelled top classes (each bar
+// carries its class index in data-index) and its layers (the 64 most active maps of a larger layer), and every
+// panel asks the service about it with `model=NAME`. A part the model cannot have says why, in the service's words.
+// Other modules hook in through `api`, `analyse`, `modelQuery`, `modelInfo`, `pictureScale`, `showAbsence` and the
+// events "convlens:result", "convlens:filter" and "convlens:clear".
 
 import { Api, ApiError, apiBase, apiKeys, trusted } from "./convlens-api.js";
 
@@ -13,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 const LINE_WIDTH = 20;          // canvas px on the 280x280 pad: MNIST-like stroke once scaled to 20 px
 const GRID_TARGET = 320;        // CSS px a layer grid is scaled to, by a whole factor so pixels stay crisp
 const DETAIL_SIZE = 168;       // CSS px of the feature map and deconvolution in the detail panel (28 x 6)
+const SHIPPED_SCALE = 6;        // a shipped model's 28x28 pictures at DETAIL_SIZE
 const OUTLINE = 3;              // CSS px of room around a grid for the outlines
 const COLORS = { active: "#f59e0b", selected: "#22d3ee", hover: "#ffffff", cell: "rgba(255,255,255,0.16)" };
 
@@ -34,6 +38,8 @@ const state = {
   detailController: null,
   statistics: false,  // whether this service has the dataset statistics endpoints
   urls: {},           // object URLs to revoke, by slot
+  absences: new Map(), // detail panel part -> why the service has none for this model
+  models: new Map(),   // model name -> Promise of its GET /v1/models/{name} answer
 };
 
 // ---------------------------------------------------------------- drawing pad
@@ -285,14 +291,25 @@ function filterAt(view, event) {
   const column = Math.floor(x / (grid.tile[1] + grid.pad));
   const row = Math.floor(y / (grid.tile[0] + grid.pad));
   if (x < 0 || y < 0 || column >= grid.columns || row >= grid.rows) return null;
-  const filter = row * grid.columns + column;
-  return filter < view.layer.norms.length ? filter : null;
+  const tile = row * grid.columns + column;
+  return tile < tileCount(view) ? (grid.channels?.[tile] ?? tile) : null;
 }
 
-function cellBox(view, filter) {
+/** How many tiles the grid has: one per filter, or past 64 maps one per filter it names (`grid.channels`). */
+function tileCount(view) {
+  return view.layer.grid.channels?.length ?? view.layer.norms.length;
+}
+
+/** The tile that shows ``filter``: its index, or its place in `grid.channels`; -1 when the grid leaves it out. */
+function tileOf(view, filter) {
+  const { channels } = view.layer.grid;
+  return channels ? channels.indexOf(filter) : filter;
+}
+
+function cellBox(view, tile) {
   const { grid } = view.layer;
-  const column = filter % grid.columns;
-  const row = Math.floor(filter / grid.columns);
+  const column = tile % grid.columns;
+  const row = Math.floor(tile / grid.columns);
   const s = view.scale;
   return [OUTLINE + column * (grid.tile[1] + grid.pad) * s, OUTLINE + row * (grid.tile[0] + grid.pad) * s,
           grid.tile[1] * s, grid.tile[0] * s];
@@ -314,13 +331,18 @@ function drawOverlay(view) {
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, w, h);
   const frame = (filter, color, width) => {
-    const [x, y, cw, ch] = cellBox(view, filter);
+    const tile = tileOf(view, filter);
+    if (tile < 0) return;
+    const [x, y, cw, ch] = cellBox(view, tile);
     g.strokeStyle = color;
     g.lineWidth = width;
     g.strokeRect(x - width / 2, y - width / 2, cw + width, ch + width);
   };
   const active = new Set(view.layer.active);
-  for (let k = 0; k < view.layer.norms.length; k++) frame(k, active.has(k) ? COLORS.active : COLORS.cell, active.has(k) ? 2 : 1);
+  for (let tile = 0; tile < tileCount(view); tile++) {
+    const filter = grid.channels?.[tile] ?? tile;
+    frame(filter, active.has(filter) ? COLORS.active : COLORS.cell, active.has(filter) ? 2 : 1);
+  }
   if (state.hover?.layer === view.name) frame(state.hover.filter, COLORS.hover, 1);
   if (state.selected?.layer === view.name) frame(state.selected.filter, COLORS.selected, 3);
 }
@@ -370,7 +392,6 @@ function revokeLater(slot, url) {
 
 /** Fill the detail panel; `fresh` when the selection changed (the top-9 depend on the filter, not the image). */
 async function showDetail(fresh) {
-  if (document.body.dataset.kind === "imported") return;  // deconvolution and top images: shipped models only
   const { layer, filter } = state.selected;
   const view = state.views.get(layer);
   const detail = $("detail");
@@ -388,7 +409,9 @@ async function showDetail(fresh) {
   const deconv = $("deconv");
   deconv.classList.add("loading");
   const image = state.image;
-  const requests = [api.deconvolution(image, layer, filter, controller.signal).then(async (url) => {
+  clearAbsences(fresh ? null : "deconvolution");
+  const query = `${modelQuery()}&scale=${await pictureScale()}`;
+  const requests = [api.deconvolution(image, layer, filter, controller.signal, query).then(async (url) => {
     if (controller.signal.aborted) return URL.revokeObjectURL(url);
     revokeLater("deconv", url);
     await setImage(deconv, url);
@@ -403,8 +426,36 @@ async function showDetail(fresh) {
   try {
     await Promise.all(requests);
   } catch (error) {
-    if (error.name !== "AbortError") showError(error);
+    if (error.name === "AbortError") return;
+    deconv.classList.remove("loading");
+    if (error instanceof ApiError && error.status !== 401) showAbsence("deconvolution", error.message);
+    else showError(error);
   }
+}
+
+/** Say under the detail panel why one of its parts is missing for this model, in the service's own words (its
+ * first sentence: a refusal goes on to list every route the model has). */
+export function showAbsence(part, message) {
+  state.absences.set(part, message.split(". For ")[0]);
+  const list = $("detail-absent");
+  list.replaceChildren(...[...state.absences].map(([name, reason]) => {
+    const item = document.createElement("li");
+    item.dataset.part = name;
+    item.textContent = `No ${name}: ${reason}`;
+    return item;
+  }));
+  list.hidden = false;
+}
+
+/** Forget why ``part`` was missing (every part's reason when null), before asking for it again. */
+function clearAbsences(part = null) {
+  if (part === null) state.absences.clear();
+  else state.absences.delete(part);
+  const list = $("detail-absent");
+  for (const item of [...list.children]) {
+    if (!state.absences.has(item.dataset.part)) item.remove();
+  }
+  list.hidden = state.absences.size === 0;
 }
 
 function drawFeatureMap(view, filter) {
@@ -415,8 +466,11 @@ function drawFeatureMap(view, filter) {
   canvas.height = grid.tile[0] * s;
   const g = canvas.getContext("2d");
   g.imageSmoothingEnabled = false;
-  const column = filter % grid.columns;
-  const row = Math.floor(filter / grid.columns);
+  const tile = tileOf(view, filter);
+  canvas.closest("figure").hidden = tile < 0;  // past 64 maps, this image's grid may leave the filter out
+  if (tile < 0) return;
+  const column = tile % grid.columns;
+  const row = Math.floor(tile / grid.columns);
   g.drawImage(view.img, column * (grid.tile[1] + grid.pad), row * (grid.tile[0] + grid.pad), grid.tile[1],
               grid.tile[0], 0, 0, canvas.width, canvas.height);
 }
@@ -425,9 +479,9 @@ async function showTopImages(layer, filter, controller) {
   const figure = $("top-images-figure");
   let url = null;
   try {
-    url = await api.optionalPng(`/v1/filters/${layer}/${filter}/top-images?format=png&labels=false${modelQuery()}`);
+    url = await api.png(`/v1/filters/${layer}/${filter}/top-images?format=png&labels=false${modelQuery()}`);
   } catch (error) {
-    console.warn("top-9 images unavailable:", error.message);
+    if (!controller.signal.aborted) showAbsence("top images", error.message);
   }
   if (controller.signal.aborted) {
     if (url) URL.revokeObjectURL(url);
@@ -466,14 +520,35 @@ modelSelect.addEventListener("change", () => {
   Object.assign(state, { selected: null, hover: null });
   state.views.clear();
   $("layers").replaceChildren();
+  $("detail-body").hidden = true;
+  $("detail-placeholder").hidden = false;
+  clearAbsences();
   probeStatistics();
   if (state.image) analyse(state.image, performance.now(), state.origin);
 });
 
 /** The selected model as a query parameter (none for the shipped classifier, the default). */
-function modelQuery() {
+export function modelQuery() {
   const name = modelSelect.value;
   return name && name !== "classifier" ? `&model=${encodeURIComponent(name)}` : "";
+}
+
+/** The selected model's GET /v1/models/{name} answer (its input size, its attribution methods), asked once. */
+export function modelInfo() {
+  const name = modelSelect.value;
+  if (!state.models.has(name)) {
+    const answer = api.request(`/v1/models/${encodeURIComponent(name)}`).then((response) => response.json());
+    answer.catch(() => state.models.delete(name));
+    state.models.set(name, answer);
+  }
+  return state.models.get(name);
+}
+
+/** The factor that shows the selected model's input-sized pictures at about DETAIL_SIZE px (6 for a 28x28 one). */
+export async function pictureScale() {
+  if (document.body.dataset.kind !== "imported") return SHIPPED_SCALE;
+  const { input } = await modelInfo();
+  return Math.max(1, Math.round(DETAIL_SIZE / Math.max(input.height, input.width)));
 }
 
 async function probeStatistics() {
@@ -548,6 +623,7 @@ function clearAll() {
   $("layers").replaceChildren();
   $("detail-body").hidden = true;
   $("detail-placeholder").hidden = false;
+  clearAbsences();
   $("detail-title").textContent = "One filter";
   $("detail-info").textContent = "";
   $("digit").textContent = "–";
@@ -567,6 +643,7 @@ function clearAll() {
 keyInput.addEventListener("change", () => {
   apiKeys.set(api.origin, keyInput.value.trim());
   keyInput.classList.remove("needed");
+  state.models.clear();
   probeStatistics();
   loadModels();
   if (state.image) analyse(state.image, performance.now(), state.origin);
