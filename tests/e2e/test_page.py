@@ -452,9 +452,11 @@ def test_the_explain_panel_shows_the_predicted_class_then_a_clicked_bars_class(p
     with running_service() as (base, _):
         page.goto(f"{base}/")
         assert draw(page, SEVEN) == "7"
-        page.wait_for_function("() => document.getElementById('explain').dataset.state === 'ready'")
-        explain = page.locator("#explain")
-        assert explain.get_attribute("data-target") == "7"
+        # the strokes' earlier results may have been explained first: wait for the map of the final prediction
+        page.wait_for_function(
+            "() => document.getElementById('explain').dataset.state === 'ready' "
+            "&& document.getElementById('explain').dataset.target === '7'"
+        )
         assert page.locator("#explain-map").evaluate("img => img.complete && img.naturalWidth") == 28 * 6
         page.locator("#bars li").nth(1).click()
         page.wait_for_function("() => document.getElementById('explain').dataset.target === '1'")
@@ -546,6 +548,9 @@ def test_the_imported_example_picked_in_the_selector_classifies_a_drawn_digit(pa
     assert page.locator("#bars li").first.locator(".label").inner_text() == "7"
     layers = page.locator(".layer").evaluate_all("cards => cards.map((card) => card.dataset.layer)")
     assert (layers[0], layers[-1], len(layers)) == ("features.0.Conv", "pool.GlobalAveragePool", 12)
+    assert page.locator("#input-caption").inner_text() == (
+        "what the network sees (28×28, through the model's own preprocessing)"
+    )
 
 
 def test_the_imported_examples_explain_panel_maps_and_measures_the_predicted_then_a_clicked_bars_class(

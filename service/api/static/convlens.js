@@ -220,13 +220,23 @@ function showPrediction(result) {
 async function render(result) {
   state.result = result;
   showPrediction(result);
-  const loads = [setImage($("input"), result.input)];
+  const loads = [setImage($("input"), result.input), captionInput()];
   const reconstruction = $("reconstruction");
   reconstruction.closest("figure").hidden = !result.reconstruction;
   if (result.reconstruction) loads.push(setImage(reconstruction, result.reconstruction));
   loads.push(...result.layers.map((layer) => showLayer(layer)));
   await Promise.all(loads);
   if (state.selected && !state.views.has(state.selected.layer)) state.selected = null;
+}
+
+/** The Input card's caption: the shipped models see MNIST's 28x28; an imported model its own input size. */
+async function captionInput() {
+  let text = "what the network sees (28×28, MNIST-style)";
+  if (document.body.dataset.kind === "imported") {
+    const { input } = await modelInfo();
+    text = `what the network sees (${input.width}×${input.height}, through the model's own preprocessing)`;
+  }
+  $("input-caption").textContent = text;
 }
 
 async function setImage(img, src) {
