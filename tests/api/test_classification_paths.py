@@ -84,8 +84,23 @@ def test_with_no_inference_slot_free_the_thread_classifies_through_classify(digi
 def test_the_micro_batcher_classifies_through_classify(digit_png, calls, shortcut_taken):
     with make_client(micro_batching=True) as batching:
         assert post_image(batching, "/v1/classify", digit_png).status_code == 200
-    assert shortcut_taken == [False]
-    assert calls == [{"model": "classifier", "images": 1, "layers": (), "now": False, "ran": True}]
+        state = batching.app.state
+        judged = tuple(
+            classification.outputs_for(state.registry.models["classifier"], state.statistics.judge("classifier"))
+        )
+    assert shortcut_taken == [True]
+    assert calls == [{"model": "classifier", "images": 1, "layers": judged, "now": False, "ran": True}]
+
+
+def test_micro_batched_v2_inference_classifies_through_classify(mnist_test, calls):
+    images = (mnist_test[0][:3].astype(np.float32) / 255).reshape(3, 28, 28, 1)
+    document = {
+        "inputs": [{"name": "input", "shape": [3, 28, 28, 1], "datatype": "FP32", "data": images.ravel().tolist()}],
+        "outputs": [{"name": "pool"}],
+    }
+    with make_client(micro_batching=True) as batching:
+        assert batching.post("/v2/models/classifier/infer", json=document).status_code == 200
+    assert calls == [{"model": "classifier", "images": 3, "layers": ("pool",), "now": False, "ran": True}]
 
 
 def test_the_batch_route_classifies_through_classify(client, mnist_test, calls):
