@@ -1,10 +1,12 @@
-"""A shortcut for the hottest request: ``POST /v1/classify`` with no query string and a raw image body.
+"""A shortcut for the hottest request: ``POST /v1/classify`` with no query string, a raw image body or a multipart
+form.
 
-Such a request has nothing for FastAPI to parse: every parameter takes its default. This pure ASGI middleware
+Such a request has nothing for FastAPI to parse: every parameter takes its default, and the body is the route's own
+dependency's to read (``deps.uploaded_digit``), multipart included. This pure ASGI middleware
 (innermost, so admission control, the monitor, CORS and the limits all run as for any request) calls the route's
 own dependencies and endpoint (from the router the app hands it) with those defaults, and skips routing and dependency
 resolution, which cost more than the inference. An error is answered by the app's own exception handler for it, as
-FastAPI would; anything else (a query string, multipart, API keys, micro-batching) goes to FastAPI unchanged.
+FastAPI would; anything else (a query string, multipart, API keys) goes to FastAPI unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api import deps
 
 PATH = "/v1/classify"
+CONTENT_TYPES = (b"image/", b"multipart/form-data")
 
 
 class ClassifyShortcut:
@@ -53,9 +56,9 @@ class ClassifyShortcut:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope["query_string"]:
             return False
         app = scope["app"]
-        if app.state.settings.api_keys or app.state.batcher is not None:
+        if app.state.settings.api_keys:
             return False
-        return dict(scope["headers"]).get(b"content-type", b"").startswith(b"image/")
+        return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(CONTENT_TYPES)
 
 
 def _handler(handlers: dict, exc: Exception) -> Callable | None:
