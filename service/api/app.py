@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from threadpoolctl import threadpool_limits
 
 from service.api.errors import install_error_handlers
-from service.api.middleware.admission_control import AdmissionControl
+from service.api.middleware.admission_control import AdmissionControl, InFlight
 from service.api.middleware.auth import ApiKeyGate, require_api_key
 from service.api.middleware.caching import FixedContentCaching
 from service.api.middleware.classify_shortcut import ClassifyShortcut
@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs else None,
         redirect_slashes=False,  # a redirect would be built from the client's Host header
     )
-    app.state.settings, app.state.metrics = settings, telemetry
+    app.state.settings, app.state.metrics, app.state.in_flight = settings, telemetry, InFlight()
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batchers = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max(settings.max_attribution_steps, settings.max_attribution_samples),
         ),
         max_pending_answer_bytes=settings.max_pending_answer_bytes,
+        in_flight=app.state.in_flight,
     )
     app.add_middleware(ApiKeyGate, keys=settings.api_keys)
     app.add_middleware(

@@ -169,12 +169,28 @@ def classify(
     return Classification(images, outputs, judge, probabilities, labels, count)
 
 
-def layers_of(model: Model, images: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+@overload
+def layers_of(
+    model: Model, images: np.ndarray, layers: Sequence[str], *, now: Literal[False] = False
+) -> dict[str, np.ndarray]: ...
+
+
+@overload
+def layers_of(
+    model: Model, images: np.ndarray, layers: Sequence[str], *, now: bool
+) -> dict[str, np.ndarray] | None: ...
+
+
+def layers_of(
+    model: Model, images: np.ndarray, layers: Sequence[str], *, now: bool = False
+) -> dict[str, np.ndarray] | None:
     """``layers`` of ``model``'s run over ``images`` (and perhaps more): a classifier's from its classification
-    without the judge (the run ``/v1/classify`` reads), another model's (the autoencoder) from a run of them alone."""
+    without the judge (the run ``/v1/classify`` reads), another model's (the autoencoder) from a run of them alone.
+    With ``now``, only if it runs at once on the calling thread (as ``classify``), else None."""
     if isinstance(model, ImportedLoadedModel) or classifies(model):
-        return classify(model, images, None, layers).outputs
-    return model.run(images, list(layers))
+        classified = classify(model, images, None, layers, now=now)
+        return None if classified is None else classified.outputs
+    return model.run_now(images, list(layers)) if now else model.run(images, list(layers))
 
 
 def shipped_classifier(model: Model) -> bool:

@@ -81,15 +81,17 @@ def test_with_no_inference_slot_free_the_thread_classifies_through_classify(digi
     assert [(call["now"], call["ran"]) for call in calls] == [(True, False), (False, True)]
 
 
-def test_the_micro_batcher_classifies_through_classify(digit_png, calls, shortcut_taken):
-    with make_client(micro_batching=True) as batching:
-        assert post_image(batching, "/v1/classify", digit_png).status_code == 200
+def test_the_micro_batcher_classifies_through_classify(digit_png, calls):
+    with make_client(micro_batching=True, micro_batch_window_ms=20) as batching, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post_image(batching, "/v1/classify", digit_png), range(16)))
         state = batching.app.state
         judged = tuple(
             classification.outputs_for(state.registry.models["classifier"], state.statistics.judge("classifier"))
         )
-    assert shortcut_taken == [True]
-    assert calls == [{"model": "classifier", "images": 1, "layers": judged, "now": False, "ran": True}]
+    assert [answer.status_code for answer in answers] == [200] * 16
+    shared = [call for call in calls if not call["now"]]
+    assert shared and all(call["layers"] == judged for call in shared)
+    assert sum(call["images"] for call in calls if call["ran"]) == 16
 
 
 def test_micro_batched_v2_inference_classifies_through_classify(mnist_test, calls):
@@ -98,9 +100,13 @@ def test_micro_batched_v2_inference_classifies_through_classify(mnist_test, call
         "inputs": [{"name": "input", "shape": [3, 28, 28, 1], "datatype": "FP32", "data": images.ravel().tolist()}],
         "outputs": [{"name": "pool"}],
     }
-    with make_client(micro_batching=True) as batching:
-        assert batching.post("/v2/models/classifier/infer", json=document).status_code == 200
-    assert calls == [{"model": "classifier", "images": 3, "layers": ("pool",), "now": False, "ran": True}]
+    with make_client(micro_batching=True, micro_batch_window_ms=20) as batching, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: batching.post("/v2/models/classifier/infer", json=document), range(8)))
+    assert [answer.status_code for answer in answers] == [200] * 8
+    ran = [call for call in calls if call["ran"]]
+    assert all(call["layers"] == ("pool",) for call in calls)
+    assert sum(call["images"] for call in ran) == 24
+    assert any(call["images"] > 3 for call in ran)
 
 
 def test_the_batch_route_classifies_through_classify(client, mnist_test, calls):

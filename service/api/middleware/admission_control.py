@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,6 +55,14 @@ async def send_error(scope: Scope, send: Send, status: int, message: str, retry_
     await send({"type": "http.response.body", "body": body})
 
 
+@dataclass
+class InFlight:
+    """How many requests admission control has admitted and not yet answered (the open paths never count): a route
+    that finds itself alone (``count`` 1) has nothing to share a run with."""
+
+    count: int = 0
+
+
 class AdmissionControl:
     """Bounds the requests that do work: how many are in flight, the bytes they buffer, and how many compute."""
 
@@ -71,6 +80,7 @@ class AdmissionControl:
         heavy_cost: int,
         cost_limits: tuple[int, int, int],
         max_pending_answer_bytes: int,
+        in_flight: InFlight,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -82,7 +92,7 @@ class AdmissionControl:
         self.shares = WorkShares(work_slots, heavy_cost)
         self.cost_limits = cost_limits  # most images, occlusion squares and steps or samples a request may ask for
         self.max_pending_answer_bytes = max_pending_answer_bytes
-        self.in_flight = 0
+        self.in_flight = in_flight
         self.buffered = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,12 +103,12 @@ class AdmissionControl:
         if cap is not None:
             await self._busy(scope, send, "connections", f"the service holds more than {cap} connections, its limit")
             return
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight.count >= self.max_in_flight:
             await self._busy(
                 scope, send, "in_flight", f"the service is busy: {self.max_in_flight} requests are in flight"
             )
             return
-        self.in_flight += 1
+        self.in_flight.count += 1
         reserved = [0]
         try:
             body = b""
@@ -108,7 +118,7 @@ class AdmissionControl:
                     return
             await self._admitted(scope, receive, send, body)
         finally:
-            self.in_flight -= 1
+            self.in_flight.count -= 1
             self.buffered -= reserved[0]
 
     def _reserve(self, reserved: list[int], size: int) -> bool:

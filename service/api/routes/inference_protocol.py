@@ -190,9 +190,10 @@ def model_ready(model: Served) -> ModelReady:
 async def infer(
     model: Served, body: Body, settings: SettingsDep, request: Request, header_length: HeaderLength = None
 ) -> Response:
-    """With micro-batching, a request of at most INLINE_BYTES and ``micro_batch_max`` images is read on the event
-    loop and its run is shared with the others waiting (``service.runtime.microbatching``), its answer written on
-    the loop when it takes at most INLINE_BYTES; every other request is read, run and answered in a worker thread."""
+    """With micro-batching, a request of at most INLINE_BYTES is read on the event loop; one image runs there too
+    when no other request is in flight and an inference slot is free, and up to ``micro_batch_max`` images share
+    a run with the others waiting (``service.runtime.microbatching``); its answer is written on the loop when it
+    takes at most INLINE_BYTES. Every other request is read, run and answered in a worker thread."""
     read = read_imported_inference if isinstance(model, ImportedLoadedModel) else read_inference
     arguments = (body, header_length, model, settings.max_batch_images, settings.max_response_bytes)
     batchers = request.app.state.batchers
@@ -202,7 +203,10 @@ async def infer(
     batcher = batchers.of(model)
     if not batcher.takes(len(call.images)):
         return await run_in_threadpool(_answer, model, call)
-    results = await asyncio.wrap_future(batcher.submit(call.images, list(call.outputs)))
+    alone = request.app.state.in_flight.count <= 1
+    results = layers_of(model, call.images, list(call.outputs), now=True) if alone else None
+    if results is None:
+        results = await asyncio.wrap_future(batcher.submit(call.images, list(call.outputs)))
     if answer_size_bound(model, len(call.images), call.outputs) <= INLINE_BYTES:
         return inference_response(model, call, results)
     return await run_in_threadpool(inference_response, model, call, results)
