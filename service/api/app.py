@@ -14,6 +14,7 @@ from service.api.middleware.admission_control import AdmissionControl, InFlight
 from service.api.middleware.auth import ApiKeyGate, require_api_key
 from service.api.middleware.caching import FixedContentCaching
 from service.api.middleware.classify_shortcut import ClassifyShortcut
+from service.api.middleware.infer_shortcut import InferShortcut
 from service.api.middleware.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
     activations,
@@ -150,8 +151,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batchers = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
-    # then admission control, then caching, then the shortcut
-    # for plain classifications, then the routes.
+    # then admission control, then caching, then the shortcuts
+    # for plain classifications and v2 inference, then the routes.
+    app.add_middleware(InferShortcut, router=inference_protocol.router)
     app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(

@@ -46,7 +46,7 @@ class ClassifyShortcut:
             digit = await deps.uploaded_digit(request)
             response = await self.route.endpoint(digit, model, request)
         except Exception as exc:
-            handler = _handler(scope["app"].exception_handlers, exc)
+            handler = handler_for(scope["app"].exception_handlers, exc)
             if handler is None:
                 raise
             response = await handler(request, exc)
@@ -61,7 +61,7 @@ class ClassifyShortcut:
         return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(CONTENT_TYPES)
 
 
-def _handler(handlers: dict, exc: Exception) -> Callable | None:
+def handler_for(handlers: dict, exc: Exception) -> Callable | None:
     """The app's handler for ``exc``: the one registered for its class or the nearest base, as Starlette finds it
     (a handler for every ``Exception`` would be the server-error middleware's, which re-raises: not taken here)."""
     return next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers and cls is not Exception), None)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AnyModel, RegistryDep, SettingsDep, find_served
-from service.api.errors import ApiError, NotFound
+from service.api.errors import NotFound
 from service.api.v2_imported import imported_metadata, read_imported_inference
 from service.api.v2_tensors import (
     EXTENSIONS,
@@ -30,6 +30,7 @@ from service.api.v2_tensors import (
     ServerMetadata,
     ServerReady,
     answer_size_bound,
+    inference_body,
     inference_response,
     inline_schema,
     model_metadata,
@@ -110,14 +111,6 @@ async def known_version(model: Annotated[AnyModel, Depends(served_model)], model
     """404 unless the path's version is one the model has (only "1")."""
     if model_version != VERSION:
         raise NotFound(f"model {model.name!r} has no version {excerpt(model_version)}; versions: {VERSION}")
-
-
-async def inference_body(request: Request) -> bytes:
-    """The request body (admission control has already held it to ``max_upload_bytes``), uncompressed only."""
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding != "identity":
-        raise ApiError(f"Content-Encoding {excerpt(encoding)} is not supported: send the body uncompressed", status=400)
-    return await request.body()
 
 
 Served = Annotated[AnyModel, Depends(served_model)]
