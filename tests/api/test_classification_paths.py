@@ -134,6 +134,16 @@ def test_v2_inference_on_the_classifier_classifies_through_classify(client, mnis
     assert calls == [{"model": "classifier", "images": 3, "layers": ("output",), "now": False, "ran": True}]
 
 
+def test_a_v2_inference_of_one_image_alone_in_flight_classifies_on_the_event_loop(client, mnist_test, calls):
+    image = (mnist_test[0][:1].astype(np.float32) / 255).reshape(1, 28, 28, 1)
+    document = {
+        "inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": "FP32", "data": image.ravel().tolist()}],
+        "outputs": [{"name": "output"}],
+    }
+    assert client.post("/v2/models/classifier/infer", json=document).status_code == 200
+    assert calls == [{"model": "classifier", "images": 1, "layers": ("output",), "now": True, "ran": True}]
+
+
 def test_v2_inference_on_the_autoencoder_is_no_classification(client, mnist_test, calls):
     images = (mnist_test[0][:1].astype(np.float32) / 255).reshape(1, 28, 28, 1)
     document = {

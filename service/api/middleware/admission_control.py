@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_document
-from service.api.http_protocol import OVER_CONNECTION_CAP, BoundedHttpToolsProtocol
+from service.api.http_protocol import OVER_CONNECTION_CAP, BoundedHttpToolsProtocol, requests_in_progress
 from service.api.middleware.auth import CLIENT
 from service.api.middleware.monitoring import CLIENT_GONE, Metrics
 from service.api.middleware.work_cost import request_cost
@@ -57,10 +57,14 @@ async def send_error(scope: Scope, send: Send, status: int, message: str, retry_
 
 @dataclass
 class InFlight:
-    """How many requests admission control has admitted and not yet answered (the open paths never count): a route
-    that finds itself alone (``count`` 1) has nothing to share a run with."""
+    """How many requests admission control has admitted and not yet answered (the open paths never count)."""
 
     count: int = 0
+
+    def alone(self) -> bool:
+        """Whether the calling request is the only one this worker is serving: admitted alone, and no other request
+        head read (a request whose head was read waits for the event loop before admission control counts it)."""
+        return self.count <= 1 and requests_in_progress() <= 1
 
 
 class AdmissionControl:

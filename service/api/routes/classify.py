@@ -33,7 +33,7 @@ Top = Annotated[
 )
 async def classify(digit: Digit, model: AnyModelDep, request: Request, top: Top = None) -> Response:
     judge = judge_of(request, model)
-    batchers, alone = request.app.state.batchers, request.app.state.in_flight.count <= 1
+    batchers, alone = request.app.state.batchers, request.app.state.in_flight.alone()
     if batchers is not None and not alone and top is None and shipped_classifier(model):  # a shared run
         outputs = await asyncio.wrap_future(batchers.of(model).submit(digit, classification.outputs_for(model, judge)))
         answer = classification.Classification(digit, outputs, judge).answers()[0]
