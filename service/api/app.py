@@ -10,10 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from threadpoolctl import threadpool_limits
 
 from service.api.errors import install_error_handlers
-from service.api.middleware.admission_control import AdmissionControl
+from service.api.middleware.admission_control import AdmissionControl, InFlight
 from service.api.middleware.auth import ApiKeyGate, require_api_key
 from service.api.middleware.caching import FixedContentCaching
 from service.api.middleware.classify_shortcut import ClassifyShortcut
+from service.api.middleware.infer_shortcut import InferShortcut
 from service.api.middleware.monitoring import Metrics, RequestMonitor
 from service.api.routes import (
     activations,
@@ -40,9 +41,9 @@ from service.api.routes import (
 from service.api.settings import Settings, get_settings
 from service.runtime.imported import ImportLimits, Repository, load_imported
 from service.runtime.inference_gate import InferenceGate
-from service.runtime.microbatching import MicroBatcher
+from service.runtime.microbatching import MicroBatchers
 from service.runtime.registry import load_registry
-from service.studies.classification import answering
+from service.studies.classification import layers_of
 from service.studies.digit_judge_graph import attach_judges
 from service.studies.evolution import load_all_evolution
 from service.studies.statistics import load_all_statistics
@@ -119,11 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.statistics = load_all_statistics(settings.model_dir, app.state.registry)
         attach_judges(app.state.registry, app.state.statistics)
         app.state.evolution = load_all_evolution(settings.model_dir, app.state.registry)
-        classifier = app.state.registry.models.get("classifier")
-        if settings.micro_batching and classifier is not None:
-            app.state.batcher = MicroBatcher(
-                classifier,
-                answering(classifier, app.state.statistics.judge(classifier.name)),
+        if settings.micro_batching:
+            app.state.batchers = MicroBatchers(
+                layers_of,
                 settings.micro_batch_window_ms / 1000,
                 settings.micro_batch_max,
                 telemetry.microbatch_size.observe,
@@ -133,9 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         gc.unfreeze()  # collectable again once the app is gone (tests make many)
-        if app.state.batcher is not None:
-            app.state.batcher.close()
-        app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
+        if app.state.batchers is not None:
+            app.state.batchers.close()
+        app.state.registry = app.state.statistics = app.state.evolution = app.state.batchers = None
 
     description = DESCRIPTION.format(**settings.model_dump(), formats=", ".join(settings.image_formats))
     app = FastAPI(
@@ -148,12 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs else None,
         redirect_slashes=False,  # a redirect would be built from the client's Host header
     )
-    app.state.settings, app.state.metrics = settings, telemetry
-    app.state.registry = app.state.statistics = app.state.evolution = app.state.batcher = None
+    app.state.settings, app.state.metrics, app.state.in_flight = settings, telemetry, InFlight()
+    app.state.registry = app.state.statistics = app.state.evolution = app.state.batchers = None
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
-    # then admission control, then caching, then the shortcut
-    # for plain classifications, then the routes.
+    # then admission control, then caching, then the shortcuts
+    # for plain classifications and v2 inference, then the routes.
+    app.add_middleware(InferShortcut, router=inference_protocol.router)
     app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(
@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max(settings.max_attribution_steps, settings.max_attribution_samples),
         ),
         max_pending_answer_bytes=settings.max_pending_answer_bytes,
+        in_flight=app.state.in_flight,
     )
     app.add_middleware(ApiKeyGate, keys=settings.api_keys)
     app.add_middleware(

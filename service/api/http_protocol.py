@@ -53,6 +53,12 @@ def no_delay(transport: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def requests_in_progress() -> int:
+    """How many requests this worker has read the head of and not yet answered in full: its connections not waiting
+    for a head (0 under another HTTP server than uvicorn with this protocol)."""
+    return BoundedHttpToolsProtocol.open_connections - len(BoundedHttpToolsProtocol.awaiting_head)
+
+
 class ChargingTransport:
     """A connection's transport whose writes charge the bytes left in its buffer to the connection."""
 

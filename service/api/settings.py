@@ -147,14 +147,20 @@ class Settings(BaseSettings):
     inference_wait_seconds: float = Field(
         2.0, ge=0, description="how long a request waits for a free inference slot before 503 with Retry-After"
     )
-    micro_batching: bool = Field(False, description="batch concurrent /v1/classify requests into shared runs")
+    micro_batching: bool = Field(
+        False,
+        description="let concurrent /v1/classify and small /v2 inference requests to a shipped model share "
+        "onnxruntime runs (a request alone in flight runs at once)",
+    )
     micro_batch_window_ms: float = Field(
         0.0,
         ge=0,
         description="how long the first waiting request collects others (0: never wait; batch only the "
         "requests that queued while the model was busy)",
     )
-    micro_batch_max: int = Field(32, ge=1, description="most requests in one shared run")
+    micro_batch_max: int = Field(
+        32, ge=1, description="most images in one shared run (a request of more runs on its own)"
+    )
     request_timeout_seconds: float = Field(30.0, gt=0, description="a request not answered by then gets 503")
     max_concurrent_work: int = Field(
         2, ge=1, description="requests doing CPU work at once (decoding, inference, maths, PNG encoding)"

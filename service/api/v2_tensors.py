@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -192,6 +193,14 @@ def quoted_shape(shape: list[int]) -> str:
     """A client's shape in an error message: its first sides, each a bounded excerpt."""
     sides = [excerpt(side) for side in shape[:MAX_QUOTED_SIDES]]
     return f"[{', '.join(sides)}{', …' if len(shape) > MAX_QUOTED_SIDES else ''}]"
+
+
+async def inference_body(request: Request) -> bytes:
+    """The request body (admission control has already held it to ``max_upload_bytes``), uncompressed only."""
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding != "identity":
+        raise ApiError(f"Content-Encoding {excerpt(encoding)} is not supported: send the body uncompressed", status=400)
+    return await request.body()
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:

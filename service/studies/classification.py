@@ -1,9 +1,9 @@
 """Classification: a classifier's run over digits, read as each digit's class, probabilities and digit judgement.
 
-Every path that classifies calls ``classify``: ``POST /v1/classify`` (on the event loop, in a thread, through the
-micro-batcher's thread, or answered by the ``ClassifyShortcut`` middleware), ``/v1/classify/batch``,
-``/v1/inspect`` (with its layers) and ``/v2`` inference on a classifier (``layers_of``). What the run asks for is
-chosen in ``outputs_for``; each digit's answer is built in ``Classification.answers``.
+Every path that classifies calls ``classify``: ``POST /v1/classify`` (on the event loop, in a thread, in a
+micro-batcher's shared run through ``layers_of``, or answered by the ``ClassifyShortcut`` middleware),
+``/v1/classify/batch``, ``/v1/inspect`` (with its layers) and ``/v2`` inference on a classifier (``layers_of``).
+What the run asks for is chosen in ``outputs_for``; each digit's answer is built in ``Classification.answers``.
 
 An imported model (``service.runtime.imported``) runs the same way over its own inputs (already through its
 preprocessing): its probabilities output, no digit judge, and each answer also carries the class's ``label`` and
@@ -12,7 +12,7 @@ the ``top`` classes (``top_k``: the ``top`` most probable with their labels, by 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -169,14 +169,30 @@ def classify(
     return Classification(images, outputs, judge, probabilities, labels, count)
 
 
-def answering(model: LoadedModel, judge: DigitJudgeModel | None) -> Callable[[np.ndarray], list[dict]]:
-    """What the micro-batcher runs for the stacked digits of its callers: ``classify``'s answers, one per digit."""
-    return lambda images: classify(model, images, judge).answers()
+@overload
+def layers_of(
+    model: Model, images: np.ndarray, layers: Sequence[str], *, now: Literal[False] = False
+) -> dict[str, np.ndarray]: ...
 
 
-def layers_of(model: Model, images: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+@overload
+def layers_of(
+    model: Model, images: np.ndarray, layers: Sequence[str], *, now: bool
+) -> dict[str, np.ndarray] | None: ...
+
+
+def layers_of(
+    model: Model, images: np.ndarray, layers: Sequence[str], *, now: bool = False
+) -> dict[str, np.ndarray] | None:
     """``layers`` of ``model``'s run over ``images`` (and perhaps more): a classifier's from its classification
-    without the judge (the run ``/v1/classify`` reads), another model's (the autoencoder) from a run of them alone."""
+    without the judge (the run ``/v1/classify`` reads), another model's (the autoencoder) from a run of them alone.
+    With ``now``, only if it runs at once on the calling thread (as ``classify``), else None."""
     if isinstance(model, ImportedLoadedModel) or classifies(model):
-        return classify(model, images, None, layers).outputs
-    return model.run(images, list(layers))
+        classified = classify(model, images, None, layers, now=now)
+        return None if classified is None else classified.outputs
+    return model.run_now(images, list(layers)) if now else model.run(images, list(layers))
+
+
+def shipped_classifier(model: Model) -> bool:
+    """Whether ``model`` is a shipped model that classifies (not the autoencoder, not an imported model)."""
+    return not isinstance(model, ImportedLoadedModel) and classifies(model)

@@ -81,11 +81,32 @@ def test_with_no_inference_slot_free_the_thread_classifies_through_classify(digi
     assert [(call["now"], call["ran"]) for call in calls] == [(True, False), (False, True)]
 
 
-def test_the_micro_batcher_classifies_through_classify(digit_png, calls, shortcut_taken):
-    with make_client(micro_batching=True) as batching:
-        assert post_image(batching, "/v1/classify", digit_png).status_code == 200
-    assert shortcut_taken == [False]
-    assert calls == [{"model": "classifier", "images": 1, "layers": (), "now": False, "ran": True}]
+def test_the_micro_batcher_classifies_through_classify(digit_png, calls):
+    with make_client(micro_batching=True, micro_batch_window_ms=20) as batching, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post_image(batching, "/v1/classify", digit_png), range(16)))
+        state = batching.app.state
+        judged = tuple(
+            classification.outputs_for(state.registry.models["classifier"], state.statistics.judge("classifier"))
+        )
+    assert [answer.status_code for answer in answers] == [200] * 16
+    shared = [call for call in calls if not call["now"]]
+    assert shared and all(call["layers"] == judged for call in shared)
+    assert sum(call["images"] for call in calls if call["ran"]) == 16
+
+
+def test_micro_batched_v2_inference_classifies_through_classify(mnist_test, calls):
+    images = (mnist_test[0][:3].astype(np.float32) / 255).reshape(3, 28, 28, 1)
+    document = {
+        "inputs": [{"name": "input", "shape": [3, 28, 28, 1], "datatype": "FP32", "data": images.ravel().tolist()}],
+        "outputs": [{"name": "pool"}],
+    }
+    with make_client(micro_batching=True, micro_batch_window_ms=20) as batching, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: batching.post("/v2/models/classifier/infer", json=document), range(8)))
+    assert [answer.status_code for answer in answers] == [200] * 8
+    ran = [call for call in calls if call["ran"]]
+    assert all(call["layers"] == ("pool",) for call in calls)
+    assert sum(call["images"] for call in ran) == 24
+    assert any(call["images"] > 3 for call in ran)
 
 
 def test_the_batch_route_classifies_through_classify(client, mnist_test, calls):
@@ -111,6 +132,16 @@ def test_v2_inference_on_the_classifier_classifies_through_classify(client, mnis
     }
     assert client.post("/v2/models/classifier/infer", json=document).status_code == 200
     assert calls == [{"model": "classifier", "images": 3, "layers": ("output",), "now": False, "ran": True}]
+
+
+def test_a_v2_inference_of_one_image_alone_in_flight_classifies_on_the_event_loop(client, mnist_test, calls):
+    image = (mnist_test[0][:1].astype(np.float32) / 255).reshape(1, 28, 28, 1)
+    document = {
+        "inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": "FP32", "data": image.ravel().tolist()}],
+        "outputs": [{"name": "output"}],
+    }
+    assert client.post("/v2/models/classifier/infer", json=document).status_code == 200
+    assert calls == [{"model": "classifier", "images": 1, "layers": ("output",), "now": True, "ran": True}]
 
 
 def test_v2_inference_on_the_autoencoder_is_no_classification(client, mnist_test, calls):

@@ -1,5 +1,5 @@
-"""The shortcut for a plain ``POST /v1/classify`` (no query string, raw image body) answers exactly as FastAPI's
-routing answers the same request (a query string that changes nothing takes that path)."""
+"""The shortcut for a plain ``POST /v1/classify`` (no query string, a raw image body or a multipart form) answers
+exactly as FastAPI's routing answers the same request (a query string that changes nothing takes that path)."""
 
 import re
 
@@ -37,6 +37,35 @@ def routed_by_fastapi(monkeypatch, client, data: bytes, content_type: str):
 def test_a_plain_classification_answers_as_fastapis_routing_does(client, monkeypatch, data, content_type):
     shortcut = post_image(client, "/v1/classify", data, content_type)
     assert compared(shortcut) == compared(routed_by_fastapi(monkeypatch, client, data, content_type))
+
+
+DIGIT = (ROOT / "examples" / "digit-7.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        [("image", ("digit-7.png", DIGIT, "image/png"))],
+        [("file", ("digit-7.png", DIGIT, "image/png"))],
+        [("image", ("a.png", DIGIT, "image/png")), ("image", ("b.png", DIGIT, "image/png"))],
+        [("image", ("corrupt.png", CORRUPT, "image/png"))],
+    ],
+    ids=["one-image", "other-field", "two-images", "corrupt"],
+)
+def test_a_multipart_classification_answers_as_fastapis_routing_does(client, monkeypatch, files):
+    taken = []
+    applies = classify_shortcut.ClassifyShortcut._applies
+
+    def recording(self, scope) -> bool:
+        taken.append(applies(self, scope))
+        return taken[-1]
+
+    monkeypatch.setattr(classify_shortcut.ClassifyShortcut, "_applies", recording)
+    shortcut = client.post("/v1/classify", files=files)
+    monkeypatch.setattr(classify_shortcut.ClassifyShortcut, "_applies", lambda self, scope: False)
+    routed = client.post("/v1/classify", files=files)
+    assert taken == [True]
+    assert compared(shortcut) == compared(routed)
 
 
 def test_the_shortcut_counts_its_requests_under_the_route(client):

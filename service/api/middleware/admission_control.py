@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_document
-from service.api.http_protocol import OVER_CONNECTION_CAP, BoundedHttpToolsProtocol
+from service.api.http_protocol import OVER_CONNECTION_CAP, BoundedHttpToolsProtocol, requests_in_progress
 from service.api.middleware.auth import CLIENT
 from service.api.middleware.monitoring import CLIENT_GONE, Metrics
 from service.api.middleware.work_cost import request_cost
@@ -54,6 +55,18 @@ async def send_error(scope: Scope, send: Send, status: int, message: str, retry_
     await send({"type": "http.response.body", "body": body})
 
 
+@dataclass
+class InFlight:
+    """How many requests admission control has admitted and not yet answered (the open paths never count)."""
+
+    count: int = 0
+
+    def alone(self) -> bool:
+        """Whether the calling request is the only one this worker is serving: admitted alone, and no other request
+        head read (a request whose head was read waits for the event loop before admission control counts it)."""
+        return self.count <= 1 and requests_in_progress() <= 1
+
+
 class AdmissionControl:
     """Bounds the requests that do work: how many are in flight, the bytes they buffer, and how many compute."""
 
@@ -71,6 +84,7 @@ class AdmissionControl:
         heavy_cost: int,
         cost_limits: tuple[int, int, int],
         max_pending_answer_bytes: int,
+        in_flight: InFlight,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -82,7 +96,7 @@ class AdmissionControl:
         self.shares = WorkShares(work_slots, heavy_cost)
         self.cost_limits = cost_limits  # most images, occlusion squares and steps or samples a request may ask for
         self.max_pending_answer_bytes = max_pending_answer_bytes
-        self.in_flight = 0
+        self.in_flight = in_flight
         self.buffered = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,12 +107,12 @@ class AdmissionControl:
         if cap is not None:
             await self._busy(scope, send, "connections", f"the service holds more than {cap} connections, its limit")
             return
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight.count >= self.max_in_flight:
             await self._busy(
                 scope, send, "in_flight", f"the service is busy: {self.max_in_flight} requests are in flight"
             )
             return
-        self.in_flight += 1
+        self.in_flight.count += 1
         reserved = [0]
         try:
             body = b""
@@ -108,7 +122,7 @@ class AdmissionControl:
                     return
             await self._admitted(scope, receive, send, body)
         finally:
-            self.in_flight -= 1
+            self.in_flight.count -= 1
             self.buffered -= reserved[0]
 
     def _reserve(self, reserved: list[int], size: int) -> bool:

@@ -1,10 +1,12 @@
-"""A shortcut for the hottest request: ``POST /v1/classify`` with no query string and a raw image body.
+"""A shortcut for the hottest request: ``POST /v1/classify`` with no query string, a raw image body or a multipart
+form.
 
-Such a request has nothing for FastAPI to parse: every parameter takes its default. This pure ASGI middleware
+Such a request has nothing for FastAPI to parse: every parameter takes its default, and the body is the route's own
+dependency's to read (``deps.uploaded_digit``), multipart included. This pure ASGI middleware
 (innermost, so admission control, the monitor, CORS and the limits all run as for any request) calls the route's
 own dependencies and endpoint (from the router the app hands it) with those defaults, and skips routing and dependency
 resolution, which cost more than the inference. An error is answered by the app's own exception handler for it, as
-FastAPI would; anything else (a query string, multipart, API keys, micro-batching) goes to FastAPI unchanged.
+FastAPI would; anything else (a query string, multipart, API keys) goes to FastAPI unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api import deps
 
 PATH = "/v1/classify"
+CONTENT_TYPES = (b"image/", b"multipart/form-data")
 
 
 class ClassifyShortcut:
@@ -43,7 +46,7 @@ class ClassifyShortcut:
             digit = await deps.uploaded_digit(request)
             response = await self.route.endpoint(digit, model, request)
         except Exception as exc:
-            handler = _handler(scope["app"].exception_handlers, exc)
+            handler = handler_for(scope["app"].exception_handlers, exc)
             if handler is None:
                 raise
             response = await handler(request, exc)
@@ -53,12 +56,12 @@ class ClassifyShortcut:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope["query_string"]:
             return False
         app = scope["app"]
-        if app.state.settings.api_keys or app.state.batcher is not None:
+        if app.state.settings.api_keys:
             return False
-        return dict(scope["headers"]).get(b"content-type", b"").startswith(b"image/")
+        return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(CONTENT_TYPES)
 
 
-def _handler(handlers: dict, exc: Exception) -> Callable | None:
+def handler_for(handlers: dict, exc: Exception) -> Callable | None:
     """The app's handler for ``exc``: the one registered for its class or the nearest base, as Starlette finds it
     (a handler for every ``Exception`` would be the server-error middleware's, which re-raises: not taken here)."""
     return next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers and cls is not Exception), None)

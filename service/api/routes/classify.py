@@ -13,6 +13,7 @@ from service.api.render import document_response
 from service.api.schemas import BatchClassification, Classification
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
 from service.studies import classification
+from service.studies.classification import shipped_classifier
 
 router = APIRouter(prefix="/v1", tags=["classify"], responses=ERRORS)
 Top = Annotated[
@@ -31,11 +32,12 @@ Top = Annotated[
     openapi_extra=IMAGE_BODY,
 )
 async def classify(digit: Digit, model: AnyModelDep, request: Request, top: Top = None) -> Response:
-    batcher = request.app.state.batcher
-    if batcher is not None and batcher.model is model and top is None:  # the batcher's own thread classifies it
-        answer = await asyncio.wrap_future(batcher.submit(digit))
+    judge = judge_of(request, model)
+    batchers, alone = request.app.state.batchers, request.app.state.in_flight.alone()
+    if batchers is not None and not alone and top is None and shipped_classifier(model):  # a shared run
+        outputs = await asyncio.wrap_future(batchers.of(model).submit(digit, classification.outputs_for(model, judge)))
+        answer = classification.Classification(digit, outputs, judge).answers()[0]
     else:
-        judge = judge_of(request, model)
         # one image runs on the event loop when an inference slot is free (cheaper than a thread hop)
         classified = classification.classify(model, digit, judge, now=True, top=top) or await run_in_threadpool(
             lambda: classification.classify(model, digit, judge, top=top)

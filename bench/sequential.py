@@ -1,0 +1,129 @@
+"""``python -m bench.sequential``: what a sequential keep-alive Python client pays per ``/v1/classify``, beside the
+raw-ASGI reference (``bench/raw_asgi.py``) in the same run.
+
+wrk writes each request in one piece; a Python client (httpx here) writes the headers and the body in separate
+writes (a multipart form in six) and waits for each answer before it sends the next request. Each round sends
+``--requests`` sequential uploads of ``examples/digit-7.png`` over one keep-alive connection (as a raw ``image/png``
+body and as a multipart form), and as many ``GET /healthz``, to the service and to the reference; the targets' order
+alternates from round to round and the kinds' order rotates. The figure is (classify p50 - /healthz p50) of the
+service over the same difference of the reference (which reads the raw body only, so both upload rows divide by its
+raw-body figure): what the service's own machinery adds to a classification, over what no framework adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.hotpath import server_command
+from bench.load import ROOT, serving
+from bench.results import RESULTS, machine, say, write_results
+
+DIGIT = ROOT / "examples" / "digit-7.png"
+TARGETS = ("service", "raw")
+KINDS = {"service": ("raw_body", "multipart", "healthz"), "raw": ("raw_body", "healthz")}
+UPLOADS = ("raw_body", "multipart")
+
+
+def sequential_ms(client: httpx.Client, kind: str, image: bytes, count: int) -> np.ndarray:
+    """Each of ``count`` sequential requests' wall time in ms (the answer read in full), after 20 unmeasured."""
+    if kind == "healthz":
+
+        def send() -> httpx.Response:
+            return client.get("/healthz")
+    elif kind == "raw_body":
+
+        def send() -> httpx.Response:
+            return client.post("/v1/classify", content=image, headers={"Content-Type": "image/png"})
+    else:
+
+        def send() -> httpx.Response:
+            return client.post("/v1/classify", files={"image": ("digit-7.png", image, "image/png")})
+
+    times = []
+    for index in range(count + 20):
+        start = time.perf_counter_ns()
+        response = send()
+        elapsed = (time.perf_counter_ns() - start) / 1e6
+        if response.status_code != 200:
+            raise SystemExit(f"{kind}: HTTP {response.status_code}: {response.text[:200]}")
+        if index >= 20:
+            times.append(elapsed)
+    return np.array(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sequential", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (the median of their ratios counts)")
+    parser.add_argument("--requests", type=int, default=400, help="sequential requests per kind, target and round")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the service (repeatable)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "sequential.json")
+    args = parser.parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env)
+    image = DIGIT.read_bytes()
+    load_before = os.getloadavg()
+    p50s: dict[str, dict[str, list[float]]] = {target: {kind: [] for kind in KINDS[target]} for target in TARGETS}
+    with (
+        serving(server_command("uvicorn", sys.executable, "service", Path()), env=env) as service,
+        serving(server_command("uvicorn", sys.executable, "raw", Path()), env=env) as raw,
+    ):
+        urls = {"service": service.url, "raw": raw.url}
+        clients = {target: httpx.Client(base_url=url, timeout=30) for target, url in urls.items()}
+        for turn in range(args.rounds):
+            order = TARGETS if turn % 2 == 0 else TARGETS[::-1]
+            say(f"round {turn + 1} of {args.rounds}: {', '.join(order)}")
+            for target in order:
+                kinds = KINDS[target]
+                for kind in kinds[turn % len(kinds) :] + kinds[: turn % len(kinds)]:
+                    times = sequential_ms(clients[target], kind, image, args.requests)
+                    p50s[target][kind].append(float(np.percentile(times, 50)))
+        for client in clients.values():
+            client.close()
+    added = {
+        target: {kind: [a - b for a, b in zip(p50s[target][kind], p50s[target]["healthz"])] for kind in uploads}
+        for target, uploads in (("service", UPLOADS), ("raw", UPLOADS[:1]))
+    }
+    reference = added["raw"]["raw_body"]
+    ratios = {kind: [round(a / b, 3) for a, b in zip(added["service"][kind], reference)] for kind in UPLOADS}
+    lines = [
+        "| upload | service: classify p50 - /healthz p50 | raw reference: the same | service ÷ reference, median "
+        "of rounds (low–high) |",
+        "|---|---|---|---|",
+    ]
+    for kind in UPLOADS:
+        lines.append(
+            f"| {kind.replace('_', ' ')} | {np.median(added['service'][kind]):.3f} ms | "
+            f"{np.median(added['raw']['raw_body']):.3f} ms (raw body) | {np.median(ratios[kind]):.2f}× "
+            f"({min(ratios[kind]):.2f}–{max(ratios[kind]):.2f}) |"
+        )
+    table = "\n".join(lines)
+    load_after = os.getloadavg()
+    print(table)
+    print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    write_results(
+        args.out,
+        {
+            "machine": machine(),
+            "env": env,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "rounds": args.rounds,
+            "requests": args.requests,
+            "load_average": {"before": load_before, "after": load_after},
+            "p50_ms": p50s,
+            "added_ms": added,
+            "ratio": {kind: {"median": float(np.median(each)), "rounds": each} for kind, each in ratios.items()},
+            "markdown": table,
+        },
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
