@@ -72,7 +72,8 @@ class Server:
 
 
 def convlens_command(_python: str, _files: Path) -> list[str]:
-    """The service as users start it, from this interpreter."""
+    """The service as users start it, from this interpreter (``WEB_CONCURRENCY`` worker processes: 1 unless
+    ``--convlens-workers`` sets it)."""
     return [sys.executable, "-m", "service"]
 
 
@@ -339,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the interpreter that has KServe and LitServe (default: ${KSERVE_PYTHON_VARIABLE}, else "
         f"{DEFAULT_KSERVE_PYTHON})",
     )
+    parser.add_argument(
+        "--convlens-workers",
+        type=int,
+        default=1,
+        help="convlens' worker processes (WEB_CONCURRENCY; default 1, its default; each peer keeps its own)",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per measure (the median counts)")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk run")
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
@@ -361,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"starting {server.name}")
             command = server.command(pythons[server.environment], files)
             try:
-                service = stack.enter_context(serving(command, timeout=180, ready_path=server.ready_path))
+                env = {"WEB_CONCURRENCY": str(args.convlens_workers)} if server.name == CONVLENS else None
+                service = stack.enter_context(serving(command, env, timeout=180, ready_path=server.ready_path))
             except RuntimeError as exc:
                 skipped[server.name] = f"did not start: {exc}"
                 say(f"skipping {server.name}: {skipped[server.name]}")
@@ -400,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "peers_python": args.peers_python,
         "kserve_python": args.kserve_python,
+        "convlens_workers": args.convlens_workers,
         "peer_versions": versions,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "rounds": args.rounds,
