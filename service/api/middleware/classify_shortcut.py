@@ -29,11 +29,7 @@ class ClassifyShortcut:
     def __init__(self, app: ASGIApp, router: Router) -> None:
         """``router``: the one holding the ``POST PATH`` route."""
         self.app = app
-        self.route = next(
-            route
-            for route in router.routes
-            if isinstance(route, Route) and route.path == PATH and "POST" in route.methods
-        )
+        self.route = post_route(router, PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applies(scope):
@@ -59,6 +55,13 @@ class ClassifyShortcut:
         if app.state.settings.api_keys:
             return False
         return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(CONTENT_TYPES)
+
+
+def post_route(router: Router, path: str) -> Route:
+    """The ``POST`` route of ``router`` at ``path``, whose endpoint and dependencies a shortcut calls itself."""
+    return next(
+        route for route in router.routes if isinstance(route, Route) and route.path == path and "POST" in route.methods
+    )
 
 
 def handler_for(handlers: dict, exc: Exception) -> Callable | None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.routing import Route, Router
+from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import deps
-from service.api.middleware.classify_shortcut import handler_for
+from service.api.middleware.classify_shortcut import handler_for, post_route
 from service.api.v2_tensors import HEADER_LENGTH, inference_body
 
 PATH = "/v2/models/{model_name}/infer"
@@ -31,11 +31,7 @@ class InferShortcut:
     def __init__(self, app: ASGIApp, router: Router) -> None:
         """``router``: the one holding the ``POST PATH`` route."""
         self.app = app
-        self.route = next(
-            route
-            for route in router.routes
-            if isinstance(route, Route) and route.path == PATH and "POST" in route.methods
-        )
+        self.route = post_route(router, PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self._model_name(scope)
