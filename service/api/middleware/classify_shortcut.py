@@ -11,9 +11,10 @@ FastAPI would; anything else (a query string, multipart, API keys) goes to FastA
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,16 +38,13 @@ class ClassifyShortcut:
             return
         scope["route"] = self.route  # the metrics and the access log name the route, as after FastAPI's routing
         request = Request(scope, receive)
-        try:
+
+        async def answer() -> Response:
             model = await deps.get_model(request)
             digit = await deps.uploaded_digit(request)
-            response = await self.route.endpoint(digit, model, request)
-        except Exception as exc:
-            handler = handler_for(scope["app"].exception_handlers, exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+            return await self.route.endpoint(digit, model, request)
+
+        await respond(request, answer, send)
 
     def _applies(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope["query_string"]:
@@ -62,6 +60,19 @@ def post_route(router: Router, path: str) -> Route:
     return next(
         route for route in router.routes if isinstance(route, Route) and route.path == path and "POST" in route.methods
     )
+
+
+async def respond(request: Request, answer: Callable[[], Awaitable[Response]], send: Send) -> None:
+    """Send ``answer()``'s response, or for what it raises the app's own handler's, as the app would answer it;
+    an exception the app has no handler for goes on up, to the server-error middleware."""
+    try:
+        response = await answer()
+    except Exception as exc:
+        handler = handler_for(request.scope["app"].exception_handlers, exc)
+        if handler is None:
+            raise
+        response = await handler(request, exc)
+    await response(request.scope, request.receive, send)
 
 
 def handler_for(handlers: dict, exc: Exception) -> Callable | None:

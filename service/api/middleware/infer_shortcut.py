@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import deps
-from service.api.middleware.classify_shortcut import handler_for, post_route
+from service.api.middleware.classify_shortcut import post_route, respond
 from service.api.v2_tensors import HEADER_LENGTH, inference_body
 
 PATH = "/v2/models/{model_name}/infer"
@@ -41,17 +42,14 @@ class InferShortcut:
         scope["route"] = self.route  # the metrics and the access log name the route, as after FastAPI's routing
         scope["path_params"] = {"model_name": name}
         request = Request(scope, receive)
-        try:
+
+        async def answer() -> Response:
             model = deps.find_served(deps.loaded_registry(request), name)
             body = await inference_body(request)
             settings = request.app.state.settings
-            response = await self.route.endpoint(model, body, settings, request, request.headers.get(HEADER_LENGTH))
-        except Exception as exc:
-            handler = handler_for(scope["app"].exception_handlers, exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+            return await self.route.endpoint(model, body, settings, request, request.headers.get(HEADER_LENGTH))
+
+        await respond(request, answer, send)
 
     @staticmethod
     def _model_name(scope: Scope) -> str | None:
