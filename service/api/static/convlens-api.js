@@ -33,6 +33,12 @@ export function trusted(origin) {
   return origin === window.location.origin || origin === localStorage.getItem(LAST_ORIGIN);
 }
 
+/** Fetch options that POST ``image`` (a Blob or File) as the raw body, with its own content type, abortable with
+ * ``signal``: how every image the page sends goes. */
+export function imagePost(image, signal) {
+  return { method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" } };
+}
+
 export class Api {
   /**
    * @param {string} base
@@ -84,9 +90,7 @@ export class Api {
    * model selector's choice; the shipped classifier by default). */
   async inspect(image, signal, model = "classifier") {
     const query = model === "classifier" ? "" : `&model=${encodeURIComponent(model)}`;
-    const response = await this.request(`/v1/inspect?preprocess=auto${query}`, {
-      method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" },
-    });
+    const response = await this.request(`/v1/inspect?preprocess=auto${query}`, imagePost(image, signal));
     return response.json();
   }
 
@@ -104,9 +108,7 @@ export class Api {
 
   /** The projection of one filter to pixels for this image; ``query`` adds parameters (`&model=…&scale=…`). */
   deconvolution(image, layer, filter, signal, query = "&scale=6") {
-    return this.png(`/v1/deconvolution/${layer}/${filter}?preprocess=auto${query}`, {
-      method: "POST", body: image, signal, headers: { "Content-Type": image.type || "application/octet-stream" },
-    });
+    return this.png(`/v1/deconvolution/${layer}/${filter}?preprocess=auto${query}`, imagePost(image, signal));
   }
 
   /** A PNG from an endpoint that may not exist on this service: null on 404 (and 501). */

@@ -9,6 +9,7 @@
 // A CAM whose head is cut from an imported model's file has no sanity checks: the box says why in the service's
 // words (its 422 to `metrics=sanity`, asked only then, refused before any run).
 
+import { imagePost } from "./convlens-api.js";
 import { api, modelInfo, modelQuery, pictureScale } from "./convlens.js";
 
 const $ = (id) => document.getElementById(id);
@@ -66,8 +67,7 @@ async function explain() {
   try {
     const response = await panel.api.request(
       `/v1/attribution/${method}?preprocess=auto&scale=${panel.scale}&labels=false&target=${target}${panel.query}`,
-      { method: "POST", body: panel.image, signal: controller.signal,
-        headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
+      imagePost(panel.image, controller.signal),
     );
     const url = URL.createObjectURL(await response.blob());
     if (panel.url) URL.revokeObjectURL(panel.url);
@@ -132,8 +132,7 @@ async function quality(method, target, controller) {
   try {
     const response = await panel.api.request(
       `/v1/attribution/${method}?preprocess=auto&format=json&metrics=all&target=${target}${panel.query}`,
-      { method: "POST", body: panel.image, signal: controller.signal,
-        headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
+      imagePost(panel.image, controller.signal),
     );
     const { metrics } = await response.json();
     const list = document.createElement("dl");
@@ -168,8 +167,7 @@ async function whyNoSanity(method, target, controller) {
   try {
     await panel.api.request(
       `/v1/attribution/${method}?preprocess=auto&format=json&metrics=sanity&target=${target}${panel.query}`,
-      { method: "POST", body: panel.image, signal: controller.signal,
-        headers: { "Content-Type": panel.image.type || "application/octet-stream" } },
+      imagePost(panel.image, controller.signal),
     );
     return "the service measured none for this map";
   } catch (error) {

@@ -12,7 +12,7 @@
 // Every request names the selected model (`model=NAME` for an imported one: its curves hold each of its layers, its
 // classes by index and label); a part the service has none of for it says why under the detail panel.
 
-import { ApiError } from "./convlens-api.js";
+import { ApiError, imagePost } from "./convlens-api.js";
 import { analyse, api, modelInfo, modelQuery, pictureScale, showAbsence } from "./convlens.js";
 
 const $ = (id) => document.getElementById(id);
@@ -92,9 +92,8 @@ function curvesOf(name) {
   if (!studies.curves.has(name)) {
     const image = studies.original;
     const generation = studies.generation;
-    const promise = api.request(`/v1/invariance?transform=${name}&preprocess=auto${studies.query}`, {
-      method: "POST", body: image, headers: { "Content-Type": image.type || "application/octet-stream" },
-    }).then((response) => response.json()).then((data) => {
+    const path = `/v1/invariance?transform=${name}&preprocess=auto${studies.query}`;
+    const promise = api.request(path, imagePost(image)).then((response) => response.json()).then((data) => {
       if (generation === studies.generation) {
         studies.data.set(name, data);
         prepareSlider(name, data);
@@ -352,10 +351,9 @@ async function showFigure() {
   plot.alt = "loading…";
   dialog.showModal();
   try {
-    const url = await api.png(`/v1/invariance?transform=${studies.shown}&preprocess=auto&format=png${studies.query}`, {
-      method: "POST", body: studies.original,
-      headers: { "Content-Type": studies.original.type || "application/octet-stream" },
-    });
+    const url = await api.png(
+      `/v1/invariance?transform=${studies.shown}&preprocess=auto&format=png${studies.query}`, imagePost(studies.original),
+    );
     keep("figure", url);
     plot.alt = `invariance to ${studies.shown}`;
     plot.src = url;
