@@ -77,11 +77,12 @@ def example(models) -> Example:
     return Example(models)
 
 
-def ask(client, method: str, metrics: str, **params) -> dict:
+def ask(client, method: str, metrics: str, model: str = NAME, **params) -> dict:
+    """The JSON answer of ``method`` with ``metrics`` for ``model``'s subject image (a 200 asserted)."""
     response = client.post(
         f"/v1/attribution/{method}",
-        params={"model": NAME, "format": "json", "metrics": metrics, **params},
-        content=SUBJECTS[NAME].upload,
+        params={"model": model, "format": "json", "metrics": metrics, **params},
+        content=SUBJECTS[model].upload,
         headers={"content-type": "image/png"},
     )
     assert response.status_code == 200, response.text

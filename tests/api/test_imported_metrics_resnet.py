@@ -7,6 +7,7 @@ copies."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from service.quality.max_sensitivity import draw_noise
 from service.quality.road import imputed
 from service.quality.similarity import pearson
 from tests.api.test_imported_gradients import IMAGENET_MEAN, IMAGENET_STD, SIDE, SUBJECTS, manifest_of
+from tests.api.test_imported_metrics import ask as ask_model
 from tests.helpers import link_shipped_models
 from tests.importer.frameworks import export_torch
 from tests.importer.over_http import serving
@@ -61,15 +63,7 @@ def original(models) -> tuple[np.ndarray, torch.nn.Module]:
     return image.astype(np.float32), SUBJECTS[NAME].original()
 
 
-def ask(client, method: str, metrics: str, **params) -> dict:
-    response = client.post(
-        f"/v1/attribution/{method}",
-        params={"model": NAME, "format": "json", "metrics": metrics, **params},
-        content=SUBJECTS[NAME].upload,
-        headers={"content-type": "image/png"},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+ask = partial(ask_model, model=NAME)
 
 
 def channel_summed_saliency(model, inputs, targets, **kwargs) -> np.ndarray:
