@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from service.api.errors import install_error_handlers
 from service.api.middleware.admission_control import AdmissionControl, InFlight
+from service.api.middleware.attribution_shortcut import AttributionShortcut
 from service.api.middleware.auth import ApiKeyGate, require_api_key
 from service.api.middleware.caching import FixedContentCaching
 from service.api.middleware.classify_shortcut import ClassifyShortcut
@@ -152,8 +153,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: CORS (so that every answer, refusals included, carries its headers), then the
     # monitor (timeout, request ID, metrics, access log), then the API key gate (401 before any body byte is read),
     # then admission control, then caching, then the shortcuts
-    # for plain classifications and v2 inference, then the routes.
+    # for plain classifications, attribution maps and v2 inference, then the routes.
     app.add_middleware(InferShortcut, router=inference_protocol.router)
+    app.add_middleware(AttributionShortcut, router=attribution.router)
     app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(

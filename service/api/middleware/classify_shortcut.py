@@ -47,12 +47,20 @@ class ClassifyShortcut:
         await respond(request, answer, send)
 
     def _applies(self, scope: Scope) -> bool:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope["query_string"]:
-            return False
-        app = scope["app"]
-        if app.state.settings.api_keys:
-            return False
-        return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(CONTENT_TYPES)
+        return plain_post(scope) and scope["path"] == PATH and image_upload(scope)
+
+
+def plain_post(scope: Scope) -> bool:
+    """Whether ``scope`` is a ``POST`` with no query string to an app without API keys: a request a shortcut may
+    answer with its route's defaults (the key gate's dependency is FastAPI's to run)."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
+        return False
+    return not scope["app"].state.settings.api_keys
+
+
+def image_upload(scope: Scope) -> bool:
+    """Whether the request's body is an image or a multipart form, as ``deps.uploaded_digit`` reads them."""
+    return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(CONTENT_TYPES)
 
 
 def post_route(router: Router, path: str) -> Route:

@@ -19,7 +19,7 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import deps
-from service.api.middleware.classify_shortcut import post_route, respond
+from service.api.middleware.classify_shortcut import plain_post, post_route, respond
 from service.api.v2_tensors import HEADER_LENGTH, inference_body
 
 PATH = "/v2/models/{model_name}/infer"
@@ -54,9 +54,7 @@ class InferShortcut:
     @staticmethod
     def _model_name(scope: Scope) -> str | None:
         """The model named in the path of a request this shortcut answers, else None."""
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
-            return None
-        if scope["app"].state.settings.api_keys:
+        if not plain_post(scope):
             return None
         found = MATCH.fullmatch(scope["path"])
         return None if found is None else found[1]
