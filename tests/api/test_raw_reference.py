@@ -24,3 +24,8 @@ def test_the_raw_reference_answers_a_classification_field_for_field_as_the_servi
     png = path.read_bytes()
     ours = client.post("/v1/classify", content=png, headers={"content-type": "image/png"}).json()
     assert reference.post("/v1/classify", content=png, headers={"content-type": "image/png"}).json() == ours
+
+
+def test_the_raw_reference_reads_a_multipart_upload_as_the_service(client, reference):
+    files = {"image": ("digit-7.png", DIGITS[0].read_bytes(), "image/png")}
+    assert reference.post("/v1/classify", files=files).json() == client.post("/v1/classify", files=files).json()
