@@ -31,6 +31,7 @@ MARGIN = 3  # px around a line of text
 ROW_GAP = 4  # px between the maps of a row
 ROW_LABEL_HEIGHT = 16  # px of the names' strip under a row
 WRAP_MIN_WIDTH = 160  # px: a caption wraps to pictures at least this wide, and widens narrower ones
+TEXT_GLYPHS = 4096  # characters and sizes whose rendered glyph is kept (about 100 bytes each)
 TEXT_WORDS = 4096  # words whose rendered glyphs are kept (a few hundred bytes each)
 TEXT_LINES = 1024  # lines whose rendered glyphs are kept (a few kilobytes each)
 
@@ -62,9 +63,10 @@ class Coverage:
         self.alpha.flags.writeable = False  # kept in caches and shared between requests
 
 
-@cache
+@lru_cache(maxsize=TEXT_GLYPHS)
 def glyph(char: str, size: int) -> Coverage:
-    """``char`` at ``size`` px, rendered once by Pillow (white on black: its antialiased coverage)."""
+    """``char`` at ``size`` px, rendered once by Pillow (white on black: its antialiased coverage; kept for the last
+    ``TEXT_GLYPHS`` characters and sizes: an imported model's labels may hold any character)."""
     face = font(size)
     left, top, right, bottom = face.getbbox(char)
     advance = round(face.getlength(char) * 64)
