@@ -71,7 +71,9 @@ def upscale_nearest(img: np.ndarray, scale: int) -> np.ndarray:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     img = np.asarray(img)
     charge(img.shape[0] * img.shape[1] * scale * scale, scale)
-    return np.repeat(np.repeat(np.asarray(img), scale, axis=0), scale, axis=1)
+    # across first, on the small picture, then whole rows down: each row is one block copy (a 224x224 RGB heat map:
+    # 23 against 135 us the other way round, whose second repeat copies every pixel on its own)
+    return np.repeat(np.repeat(np.asarray(img), scale, axis=1), scale, axis=0)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4, columns: int = 3) -> np.ndarray:

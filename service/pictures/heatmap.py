@@ -62,6 +62,6 @@ def heat_map(image: np.ndarray, values: np.ndarray, signed: bool, scale: int = 1
         positions = np.clip(m, 0, None) / top if top > 0 else np.zeros(m.shape)
         alpha, colours = positions, colormap(positions, SEQUENTIAL)
     rgb = np.rint(gray * (1 - alpha[..., None]) + colours * alpha[..., None]).astype(np.uint8)
-    if scale > 1:
-        rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    if scale > 1:  # across first, then whole rows down (as grids.upscale_nearest)
+        rgb = np.repeat(np.repeat(rgb, scale, axis=1), scale, axis=0)
     return HeatMap(rgb, name, low, high)
