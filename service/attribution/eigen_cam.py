@@ -18,7 +18,8 @@ from service.attribution.any_model import LayerRuns
 from service.attribution.cam import LAYER, forward
 from service.attribution.inputs import RunFn, batch
 from service.attribution.method import AnyModel, Method, resized_to_input
-from service.graphs.classifier_weights import ClassifierWeights
+from service.graphs.backward_graph import report
+from service.graphs.classifier_weights import PREDICTED, ClassifierWeights
 
 
 def first_component(output: np.ndarray) -> np.ndarray:
@@ -36,10 +37,13 @@ def first_component(output: np.ndarray) -> np.ndarray:
 def eigen_cam(
     run: RunFn, weights: ClassifierWeights, images: np.ndarray, targets: np.ndarray, layer: str = LAYER.default
 ) -> np.ndarray:
-    """Eigen-CAM maps of ``layer`` (N,H,W); one forward run per image, the targets unused."""
+    """Eigen-CAM maps of ``layer`` (N,H,W); one forward run per image, which also finds each image's class
+    probabilities and its target (PREDICTED: its predicted class), reported to the bound Decisions (the targets
+    decide nothing else)."""
     LAYER.check("layer", layer)
-    x, _ = batch(images, targets)
-    (activations,) = forward(weights, x, [layer])
+    x, t = batch(images, targets, predicted=True)
+    activations, probabilities = forward(weights, x, [layer, "probabilities"])
+    report(probabilities, np.where(t == PREDICTED, probabilities.argmax(axis=1), t))
     return np.maximum(np.stack([first_component(output) for output in activations]), 0).astype(np.float32)
 
 
@@ -59,6 +63,7 @@ METHOD = Method(
     signed=False,
     needs_gradients=False,
     layers=LAYER.options,
+    finds_targets=True,
     maps=resized_to_input,
     any_model=AnyModel(served_eigen_cam, layer=True, forward=True),
 )
