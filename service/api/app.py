@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # then admission control, then caching, then the shortcuts
     # for plain classifications, attribution maps and v2 inference, then the routes.
     app.add_middleware(InferShortcut, router=inference_protocol.router)
-    app.add_middleware(AttributionShortcut, router=attribution.router)
+    app.add_middleware(AttributionShortcut, router=attribution.router, answer_now=attribution.plain_answer_now)
     app.add_middleware(ClassifyShortcut, router=classify.router)
     app.add_middleware(FixedContentCaching, max_age=settings.cache_max_age_seconds, private=bool(settings.api_keys))
     app.add_middleware(

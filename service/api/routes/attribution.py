@@ -45,7 +45,7 @@ from service.api.schemas import (
 )
 from service.api.uploads import BATCH_BODY, IMAGE_BODY
 from service.attribution import METHODS
-from service.attribution.method import methods_text
+from service.attribution.method import Limits, methods_text
 from service.contract import QualityTable, plot_name
 from service.pictures.heatmap import bar_colours, heat_map
 from service.pictures.legend import with_legend
@@ -54,7 +54,7 @@ from service.runtime.imported import ImportedLoadedModel
 from service.runtime.registry import LoadedModel
 from service.studies.any_model_explain import explain_any, seen
 from service.studies.batch_quality import batch_quality, check_batch_metrics, summary_header
-from service.studies.explain import Explanation, explain
+from service.studies.explain import Explanation, explain, explain_now
 from service.studies.explanation_quality import explanation_quality, metrics_asked
 from service.studies.imported_quality import imported_metrics_asked, imported_quality
 
@@ -144,24 +144,40 @@ def attribution(
     elif asked:
         measured = explanation_quality(model, digit, result, asked, metric_limits)[0]
     if format == "png":
-        picture = heat_map(background, result.pixels[0], result.signed, scale)
-        headers = {
-            COLORMAP_HEADER: picture.colormap,
-            RANGE_HEADER: f"{picture.low:.6g},{picture.high:.6g}",
-            TARGET_HEADER: str(int(result.targets[0])),
-            PROBABILITY_HEADER: f"{float(result.probabilities[0]):.6g}",
-        }
-        if measured is not None:
-            headers[METRICS_HEADER] = _metrics_header(measured)
-        if not labels:
-            return rgb_png_response(picture.rgb, headers)
-        target, probability = int(result.targets[0]), float(result.probabilities[0])
-        text = f"{result.method} for class {target} (p = {probability:.3f}) · {picture.colormap} colour map"
-        legend = with_legend(picture.rgb, bar_colours(picture.colormap), picture.low, picture.high, text)
-        return rgb_png_response(legend, headers)
+        return _heat_map_answer(result, background, measured, scale, labels)
     answer = _single(model.name, result)
     answer.metrics = AttributionMetrics(**measured) if measured is not None else None
     return json_response(answer)
+
+
+def plain_answer_now(method: str, digit: np.ndarray, model: LoadedModel, limits: Limits) -> Response | None:
+    """The answer to a request that leaves every parameter at its default (the PNG heat map with its legend) of a
+    shipped model, computed on the calling thread when ``explain_now`` can run it at once; None otherwise (the
+    caller runs the endpoint in a worker thread)."""
+    result = explain_now(model, digit, method, limits)
+    return None if result is None else _heat_map_answer(result, digit, None, 8, True)
+
+
+def _heat_map_answer(
+    result: Explanation, background: np.ndarray, measured: dict[str, Any] | None, scale: int, labels: bool
+) -> Response:
+    """The map as a PNG heat map over ``background``, with its legend under it when ``labels``, and the legend's
+    values (and the metrics ``measured``, if any) in headers."""
+    picture = heat_map(background, result.pixels[0], result.signed, scale)
+    headers = {
+        COLORMAP_HEADER: picture.colormap,
+        RANGE_HEADER: f"{picture.low:.6g},{picture.high:.6g}",
+        TARGET_HEADER: str(int(result.targets[0])),
+        PROBABILITY_HEADER: f"{float(result.probabilities[0]):.6g}",
+    }
+    if measured is not None:
+        headers[METRICS_HEADER] = _metrics_header(measured)
+    if not labels:
+        return rgb_png_response(picture.rgb, headers)
+    target, probability = int(result.targets[0]), float(result.probabilities[0])
+    text = f"{result.method} for class {target} (p = {probability:.3f}) · {picture.colormap} colour map"
+    legend = with_legend(picture.rgb, bar_colours(picture.colormap), picture.low, picture.high, text)
+    return rgb_png_response(legend, headers)
 
 
 def _metrics_asked(model: LoadedModel | ImportedLoadedModel, method: str, metrics: str | None) -> tuple[str, ...]:
