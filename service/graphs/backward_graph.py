@@ -18,7 +18,8 @@ spatial outputs on as NHWC views.
 
 Sessions are made on first use, per weights object (one per model file, as service.studies.explain caches the weights)
 and model (one per set of gradients asked: onnxruntime computes every node of a graph, so a Grad-CAM's run, which
-needs conv2's gradient alone, has a model whose backward pass stops there), with one intra-op thread, CHUNK images
+needs conv2's gradient alone, has a model whose backward pass stops there; the sanity checks' randomised copies,
+kept loaded, have one model for every set instead), with one intra-op thread, CHUNK images
 per run, each run under the caller's RunPolicy: the inference slot it holds, and into how many parts a large run is
 cut (``service.runtime.split_runs``: from SPLIT_FROM images on, integrated-gradients steps, SmoothGrad samples,
 occlusion squares and /batch chunks run as parts at once on the same session, one thread each).
@@ -116,8 +117,11 @@ class ClassifierGraphs:
     """onnxruntime sessions (one intra-op thread) of the ONNX models built from one classifier's weights, each
     made on first use."""
 
-    def __init__(self, weights: ClassifierWeights) -> None:
+    def __init__(self, weights: ClassifierWeights, specialised: bool = True) -> None:
+        """``specialised``: a backward model per set of gradients asked (faster runs, up to four models and their
+        sessions); else the one model back to the input for every set (the memory of one)."""
         self._weights = weakref.ref(weights)  # not a strong one: the cache below is keyed by the weights
+        self.specialised = specialised
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
@@ -159,7 +163,8 @@ class ClassifierGraphs:
         # onnxruntime runs every node of a session's graph, asked for or not: each set of gradients asked has a model
         # of its own, whose backward pass ends where the shallowest of them is (conv2's alone: 0.42 ms against 0.70
         # ms for the one to the input, one image, one thread)
-        wrt = tuple(name for name in GRADIENTS_OF if f"{name}_grad" in outputs) or SPATIAL[-1:]
+        asked = tuple(name for name in GRADIENTS_OF if f"{name}_grad" in outputs) or SPATIAL[-1:]
+        wrt = asked if self.specialised else GRADIENTS_OF
         model = f"{'guided' if guided else 'backward'} to {', '.join(wrt)}"
         build = partial(backward_model, guided=guided, wrt=wrt)
         seeds = np.eye(CLASSES + 1, CLASSES, dtype=np.float32)[np.where(targets == PREDICTED, CLASSES, targets)]
@@ -187,9 +192,10 @@ _graphs: weakref.WeakKeyDictionary[ClassifierWeights, ClassifierGraphs] = weakre
 _graphs_lock = threading.Lock()
 
 
-def graphs_of(weights: ClassifierWeights) -> ClassifierGraphs:
-    """The sessions of these weights' graphs (cached per weights object: one per model file in the service)."""
+def graphs_of(weights: ClassifierWeights, specialised: bool = True) -> ClassifierGraphs:
+    """The sessions of these weights' graphs (cached per weights object: one per model file in the service);
+    ``specialised`` as ``ClassifierGraphs`` takes it, for the first call (the one that makes them)."""
     with _graphs_lock:
         if weights not in _graphs:
-            _graphs[weights] = ClassifierGraphs(weights)
+            _graphs[weights] = ClassifierGraphs(weights, specialised)
         return _graphs[weights]

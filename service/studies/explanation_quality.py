@@ -70,11 +70,15 @@ def model_graph(onnx_bytes: bytes) -> onnx.ModelProto:
 @lru_cache(maxsize=RANDOMISED_CASCADES)
 def _randomised_weights(onnx_bytes: bytes, seed: int) -> tuple[tuple[str, ClassifierWeights], ...]:
     """The weights of the randomisation cascade's copies of a model for ``seed``, kept so that their onnxruntime
-    sessions (made on first use, ``graphs_of``) serve every request with that model and seed."""
-    return tuple(
+    sessions (made on first use, ``graphs_of``) serve every request with that model and seed: each copy one backward
+    model for every method (the cascade's memory stays that of one model per copy)."""
+    copies = tuple(
         (layer, classifier_weights(copy))
         for layer, copy in randomisation.randomised_cascade(model_graph(onnx_bytes), seed)
     )
+    for _, weights in copies:
+        graphs_of(weights, specialised=False)
+    return copies
 
 
 def _randomised_explainers(

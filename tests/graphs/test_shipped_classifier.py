@@ -86,3 +86,25 @@ def test_the_attribution_graph_reports_the_predicted_class_s_logit(
     result = graphs_of(weights).backward(images, np.full(DIGITS, PREDICTED), ["logits"])
     largest = file_logits[0].max(axis=1)
     np.testing.assert_allclose(result["logits"], largest, rtol=0, atol=1e-5 * np.abs(largest).max())
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_layers_gradient_alone_is_the_full_backward_passes(classifier: onnx.ModelProto, images: np.ndarray, layer):
+    weights = classifier_weights(classifier)  # a fresh object: graphs of its own
+    targets = np.full(DIGITS, PREDICTED)
+    asked = [layer, f"{layer}_grad", "logits"]
+    alone = graphs_of(weights).backward(images, targets, asked)
+    full = graphs_of(weights).backward(images, targets, ["input_grad", *asked])
+    for name in asked:
+        np.testing.assert_allclose(alone[name], full[name], rtol=1e-5, atol=1e-6)
+
+
+def test_unspecialised_graphs_answer_every_gradient_from_one_backward_model(
+    classifier: onnx.ModelProto, images: np.ndarray
+) -> None:
+    weights = classifier_weights(classifier)
+    graphs = graphs_of(weights, specialised=False)
+    for layer in LAYERS:
+        graphs.backward(images, np.full(DIGITS, PREDICTED), [f"{layer}_grad"])
+    graphs.backward(images, np.full(DIGITS, PREDICTED), ["input_grad"])
+    assert len(graphs._sessions) == 1
