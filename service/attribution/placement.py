@@ -23,7 +23,10 @@ def to_input_size(values: np.ndarray) -> np.ndarray:
     if m.shape[0] == m.shape[1] and size * 2 + 4 == IMAGE_SIZE:
         m, size = np.kron(m, np.ones((2, 2), np.float32)), size * 2
     if m.shape[0] == m.shape[1] and (IMAGE_SIZE - size) % 2 == 0 and 0 < IMAGE_SIZE - size <= 4:
-        return np.pad(m, (IMAGE_SIZE - size) // 2)
+        border = (IMAGE_SIZE - size) // 2  # zeros around it, written directly (np.pad takes 50 us for this)
+        placed = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        placed[border : border + size, border : border + size] = m
+        return placed
     return np.asarray(Image.fromarray(m, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
 
 
