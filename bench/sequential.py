@@ -4,11 +4,11 @@ raw-ASGI reference (``bench/raw_asgi.py``) in the same run.
 wrk writes each request in one piece; a Python client (httpx here) writes the headers and the body in separate
 writes (a multipart form in six) and waits for each answer before it sends the next request. Each round sends
 ``--requests`` sequential uploads of ``examples/digit-7.png`` over one keep-alive connection (as a raw ``image/png``
-body and as a multipart form), and as many ``GET /healthz``, to the service and to the reference; the targets' order
-alternates from round to round and the kinds' order rotates. The figure is (classify p50 - /healthz p50) of the
-service over the same difference of the reference for the same upload (the reference reads a form's first part with
-python-multipart's parser): what the service's own machinery adds to a classification, over what no framework
-adds.
+body and as a multipart form), and as many ``GET /healthz``, the three kinds taking turns request by request, to the
+service and to the reference; the targets' order alternates from round to round and the kinds' order rotates. The
+figure is (classify p50 - /healthz p50) of the service over the same difference of the reference for the same upload
+(the reference reads a form's first part with python-multipart's parser): what the service's own machinery adds to
+a classification, over what no framework adds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,35 +29,36 @@ from bench.results import RESULTS, machine, say, write_results
 
 DIGIT = ROOT / "examples" / "digit-7.png"
 TARGETS = ("service", "raw")
-KINDS = {target: ("raw_body", "multipart", "healthz") for target in TARGETS}
+KINDS = ("raw_body", "multipart", "healthz")
 UPLOADS = ("raw_body", "multipart")
 
 
-def sequential_ms(client: httpx.Client, kind: str, image: bytes, count: int) -> np.ndarray:
-    """Each of ``count`` sequential requests' wall time in ms (the answer read in full), after 20 unmeasured."""
-    if kind == "healthz":
+def senders(client: httpx.Client, image: bytes) -> dict[str, Callable[[], httpx.Response]]:
+    """Each kind's request on ``client``."""
+    return {
+        "raw_body": lambda: client.post("/v1/classify", content=image, headers={"Content-Type": "image/png"}),
+        "multipart": lambda: client.post("/v1/classify", files={"image": ("digit-7.png", image, "image/png")}),
+        "healthz": lambda: client.get("/healthz"),
+    }
 
-        def send() -> httpx.Response:
-            return client.get("/healthz")
-    elif kind == "raw_body":
 
-        def send() -> httpx.Response:
-            return client.post("/v1/classify", content=image, headers={"Content-Type": "image/png"})
-    else:
-
-        def send() -> httpx.Response:
-            return client.post("/v1/classify", files={"image": ("digit-7.png", image, "image/png")})
-
-    times = []
+def interleaved_ms(client: httpx.Client, image: bytes, count: int, first: int) -> dict[str, np.ndarray]:
+    """Each kind's ``count`` sequential requests' wall times in ms (the answer read in full), the kinds taking turns
+    request by request from kind ``first`` on (a slow spell of the machine falls on every kind alike), after 20
+    unmeasured of each."""
+    send = senders(client, image)
+    order = list(send)[first:] + list(send)[:first]
+    times: dict[str, list[float]] = {kind: [] for kind in order}
     for index in range(count + 20):
-        start = time.perf_counter_ns()
-        response = send()
-        elapsed = (time.perf_counter_ns() - start) / 1e6
-        if response.status_code != 200:
-            raise SystemExit(f"{kind}: HTTP {response.status_code}: {response.text[:200]}")
-        if index >= 20:
-            times.append(elapsed)
-    return np.array(times)
+        for kind in order:
+            start = time.perf_counter_ns()
+            response = send[kind]()
+            elapsed = (time.perf_counter_ns() - start) / 1e6
+            if response.status_code != 200:
+                raise SystemExit(f"{kind}: HTTP {response.status_code}: {response.text[:200]}")
+            if index >= 20:
+                times[kind].append(elapsed)
+    return {kind: np.array(each) for kind, each in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(item.split("=", 1) for item in args.env)
     image = DIGIT.read_bytes()
     load_before = os.getloadavg()
-    p50s: dict[str, dict[str, list[float]]] = {target: {kind: [] for kind in KINDS[target]} for target in TARGETS}
+    p50s: dict[str, dict[str, list[float]]] = {target: {kind: [] for kind in KINDS} for target in TARGETS}
     with (
         serving(server_command("uvicorn", sys.executable, "service", Path()), env=env) as service,
         serving(server_command("uvicorn", sys.executable, "raw", Path()), env=env) as raw,
@@ -80,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             order = TARGETS if turn % 2 == 0 else TARGETS[::-1]
             say(f"round {turn + 1} of {args.rounds}: {', '.join(order)}")
             for target in order:
-                kinds = KINDS[target]
-                for kind in kinds[turn % len(kinds) :] + kinds[: turn % len(kinds)]:
-                    times = sequential_ms(clients[target], kind, image, args.requests)
+                for kind, times in interleaved_ms(clients[target], image, args.requests, turn % len(KINDS)).items():
                     p50s[target][kind].append(float(np.percentile(times, 50)))
         for client in clients.values():
             client.close()
