@@ -147,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # ReDoc would fetch its logo from a CDN
         openapi_url="/openapi.json" if settings.docs else None,
         redirect_slashes=False,  # a redirect would be built from the client's Host header
+        # the service's own Prometheus metrics and access log; FastAPI's OpenTelemetry hooks would ask for their
+        # providers on every request (3 us) to find none configured
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings, app.state.metrics, app.state.in_flight = settings, telemetry, InFlight()
     app.state.registry = app.state.statistics = app.state.evolution = app.state.batchers = None

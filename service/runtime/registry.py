@@ -5,11 +5,12 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -107,11 +108,15 @@ class LoadedModel:
     onnx_bytes: bytes = b""
     batch_threads: int = 0
     _output_names: frozenset[str] | None = field(default=None, repr=False)
+    _layer_shapes: Mapping[str, list[int]] | None = field(default=None, repr=False)
 
     @property
-    def layer_shapes(self) -> dict[str, list[int]]:
-        """Output shape (without batch) of every layer the ONNX file exposes, in graph order."""
-        return self.entry.layer_shapes
+    def layer_shapes(self) -> Mapping[str, list[int]]:
+        """Output shape (without batch) of every layer the ONNX file exposes, in graph order (read once from the
+        manifest entry: a request reads it several times)."""
+        if self._layer_shapes is None:
+            self._layer_shapes = MappingProxyType(self.entry.layer_shapes)
+        return self._layer_shapes
 
     def run(self, images: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
         """Inference over ``images`` (N, 28, 28) or (N, 28, 28, 1) asking only for ``outputs``.
