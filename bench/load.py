@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,7 +186,8 @@ def serving(command: list[str], env: dict[str, str] | None = None, timeout: floa
         ]
         yield Service(url, python[0], ready)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):  # a command that exited early has no group left to stop
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
