@@ -46,7 +46,9 @@ class AttributionShortcut:
         self.answer_now = answer_now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = MATCH.fullmatch(scope["path"]) if plain_post(scope) and image_upload(scope) else None
+        found = MATCH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        if found is not None and not (plain_post(scope) and image_upload(scope)):
+            found = None
         if found is None:
             await self.app(scope, receive, send)
             return

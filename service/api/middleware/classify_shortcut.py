@@ -47,7 +47,7 @@ class ClassifyShortcut:
         await respond(request, answer, send)
 
     def _applies(self, scope: Scope) -> bool:
-        return plain_post(scope) and scope["path"] == PATH and image_upload(scope)
+        return scope["type"] == "http" and scope["path"] == PATH and plain_post(scope) and image_upload(scope)
 
 
 def plain_post(scope: Scope) -> bool:
