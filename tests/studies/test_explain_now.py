@@ -8,6 +8,7 @@ import pytest
 
 from service.runtime.inference_gate import InferenceGate
 from service.runtime.registry import load_registry
+from service.studies import explain as explain_module
 from service.studies.explain import explain, explain_now
 from tests.helpers import MODELS
 
@@ -25,7 +26,8 @@ def digit(mnist_test) -> np.ndarray:
 
 @pytest.mark.parametrize("method", ["grad-cam", "layer-cam", "eigen-cam", "saliency", "guided-backprop"])
 def test_a_one_pass_map_now_is_explains_map(model, digit, method):
-    now, threaded = explain_now(model, digit, method), explain(model, digit, method)
+    threaded = explain(model, digit, method)
+    now = explain_now(model, digit, method)
     assert now is not None
     assert np.array_equal(now.values, threaded.values) and np.array_equal(now.pixels, threaded.pixels)
     assert now.targets.tolist() == threaded.targets.tolist()
@@ -37,7 +39,17 @@ def test_a_map_of_several_runs_is_not_made_now(model, digit, method):
     assert explain_now(model, digit, method) is None
 
 
+def test_a_method_is_made_now_only_once_it_ran_at_its_defaults_on_the_model(model, digit, monkeypatch):
+    monkeypatch.setattr(explain_module, "_warm", set())  # nothing explained yet in this process
+    assert explain_now(model, digit, "hires-cam") is None
+    explain(model, digit, "hires-cam", parameters={"layer": "pool"})
+    assert explain_now(model, digit, "hires-cam") is None  # another layer's session
+    explain(model, digit, "hires-cam")
+    assert explain_now(model, digit, "hires-cam") is not None
+
+
 def test_no_map_is_made_now_without_a_free_slot(model, digit):
+    explain(model, digit, "grad-cam")
     with model.gate.slot("the test"):  # its gate's only slot
         assert explain_now(model, digit, "grad-cam") is None
     assert explain_now(model, digit, "grad-cam") is not None
