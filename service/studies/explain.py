@@ -186,9 +186,9 @@ def explain(
 def explain_now(model: LoadedModel, image: np.ndarray, method: str, limits: Limits = Limits()) -> Explanation | None:
     """``explain`` of one image at the method's defaults for its predicted class, on the calling thread, if that is
     one run that takes no wait: the method costs one pass and finds its own target (no forward run first), it has
-    run at its defaults on this model before (its weights read and its session made: the first run, tens to hundreds
-    of milliseconds, happens in a worker thread), and an inference slot is free at once (held for the run). None
-    otherwise: the caller runs ``explain`` in a worker thread. One such map takes under a millisecond, less than
+    already run at its defaults on this model (its weights read and its session made: the first run, tens to
+    hundreds of milliseconds, happens in a worker thread), and an inference slot is free at once (held for the run).
+    None otherwise: the caller runs ``explain`` in a worker thread. One such map takes under a millisecond, less than
     handing it to a thread and back."""
     spec = method_of(method)
     defaults = {name: parameter.default for name, parameter in spec.parameters.items()}
