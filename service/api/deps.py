@@ -113,7 +113,8 @@ def scale_param(default: int):
     return scale_query
 
 
-Scale = Annotated[int, Depends(scale_param(8))]
+PICTURE_SCALE = 8  # a picture's default upscaling: a 28x28 digit drawn 224 px wide
+Scale = Annotated[int, Depends(scale_param(PICTURE_SCALE))]
 GridScale = Annotated[int, Depends(scale_param(2))]
 
 

@@ -191,7 +191,7 @@ def explain_now(model: LoadedModel, image: np.ndarray, method: str, limits: Limi
     None otherwise: the caller runs ``explain`` in a worker thread. One such map takes under a millisecond, less than
     handing it to a thread and back."""
     spec = method_of(method)
-    defaults = {name: parameter.default for name, parameter in spec.parameters.items()}
+    defaults = parameters_of(spec, {}, limits)
     if not spec.finds_targets or spec.evaluations(defaults) != 1 or len(np.asarray(image).reshape(-1, 28, 28)) != 1:
         return None
     if (model.entry.sha256, method) not in _warm:

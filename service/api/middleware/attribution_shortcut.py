@@ -46,13 +46,10 @@ class AttributionShortcut:
         self.answer_now = answer_now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = MATCH.fullmatch(scope["path"]) if scope["type"] == "http" else None
-        if found is not None and not (plain_post(scope) and image_upload(scope)):
-            found = None
-        if found is None:
+        method = self._method(scope)
+        if method is None:
             await self.app(scope, receive, send)
             return
-        method = found[1]
         scope["route"] = self.route  # the metrics and the access log name the route, as after FastAPI's routing
         scope["path_params"] = {"method": method}
         request = Request(scope, receive)
@@ -78,3 +75,11 @@ class AttributionShortcut:
             return await run_in_threadpool(self.route.endpoint, *arguments)
 
         await respond(request, answer, send)
+
+    @staticmethod
+    def _method(scope: Scope) -> str | None:
+        """The method named in the path of a request this shortcut answers, else None."""
+        found = MATCH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        if found is None or not (plain_post(scope) and image_upload(scope)):
+            return None
+        return found[1]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from service.api.deps import (
+    PICTURE_SCALE,
     AnyModelDep,
     AnyStatisticsDep,
     AttributionLimits,
@@ -122,7 +123,7 @@ def attribution(
         bool, Query(description="JSON only: add this map's deletion and insertion areas (and a random order's)")
     ] = False,
     format: Format = "png",
-    scale: Scale = 8,
+    scale: Scale = PICTURE_SCALE,
     labels: Legend = True,
     metrics: Metrics = None,
 ) -> Response:
@@ -155,7 +156,7 @@ def plain_answer_now(method: str, digit: np.ndarray, model: LoadedModel, limits:
     shipped model, computed on the calling thread when ``explain_now`` can run it at once; None otherwise (the
     caller runs the endpoint in a worker thread)."""
     result = explain_now(model, digit, method, limits)
-    return None if result is None else _heat_map_answer(result, digit, None, 8, True)
+    return None if result is None else _heat_map_answer(result, digit, None, PICTURE_SCALE, labels=True)
 
 
 def _heat_map_answer(
